@@ -1,0 +1,132 @@
+"""``python -m collector``: every command opens the Store and calls the function of the same
+name; library errors become CLI errors only here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from acquisition.config import to_dict
+from acquisition.policies import POLICIES, load_policy_file
+from collector.errors import DeconfoundError
+from collector.export import FORMATS, export
+from collector.setup import DEFAULT_DB, init_db
+from collector.simulate import SimulatedAnnotatorConfig, simulate
+from collector.store import Store
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _attr_effect(text: str) -> tuple[str, float]:
+    key, value = _key_value(text)
+    try:
+        return key, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected attribute=number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m collector",
+        description="Deconfound: collect interventional preference data for reward models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, parent=sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", default=str(DEFAULT_DB), help=f"SQLite database (default {DEFAULT_DB})")
+        return p
+
+    p = add("init", "Create the database (if missing) and activate the default randomised_attributes policy.")
+    p.add_argument("--demo", action="store_true", help="also load the demo pool (36 prompts, 5 task types)")
+
+    p = add("status", "Show row counts and the active policy.")
+
+    annot = sub.add_parser("annotator", help="Add or list annotators.", description="Add or list annotators.")
+    asub = annot.add_subparsers(dest="annotator_command", required=True, metavar="ACTION")
+    p = add("add", "Add an annotator and print their login URL (the token is shown once).", asub)
+    p.add_argument("name", help="display name")
+    p.add_argument("--group", default="default", help="annotator group (default: default)")
+    p.add_argument("--objective", default=None, help="the objective they judge by, e.g. helpfulness")
+    p.add_argument("--covariate", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                   help="a covariate to record (repeatable)")
+    p.add_argument("--base-url", default="http://127.0.0.1:8501", help="the app's address for the login URL")
+    add("list", "List annotators with their group and label counts.", asub)
+
+    p = add("simulate", "Scripted annotators label pairs through the same calls as the page.")
+    p.add_argument("--labels", type=int, default=200, help="number of labels to give (default 200)")
+    p.add_argument("--annotators", type=int, default=5, help="number of simulated annotators (default 5)")
+    p.add_argument("--groups", default="default", help="comma-separated annotator groups")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--noise", type=float, default=1.0, help="Bradley-Terry noise scale (default 1.0)")
+    p.add_argument("--effect", action="append", type=_attr_effect, default=[], metavar="ATTR=VALUE",
+                   help="a true attribute effect in quality points (default: attributes ignored)")
+
+    p = add("export", "Export labels (trl) or the full served-pair log (pairs) to .jsonl or .parquet.")
+    p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
+    p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
+
+    pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
+                         description="Show, list or apply acquisition policies.")
+    psub = pol.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    add("show", "Show the active policy and its config.", psub)
+    add("list", "List the registered policies.", psub)
+    p = add("apply", "Validate a TOML policy file and make it the active policy (new version).", psub)
+    p.add_argument("file", help="policy file, see acquisition/examples/")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "init":
+        print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
+        return
+    store = Store(args.db)
+    try:
+        if args.command == "status":
+            policy = store.active_policy()
+            print(json.dumps({**store.counts(), "policy": policy and policy["name"],
+                              "policy_version": policy and policy["version"]}, indent=2))
+        elif args.command == "annotator" and args.annotator_command == "add":
+            row, token = store.add_annotator(args.name, args.group, dict(args.covariate), args.objective)
+            print(f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).")
+            print(f"Login URL: {args.base_url.rstrip('/')}/?token={token}")
+        elif args.command == "annotator":
+            for a in store.annotators():
+                print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels")
+        elif args.command == "simulate":
+            config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect))
+            result = simulate(store, labels=args.labels, annotators=args.annotators,
+                              groups=[g.strip() for g in args.groups.split(",") if g.strip()],
+                              seed=args.seed, config=config)
+            print(json.dumps(result))
+        elif args.command == "export":
+            n = export(store, args.format, args.out)
+            print(f"Wrote {n} rows to {args.out}.")
+        elif args.command == "policy" and args.policy_command == "show":
+            print(json.dumps(store.active_policy(), indent=2))
+        elif args.command == "policy" and args.policy_command == "list":
+            for name, cls in sorted(POLICIES.items()):
+                print(f"{name}\t{cls.description}")
+        elif args.command == "policy" and args.policy_command == "apply":
+            name, config = load_policy_file(args.file)
+            row = store.activate_policy(name, to_dict(config))
+            print(f"Active policy: {row['name']} version {row['version']}.")
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except DeconfoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,29 @@
+"""The project's exceptions: one root, a few specific kinds, messages a researcher can act on."""
+
+
+class DeconfoundError(Exception):
+    """Root of every error Deconfound raises on purpose."""
+
+
+class ConfigError(DeconfoundError):
+    """A configuration (policy file, world file, CLI option) is invalid."""
+
+
+class NotFoundError(DeconfoundError):
+    """A referenced record (annotator, served pair, prompt, response) does not exist."""
+
+
+class LabelError(DeconfoundError):
+    """A label was refused: wrong annotator, unknown pair, or an invalid choice."""
+
+
+class AuthError(DeconfoundError):
+    """A token or password did not match."""
+
+
+class ImportFormatError(DeconfoundError):
+    """An input file is malformed; the message names the file, line and field."""
+
+
+class PoolError(DeconfoundError):
+    """The pool cannot serve a pair (for example no prompt has two responses)."""

@@ -1,0 +1,119 @@
+"""Serving pairs and taking labels: the functions the annotator page, the CLI and the
+simulated annotators all call.
+
+``Collector`` holds one ``Store`` and caches the pool snapshot and the active policy; both are
+rebuilt only when the pool version or the active policy version moves, so producing the next
+pair is a couple of indexed queries plus the policy's own work.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from acquisition.editors import apply_edit_vector
+from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
+from collector.errors import ConfigError
+from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
+
+
+@dataclass(frozen=True)
+class PairView:
+    """What the annotator page shows for one served pair."""
+
+    served_pair_id: int
+    prompt: str
+    task_type: str
+    left_text: str
+    right_text: str
+
+
+class Collector:
+    """Serves pairs under the active policy and records labels.
+
+    Args:
+        store: the database.
+        seed: seeds the generator that draws each served pair's own seed (``None``: entropy).
+        lease_seconds: how long a served pair stays reserved for its annotator.
+    """
+
+    def __init__(self, store: Store, seed: int | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._policy_key: tuple[int, int] | None = None
+        self._policy: Policy | None = None
+        self._policy_row: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ policy
+    def active_policy(self) -> tuple[Policy, dict[str, Any]]:
+        """The active policy instance and its stored row, rebuilt when either version moves."""
+        row = self.store.active_policy()
+        if row is None:
+            raise ConfigError(
+                "No active policy: run `python -m collector init` or `policy apply FILE` first."
+            )
+        key = (self.store.pool_version, row["version"])
+        with self._lock:
+            if key != self._policy_key:
+                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot())
+                self._policy_key, self._policy_row = key, row
+            return self._policy, self._policy_row  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ annotator actions
+    def login(self, token: str) -> dict[str, Any]:
+        return self.store.annotator_by_token(token)
+
+    def next_pair(self, annotator_id: int) -> PairView:
+        """The annotator's open pair if they have one, else a new pair from the active policy."""
+        pair = self.store.open_served_pair(annotator_id)
+        if pair is None:
+            pair = self._serve_new(annotator_id)
+        return self.view(pair)
+
+    def _serve_new(self, annotator_id: int) -> dict[str, Any]:
+        annotator = self.store.annotator(annotator_id)
+        policy, row = self.active_policy()
+        with self._lock:
+            seed = int(self._rng.integers(2**31))
+        proposal: Proposal = policy.propose(
+            AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
+        )
+        sides = []
+        for side in (proposal.left, proposal.right):
+            base_text = policy.pool.response_text[side.base_response_id]
+            text, check = apply_edit_vector(base_text, side.edit_vector)
+            sides.append(SideRecord(side.base_response_id, side.edit_vector, text, check))
+        return self.store.record_served_pair(
+            annotator, proposal.prompt_id, sides[0], sides[1],
+            position_swapped=proposal.position_swapped, policy=row, arm=proposal.arm,
+            propensity_score=proposal.propensity_score, arm_propensity=proposal.arm_propensity,
+            acquisition_score=proposal.acquisition_score, model_version=proposal.model_version,
+            seed=seed, lease_seconds=self.lease_seconds,
+        )
+
+    def view(self, pair: dict[str, Any]) -> PairView:
+        prompt = self.store.prompt(pair["prompt_id"])
+        return PairView(
+            served_pair_id=pair["id"], prompt=prompt["text"], task_type=prompt["task_type"],
+            left_text=self.store.response(pair["left_response_id"])["text"],
+            right_text=self.store.response(pair["right_response_id"])["text"],
+        )
+
+    def submit(self, annotator_id: int, served_pair_id: int, choice: str,
+               strength: int | None = None, rationale: str | None = None) -> dict[str, Any]:
+        """Record a label; a repeated submission returns the first label unchanged."""
+        label, _created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale)
+        return label
+
+    def skip(self, annotator_id: int, served_pair_id: int) -> None:
+        self.store.skip_served_pair(annotator_id, served_pair_id)
+
+    def progress(self, annotator_id: int) -> int:
+        """Labels this annotator has given so far."""
+        return self.store.label_count(annotator_id)

@@ -1,0 +1,119 @@
+"""Scripted annotators that label through the same ``Collector`` calls as the page.
+
+By default they prefer the response with the better base quality under Bradley-Terry noise
+with Davidson ties, and ignore every attribute (attributes are spurious unless a true effect
+is configured), so any attribute effect a reward model learns from their labels is spurious.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from acquisition.editors import EDITORS
+from collector.errors import ConfigError, DeconfoundError
+from collector.serving import Collector
+from collector.store import Store
+
+
+@dataclass
+class SimulatedAnnotatorConfig:
+    # Bradley-Terry scale: P(left) ~ sigmoid((u_left - u_right) / noise); quality is on a 1-5 scale
+    noise: float = 1.0
+    # Davidson tie parameter: P(tie) = nu * sqrt(pi_l * pi_r) / (pi_l + pi_r + nu * sqrt(pi_l * pi_r))
+    tie_strength: float = 0.1
+    # true effect of each attribute on the utility, in quality points (default: none, spurious)
+    attribute_effects: dict[str, float] = field(default_factory=dict)
+
+    def validate(self, where: str = "simulate") -> None:
+        if self.noise <= 0:
+            raise ConfigError(f"{where}.noise: must be positive; got {self.noise}.")
+        if self.tie_strength < 0:
+            raise ConfigError(f"{where}.tie_strength: must be zero or positive; got {self.tie_strength}.")
+        for a in self.attribute_effects:
+            if a not in EDITORS:
+                raise ConfigError(
+                    f"{where}.attribute_effects.{a}: unknown attribute; known: {', '.join(sorted(EDITORS))}."
+                )
+
+
+def choose(
+    quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
+    config: SimulatedAnnotatorConfig, rng: np.random.Generator,
+) -> tuple[str, int]:
+    """One simulated judgement: ``(choice, strength)``."""
+    u_left = quality_left + sum(config.attribute_effects.get(a, 0.0) for a in on_left)
+    u_right = quality_right + sum(config.attribute_effects.get(a, 0.0) for a in on_right)
+    d = (u_left - u_right) / config.noise
+    pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
+    tie = config.tie_strength * math.sqrt(pi_l * pi_r)
+    total = pi_l + pi_r + tie
+    r = rng.random() * total
+    choice = "left" if r < pi_l else ("right" if r < pi_l + pi_r else "tie")
+    strength = 1 if abs(d) < 1 else (2 if abs(d) < 2.5 else 3)
+    return choice, strength
+
+
+def _on(edit_vector_json: str) -> set[str]:
+    return {a for a, e in json.loads(edit_vector_json).items() if e.get("on")}
+
+
+def simulate(
+    store: Store,
+    labels: int = 200,
+    annotators: int = 5,
+    groups: list[str] | None = None,
+    seed: int = 0,
+    config: SimulatedAnnotatorConfig | None = None,
+) -> dict[str, Any]:
+    """Have ``annotators`` simulated people give ``labels`` labels in turn.
+
+    Annotators named ``sim-<group>-<i>`` are created on first use and reused afterwards.
+
+    Returns:
+        counts of the choices made and the ids of the simulated annotators.
+    """
+    config = config or SimulatedAnnotatorConfig()
+    config.validate()
+    groups = groups or ["default"]
+    if labels < 0 or annotators < 1:
+        raise ConfigError("simulate: --labels must be >= 0 and --annotators >= 1.")
+    rng = np.random.default_rng(seed)
+    collector = Collector(store, seed=seed)
+    existing = {(a["name"], a["group_name"]): a for a in store.annotators() if a["is_simulated"]}
+    people = []
+    for i in range(annotators):
+        group = groups[i % len(groups)]
+        name = f"sim-{group}-{i + 1}"
+        row = existing.get((name, group)) or store.add_annotator(
+            name, group=group, covariates={"simulated": "true"}, is_simulated=True
+        )[0]
+        people.append(row)
+    counts: dict[str, int] = {}
+    quality: dict[int, float] = {}
+    for n in range(labels):
+        person = people[n % len(people)]
+        view = collector.next_pair(person["id"])
+        pair = store.served_pair(view.served_pair_id)
+        qs = []
+        for side in ("left", "right"):
+            rid = pair[f"{side}_base_response_id"]
+            if rid not in quality:
+                q = store.response(rid)["quality"]
+                if q is None:
+                    raise DeconfoundError(
+                        f"simulate needs a known quality for every base response; response {rid} "
+                        "has none (the demo pool has them, imported human data does not)."
+                    )
+                quality[rid] = float(q)
+            qs.append(quality[rid])
+        choice, strength = choose(
+            qs[0], qs[1], _on(pair["left_edit_vector"]), _on(pair["right_edit_vector"]), config, rng
+        )
+        collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
+        counts[choice] = counts.get(choice, 0) + 1
+    return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people]}

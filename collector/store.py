@@ -1,0 +1,554 @@
+"""The whole data API of Deconfound: one class over ``sqlite_utils.Database``.
+
+Pages, policies and the CLI never write SQL; they call a method here. Every write is
+one ``BEGIN IMMEDIATE`` transaction, so a crash mid-write leaves nothing half-done and
+two processes (the app and ``python -m collector simulate``) can share one file.
+
+sqlite-utils' own ``insert``/``upsert`` commit through ``with conn:``, which would end an
+enclosing transaction early, so writes that must be atomic use ``_insert`` below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from collector.errors import AuthError, DeconfoundError, LabelError, NotFoundError
+
+SCHEMA_VERSION = 1
+CHOICES = ("left", "right", "tie", "both_bad")
+DEFAULT_LEASE_SECONDS = 30 * 60
+
+
+def text_hash(text: str) -> str:
+    """`sha256` hex digest of a text, the key for de-duplication and embedding caches."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(("deconfound-token:" + token).encode("utf-8")).hexdigest()
+
+
+def edit_key(edit_vector: dict[str, Any]) -> str:
+    """Canonical string of the attributes switched on (with editor and seed), used to reuse variants."""
+    on = {a: e for a, e in sorted(edit_vector.items()) if e.get("on")}
+    return json.dumps(on, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class PoolPrompt:
+    id: int
+    text: str
+    task_type: str
+    response_ids: tuple[int, ...]
+
+
+@dataclass
+class PoolSnapshot:
+    """Read-only view of the base pool that policies choose from (edited copies excluded)."""
+
+    version: int
+    prompts: list[PoolPrompt]
+    response_text: dict[int, str]
+    response_quality: dict[int, float | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {p.id: p for p in self.prompts}
+
+    @property
+    def servable(self) -> list[PoolPrompt]:
+        return [p for p in self.prompts if len(p.response_ids) >= 2]
+
+    def prompt(self, prompt_id: int) -> PoolPrompt:
+        try:
+            return self._by_id[prompt_id]
+        except KeyError:
+            raise NotFoundError(f"No prompt with id {prompt_id} in the pool.") from None
+
+
+@dataclass(frozen=True)
+class SideRecord:
+    """One side of a pair as the serving layer hands it to storage."""
+
+    base_response_id: int
+    edit_vector: dict[str, Any]
+    text: str
+    manipulation_check: dict[str, bool]
+
+
+class Store:
+    """Deconfound's database: pool, annotators, policies, served pairs and labels.
+
+    Args:
+        path: SQLite file, or ``":memory:"`` for tests.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._ensure_schema()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:  # nested: join the outer transaction
+                yield
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cols = ", ".join(f"[{c}]" for c in row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.db.execute(f"INSERT INTO [{table}] ({cols}) VALUES ({marks})", list(row.values()))
+        return int(cur.lastrowid)
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db.query(sql, list(params)))
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(params)))
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _ensure_schema(self) -> None:
+        with self._lock:
+            tables = set(self.db.table_names())
+            if "meta" in tables:
+                found = int(self.get_meta("schema_version", "0"))
+                if found > SCHEMA_VERSION:
+                    raise DeconfoundError(
+                        f"{self.path}: database schema version {found} is newer than this "
+                        f"code's ({SCHEMA_VERSION}); upgrade Deconfound."
+                    )
+                if found == SCHEMA_VERSION:
+                    return
+            with self.transaction():
+                self._create_tables()
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
+
+    def _create_tables(self) -> None:
+        ddl = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS prompts (
+            id INTEGER PRIMARY KEY, text TEXT NOT NULL, text_hash TEXT NOT NULL UNIQUE,
+            task_type TEXT NOT NULL DEFAULT 'general', source TEXT, external_id TEXT,
+            created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS responses (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            text TEXT NOT NULL, text_hash TEXT NOT NULL,
+            parent_response_id INTEGER REFERENCES responses(id),
+            edit_vector TEXT, edit_key TEXT, manipulation_check TEXT,
+            quality REAL, model TEXT, source TEXT, created_at REAL NOT NULL);
+        CREATE UNIQUE INDEX IF NOT EXISTS responses_base_unique
+            ON responses(prompt_id, text_hash) WHERE parent_response_id IS NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS responses_variant_unique
+            ON responses(parent_response_id, edit_key) WHERE parent_response_id IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS responses_prompt ON responses(prompt_id);
+        CREATE TABLE IF NOT EXISTS annotators (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+            group_name TEXT NOT NULL DEFAULT 'default', objective TEXT,
+            covariates TEXT NOT NULL DEFAULT '{}', is_simulated INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS policies (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL UNIQUE,
+            config TEXT NOT NULL, is_active INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS served_pairs (
+            id INTEGER PRIMARY KEY,
+            annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+            annotator_group TEXT NOT NULL,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            left_response_id INTEGER NOT NULL REFERENCES responses(id),
+            right_response_id INTEGER NOT NULL REFERENCES responses(id),
+            left_base_response_id INTEGER NOT NULL REFERENCES responses(id),
+            right_base_response_id INTEGER NOT NULL REFERENCES responses(id),
+            left_edit_vector TEXT NOT NULL, right_edit_vector TEXT NOT NULL,
+            position_swapped INTEGER NOT NULL,
+            policy_id INTEGER REFERENCES policies(id), policy_name TEXT NOT NULL,
+            policy_version INTEGER NOT NULL, arm TEXT NOT NULL,
+            propensity_score REAL NOT NULL, arm_propensity REAL NOT NULL,
+            acquisition_score REAL, model_version TEXT, seed INTEGER,
+            served_at REAL NOT NULL, lease_expires_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'served', skipped_at REAL);
+        CREATE INDEX IF NOT EXISTS served_pairs_annotator ON served_pairs(annotator_id, status);
+        CREATE TABLE IF NOT EXISTS labels (
+            id INTEGER PRIMARY KEY,
+            served_pair_id INTEGER NOT NULL UNIQUE REFERENCES served_pairs(id),
+            annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+            choice TEXT NOT NULL, strength INTEGER, rationale TEXT,
+            latency_ms INTEGER NOT NULL, created_at REAL NOT NULL);
+        """
+        for statement in ddl.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", [key])
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    @property
+    def pool_version(self) -> int:
+        return int(self.get_meta("pool_version", "0") or 0)
+
+    # ------------------------------------------------------------------ pool
+    def add_pool(self, records: Iterable[dict[str, Any]], source: str) -> tuple[int, int]:
+        """Add prompts with their base responses in one transaction.
+
+        Args:
+            records: each ``{"prompt": str, "task_type": str, "responses": [{"text", "quality"?,
+                "model"?}], "external_id"?: str}``.
+            source: where the records came from (file name, ``"demo"``).
+
+        Returns:
+            ``(new_prompts, new_responses)``; texts already present are reused, not duplicated.
+        """
+        now = time.time()
+        new_prompts = new_responses = 0
+        with self.transaction():
+            for record in records:
+                prompt_text = record["prompt"]
+                existing = self._one(
+                    "SELECT id FROM prompts WHERE text_hash = ?", [text_hash(prompt_text)]
+                )
+                if existing:
+                    prompt_id = existing["id"]
+                else:
+                    prompt_id = self._insert("prompts", {
+                        "text": prompt_text, "text_hash": text_hash(prompt_text),
+                        "task_type": record.get("task_type") or "general", "source": source,
+                        "external_id": record.get("external_id"), "created_at": now,
+                    })
+                    new_prompts += 1
+                for response in record["responses"]:
+                    h = text_hash(response["text"])
+                    if self._one(
+                        "SELECT id FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                        "AND parent_response_id IS NULL", [prompt_id, h]
+                    ):
+                        continue
+                    self._insert("responses", {
+                        "prompt_id": prompt_id, "text": response["text"], "text_hash": h,
+                        "quality": response.get("quality"), "model": response.get("model"),
+                        "source": source, "created_at": now,
+                    })
+                    new_responses += 1
+            version = self.pool_version + 1
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('pool_version', ?)", [str(version)]
+            )
+        return new_prompts, new_responses
+
+    def pool_snapshot(self) -> PoolSnapshot:
+        """The base pool as policies see it; cheap enough to rebuild when the pool version moves."""
+        with self._lock:
+            version = self.pool_version
+            prompts = self._all("SELECT id, text, task_type FROM prompts ORDER BY id")
+            responses = self._all(
+                "SELECT id, prompt_id, text, quality FROM responses "
+                "WHERE parent_response_id IS NULL ORDER BY id"
+            )
+        by_prompt: dict[int, list[int]] = {}
+        for r in responses:
+            by_prompt.setdefault(r["prompt_id"], []).append(r["id"])
+        return PoolSnapshot(
+            version=version,
+            prompts=[
+                PoolPrompt(p["id"], p["text"], p["task_type"], tuple(by_prompt.get(p["id"], ())))
+                for p in prompts
+            ],
+            response_text={r["id"]: r["text"] for r in responses},
+            response_quality={r["id"]: r["quality"] for r in responses},
+        )
+
+    def prompt(self, prompt_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM prompts WHERE id = ?", [prompt_id])
+        if row is None:
+            raise NotFoundError(f"No prompt with id {prompt_id}.")
+        return row
+
+    def response(self, response_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM responses WHERE id = ?", [response_id])
+        if row is None:
+            raise NotFoundError(f"No response with id {response_id}.")
+        return row
+
+    def counts(self) -> dict[str, int]:
+        """Row counts a researcher wants at a glance."""
+        q = {
+            "prompts": "SELECT count(*) AS n FROM prompts",
+            "base_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NULL",
+            "edited_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NOT NULL",
+            "annotators": "SELECT count(*) AS n FROM annotators",
+            "served_pairs": "SELECT count(*) AS n FROM served_pairs",
+            "labels": "SELECT count(*) AS n FROM labels",
+        }
+        return {k: int(self._one(sql)["n"]) for k, sql in q.items()}
+
+    # ------------------------------------------------------------------ annotators
+    def add_annotator(
+        self,
+        name: str,
+        group: str = "default",
+        covariates: dict[str, str] | None = None,
+        objective: str | None = None,
+        is_simulated: bool = False,
+    ) -> tuple[dict[str, Any], str]:
+        """Create an annotator and return ``(row, token)``; only the token's hash is stored."""
+        if not name.strip():
+            raise DeconfoundError("An annotator needs a non-empty name.")
+        token = secrets.token_urlsafe(16)
+        with self.transaction():
+            annotator_id = self._insert("annotators", {
+                "name": name.strip(), "token_hash": token_hash(token), "group_name": group,
+                "objective": objective, "covariates": json.dumps(covariates or {}, sort_keys=True),
+                "is_simulated": int(is_simulated), "created_at": time.time(),
+            })
+        return self.annotator(annotator_id), token
+
+    def annotator(self, annotator_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM annotators WHERE id = ?", [annotator_id])
+        if row is None:
+            raise NotFoundError(f"No annotator with id {annotator_id}.")
+        return row
+
+    def annotator_by_token(self, token: str) -> dict[str, Any]:
+        row = self._one("SELECT * FROM annotators WHERE token_hash = ?", [token_hash(token.strip())])
+        if row is None:
+            raise AuthError("Unknown token: ask the study's researcher for your login link.")
+        return row
+
+    def annotators(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM annotators ORDER BY id")
+
+    # ------------------------------------------------------------------ policies
+    def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Store a policy config as the next version and make it the active one."""
+        with self.transaction():
+            row = self._one("SELECT coalesce(max(version), 0) AS v FROM policies")
+            version = int(row["v"]) + 1
+            self.db.execute("UPDATE policies SET is_active = 0 WHERE is_active = 1")
+            self._insert("policies", {
+                "name": name, "version": version, "config": json.dumps(config, sort_keys=True),
+                "is_active": 1, "created_at": time.time(),
+            })
+        return self.active_policy()
+
+    def active_policy(self) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM policies WHERE is_active = 1")
+        if row:
+            row["config"] = json.loads(row["config"])
+        return row
+
+    def policies(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM policies ORDER BY version")
+
+    # ------------------------------------------------------------------ serving
+    def open_served_pair(self, annotator_id: int, now: float | None = None) -> dict[str, Any] | None:
+        """The annotator's served, unlabelled, unskipped pair whose lease has not run out."""
+        now = time.time() if now is None else now
+        return self._one(
+            "SELECT * FROM served_pairs WHERE annotator_id = ? AND status = 'served' "
+            "AND lease_expires_at > ? ORDER BY id DESC LIMIT 1",
+            [annotator_id, now],
+        )
+
+    def record_served_pair(
+        self,
+        annotator: dict[str, Any],
+        prompt_id: int,
+        left: SideRecord,
+        right: SideRecord,
+        *,
+        position_swapped: bool,
+        policy: dict[str, Any],
+        arm: str,
+        propensity_score: float,
+        arm_propensity: float,
+        acquisition_score: float | None = None,
+        model_version: str | None = None,
+        seed: int | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> dict[str, Any]:
+        """Materialise both sides (reusing edited copies) and log the served pair, atomically."""
+        now = time.time()
+        with self.transaction():
+            left_id = self._variant_id(prompt_id, left, now)
+            right_id = self._variant_id(prompt_id, right, now)
+            pair_id = self._insert("served_pairs", {
+                "annotator_id": annotator["id"], "annotator_group": annotator["group_name"],
+                "prompt_id": prompt_id,
+                "left_response_id": left_id, "right_response_id": right_id,
+                "left_base_response_id": left.base_response_id,
+                "right_base_response_id": right.base_response_id,
+                "left_edit_vector": json.dumps(left.edit_vector, sort_keys=True),
+                "right_edit_vector": json.dumps(right.edit_vector, sort_keys=True),
+                "position_swapped": int(position_swapped),
+                "policy_id": policy.get("id"), "policy_name": policy["name"],
+                "policy_version": policy["version"], "arm": arm,
+                "propensity_score": propensity_score, "arm_propensity": arm_propensity,
+                "acquisition_score": acquisition_score, "model_version": model_version,
+                "seed": seed, "served_at": now, "lease_expires_at": now + lease_seconds,
+                "status": "served",
+            })
+        return self.served_pair(pair_id)
+
+    def _variant_id(self, prompt_id: int, side: SideRecord, now: float) -> int:
+        key = edit_key(side.edit_vector)
+        base = self._one("SELECT text FROM responses WHERE id = ?", [side.base_response_id])
+        if base is None:
+            raise NotFoundError(f"No response with id {side.base_response_id}.")
+        if base["text"] == side.text:
+            return side.base_response_id
+        found = self._one(
+            "SELECT id FROM responses WHERE parent_response_id = ? AND edit_key = ?",
+            [side.base_response_id, key],
+        )
+        if found:
+            return int(found["id"])
+        return self._insert("responses", {
+            "prompt_id": prompt_id, "text": side.text, "text_hash": text_hash(side.text),
+            "parent_response_id": side.base_response_id,
+            "edit_vector": json.dumps(side.edit_vector, sort_keys=True), "edit_key": key,
+            "manipulation_check": json.dumps(side.manipulation_check, sort_keys=True),
+            "source": "editor", "created_at": now,
+        })
+
+    def served_pair(self, served_pair_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
+        if row is None:
+            raise NotFoundError(f"No served pair with id {served_pair_id}.")
+        return row
+
+    def submit_label(
+        self,
+        annotator_id: int,
+        served_pair_id: int,
+        choice: str,
+        strength: int | None = None,
+        rationale: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Record the label answering one served pair.
+
+        Returns:
+            ``(label, created)``. A second submission for the same pair returns the first
+            label with ``created=False`` and changes nothing.
+
+        Raises:
+            LabelError: unknown pair, a pair served to someone else, a skipped pair, or an
+                invalid choice / strength.
+        """
+        if choice not in CHOICES:
+            raise LabelError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}.")
+        if strength is not None and strength not in (1, 2, 3):
+            raise LabelError(f"strength must be 1, 2 or 3 (or left out); got {strength!r}.")
+        rationale = (rationale or "").strip() or None
+        with self.transaction():
+            pair = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
+            if pair is None:
+                raise LabelError(f"Served pair {served_pair_id} does not exist; label refused.")
+            if pair["annotator_id"] != annotator_id:
+                raise LabelError(
+                    f"Served pair {served_pair_id} was served to another annotator, "
+                    f"not to annotator {annotator_id}; label refused."
+                )
+            existing = self._one("SELECT * FROM labels WHERE served_pair_id = ?", [served_pair_id])
+            if existing:
+                return existing, False
+            if pair["status"] == "skipped":
+                raise LabelError(f"Served pair {served_pair_id} was skipped; label refused.")
+            now = time.time()
+            self._insert("labels", {
+                "served_pair_id": served_pair_id, "annotator_id": annotator_id, "choice": choice,
+                "strength": strength, "rationale": rationale,
+                "latency_ms": int(round((now - pair["served_at"]) * 1000)), "created_at": now,
+            })
+            self.db.execute(
+                "UPDATE served_pairs SET status = 'labelled' WHERE id = ?", [served_pair_id]
+            )
+            label = self._one("SELECT * FROM labels WHERE served_pair_id = ?", [served_pair_id])
+        return label, True
+
+    def skip_served_pair(self, annotator_id: int, served_pair_id: int) -> dict[str, Any]:
+        """Mark a served pair as skipped by its annotator (kept in the log, never labelled)."""
+        with self.transaction():
+            pair = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
+            if pair is None or pair["annotator_id"] != annotator_id:
+                raise LabelError(
+                    f"Served pair {served_pair_id} was not served to annotator {annotator_id}."
+                )
+            if pair["status"] == "served":
+                self.db.execute(
+                    "UPDATE served_pairs SET status = 'skipped', skipped_at = ? WHERE id = ?",
+                    [time.time(), served_pair_id],
+                )
+        return self.served_pair(served_pair_id)
+
+    def label_count(self, annotator_id: int | None = None) -> int:
+        if annotator_id is None:
+            return int(self._one("SELECT count(*) AS n FROM labels")["n"])
+        return int(self._one(
+            "SELECT count(*) AS n FROM labels WHERE annotator_id = ?", [annotator_id]
+        )["n"])
+
+    def labels(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM labels ORDER BY id")
+
+    def served_pair_log(self) -> list[dict[str, Any]]:
+        """Every served pair with its texts, annotator, policy config and label (if any)."""
+        return self._all(
+            """
+            SELECT sp.*, p.text AS prompt, p.task_type AS task_type,
+                   lr.text AS left_text, rr.text AS right_text,
+                   a.name AS annotator_name, a.objective AS annotator_objective,
+                   a.covariates AS annotator_covariates,
+                   l.id AS label_id, l.choice AS choice, l.strength AS strength,
+                   l.rationale AS rationale, l.latency_ms AS latency_ms,
+                   l.created_at AS labelled_at
+            FROM served_pairs sp
+            JOIN prompts p ON p.id = sp.prompt_id
+            JOIN responses lr ON lr.id = sp.left_response_id
+            JOIN responses rr ON rr.id = sp.right_response_id
+            JOIN annotators a ON a.id = sp.annotator_id
+            LEFT JOIN labels l ON l.served_pair_id = sp.id
+            ORDER BY sp.id
+            """
+        )
