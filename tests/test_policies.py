@@ -1,0 +1,108 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from acquisition.config import loads_toml
+from acquisition.policies import (
+    POLICIES,
+    AnnotatorContext,
+    build_policy,
+    parse_policy_config,
+    parse_policy_document,
+)
+from collector.errors import ConfigError
+from collector.store import Store
+
+# small configs so every outcome can be enumerated by sampling
+SMALL = {"randomised_attributes": {"attributes": ["bold", "emoji"], "probability": 0.3}}
+
+
+@pytest.fixture
+def tiny_pool():
+    s = Store(":memory:")
+    s.add_pool([
+        {"prompt": "P1?", "responses": [{"text": "Alpha one. Beta two."}, {"text": "Gamma three. Delta four."}]},
+        {"prompt": "P2?", "responses": [{"text": "Epsilon five. Zeta six."}, {"text": "Eta seven. Theta eight."},
+                                        {"text": "Iota nine. Kappa ten."}]},
+        {"prompt": "P3 has one response only?", "responses": [{"text": "Lonely answer here."}]},
+    ], source="test")
+    yield s.pool_snapshot()
+    s.close()
+
+
+def outcome(p):
+    def side(s):
+        return (s.base_response_id, tuple(sorted(a for a, e in s.edit_vector.items() if e["on"])))
+    return (p.prompt_id, side(p.left), side(p.right))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_policy_contract(name, tiny_pool):
+    policy = build_policy(name, SMALL.get(name, {}), tiny_pool)
+    rng = np.random.default_rng(0)
+    annotator = AnnotatorContext(1, "g")
+    n = 30000
+    seen, counts, swaps = {}, Counter(), 0
+    for _ in range(n):
+        p = policy.propose(annotator, rng)
+        assert p.prompt_id in (1, 2)  # the single-response prompt is never served
+        assert 0 < p.propensity_score <= 1
+        key = outcome(p)
+        assert key[1] != key[2]
+        seen.setdefault(key, p.propensity_score)
+        assert seen[key] == pytest.approx(p.propensity_score)
+        counts[key] += 1
+        swaps += p.position_swapped
+    # every possible outcome was seen, so the propensities must sum to exactly one
+    assert sum(seen.values()) == pytest.approx(1.0, abs=1e-9)
+    for key, prop in seen.items():
+        assert counts[key] / n == pytest.approx(prop, abs=4 * (prop / n) ** 0.5 + 1e-3)
+    assert abs(swaps / n - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_policy_is_deterministic_under_a_seed(name, tiny_pool):
+    policy = build_policy(name, SMALL.get(name, {}), tiny_pool)
+    a = [policy.propose(AnnotatorContext(1), np.random.default_rng(7)) for _ in range(3)]
+    b = [policy.propose(AnnotatorContext(1), np.random.default_rng(7)) for _ in range(3)]
+    assert a == b
+
+
+def test_randomised_attributes_propensity_is_the_product_of_its_draws(tiny_pool):
+    policy = build_policy("randomised_attributes", {"attributes": ["bold"], "probability": 0.2}, tiny_pool)
+    p = policy.propose(AnnotatorContext(1), np.random.default_rng(3))
+    on = [p.left.edit_vector["bold"]["on"], p.right.edit_vector["bold"]["on"]]
+    arm = 0.5 * np.prod([0.2 if o else 0.8 for o in on])
+    assert p.arm_propensity == pytest.approx(arm)
+    pair = 1 / 2 * 1 if p.prompt_id == 1 else 1 / 2 * 1 / 3
+    assert p.propensity_score == pytest.approx(arm * pair)
+
+
+@pytest.mark.parametrize("config,field", [
+    ({"probability": 1.0}, "config.probability"),
+    ({"probability": "half"}, "config.probability"),
+    ({"attributes": ["sparkles"]}, "config.attributes[0]"),
+    ({"probabilities": {"bold": 0.0}, "attributes": ["bold"]}, "config.probabilities.bold"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+])
+def test_bad_config_names_the_field(config, field):
+    with pytest.raises(ConfigError) as err:
+        parse_policy_config("randomised_attributes", config)
+    assert field in str(err.value)
+
+
+def test_policy_document_from_toml():
+    doc = loads_toml('name = "randomised_attributes"\n[config]\nprobability = 0.3\nattributes = ["bold"]\n')
+    name, config = parse_policy_document(doc, "f.toml")
+    assert name == "randomised_attributes" and config.probability == 0.3
+    with pytest.raises(ConfigError, match="unknown policy 'nope'.*known: observational"):
+        parse_policy_document({"name": "nope"}, "f.toml")
+    with pytest.raises(ConfigError, match="f.toml: not valid TOML"):
+        loads_toml("name = ", "f.toml")
+
+
+def test_empty_pool_gives_a_clear_error():
+    s = Store(":memory:")
+    with pytest.raises(ConfigError, match="no prompt with two responses"):
+        build_policy("observational", {}, s.pool_snapshot())
