@@ -178,8 +178,9 @@ class Hedging(Editor):
     description = "Hedges and vague qualifiers in front of the first sentences."
     order = 25
     _hedges = (
-        "I could be wrong, but", "It seems that", "Generally speaking,",
-        "In some cases,", "As far as I can tell,", "It is possible that",
+        # each works in front of any sentence, imperative ones included
+        "I could be wrong, but", "Generally speaking,", "In some cases,",
+        "As far as I can tell,", "If I am not mistaken,", "In most situations,",
     )
     _pattern = re.compile("|".join(re.escape(h) for h in _hedges), re.I)
 
