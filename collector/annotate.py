@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.errors import AuthError
 from collector.serving import Collector
 
 STRENGTHS = {"Slightly better": 1, "Clearly better": 2, "Much better": 3}
@@ -27,6 +28,18 @@ Keyboard: **1** left, **2** right, **3** tie, **4** both bad, **S** skip.
 def login(collector: Collector, token: str) -> dict[str, Any]:
     """Annotator row for a token; raises ``AuthError`` with a readable message."""
     return collector.login(token)
+
+
+def signup_open(collector: Collector) -> bool:
+    """Whether the login page lets a new annotator register by name (on for demo databases)."""
+    return collector.store.get_meta("open_signup") == "1"
+
+
+def sign_up(collector: Collector, name: str) -> tuple[dict[str, Any], str]:
+    """Register a self-signed-up annotator; returns ``(annotator, token)``."""
+    if not signup_open(collector):
+        raise AuthError("Sign-up is closed for this study: ask the researcher for a login link.")
+    return collector.store.add_annotator(name, group="self-registered")
 
 
 def submit_choice(collector: Collector, annotator_id: int, served_pair_id: int, choice: str,

@@ -38,6 +38,8 @@ def init_db(path: str | Path = DEFAULT_DB, demo: bool = False) -> dict[str, Any]
         added = (0, 0)
         if demo:
             added = store.add_pool(load_demo_pool(), source="demo")
+            if store.get_meta("open_signup") is None:
+                store.set_meta("open_signup", "1")  # demo: anyone may start labelling
         policy = store.active_policy()
         if policy is None:
             policy = store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig()))

@@ -1,0 +1,1 @@
+"""Reward models (embeddings, model family, online training) arrive with the reward-model issue."""

@@ -67,3 +67,29 @@ def test_raw_html_is_shown_as_text_not_rendered(app_db):
     at.query_params["token"] = token
     at.run()
     assert all(not m.proto.allow_html for m in at.markdown)
+
+
+def test_demo_database_lets_a_new_annotator_sign_up_and_label(app_db):
+    db, _token = app_db
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.text_input(key="annotate_signup_name").input("Newcomer")
+    at.button[1].click().run()
+    assert not at.exception
+    at.button(key="annotate_both_bad").click().run()
+    assert not at.exception
+    s = Store(db)
+    try:
+        newcomer = [a for a in s.annotators() if a["name"] == "Newcomer"][0]
+        assert newcomer["group_name"] == "self-registered"
+        assert [l["choice"] for l in s.labels() if l["annotator_id"] == newcomer["id"]] == ["both_bad"]
+    finally:
+        s.close()
+
+
+def test_signup_is_closed_without_demo(tmp_path, monkeypatch):
+    db = tmp_path / "closed.db"
+    init_db(db)
+    monkeypatch.setenv("DECONFOUND_DB", str(db))
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not at.exception
+    assert "annotate_signup_name" not in [t.key for t in at.text_input]

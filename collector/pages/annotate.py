@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from collector.annotate import GUIDELINES, STRENGTHS, login, submit_choice
+from collector.annotate import GUIDELINES, STRENGTHS, login, sign_up, signup_open, submit_choice
 from collector.app_state import get_collector
 from collector.errors import DeconfoundError
 
@@ -26,6 +26,19 @@ if "annotate_annotator" not in st.session_state:
                 st.rerun()
             except DeconfoundError as exc:
                 st.error(str(exc))
+    if signup_open(collector):
+        with st.form("annotate_signup"):
+            st.markdown("**New here?** Enter a name to start labelling straight away.")
+            name = st.text_input("Your name", key="annotate_signup_name")
+            if st.form_submit_button("Sign up and start"):
+                try:
+                    annotator, new_token = sign_up(collector, name)
+                    st.session_state["annotate_annotator"] = annotator
+                    st.session_state["annotate_flash"] = "Welcome. Your personal link is in the sidebar."
+                    st.query_params["token"] = new_token
+                    st.rerun()
+                except DeconfoundError as exc:
+                    st.error(str(exc))
     st.stop()
 
 annotator = st.session_state["annotate_annotator"]
@@ -34,6 +47,8 @@ done = collector.progress(annotator["id"])
 with st.sidebar:
     st.markdown(f"**{annotator['name']}** · group `{annotator['group_name']}`")
     st.metric("Labels given", done)
+    if token := st.query_params.get("token"):
+        st.caption("Bookmark this page to come back: your token is in its address.")
     with st.expander("Guidelines", expanded=done == 0):
         st.markdown(GUIDELINES)
     if st.button("Log out", key="annotate_logout"):
