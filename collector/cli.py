@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
     p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
 
+    p = add("train", "Train the reward model on every label now, evaluate it, publish a checkpoint, print the metrics.")
+    p.add_argument("--model", default=None, help="reward model name (default from --config, else bt_mlp)")
+    p.add_argument("--config", default=None, help="TOML training config (see models/examples/training.toml)")
+
+    p = add("worker", "Retrain the reward model whenever enough new labels arrived (runs until stopped).")
+    p.add_argument("--config", default=None, help="TOML training config")
+    p.add_argument("--poll", type=float, default=5.0, help="seconds between checks for new labels")
+    p.add_argument("--once", action="store_true", help="train once if due, then exit")
+
     pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
                          description="Show, list or apply acquisition policies.")
     psub = pol.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
@@ -86,6 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     if args.command == "init":
         print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
+        return
+    if args.command in ("train", "worker"):
+        from models.online import load_training_config, make_trainer
+
+        config = load_training_config(args.config)
+        if args.command == "train":
+            if args.model:
+                config.model = args.model
+            print(json.dumps(make_trainer(args.db, config, progress=True).train_once(
+                on_start=lambda: print("training started", file=sys.stderr, flush=True)), indent=2))
+        else:
+            import threading
+
+            trainer = make_trainer(args.db, config, progress=True)
+            if args.once:
+                store = Store(args.db)
+                due = trainer.due(store)
+                store.close()
+                if due:
+                    print(json.dumps(trainer.train_once(
+                        on_start=lambda: print("training started", file=sys.stderr, flush=True))))
+                else:
+                    print("No retraining due.")
+            else:
+                try:
+                    trainer.run(threading.Event(), poll_seconds=args.poll)
+                except KeyboardInterrupt:
+                    pass
         return
     store = Store(args.db)
     try:

@@ -93,7 +93,8 @@ class Collector:
             annotator, proposal.prompt_id, sides[0], sides[1],
             position_swapped=proposal.position_swapped, policy=row, arm=proposal.arm,
             propensity_score=proposal.propensity_score, arm_propensity=proposal.arm_propensity,
-            acquisition_score=proposal.acquisition_score, model_version=proposal.model_version,
+            acquisition_score=proposal.acquisition_score,
+            model_version=proposal.model_version or self.store.get_meta("model_version"),
             seed=seed, lease_seconds=self.lease_seconds,
         )
 

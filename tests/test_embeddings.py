@@ -1,0 +1,86 @@
+"""Tests for models.embeddings: shapes, normalisation, semantics, ordering and the on-disk cache."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from models.embeddings import DIM, Embedder, model_path
+
+SENTENCES = [
+    "A cat sits on the mat",
+    "A kitten is sitting on a rug",
+    "Quarterly tax filing deadlines",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """One in-memory embedder for the module, so the model is loaded once."""
+    return Embedder()
+
+
+def test_model_path_exists():
+    path = model_path()
+    assert path.is_dir()
+    assert (path / "config.json").is_file()
+    assert (path / "model.safetensors").is_file()
+
+
+def test_shape_and_dtype(embedder):
+    vecs = embedder.embed(SENTENCES)
+    assert vecs.shape == (3, DIM) == (3, 384)
+    assert vecs.dtype == np.float32
+    assert embedder.embed([]).shape == (0, DIM)
+
+
+def test_unit_norm(embedder):
+    vecs = embedder.embed(SENTENCES + ["word", "a much longer text " * 40])
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_deterministic_across_batches(embedder):
+    """Same vector whatever the batch it was padded in, and from the cache."""
+    texts = ["Deterministic check", "Another, much longer sentence that forces extra padding."]
+    alone = embedder.embed(texts[:1])
+    fresh = Embedder(batch_size=8)  # model weights are reloaded from disk, not shared
+    together = fresh.embed(texts)
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+    np.testing.assert_array_equal(embedder.embed(texts[:1]), alone)
+
+
+def test_semantic_sanity(embedder):
+    cat, kitten, tax = embedder.embed(SENTENCES)
+    assert float(cat @ kitten) > float(cat @ tax)
+    assert float(cat @ kitten) > 0.5
+
+
+def test_order_preserved_with_duplicates(embedder):
+    texts = ["order one", "order two", "order one", "order three", "order two"]
+    misses = embedder.cache_misses
+    vecs = embedder.embed(texts)
+    assert embedder.cache_misses - misses == 3  # each distinct text reaches the model once
+    singles = np.stack([embedder.embed([t])[0] for t in texts])
+    np.testing.assert_array_equal(vecs, singles)
+    np.testing.assert_array_equal(vecs[0], vecs[2])
+    assert not np.allclose(vecs[0], vecs[1])
+
+
+def test_disk_cache_shared_between_instances(tmp_path):
+    path = tmp_path / "cache" / "emb.sqlite"
+    texts = ["disk one", "disk two", "disk one"]
+    first = Embedder(cache_path=path)
+    a = first.embed(texts)
+    assert (first.cache_hits, first.cache_misses) == (0, 2)
+    assert first.embed(texts[:2]).shape == (2, DIM)
+    assert (first.cache_hits, first.cache_misses) == (2, 2)
+
+    second = Embedder(cache_path=path)
+    b = second.embed(texts)
+    assert (second.cache_hits, second.cache_misses) == (2, 0)
+    assert second._model is None  # everything came from the file; the model never loaded
+    np.testing.assert_array_equal(a, b)
+
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT text_hash, length(vector) FROM embeddings").fetchall()
+    assert len(rows) == 2 and all(n == DIM * 4 for _, n in rows)

@@ -1,0 +1,106 @@
+"""Online training: new labels bump the version; a killed run costs nothing."""
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.serving import Collector
+from collector.setup import init_db
+from collector.simulate import simulate
+from collector.store import Store
+from models.online import OnlineTrainer, TrainingConfig, build_pair_data
+from models.reward import ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class HashEmbedder:
+    """Deterministic stand-in for MiniLM so worker tests take seconds (the real one is tested
+    in test_embeddings.py)."""
+
+    def embed(self, texts):
+        out = np.stack([np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16))
+                        .normal(size=32) for t in texts]).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+FAST = TrainingConfig(retrain_every=30, min_labels=10, eval_responses=10,
+                      params=ModelConfig(hidden=16, ensemble=2, epochs=3))
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "d.db"
+    init_db(path, demo=True)
+    return path
+
+
+def test_worker_picks_up_new_labels_and_bumps_the_version(db, tmp_path):
+    trainer = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
+    store = Store(db)
+    simulate(store, labels=40, seed=1)
+    assert trainer.due(store)
+    first = trainer.train_once()
+    assert first["version"] == "v1" and trainer.current_version() == "v1"
+    assert not trainer.due(store)
+    simulate(store, labels=30, seed=2)
+    assert trainer.due(store)
+    second = trainer.train_once()
+    assert second["version"] == "v2" and trainer.current_version() == "v2"
+    metrics = json.loads((tmp_path / "models" / "v2" / "metrics.json").read_text())
+    assert metrics["labels"] == 70 and "sensitivity_verbosity" in metrics and "pearson_reward_length" in metrics
+    assert json.loads((tmp_path / "models" / "v2" / "config.json").read_text())["model"] == "bt_mlp"
+    # every pair served from now on records the live model
+    annotator, _ = store.add_annotator("after")
+    pair = store.served_pair(Collector(store).next_pair(annotator["id"]).served_pair_id)
+    assert pair["model_version"] == "v2"
+    assert trainer.load_current() is not None
+    store.close()
+
+
+def test_both_bad_is_counted_not_ranked_and_ties_are_half(db):
+    store = Store(db)
+    collector = Collector(store, seed=0)
+    a, _ = store.add_annotator("x")
+    for choice in ("left", "right", "tie", "both_bad"):
+        collector.submit(a["id"], collector.next_pair(a["id"]).served_pair_id, choice)
+    data, both_bad = build_pair_data(store.training_rows(), HashEmbedder().embed)
+    assert both_bad == 1 and sorted(data.target.tolist()) == [0.0, 0.5, 1.0]
+    store.close()
+
+
+def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path):
+    models = tmp_path / "models"
+    store = Store(db)
+    simulate(store, labels=40, seed=1)
+    OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()
+    simulate(store, labels=40, seed=2)
+    labels_before = store.labels()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_online import HashEmbedder
+        from models.online import OnlineTrainer, TrainingConfig
+        from models.reward import ModelConfig
+        config = TrainingConfig(min_labels=10, params=ModelConfig(epochs=100000, ensemble=2, hidden=16))
+        OnlineTrainer({str(db)!r}, {str(models)!r}, config, HashEmbedder()).train_once(
+            on_start=lambda: print("training started", flush=True))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "training started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (models / "CURRENT").read_text() == "v1"
+    assert not (models / "v2").exists()
+    assert store.labels() == labels_before
+    assert store.get_meta("model_version") == "v1"
+    # the next run recovers and publishes
+    assert OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"] == "v2"
+    store.close()
