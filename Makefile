@@ -29,6 +29,8 @@ test: db
 
 bench: db
 	$(PY) bench/serving.py
+	$(PY) bench/embeddings.py
+	$(PY) bench/training.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

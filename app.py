@@ -2,7 +2,11 @@
 
 import streamlit as st
 
+from collector.app_state import start_worker
+
 st.set_page_config(page_title="Deconfound", page_icon=":material/compare_arrows:", layout="wide")
+
+start_worker()  # retrains the reward model off the request path
 
 navigation = st.navigation([
     st.Page("collector/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True),

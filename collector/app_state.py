@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 
@@ -23,3 +24,21 @@ def _collector(path: str) -> Collector:
 
 def get_collector() -> Collector:
     return _collector(db_path())
+
+
+@st.cache_resource(show_spinner=False)
+def _worker(path: str) -> threading.Event | None:
+    """Start the online trainer beside the app, once per server (off with DECONFOUND_WORKER=0)."""
+    if os.environ.get("DECONFOUND_WORKER", "1") == "0":
+        return None
+    from models.online import make_trainer
+
+    stop = threading.Event()
+    trainer = make_trainer(path)
+    threading.Thread(target=trainer.run, args=(stop,), kwargs={"poll_seconds": 10.0},
+                     name="deconfound-trainer", daemon=True).start()
+    return stop
+
+
+def start_worker() -> None:
+    _worker(db_path())

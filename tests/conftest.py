@@ -26,3 +26,9 @@ def collector(store):
 def annotator(store):
     row, _token = store.add_annotator("ann", group="g1")
     return row
+
+
+@pytest.fixture(autouse=True)
+def _no_background_trainer(monkeypatch):
+    """AppTests run the page in this process: keep the app's training thread out of them."""
+    monkeypatch.setenv("DECONFOUND_WORKER", "0")
