@@ -39,6 +39,10 @@ class TrainingConfig:
     params: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self, where: str = "training") -> None:
+        from models.reward import REWARD_MODELS
+
+        if self.model not in REWARD_MODELS:
+            raise ConfigError(f"{where}.model: unknown reward model {self.model!r}; known: {', '.join(sorted(REWARD_MODELS))}.")
         if not 0 < self.holdout < 0.9:
             raise ConfigError(f"{where}.holdout: must be in (0, 0.9); got {self.holdout}.")
         if self.retrain_every < 1:

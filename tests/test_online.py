@@ -104,3 +104,15 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
     # the next run recovers and publishes
     assert OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"] == "v2"
     store.close()
+
+
+def test_training_config_file_loads_and_bad_values_name_the_field(tmp_path):
+    from models.online import load_training_config
+    from collector.errors import ConfigError
+
+    config = load_training_config(str(ROOT / "models" / "examples" / "training.toml"))
+    assert config.model == "bt_mlp" and config.params.ensemble == 4
+    bad = tmp_path / "t.toml"
+    bad.write_text("[params]\nepochs = 'many'\n")
+    with pytest.raises(ConfigError, match=r"t.toml.params.epochs: expected an integer"):
+        load_training_config(str(bad))
