@@ -532,6 +532,15 @@ class Store:
     def labels(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM labels ORDER BY id")
 
+    def texts_after(self, prompt_id: int, response_id: int) -> tuple[list[str], int, int]:
+        """Prompt and response texts added after the given ids, with the new highest ids
+        (the trainer embeds them in the background as they arrive)."""
+        prompts = self._all("SELECT id, text FROM prompts WHERE id > ? ORDER BY id", [prompt_id])
+        responses = self._all("SELECT id, text FROM responses WHERE id > ? ORDER BY id", [response_id])
+        texts = [r["text"] for r in prompts] + [r["text"] for r in responses]
+        return (texts, prompts[-1]["id"] if prompts else prompt_id,
+                responses[-1]["id"] if responses else response_id)
+
     def training_rows(self) -> list[dict[str, Any]]:
         """Every label with the texts a reward model trains on (parents for edited copies)."""
         return self._all(

@@ -132,6 +132,19 @@ class OnlineTrainer:
         trained_on = int(store.get_meta("model_labels", "0") or 0)
         return store.label_count() - trained_on >= self.config.retrain_every
 
+    def embed_pending(self, store: Store) -> int:
+        """Embed every prompt and response (edited copies included) added since the last call,
+        so texts are cached soon after they enter the pool; returns how many were new."""
+        texts, last_prompt, last_response = store.texts_after(
+            int(store.get_meta("embedded_prompt_id", "0") or 0),
+            int(store.get_meta("embedded_response_id", "0") or 0),
+        )
+        if texts:
+            self.embedder.embed(texts)
+            store.set_meta("embedded_prompt_id", str(last_prompt))
+            store.set_meta("embedded_response_id", str(last_response))
+        return len(texts)
+
     def train_once(self, on_start=None) -> dict[str, Any]:
         """Train on every label so far, evaluate, publish; returns the checkpoint's metrics."""
         store = Store(self.db_path)
@@ -187,6 +200,7 @@ class OnlineTrainer:
             try:
                 store = Store(self.db_path)
                 try:
+                    self.embed_pending(store)
                     due = self.due(store)
                 finally:
                     store.close()

@@ -116,3 +116,21 @@ def test_training_config_file_loads_and_bad_values_name_the_field(tmp_path):
     bad.write_text("[params]\nepochs = 'many'\n")
     with pytest.raises(ConfigError, match=r"t.toml.params.epochs: expected an integer"):
         load_training_config(str(bad))
+
+
+def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
+    calls = []
+
+    class Recording(HashEmbedder):
+        def embed(self, texts):
+            calls.append(list(texts))
+            return super().embed(texts)
+
+    trainer = OnlineTrainer(db, tmp_path / "models", FAST, Recording())
+    store = Store(db)
+    first = trainer.embed_pending(store)
+    assert first == store.counts()["prompts"] + store.counts()["base_responses"]
+    assert trainer.embed_pending(store) == 0
+    simulate(store, labels=5, seed=0)  # serving creates edited copies
+    assert trainer.embed_pending(store) == store.counts()["edited_responses"] > 0
+    store.close()
