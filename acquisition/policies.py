@@ -269,3 +269,41 @@ def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple
 def load_policy_file(path: str) -> tuple[str, Any]:
     """Read and validate a TOML policy file."""
     return parse_policy_document(load_toml(path), str(path))
+
+
+@dataclass
+class CounterfactualPairsConfig:
+    """Minimal pairs: a response against its own copy with exactly one attribute switched."""
+
+    # attributes to contrast; one is drawn uniformly for each pair
+    attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
+
+    def validate(self, where: str) -> None:
+        RandomisedAttributesConfig(attributes=self.attributes).validate(where)
+
+
+@register_policy
+class CounterfactualPairs(Policy):
+    name = "counterfactual_pairs"
+    description = "A response against its copy with exactly one attribute changed; sides at random."
+    config_class = CounterfactualPairsConfig
+
+    def __init__(self, config: CounterfactualPairsConfig, pool: PoolSnapshot) -> None:
+        super().__init__(config, pool)
+        self.attributes = list(config.attributes)
+
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        prompt = self.servable[int(rng.integers(len(self.servable)))]
+        base = prompt.response_ids[int(rng.integers(len(prompt.response_ids)))]
+        attribute = self.attributes[int(rng.integers(len(self.attributes)))]
+        on_left = bool(rng.integers(2))
+        seed = edit_seed(base, attribute)
+        left = {attribute: {"on": on_left, "editor": attribute, "seed": seed}}
+        right = {attribute: {"on": not on_left, "editor": attribute, "seed": seed}}
+        p_base = 1.0 / len(self.servable) / len(prompt.response_ids)
+        arm_p = 0.5 / len(self.attributes)
+        return Proposal(
+            prompt_id=prompt.id, left=ProposedSide(base, left), right=ProposedSide(base, right),
+            position_swapped=not on_left, arm=f"counterfactual:{attribute}",
+            propensity_score=p_base * arm_p, arm_propensity=arm_p,
+        )

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
     p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
 
+    p = add("balance", "Print attribute balance: SMD chosen vs rejected, and left vs right by group and prompt type.")
+
     p = add("train", "Train the reward model on every label now, evaluate it, publish a checkpoint, print the metrics.")
     p.add_argument("--model", default=None, help="reward model name (default from --config, else bt_mlp)")
     p.add_argument("--config", default=None, help="TOML training config (see models/examples/training.toml)")
@@ -143,6 +145,15 @@ def run(args: argparse.Namespace) -> None:
                               groups=[g.strip() for g in args.groups.split(",") if g.strip()],
                               seed=args.seed, config=config)
             print(json.dumps(result))
+        elif args.command == "balance":
+            from acquisition.balance import balance_report, chosen_rejected_smd
+            from collector.export import pairs_frame, trl_frame
+
+            print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
+            print(chosen_rejected_smd(trl_frame(store)).to_string(index=False, float_format="%.3f"))
+            print("\nSMD between left and right, by stratum:")
+            report = balance_report(pairs_frame(store))
+            print(report.pivot(index="attribute", columns="stratum", values="smd").to_string(float_format="%.3f"))
         elif args.command == "export":
             n = export(store, args.format, args.out)
             print(f"Wrote {n} rows to {args.out}.")

@@ -96,7 +96,7 @@ def test_policy_document_from_toml():
     doc = loads_toml('name = "randomised_attributes"\n[config]\nprobability = 0.3\nattributes = ["bold"]\n')
     name, config = parse_policy_document(doc, "f.toml")
     assert name == "randomised_attributes" and config.probability == 0.3
-    with pytest.raises(ConfigError, match="unknown policy 'nope'.*known: observational"):
+    with pytest.raises(ConfigError, match="unknown policy .nope.*known: .*observational"):
         parse_policy_document({"name": "nope"}, "f.toml")
     with pytest.raises(ConfigError, match="f.toml: not valid TOML"):
         loads_toml("name = ", "f.toml")

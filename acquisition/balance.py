@@ -1,0 +1,76 @@
+"""Balance: standardised mean differences (SMD) of attributes between chosen and rejected,
+between left and right, within annotator groups and prompt types.
+
+|SMD| < 0.1 is the usual threshold for "balanced" (Austin, 2009). An attribute's indicator
+comes from the served pair's edit vector when the policy randomised it, and is read from the
+text with the editor's ``measure`` otherwise (observational pairs), so the same report
+compares interventional and observational arms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from acquisition.editors import EDITORS
+
+
+def smd(a: np.ndarray, b: np.ndarray) -> float:
+    """`(mean(a) - mean(b)) / sqrt((var(a) + var(b)) / 2)`; 0 when both are constant and equal."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    diff = a.mean() - b.mean()
+    pooled = np.sqrt((a.var(ddof=1 if len(a) > 1 else 0) + b.var(ddof=1 if len(b) > 1 else 0)) / 2)
+    if pooled == 0:
+        return 0.0 if diff == 0 else float(np.sign(diff) * np.inf)
+    return float(diff / pooled)
+
+
+def indicator(df: pd.DataFrame, side: str, attribute: str) -> pd.Series:
+    """1.0 / 0.0 per row: the edit vector's switch if randomised, else the measured attribute.
+    Verbosity has no single-text reading, so unrandomised rows give NaN for it."""
+    flags = df.get(f"{side}_{attribute}")
+    text_col = f"{side}_text" if f"{side}_text" in df.columns else side
+    editor = EDITORS[attribute]
+    if attribute == "verbosity":
+        measured = pd.Series(np.nan, index=df.index)
+    else:
+        measured = df[text_col].map(lambda t: float(editor.is_on(t)))
+    if flags is None:
+        return measured
+    return flags.astype("Float64").astype(float).where(flags.notna(), measured)
+
+
+def chosen_rejected_smd(trl: pd.DataFrame) -> pd.DataFrame:
+    """One row per attribute: SMD between chosen and rejected responses of a TRL export."""
+    rows = []
+    for attribute in sorted(EDITORS):
+        c, r = indicator(trl, "chosen", attribute), indicator(trl, "rejected", attribute)
+        keep = c.notna() & r.notna()
+        rows.append({"attribute": attribute, "smd": smd(c[keep], r[keep]), "n": int(keep.sum()),
+                     "chosen_rate": float(c[keep].mean()) if keep.any() else float("nan"),
+                     "rejected_rate": float(r[keep].mean()) if keep.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def balance_report(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group", "task_type")) -> pd.DataFrame:
+    """SMD of every attribute between left and right within each stratum of ``by``.
+
+    Args:
+        pairs: a ``pairs`` export (``collector.export.pairs_frame``).
+
+    Returns:
+        columns ``stratum``, ``attribute``, ``smd``, ``n``; stratum ``all`` covers every row.
+    """
+    rows = []
+    strata = [("all", pairs)] + [
+        (f"{col}={value}", part) for col in by for value, part in pairs.groupby(col)
+    ]
+    for name, part in strata:
+        for attribute in sorted(EDITORS):
+            left, right = indicator(part, "left", attribute), indicator(part, "right", attribute)
+            keep = left.notna() & right.notna()
+            rows.append({"stratum": name, "attribute": attribute, "smd": smd(left[keep], right[keep]),
+                         "n": int(keep.sum())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from acquisition.balance import balance_report, chosen_rejected_smd, smd
+from acquisition.config import to_dict
+from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
+from acquisition.policies import RandomisedAttributesConfig
+from collector.export import pairs_frame, trl_frame
+from collector.simulate import simulate
+from collector.store import Store
+
+
+def test_smd_basics():
+    assert smd(np.array([1, 1, 0, 0]), np.array([1, 1, 0, 0])) == 0
+    assert smd(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0])) == pytest.approx(1.0)
+
+
+def test_randomised_attributes_keep_every_attribute_balanced_over_2000_labels(store):
+    simulate(store, labels=2000, annotators=6, groups=["a", "b"], seed=11)
+    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    for attribute in DEFAULT_ATTRIBUTES:
+        assert abs(table.loc[attribute, "smd"]) < 0.1, table
+    report = balance_report(pairs_frame(store))
+    overall = report[report["stratum"] == "all"].set_index("attribute")
+    for attribute in DEFAULT_ATTRIBUTES:
+        assert abs(overall.loc[attribute, "smd"]) < 0.1
+
+
+def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
+    list_editor = EDITORS["list_format"]
+    store = Store(":memory:")
+    records = []
+    for i in range(60):
+        good = f"Answer {i} explains the idea clearly. It gives the key reason. It ends with an example."
+        bad = f"Answer {i} is vague about the idea. It skips the reason. It gives no example."
+        # the better response carries a bullet list 90% of the time, as in observational data
+        if i % 10:
+            good = list_editor.apply(good, i)
+        else:
+            bad = list_editor.apply(bad, i)
+        records.append({"prompt": f"Question {i}?", "responses": [{"text": good, "quality": 4.0},
+                                                                   {"text": bad, "quality": 2.0}]})
+    store.add_pool(records, source="test")
+    store.activate_policy("observational", {})
+    simulate(store, labels=2000, seed=5)
+    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    assert table.loc["list_format", "smd"] > 0.5
+    store.close()
