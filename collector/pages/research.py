@@ -1,0 +1,90 @@
+"""Researcher page: configure, preview and activate the acquisition policy; watch balance."""
+
+import os
+
+import streamlit as st
+
+from acquisition.balance import balance_report, chosen_rejected_smd
+from collector.app_state import get_collector
+from collector.errors import DeconfoundError
+from collector.export import pairs_frame, trl_frame
+from collector.research import (
+    activate_policy_text,
+    active_policy_summary,
+    check_password,
+    example_policies,
+    preview_policy,
+)
+
+
+def _expected_password() -> str | None:
+    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
+        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
+    try:
+        return st.secrets.get("researcher_password")
+    except FileNotFoundError:
+        return None
+    except Exception:
+        return None
+
+
+collector = get_collector()
+store = collector.store
+st.title("Researcher")
+
+if not st.session_state.get("research_ok"):
+    with st.form("research_login"):
+        password = st.text_input("Researcher password", type="password", key="research_password")
+        if st.form_submit_button("Enter", type="primary"):
+            try:
+                check_password(password, _expected_password())
+                st.session_state["research_ok"] = True
+                st.rerun()
+            except DeconfoundError as exc:
+                st.error(str(exc))
+    st.stop()
+
+counts = store.counts()
+cols = st.columns(4)
+for col, key in zip(cols, ("prompts", "annotators", "served_pairs", "labels")):
+    col.metric(key.replace("_", " ").capitalize(), counts[key])
+
+summary = active_policy_summary(store)
+st.subheader("Active policy")
+if summary["policy"]:
+    st.markdown(f"**{summary['policy']}**, version {summary['version']}")
+    st.code(summary["config"], language="json")
+else:
+    st.warning("No active policy.")
+
+st.subheader("Change the policy")
+examples = example_policies()
+start = st.selectbox("Start from an example", list(examples), key="research_example")
+uploaded = st.file_uploader("...or upload a policy file (TOML)", type=["toml"], key="research_upload")
+initial = uploaded.getvalue().decode("utf-8") if uploaded else examples[start]
+text = st.text_area("Policy file", value=initial, height=260, key=f"research_text_{start}_{uploaded is not None}")
+
+left, right = st.columns(2)
+if left.button("Validate and preview", key="research_preview"):
+    try:
+        st.dataframe(preview_policy(store, text), hide_index=True)
+        st.success("Valid. These are pairs it would serve (nothing was stored).")
+    except DeconfoundError as exc:
+        st.error(str(exc))
+if right.button("Activate", type="primary", key="research_activate"):
+    try:
+        row = activate_policy_text(store, text)
+        st.success(f"Active: {row['name']} version {row['version']}. The next served pair uses it.")
+    except DeconfoundError as exc:
+        st.error(str(exc))
+
+st.subheader("Balance")
+st.caption("Standardised mean difference of each attribute between chosen and rejected responses; |SMD| < 0.1 is balanced.")
+trl = trl_frame(store)
+if len(trl):
+    st.dataframe(chosen_rejected_smd(trl), hide_index=True)
+    report = balance_report(pairs_frame(store))
+    st.caption("Left vs right SMD within annotator groups and prompt types.")
+    st.dataframe(report.pivot(index="attribute", columns="stratum", values="smd"))
+else:
+    st.info("No labels with a winner yet.")
