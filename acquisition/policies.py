@@ -96,6 +96,7 @@ class Policy(ABC):
         self.config = config
         self.pool = pool
         self.servable = pool.servable
+        self._servable_by_id = {p.id: p for p in self.servable}
         if not self.servable:
             raise ConfigError(
                 "The pool has no prompt with two responses: import or init a pool first "
@@ -115,6 +116,21 @@ class Policy(ABC):
 
     @abstractmethod
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal: ...
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        """``(propensity_score, arm_propensity)`` of serving this displayed pair, judged by
+        which attributes are on each side; ``(0, 0)`` where the policy cannot serve it. A
+        mixture needs it to add up the probability over its components."""
+        raise NotImplementedError(f"{self.name} cannot compute the propensity of an arbitrary pair")
+
+    def _pair_probability(self, prompt_id: int, a: int, b: int) -> float:
+        """P(prompt, unordered base pair) under ``_uniform_base_pair``; 0 if impossible."""
+        prompt = self._servable_by_id.get(prompt_id)
+        if prompt is None or a == b or a not in prompt.response_ids or b not in prompt.response_ids:
+            return 0.0
+        k = len(prompt.response_ids)
+        return 1.0 / len(self.servable) / (k * (k - 1) / 2)
 
     def _uniform_base_pair(
         self, rng: np.random.Generator
@@ -157,6 +173,13 @@ class Observational(Policy):
             position_swapped=swapped, arm="observational",
             propensity_score=p * 0.5, arm_propensity=0.5,
         )
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        if _on(left.edit_vector) or _on(right.edit_vector):
+            return 0.0, 0.0
+        p = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
+        return (p * 0.5, 0.5) if p else (0.0, 0.0)
 
 
 @dataclass
@@ -237,6 +260,20 @@ class RandomisedAttributes(Policy):
             propensity_score=p_pair * p_arm, arm_propensity=p_arm,
         )
 
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        p_pair = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
+        names = {e.name for e in self.editors}
+        if not p_pair or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
+            return 0.0, 0.0
+        p_arm = 0.5
+        for side in (left, right):
+            on = _on(side.edit_vector)
+            for editor in self.editors:
+                p = self.config.p(editor.name)
+                p_arm *= p if editor.name in on else 1.0 - p
+        return p_pair * p_arm, p_arm
+
 
 def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "policy") -> Any:
     """Validate a config table for the policy called ``name`` into its dataclass."""
@@ -307,3 +344,73 @@ class CounterfactualPairs(Policy):
             position_swapped=not on_left, arm=f"counterfactual:{attribute}",
             propensity_score=p_base * arm_p, arm_propensity=arm_p,
         )
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        prompt = self._servable_by_id.get(prompt_id)
+        on = (_on(left.edit_vector), _on(right.edit_vector))
+        if (prompt is None or left.base_response_id != right.base_response_id
+                or left.base_response_id not in prompt.response_ids):
+            return 0.0, 0.0
+        changed = on[0] ^ on[1]
+        if len(changed) != 1 or (on[0] & on[1]) or not changed <= set(self.attributes):
+            return 0.0, 0.0
+        arm_p = 0.5 / len(self.attributes)
+        return arm_p / len(self.servable) / len(prompt.response_ids), arm_p
+
+
+@dataclass
+class MixtureComponent:
+    name: str  # a registered policy other than mixture
+    weight: float  # share of pairs from this component (weights are normalised)
+    config: dict[str, Any] = field(default_factory=dict)  # that policy's own [config]
+
+
+@dataclass
+class MixtureConfig:
+    """Weights over other policies; the propensity is the mixture's, summed over components."""
+
+    components: list[MixtureComponent] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        if len(self.components) < 1:
+            raise ConfigError(f"{where}.components: give at least one [[config.components]] table.")
+        for i, c in enumerate(self.components):
+            if c.name == "mixture" or c.name not in POLICIES:
+                known = ", ".join(sorted(n for n in POLICIES if n != "mixture"))
+                raise ConfigError(f"{where}.components[{i}].name: {c.name!r} is not allowed; known: {known}.")
+            if c.weight <= 0:
+                raise ConfigError(f"{where}.components[{i}].weight: must be positive; got {c.weight}.")
+            parse_policy_config(c.name, c.config, f"{where}.components[{i}]")
+
+
+@register_policy
+class Mixture(Policy):
+    name = "mixture"
+    description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
+    config_class = MixtureConfig
+
+    def __init__(self, config: MixtureConfig, pool: PoolSnapshot) -> None:
+        super().__init__(config, pool)
+        self.components = [build_policy(c.name, c.config, pool) for c in config.components]
+        weights = np.array([c.weight for c in config.components], dtype=float)
+        self.weights = weights / weights.sum()
+
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        k = int(rng.choice(len(self.components), p=self.weights))
+        chosen = self.components[k].propose(annotator, rng)
+        score, arm = self.propensity_of(annotator, chosen.prompt_id, chosen.left, chosen.right)
+        return Proposal(
+            prompt_id=chosen.prompt_id, left=chosen.left, right=chosen.right,
+            position_swapped=chosen.position_swapped, arm=f"{self.components[k].name}:{chosen.arm}",
+            propensity_score=score, arm_propensity=arm,
+            acquisition_score=chosen.acquisition_score, model_version=chosen.model_version,
+        )
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        score = arm = 0.0
+        for w, component in zip(self.weights, self.components):
+            s, a = component.propensity_of(annotator, prompt_id, left, right)
+            score, arm = score + w * s, arm + w * a
+        return score, arm

@@ -15,7 +15,15 @@ from collector.errors import ConfigError
 from collector.store import Store
 
 # small configs so every outcome can be enumerated by sampling
-SMALL = {"randomised_attributes": {"attributes": ["bold", "emoji"], "probability": 0.3}}
+SMALL = {
+    "randomised_attributes": {"attributes": ["bold", "emoji"], "probability": 0.3},
+    "counterfactual_pairs": {"attributes": ["bold", "emoji"]},
+    "mixture": {"components": [
+        {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["bold"], "probability": 0.3}},
+        {"name": "observational", "weight": 0.3},
+        {"name": "counterfactual_pairs", "weight": 0.2, "config": {"attributes": ["bold"]}},
+    ]},
+}
 
 
 @pytest.fixture
@@ -106,3 +114,22 @@ def test_empty_pool_gives_a_clear_error():
     s = Store(":memory:")
     with pytest.raises(ConfigError, match="no prompt with two responses"):
         build_policy("observational", {}, s.pool_snapshot())
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_propensity_of_agrees_with_propose(name, tiny_pool):
+    policy = build_policy(name, SMALL.get(name, {}), tiny_pool)
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        p = policy.propose(AnnotatorContext(1), rng)
+        score, arm = policy.propensity_of(AnnotatorContext(1), p.prompt_id, p.left, p.right)
+        assert score == pytest.approx(p.propensity_score) and arm == pytest.approx(p.arm_propensity)
+
+
+def test_mixture_config_errors_name_the_component():
+    with pytest.raises(ConfigError, match=r"components\[1\].weight: must be positive"):
+        parse_policy_config("mixture", {"components": [{"name": "observational", "weight": 1.0},
+                                                       {"name": "observational", "weight": 0.0}]})
+    with pytest.raises(ConfigError, match=r"components\[0\].config.probability"):
+        parse_policy_config("mixture", {"components": [
+            {"name": "randomised_attributes", "weight": 1.0, "config": {"probability": 2.0}}]})
