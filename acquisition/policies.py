@@ -14,6 +14,7 @@ what an inverse-propensity estimate of an attribute effect divides by.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -282,11 +283,18 @@ def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "
     return from_dict(POLICIES[name].config_class, config or {}, f"{where}.config")
 
 
-def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot) -> Policy:
-    """Instantiate a registered policy from a validated config (or a raw TOML table)."""
+def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
+                 acquisition_scores: Any = None) -> Policy:
+    """Instantiate a registered policy from a validated config (or a raw TOML table).
+
+    ``acquisition_scores`` (the live model's disagreement per base pair) reach the policies
+    that take them (``active``, and ``mixture`` for its components)."""
     if isinstance(config, dict):
         config = parse_policy_config(name, config)
-    return POLICIES[name](config, pool)
+    cls = POLICIES[name]
+    if "acquisition_scores" in inspect.signature(cls.__init__).parameters:
+        return cls(config, pool, acquisition_scores=acquisition_scores)
+    return cls(config, pool)
 
 
 def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple[str, Any]:
@@ -390,9 +398,9 @@ class Mixture(Policy):
     description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
     config_class = MixtureConfig
 
-    def __init__(self, config: MixtureConfig, pool: PoolSnapshot) -> None:
+    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, acquisition_scores: Any = None) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool) for c in config.components]
+        self.components = [build_policy(c.name, c.config, pool, acquisition_scores) for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()
 

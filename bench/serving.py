@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acquisition.config import to_dict  # noqa: E402
-from acquisition.policies import POLICIES, RandomisedAttributesConfig  # noqa: E402
+import acquisition  # noqa: E402,F401  (registers every policy)
+from acquisition.policies import POLICIES, load_policy_file  # noqa: E402
 from collector.serving import Collector  # noqa: E402
 from collector.setup import load_demo_pool  # noqa: E402
 from collector.store import Store  # noqa: E402
@@ -53,9 +54,10 @@ def main() -> None:
         store.add_pool(big_pool(args.responses), source="bench")
         print(f"pool: {store.counts()['base_responses']} responses loaded in {time.perf_counter() - t0:.1f} s")
         annotator, _ = store.add_annotator("bench")
+        examples = Path(__file__).resolve().parents[1] / "acquisition" / "examples"
         for name in sorted(POLICIES):
-            config = to_dict(RandomisedAttributesConfig()) if name == "randomised_attributes" else {}
-            store.activate_policy(name, config)
+            _, config = load_policy_file(str(examples / f"{name}.toml"))
+            store.activate_policy(name, to_dict(config))
             collector = Collector(store, seed=0)
             collector.active_policy()  # build the pool snapshot once, as the app does at start
             next_ms, submit_ms = [], []

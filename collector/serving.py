@@ -9,11 +9,13 @@ pair is a couple of indexed queries plus the policy's own work.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from acquisition.active import load_acquisition_scores
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
 from collector.errors import ConfigError
@@ -58,10 +60,15 @@ class Collector:
             raise ConfigError(
                 "No active policy: run `python -m collector init` or `policy apply FILE` first."
             )
-        key = (self.store.pool_version, row["version"])
+        model_version = self.store.get_meta("model_version")
+        key = (self.store.pool_version, row["version"], model_version)
         with self._lock:
             if key != self._policy_key:
-                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot())
+                scores = None
+                if row["name"] in ("active", "mixture") and self.store.path != ":memory:":
+                    models_dir = Path(self.store.path).resolve().parent / "models"
+                    scores = load_acquisition_scores(models_dir, model_version)
+                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores)
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from acquisition.active import save_acquisition_scores
 from acquisition.config import from_dict, load_toml
 from acquisition.editors import EDITORS, word_count
 from collector.errors import ConfigError
@@ -104,6 +105,21 @@ def attribute_sensitivity(model: RewardModel, store: Store, embed, n: int, seed:
     return out
 
 
+def pair_disagreement(model: RewardModel, store: Store, embed) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """The ensemble's disagreement (std of P(first preferred) across members) for every
+    unordered base pair of the pool: what the ``active`` policy samples by."""
+    pool = store.pool_snapshot()
+    pairs = [(p.id, a, b) for p in pool.servable for i, a in enumerate(sorted(p.response_ids))
+             for b in sorted(p.response_ids)[i + 1:]]
+    if not pairs:
+        return [], np.zeros(0)
+    prompt_text = {p.id: p.text for p in pool.prompts}
+    P = embed([prompt_text[p] for p, _, _ in pairs])
+    A = embed([pool.response_text[a] for _, a, _ in pairs])
+    B = embed([pool.response_text[b] for _, _, b in pairs])
+    return pairs, model.preference(P, A, B)[1]
+
+
 class OnlineTrainer:
     """Retrains the reward model from a database and publishes checkpoints under ``models_dir``.
 
@@ -171,15 +187,17 @@ class OnlineTrainer:
                 "heldout_accuracy": pairwise_accuracy(model, test), **fit,
                 **attribute_sensitivity(model, store, self.embedder.embed, self.config.eval_responses, self.config.seed),
             }
+            pairs, scores = pair_disagreement(model, store, self.embedder.embed)
             metrics["train_seconds"] = round(time.time() - started, 2)
-            version = self._publish(model, metrics)
+            version = self._publish(model, metrics, pairs, scores)
             store.set_meta("model_version", version)
             store.set_meta("model_labels", str(labels_seen))
             return {"version": version, **metrics}
         finally:
             store.close()
 
-    def _publish(self, model: RewardModel, metrics: dict[str, Any]) -> str:
+    def _publish(self, model: RewardModel, metrics: dict[str, Any],
+                 pairs: list[tuple[int, int, int]], scores: np.ndarray) -> str:
         existing = [int(p.name[1:]) for p in self.models_dir.glob("v*") if p.name[1:].isdigit()]
         version = f"v{max(existing, default=0) + 1}"
         tmp = self.models_dir / f".tmp-{version}-{os.getpid()}"
@@ -187,6 +205,7 @@ class OnlineTrainer:
         torch.save(model.state(), tmp / "model.pt")
         (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        save_acquisition_scores(tmp, pairs, scores)
         tmp.rename(self.models_dir / version)
         pointer = self.models_dir / ".CURRENT.tmp"
         pointer.write_text(version)

@@ -134,3 +134,20 @@ def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
     simulate(store, labels=5, seed=0)  # serving creates edited copies
     assert trainer.embed_pending(store) == store.counts()["edited_responses"] > 0
     store.close()
+
+
+def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
+    from acquisition.active import load_acquisition_scores
+
+    store = Store(db)
+    simulate(store, labels=40, seed=1)
+    trainer = OnlineTrainer(db, Path(db).parent / "models", FAST, HashEmbedder())
+    version = trainer.train_once()["version"]
+    scores = load_acquisition_scores(Path(db).parent / "models", version)
+    assert scores is not None and len(scores.scores) > 0
+    store.activate_policy("active", {"uniform_share": 0.2})
+    annotator, _ = store.add_annotator("active-user")
+    pair = store.served_pair(Collector(store, seed=0).next_pair(annotator["id"]).served_pair_id)
+    assert pair["policy_name"] == "active" and pair["model_version"] == version
+    assert pair["acquisition_score"] is not None and 0 < pair["propensity_score"] <= 1
+    store.close()

@@ -18,6 +18,7 @@ from collector.store import Store
 SMALL = {
     "randomised_attributes": {"attributes": ["bold", "emoji"], "probability": 0.3},
     "counterfactual_pairs": {"attributes": ["bold", "emoji"]},
+    "active": {"attributes": ["bold"], "probability": 0.3, "uniform_share": 0.3},
     "mixture": {"components": [
         {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["bold"], "probability": 0.3}},
         {"name": "observational", "weight": 0.3},
@@ -133,3 +134,24 @@ def test_mixture_config_errors_name_the_component():
     with pytest.raises(ConfigError, match=r"components\[0\].config.probability"):
         parse_policy_config("mixture", {"components": [
             {"name": "randomised_attributes", "weight": 1.0, "config": {"probability": 2.0}}]})
+
+
+def test_active_concentrates_where_the_model_disagrees_and_keeps_the_floor(tiny_pool):
+    from acquisition.active import AcquisitionScores
+
+    # prompt 2 has pairs (3,4), (3,5), (4,5); the model disagrees most about (4,5)
+    scores = AcquisitionScores("v1", {(1, 1, 2): 0.01, (2, 3, 4): 0.01, (2, 3, 5): 0.01, (2, 4, 5): 0.5})
+    policy = build_policy("active", {"uniform_share": 0.2, "attributes": ["bold"]}, tiny_pool, scores)
+    table = policy.candidate_table()
+    assert (table["probability"] >= table["floor"] - 1e-12).all()
+    assert table["floor"].min() > 0
+    rng = np.random.default_rng(0)
+    served = Counter()
+    for _ in range(4000):
+        p = policy.propose(AnnotatorContext(1), rng)
+        served[tuple(sorted((p.left.base_response_id, p.right.base_response_id)))] += 1
+        assert p.model_version == "v1" and p.acquisition_score is not None
+    share = served[(4, 5)] / 4000
+    uniform_share = 1 / 2 * 1 / 3  # what uniform sampling would give this pair
+    assert share > 3 * uniform_share
+    assert min(served.values()) / 4000 >= 0.9 * table["floor"].min()

@@ -1,0 +1,149 @@
+"""Active acquisition: spend labels where the reward model's ensemble disagrees most.
+
+Scores are computed off the request path: after each retrain the worker stores, in the
+checkpoint, the ensemble's disagreement about every base pair of the pool
+(``acquisition_scores.npz``). The policy samples a base pair from the mixture
+``uniform_share * uniform + (1 - uniform_share) * score / sum(score)``, so every pair keeps a
+propensity of at least ``uniform_share`` times its uniform probability, and then switches
+attributes at random like ``randomised_attributes``. Disagreement-based selection follows
+deep-ensemble active learning for preferences (BAL-PM, Melo et al., 2024); the uniform slice
+keeps a random control so the gain can be measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
+from acquisition.policies import (
+    AnnotatorContext,
+    Policy,
+    Proposal,
+    ProposedSide,
+    RandomisedAttributesConfig,
+    _on,
+    arm_name,
+    register_policy,
+)
+from collector.errors import ConfigError
+from collector.store import PoolSnapshot
+
+SCORES_FILE = "acquisition_scores.npz"
+
+
+@dataclass(frozen=True)
+class AcquisitionScores:
+    """Disagreement per unordered base pair, from one model version."""
+
+    version: str
+    scores: dict[tuple[int, int, int], float]  # (prompt_id, low response id, high response id) -> score
+
+
+def save_acquisition_scores(folder: Path, pairs: list[tuple[int, int, int]], scores: np.ndarray) -> None:
+    arr = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    np.savez(folder / SCORES_FILE, pairs=arr, scores=np.asarray(scores, dtype=np.float64))
+
+
+def load_acquisition_scores(models_dir: Path, version: str | None) -> AcquisitionScores | None:
+    """The scores stored with checkpoint ``version``, or ``None`` if there are none."""
+    if not version or not (models_dir / version / SCORES_FILE).exists():
+        return None
+    data = np.load(models_dir / version / SCORES_FILE)
+    return AcquisitionScores(version, {
+        (int(p), int(min(a, b)), int(max(a, b))): float(s)
+        for (p, a, b), s in zip(data["pairs"], data["scores"])
+    })
+
+
+@dataclass
+class ActiveConfig:
+    # share of pairs drawn uniformly at random (the floor on every pair's probability)
+    uniform_share: float = 0.2
+    # attributes switched on each side at random, as in randomised_attributes
+    attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
+    probability: float = 0.5
+
+    def validate(self, where: str) -> None:
+        if not 0.0 < self.uniform_share <= 1.0:
+            raise ConfigError(
+                f"{where}.uniform_share: must be in (0, 1] so every pair keeps a positive "
+                f"probability; got {self.uniform_share}."
+            )
+        RandomisedAttributesConfig(attributes=self.attributes, probability=self.probability).validate(where)
+
+
+@register_policy
+class Active(Policy):
+    name = "active"
+    description = "Base pairs where the reward-model ensemble disagrees most, mixed with a uniform slice."
+    config_class = ActiveConfig
+
+    def __init__(self, config: ActiveConfig, pool: PoolSnapshot,
+                 acquisition_scores: AcquisitionScores | None = None) -> None:
+        super().__init__(config, pool)
+        self.editors = [get_editor(a) for a in config.attributes]
+        self.scores = acquisition_scores
+        pairs, uniform, raw = [], [], []
+        known = acquisition_scores.scores if acquisition_scores else {}
+        for prompt in self.servable:
+            ids = sorted(prompt.response_ids)
+            k = len(ids)
+            for i in range(k):
+                for j in range(i + 1, k):
+                    pairs.append((prompt.id, ids[i], ids[j]))
+                    uniform.append(1.0 / len(self.servable) / (k * (k - 1) / 2))
+                    raw.append(known.get((prompt.id, ids[i], ids[j]), np.nan))
+        raw_arr = np.array(raw, dtype=float)
+        fill = np.nanmean(raw_arr) if np.isfinite(raw_arr).any() else 1.0  # unscored pairs: average
+        raw_arr = np.where(np.isfinite(raw_arr), raw_arr, fill).clip(min=0.0)
+        uniform_arr = np.array(uniform)
+        targeted = raw_arr / raw_arr.sum() if raw_arr.sum() > 0 else uniform_arr
+        self.pairs = pairs
+        self.raw = raw_arr
+        self.floor = config.uniform_share * uniform_arr
+        self.probability = self.floor + (1.0 - config.uniform_share) * targeted  # `(n_pairs,)`, sums to 1
+        self._cdf = np.cumsum(self.probability)
+        self._index = {p: i for i, p in enumerate(pairs)}
+
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self.pairs) - 1)
+        prompt_id, a, b = self.pairs[i]
+        swapped = bool(rng.integers(2))
+        left, right = (b, a) if swapped else (a, b)
+        p_arm, vectors = 0.5, []
+        for response_id in (left, right):
+            vector = {}
+            for editor in self.editors:
+                on = bool(rng.random() < self.config.probability)
+                p_arm *= self.config.probability if on else 1.0 - self.config.probability
+                vector[editor.name] = {"on": on, "editor": editor.name, "seed": edit_seed(response_id, editor.name)}
+            vectors.append(vector)
+        return Proposal(
+            prompt_id=prompt_id, left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
+            position_swapped=swapped, arm=arm_name(vectors[0], vectors[1]),
+            propensity_score=float(self.probability[i]) * p_arm, arm_propensity=p_arm,
+            acquisition_score=float(self.raw[i]) if self.scores else None,
+            model_version=self.scores.version if self.scores else None,
+        )
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        a, b = sorted((left.base_response_id, right.base_response_id))
+        i = self._index.get((prompt_id, a, b))
+        names = {e.name for e in self.editors}
+        if i is None or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
+            return 0.0, 0.0
+        p_arm = 0.5
+        for side in (left, right):
+            on = _on(side.edit_vector)
+            for editor in self.editors:
+                p_arm *= self.config.probability if editor.name in on else 1.0 - self.config.probability
+        return float(self.probability[i]) * p_arm, p_arm
+
+    def candidate_table(self) -> dict[str, Any]:
+        """Probabilities, floors and scores of every base pair (for tests and the researcher)."""
+        return {"pairs": self.pairs, "probability": self.probability, "floor": self.floor, "score": self.raw}
