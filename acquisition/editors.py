@@ -96,7 +96,8 @@ class Editor(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     order: ClassVar[int]  # position in the application sequence; wrappers come last
-    quality_changing: ClassVar[bool] = False
+    quality_changing: ClassVar[bool] = False  # a positive control: the edit changes real quality
+    default_effect: ClassVar[float] = 0.0  # simulated annotators' true effect, in quality points
 
     @abstractmethod
     def apply(self, text: str, seed: int) -> str: ...
@@ -218,7 +219,7 @@ class Hedging(Editor):
         return _map_prose(text, unhedge) if self.is_on(text) else text
 
     def measure(self, text: str) -> float:
-        return float(len(self._pattern.findall(_prose(text))))
+        return float(len(self._pattern.findall(_prose(text).replace("**", ""))))
 
 
 @register_editor
@@ -391,8 +392,10 @@ class Verbosity(Editor):
         return float(word_count(text))
 
     def check(self, base: str, edited: str, on: bool) -> bool:
-        ratio = word_count(edited) / max(word_count(base), 1)
-        return ratio >= self.min_ratio if on else True
+        """On: the filler sentences are there (read back from the text, robust to other edits
+        such as drop_answer shortening the same response); off: none were added."""
+        fillers = sum(edited.count(f) for f in _INTROS + _FILLERS) - sum(base.count(f) for f in _INTROS + _FILLERS)
+        return fillers >= 2 if on else fillers <= 0
 
 
 @register_editor
@@ -450,6 +453,55 @@ class SycophanticOpener(Editor):
 
     def measure(self, text: str) -> float:
         return float(any(text.lstrip().startswith(o) for o in self._openers))
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _contains_run(haystack: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+@register_editor
+class DropAnswer(Editor):
+    """Positive control: the response loses the part that answers the question (its code block
+    if it has one, else its first sentence), so annotators should prefer it less."""
+
+    name = "drop_answer"
+    description = "Quality control: removes the code block or the first sentence, which carries the answer."
+    order = 1
+    quality_changing = True
+    default_effect = -2.0
+
+    def _answer(self, text: str) -> str | None:
+        blocks = _split_blocks(text)
+        code = [b for c, b in blocks if c]
+        if code:
+            return code[0]
+        prose = [b for c, b in blocks if not c]
+        if not prose or sum(len(_sentences(b)) for b in prose) < 2:
+            return None
+        end = re.search(r"(?<=[.!?])\s+", prose[0])
+        return prose[0][:end.start()] if end else prose[0]
+
+    def apply(self, text: str, seed: int) -> str:
+        answer = self._answer(text)
+        if answer is None:
+            return text
+        out = text.replace(answer, "", 1)
+        return re.sub(r"\n{3,}", "\n\n", re.sub(r"^ +| +$", "", out, flags=re.M)).strip()
+
+    def measure(self, text: str) -> float:
+        return float(word_count(text))
+
+    def check(self, base: str, edited: str, on: bool) -> bool:
+        answer = self._answer(base)
+        if answer is None:
+            return not on
+        present = _contains_run(_tokens(edited), _tokens(answer))
+        return present != on
 
 
 DEFAULT_ATTRIBUTES = ("verbosity", "list_format", "sycophantic_opener", "bold", "emoji", "hedging")

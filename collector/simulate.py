@@ -26,7 +26,8 @@ class SimulatedAnnotatorConfig:
     noise: float = 1.0
     # Davidson tie parameter: P(tie) = nu * sqrt(pi_l * pi_r) / (pi_l + pi_r + nu * sqrt(pi_l * pi_r))
     tie_strength: float = 0.1
-    # true effect of each attribute on the utility, in quality points (default: none, spurious)
+    # true effect of each attribute on the utility, in quality points (default: none for style
+    # attributes, which are spurious; quality-changing controls such as drop_answer keep theirs)
     attribute_effects: dict[str, float] = field(default_factory=dict)
 
     def validate(self, where: str = "simulate") -> None:
@@ -46,8 +47,11 @@ def choose(
     config: SimulatedAnnotatorConfig, rng: np.random.Generator,
 ) -> tuple[str, int]:
     """One simulated judgement: ``(choice, strength)``."""
-    u_left = quality_left + sum(config.attribute_effects.get(a, 0.0) for a in on_left)
-    u_right = quality_right + sum(config.attribute_effects.get(a, 0.0) for a in on_right)
+    def effect(a: str) -> float:
+        return config.attribute_effects.get(a, EDITORS[a].default_effect if a in EDITORS else 0.0)
+
+    u_left = quality_left + sum(effect(a) for a in on_left)
+    u_right = quality_right + sum(effect(a) for a in on_right)
     d = (u_left - u_right) / config.noise
     pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
     tie = config.tie_strength * math.sqrt(pi_l * pi_r)

@@ -46,3 +46,11 @@ def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
     table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
     assert table.loc["list_format", "smd"] > 0.5
     store.close()
+
+
+def test_positive_control_shows_up_as_a_real_effect(store):
+    store.activate_policy("randomised_attributes", {"attributes": ["drop_answer", "bold"], "probability": 0.5})
+    simulate(store, labels=800, seed=2)
+    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    assert table.loc["drop_answer", "smd"] < -0.3
+    assert abs(table.loc["bold", "smd"]) < 0.15

@@ -28,7 +28,10 @@ def test_measure_reads_back_the_edit_on_every_demo_response(name):
         assert editor.check(text, edited, on=True), f"{name} not detected after apply on text {i}"
 
 
-@pytest.mark.parametrize("name", sorted(EDITORS))
+STYLE = sorted(n for n, e in EDITORS.items() if not e.quality_changing)
+
+
+@pytest.mark.parametrize("name", STYLE)
 def test_edits_keep_the_content(name):
     editor = EDITORS[name]
     for i, text in enumerate(TEXTS):
@@ -42,7 +45,7 @@ def test_edits_are_deterministic_under_a_seed(name):
     assert editor.apply(text, 5) == editor.apply(text, 5)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in EDITORS if n not in ("verbosity",)))
+@pytest.mark.parametrize("name", [n for n in STYLE if n != "verbosity"])
 def test_remove_switches_the_attribute_off(name):
     editor = EDITORS[name]
     for i, text in enumerate(TEXTS[:20]):
@@ -56,4 +59,20 @@ def test_all_combinations_pass_the_manipulation_check():
             vector = {n: {"on": b, "editor": n, "seed": edit_seed(i, n)} for n, b in zip(names, bits)}
             edited, check = apply_edit_vector(text, vector)
             assert all(check.values()), (i, bits, check)
-            assert is_subsequence(words(text), words(edited))
+            if not vector["drop_answer"]["on"]:
+                assert is_subsequence(words(text), words(edited))
+
+
+def test_quality_controls_remove_content_and_are_not_randomised_by_default():
+    from acquisition.editors import DEFAULT_ATTRIBUTES
+
+    controls = [n for n, e in EDITORS.items() if e.quality_changing]
+    assert controls and not set(controls) & set(DEFAULT_ATTRIBUTES)
+    for i, text in enumerate(TEXTS):
+        edited = EDITORS["drop_answer"].apply(text, i)
+        assert len(words(edited)) < len(words(text)) and is_subsequence(words(edited), words(text))
+
+
+def test_verbosity_adds_at_least_thirty_percent_words():
+    for i, text in enumerate(TEXTS):
+        assert len(words(EDITORS["verbosity"].apply(text, i))) >= 1.3 * len(words(text))
