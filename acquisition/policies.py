@@ -284,7 +284,7 @@ def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "
 
 
 def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
-                 acquisition_scores: Any = None) -> Policy:
+                 acquisition_scores: Any = None, served_count: Any = None) -> Policy:
     """Instantiate a registered policy from a validated config (or a raw TOML table).
 
     ``acquisition_scores`` (the live model's disagreement per base pair) reach the policies
@@ -292,9 +292,10 @@ def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
     if isinstance(config, dict):
         config = parse_policy_config(name, config)
     cls = POLICIES[name]
-    if "acquisition_scores" in inspect.signature(cls.__init__).parameters:
-        return cls(config, pool, acquisition_scores=acquisition_scores)
-    return cls(config, pool)
+    wanted = inspect.signature(cls.__init__).parameters
+    deps = {k: v for k, v in (("acquisition_scores", acquisition_scores), ("served_count", served_count))
+            if k in wanted}
+    return cls(config, pool, **deps)
 
 
 def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple[str, Any]:
@@ -398,9 +399,11 @@ class Mixture(Policy):
     description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
     config_class = MixtureConfig
 
-    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, acquisition_scores: Any = None) -> None:
+    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, acquisition_scores: Any = None,
+                 served_count: Any = None) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool, acquisition_scores) for c in config.components]
+        self.components = [build_policy(c.name, c.config, pool, acquisition_scores, served_count)
+                           for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()
 
@@ -422,3 +425,62 @@ class Mixture(Policy):
             s, a = component.propensity_of(annotator, prompt_id, left, right)
             score, arm = score + w * s, arm + w * a
         return score, arm
+
+
+@dataclass
+class AssignmentRandomisationConfig:
+    """Prompts assigned at random across annotators and groups (breaking the link between who
+    judges and what they judge), with a share kept in pool order as the observational arm."""
+
+    # share of pairs whose prompt follows pool order for that annotator (the comparison arm)
+    observational_share: float = 0.2
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.observational_share < 1.0:
+            raise ConfigError(
+                f"{where}.observational_share: must be in [0, 1) so every prompt keeps a positive "
+                f"probability; got {self.observational_share}."
+            )
+
+
+@register_policy
+class AssignmentRandomisation(Policy):
+    name = "assignment_randomisation"
+    description = "Prompts assigned uniformly at random, with a share in pool order as the observational arm."
+    config_class = AssignmentRandomisationConfig
+
+    def __init__(self, config: AssignmentRandomisationConfig, pool: PoolSnapshot,
+                 served_count: Any = None) -> None:
+        super().__init__(config, pool)
+        # how many pairs this annotator was served before (pool order continues from there)
+        self.served_count = served_count or (lambda annotator_id: 0)
+
+    def _pool_order_prompt(self, annotator: AnnotatorContext) -> PoolPrompt:
+        return self.servable[int(self.served_count(annotator.id)) % len(self.servable)]
+
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        s = self.config.observational_share
+        if rng.random() < s:
+            prompt, arm = self._pool_order_prompt(annotator), "pool_order"
+        else:
+            prompt, arm = self.servable[int(rng.integers(len(self.servable)))], "randomised_assignment"
+        k = len(prompt.response_ids)
+        i, j = sorted(int(x) for x in rng.choice(k, size=2, replace=False))
+        swapped = bool(rng.integers(2))
+        first, second = prompt.response_ids[i], prompt.response_ids[j]
+        left, right = (second, first) if swapped else (first, second)
+        score, arm_p = self.propensity_of(annotator, prompt.id, ProposedSide(left, {}), ProposedSide(right, {}))
+        return Proposal(prompt_id=prompt.id, left=ProposedSide(left, {}), right=ProposedSide(right, {}),
+                        position_swapped=swapped, arm=arm, propensity_score=score, arm_propensity=arm_p)
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        if _on(left.edit_vector) or _on(right.edit_vector):
+            return 0.0, 0.0
+        p_pair_given_prompt = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
+        if not p_pair_given_prompt:
+            return 0.0, 0.0
+        p_pair_given_prompt *= len(self.servable)  # undo the uniform prompt factor
+        s = self.config.observational_share
+        p_prompt = (1 - s) / len(self.servable) + (s if self._pool_order_prompt(annotator).id == prompt_id else 0.0)
+        return p_prompt * p_pair_given_prompt * 0.5, 0.5

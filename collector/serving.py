@@ -68,7 +68,8 @@ class Collector:
                 if row["name"] in ("active", "mixture") and self.store.path != ":memory:":
                     models_dir = Path(self.store.path).resolve().parent / "models"
                     scores = load_acquisition_scores(models_dir, model_version)
-                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores)
+                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores,
+                                            served_count=self.store.served_count)
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
 

@@ -522,6 +522,10 @@ class Store:
                 )
         return self.served_pair(served_pair_id)
 
+    def served_count(self, annotator_id: int) -> int:
+        """Pairs served to this annotator so far (labelled, skipped or open)."""
+        return int(self._one("SELECT count(*) AS n FROM served_pairs WHERE annotator_id = ?", [annotator_id])["n"])
+
     def label_count(self, annotator_id: int | None = None) -> int:
         if annotator_id is None:
             return int(self._one("SELECT count(*) AS n FROM labels")["n"])

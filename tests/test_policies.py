@@ -19,6 +19,7 @@ SMALL = {
     "randomised_attributes": {"attributes": ["bold", "emoji"], "probability": 0.3},
     "counterfactual_pairs": {"attributes": ["bold", "emoji"]},
     "active": {"attributes": ["bold"], "probability": 0.3, "uniform_share": 0.3},
+    "assignment_randomisation": {"observational_share": 0.4},
     "mixture": {"components": [
         {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["bold"], "probability": 0.3}},
         {"name": "observational", "weight": 0.3},
@@ -155,3 +156,14 @@ def test_active_concentrates_where_the_model_disagrees_and_keeps_the_floor(tiny_
     uniform_share = 1 / 2 * 1 / 3  # what uniform sampling would give this pair
     assert share > 3 * uniform_share
     assert min(served.values()) / 4000 >= 0.9 * table["floor"].min()
+
+
+def test_assignment_randomisation_follows_history_in_its_observational_arm(tiny_pool):
+    history = {1: 0, 2: 1}
+    policy = build_policy("assignment_randomisation", {"observational_share": 0.5}, tiny_pool,
+                          served_count=lambda annotator_id: history[annotator_id])
+    rng = np.random.default_rng(0)
+    for annotator, expected_prompt in ((1, 1), (2, 2)):
+        prompts = Counter(policy.propose(AnnotatorContext(annotator), rng).prompt_id for _ in range(4000))
+        # 0.5 pool order + 0.5 uniform over the two servable prompts
+        assert prompts[expected_prompt] / 4000 == pytest.approx(0.75, abs=0.03)
