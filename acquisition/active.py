@@ -12,12 +12,14 @@ keeps a random control so the gain can be measured.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from acquisition.design import design_points
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies import (
     AnnotatorContext,
@@ -66,8 +68,13 @@ class ActiveConfig:
     # attributes switched on each side at random, as in randomised_attributes
     attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
     probability: float = 0.5
+    # "eubo": outside the uniform share, draw the two sides' edit vectors by BoTorch EUBO on a
+    # PairwiseGP over the attribute design space (fitted by the worker); "none": coin flips only
+    design_acquisition: str = "eubo"
 
     def validate(self, where: str) -> None:
+        if self.design_acquisition not in ("eubo", "none"):
+            raise ConfigError(f"{where}.design_acquisition: must be 'eubo' or 'none'; got {self.design_acquisition!r}.")
         if not 0.0 < self.uniform_share <= 1.0:
             raise ConfigError(
                 f"{where}.uniform_share: must be in (0, 1] so every pair keeps a positive "
@@ -83,9 +90,11 @@ class Active(Policy):
     config_class = ActiveConfig
 
     def __init__(self, config: ActiveConfig, pool: PoolSnapshot,
-                 acquisition_scores: AcquisitionScores | None = None) -> None:
+                 acquisition_scores: AcquisitionScores | None = None,
+                 design_scores: tuple[list[str], np.ndarray] | None = None) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]
+        self._setup_design(config, design_scores)
         self.scores = acquisition_scores
         pairs, uniform, raw = [], [], []
         known = acquisition_scores.scores if acquisition_scores else {}
@@ -109,19 +118,58 @@ class Active(Policy):
         self._cdf = np.cumsum(self.probability)
         self._index = {p: i for i, p in enumerate(pairs)}
 
+    def _setup_design(self, config: ActiveConfig, design_scores: tuple[list[str], np.ndarray] | None) -> None:
+        """Sampling weights over unordered pairs of distinct design points, from EUBO."""
+        names = list(config.attributes)
+        self.design_pairs: list[tuple[frozenset, frozenset]] = []
+        self.design_weight: np.ndarray | None = None
+        if config.design_acquisition != "eubo" or design_scores is None or design_scores[0] != names:
+            return
+        points = [frozenset(a for a, bit in zip(names, row) if bit) for row in design_points(names)]
+        self.design_pairs = [(points[i], points[j]) for i, j in itertools.combinations(range(len(points)), 2)]
+        scores = np.asarray(design_scores[1], dtype=float)
+        if len(scores) != len(self.design_pairs):
+            self.design_pairs = []
+            return
+        w = scores - scores.min() + 1e-3
+        self.design_weight = w / w.sum()
+        self._design_cdf = np.cumsum(self.design_weight)
+        self._design_index = {frozenset(p): k for k, p in enumerate(self.design_pairs)}
+
+    def _edits_probability(self, left_on: frozenset, right_on: frozenset) -> float:
+        """P(these on-sets on the left and right) under the edit mixture."""
+        p_ind = 1.0
+        for on in (left_on, right_on):
+            for editor in self.editors:
+                p_ind *= self.config.probability if editor.name in on else 1.0 - self.config.probability
+        if self.design_weight is None:
+            return p_ind
+        k = self._design_index.get(frozenset((left_on, right_on))) if left_on != right_on else None
+        targeted = 0.5 * float(self.design_weight[k]) if k is not None else 0.0
+        return self.config.uniform_share * p_ind + (1.0 - self.config.uniform_share) * targeted
+
+    def _draw_edits(self, rng: np.random.Generator) -> tuple[frozenset, frozenset]:
+        if self.design_weight is not None and rng.random() >= self.config.uniform_share:
+            k = min(int(np.searchsorted(self._design_cdf, rng.random() * self._design_cdf[-1], side="right")),
+                    len(self.design_pairs) - 1)
+            a, b = self.design_pairs[k]
+            return (a, b) if rng.integers(2) else (b, a)
+        sides = []
+        for _ in range(2):
+            sides.append(frozenset(e.name for e in self.editors if rng.random() < self.config.probability))
+        return sides[0], sides[1]
+
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
         i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self.pairs) - 1)
         prompt_id, a, b = self.pairs[i]
         swapped = bool(rng.integers(2))
         left, right = (b, a) if swapped else (a, b)
-        p_arm, vectors = 0.5, []
-        for response_id in (left, right):
-            vector = {}
-            for editor in self.editors:
-                on = bool(rng.random() < self.config.probability)
-                p_arm *= self.config.probability if on else 1.0 - self.config.probability
-                vector[editor.name] = {"on": on, "editor": editor.name, "seed": edit_seed(response_id, editor.name)}
-            vectors.append(vector)
+        on_sets = self._draw_edits(rng)
+        p_arm = 0.5 * self._edits_probability(*on_sets)
+        vectors = [
+            {e.name: {"on": e.name in on, "editor": e.name, "seed": edit_seed(rid, e.name)} for e in self.editors}
+            for rid, on in zip((left, right), on_sets)
+        ]
         return Proposal(
             prompt_id=prompt_id, left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
             position_swapped=swapped, arm=arm_name(vectors[0], vectors[1]),
@@ -137,11 +185,7 @@ class Active(Policy):
         names = {e.name for e in self.editors}
         if i is None or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
             return 0.0, 0.0
-        p_arm = 0.5
-        for side in (left, right):
-            on = _on(side.edit_vector)
-            for editor in self.editors:
-                p_arm *= self.config.probability if editor.name in on else 1.0 - self.config.probability
+        p_arm = 0.5 * self._edits_probability(_on(left.edit_vector), _on(right.edit_vector))
         return float(self.probability[i]) * p_arm, p_arm
 
     def candidate_table(self) -> dict[str, Any]:

@@ -284,7 +284,7 @@ def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "
 
 
 def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
-                 acquisition_scores: Any = None, served_count: Any = None) -> Policy:
+                 acquisition_scores: Any = None, served_count: Any = None, design_scores: Any = None) -> Policy:
     """Instantiate a registered policy from a validated config (or a raw TOML table).
 
     ``acquisition_scores`` (the live model's disagreement per base pair) reach the policies
@@ -293,8 +293,8 @@ def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
         config = parse_policy_config(name, config)
     cls = POLICIES[name]
     wanted = inspect.signature(cls.__init__).parameters
-    deps = {k: v for k, v in (("acquisition_scores", acquisition_scores), ("served_count", served_count))
-            if k in wanted}
+    deps = {k: v for k, v in (("acquisition_scores", acquisition_scores), ("served_count", served_count),
+                              ("design_scores", design_scores)) if k in wanted}
     return cls(config, pool, **deps)
 
 
@@ -400,9 +400,9 @@ class Mixture(Policy):
     config_class = MixtureConfig
 
     def __init__(self, config: MixtureConfig, pool: PoolSnapshot, acquisition_scores: Any = None,
-                 served_count: Any = None) -> None:
+                 served_count: Any = None, design_scores: Any = None) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool, acquisition_scores, served_count)
+        self.components = [build_policy(c.name, c.config, pool, acquisition_scores, served_count, design_scores)
                            for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.active import load_acquisition_scores
+from acquisition.design import load_design_scores
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
 from collector.errors import ConfigError
@@ -64,12 +65,13 @@ class Collector:
         key = (self.store.pool_version, row["version"], model_version)
         with self._lock:
             if key != self._policy_key:
-                scores = None
+                scores = design = None
                 if row["name"] in ("active", "mixture") and self.store.path != ":memory:":
                     models_dir = Path(self.store.path).resolve().parent / "models"
                     scores = load_acquisition_scores(models_dir, model_version)
+                    design = load_design_scores(models_dir, model_version)
                 self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores,
-                                            served_count=self.store.served_count)
+                                            served_count=self.store.served_count, design_scores=design)
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
 

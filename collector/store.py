@@ -545,6 +545,13 @@ class Store:
         return (texts, prompts[-1]["id"] if prompts else prompt_id,
                 responses[-1]["id"] if responses else response_id)
 
+    def decisive_edit_vectors(self) -> list[dict[str, Any]]:
+        """Labels with a winner, with both sides' edit vectors (for the design-space GP)."""
+        return self._all(
+            "SELECT l.choice, sp.left_edit_vector, sp.right_edit_vector FROM labels l "
+            "JOIN served_pairs sp ON sp.id = l.served_pair_id WHERE l.choice IN ('left', 'right')"
+        )
+
     def training_rows(self) -> list[dict[str, Any]]:
         """Every label with the texts a reward model trains on (parents for edited copies)."""
         return self._all(

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from acquisition.active import save_acquisition_scores
+from acquisition.design import eubo_design_scores, save_design_scores
+from acquisition.editors import DEFAULT_ATTRIBUTES
 from acquisition.config import from_dict, load_toml
 from acquisition.editors import EDITORS, word_count
 from collector.errors import ConfigError
@@ -120,6 +122,30 @@ def pair_disagreement(model: RewardModel, store: Store, embed) -> tuple[list[tup
     return pairs, model.preference(P, A, B)[1]
 
 
+def design_space_scores(store: Store) -> tuple[list[str], np.ndarray] | None:
+    """EUBO over the active policy's attribute design space from a PairwiseGP on the labelled
+    edit-vector comparisons; ``None`` when the active policy has no ``active`` part or there
+    are no comparisons between different edit vectors yet."""
+    row = store.active_policy()
+    if row is None:
+        return None
+    configs = [row["config"]] if row["name"] == "active" else [
+        c.get("config", {}) for c in row["config"].get("components", []) if c.get("name") == "active"
+    ] if row["name"] == "mixture" else []
+    if not configs or configs[0].get("design_acquisition", "eubo") != "eubo":
+        return None
+    attributes = list(configs[0].get("attributes") or DEFAULT_ATTRIBUTES)
+    comparisons = []
+    for r in store.decisive_edit_vectors():
+        left = frozenset(a for a, e in json.loads(r["left_edit_vector"]).items() if e.get("on") and a in attributes)
+        right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if e.get("on") and a in attributes)
+        comparisons.append((left, right) if r["choice"] == "left" else (right, left))
+    try:
+        return attributes, eubo_design_scores(attributes, comparisons)
+    except ValueError:
+        return None
+
+
 class OnlineTrainer:
     """Retrains the reward model from a database and publishes checkpoints under ``models_dir``.
 
@@ -188,8 +214,9 @@ class OnlineTrainer:
                 **attribute_sensitivity(model, store, self.embedder.embed, self.config.eval_responses, self.config.seed),
             }
             pairs, scores = pair_disagreement(model, store, self.embedder.embed)
+            design = design_space_scores(store)
             metrics["train_seconds"] = round(time.time() - started, 2)
-            version = self._publish(model, metrics, pairs, scores)
+            version = self._publish(model, metrics, pairs, scores, design)
             store.set_meta("model_version", version)
             store.set_meta("model_labels", str(labels_seen))
             return {"version": version, **metrics}
@@ -197,7 +224,8 @@ class OnlineTrainer:
             store.close()
 
     def _publish(self, model: RewardModel, metrics: dict[str, Any],
-                 pairs: list[tuple[int, int, int]], scores: np.ndarray) -> str:
+                 pairs: list[tuple[int, int, int]], scores: np.ndarray,
+                 design: tuple[list[str], np.ndarray] | None = None) -> str:
         existing = [int(p.name[1:]) for p in self.models_dir.glob("v*") if p.name[1:].isdigit()]
         version = f"v{max(existing, default=0) + 1}"
         tmp = self.models_dir / f".tmp-{version}-{os.getpid()}"
@@ -206,6 +234,8 @@ class OnlineTrainer:
         (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         save_acquisition_scores(tmp, pairs, scores)
+        if design is not None:
+            save_design_scores(tmp, *design)
         tmp.rename(self.models_dir / version)
         pointer = self.models_dir / ".CURRENT.tmp"
         pointer.write_text(version)

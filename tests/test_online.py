@@ -151,3 +151,22 @@ def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
     assert pair["policy_name"] == "active" and pair["model_version"] == version
     assert pair["acquisition_score"] is not None and 0 < pair["propensity_score"] <= 1
     store.close()
+
+
+def test_worker_fits_the_design_space_gp_for_the_active_policy(db):
+    from acquisition.design import load_design_scores
+
+    store = Store(db)
+    store.activate_policy("active", {"attributes": ["bold", "emoji", "hedging"], "uniform_share": 0.3})
+    simulate(store, labels=60, seed=3)
+    models = Path(db).parent / "models"
+    version = OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"]
+    attributes, scores = load_design_scores(models, version)
+    assert attributes == ["bold", "emoji", "hedging"] and scores.shape == (28,)
+    annotator, _ = store.add_annotator("eubo-user")
+    collector = Collector(store, seed=0)
+    policy, _ = collector.active_policy()
+    assert policy.design_weight is not None
+    pair = store.served_pair(collector.next_pair(annotator["id"]).served_pair_id)
+    assert pair["model_version"] == version and 0 < pair["propensity_score"] <= 1
+    store.close()

@@ -167,3 +167,27 @@ def test_assignment_randomisation_follows_history_in_its_observational_arm(tiny_
         prompts = Counter(policy.propose(AnnotatorContext(annotator), rng).prompt_id for _ in range(4000))
         # 0.5 pool order + 0.5 uniform over the two servable prompts
         assert prompts[expected_prompt] / 4000 == pytest.approx(0.75, abs=0.03)
+
+
+def test_active_eubo_edits_have_exact_propensities_and_follow_the_gp(tiny_pool):
+    # design space over two attributes: 4 points, 6 pairs; EUBO favours pair ({}, {bold})
+    scores = np.array([5.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    policy = build_policy("active", {"attributes": ["bold", "emoji"], "uniform_share": 0.3},
+                          tiny_pool, design_scores=(["bold", "emoji"], scores))
+    assert len(policy.design_pairs) == 6
+    top = set(policy.design_pairs[int(np.argmax(scores))])
+    rng = np.random.default_rng(1)
+    n, seen, counts, top_hits = 30000, {}, Counter(), 0
+    for _ in range(n):
+        p = policy.propose(AnnotatorContext(1), rng)
+        key = outcome(p)
+        seen.setdefault(key, p.propensity_score)
+        assert seen[key] == pytest.approx(p.propensity_score)
+        counts[key] += 1
+        on = {frozenset(key[1][1]), frozenset(key[2][1])}
+        top_hits += on == top
+    assert sum(seen.values()) == pytest.approx(1.0, abs=1e-9)
+    for key, prop in seen.items():
+        assert counts[key] / n == pytest.approx(prop, abs=4 * (prop / n) ** 0.5 + 1e-3)
+    # without EUBO the favoured edit pair has probability 2 * (1/4 * 1/4) = 0.125
+    assert top_hits / n > 0.4

@@ -1,0 +1,57 @@
+"""Preference learning over the attribute design space with BoTorch.
+
+The design space is every on/off combination of the policy's attributes (`2^A` points of
+dimension `A`), small enough for an exact ``PairwiseGP`` (Chu & Ghahramani, 2005), whose
+Laplace step costs `O(n^3)` in the number of unique points. Labelled pairs become comparisons
+between the two sides' edit vectors; ``AnalyticExpectedUtilityOfBestOption`` (EUBO, Lin et
+al., AISTATS 2022) scores every pair of design points. This runs in the worker after each
+retrain, never on the request path; the ``active`` policy samples edit vectors by these scores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DESIGN_FILE = "design_scores.npz"
+
+
+def design_points(attributes: list[str]) -> np.ndarray:
+    """All on/off combinations, `(2^A, A)` of 0/1."""
+    return np.array(list(itertools.product([0.0, 1.0], repeat=len(attributes))))
+
+
+def eubo_design_scores(attributes: list[str], comparisons: list[tuple[frozenset, frozenset]]) -> np.ndarray:
+    """EUBO of every unordered pair of distinct design points, `(2^A * (2^A - 1) / 2,)`,
+    in ``itertools.combinations`` order, from (winner on-set, loser on-set) comparisons."""
+    import torch
+    from botorch.acquisition.preference import AnalyticExpectedUtilityOfBestOption
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models.pairwise_gp import PairwiseGP, PairwiseLaplaceMarginalLogLikelihood
+
+    X = torch.tensor(design_points(attributes), dtype=torch.float64)
+    index = {frozenset(a for a, bit in zip(attributes, row) if bit): i for i, row in enumerate(X.tolist())}
+    comps = [[index[w], index[lo]] for w, lo in comparisons if w != lo and w in index and lo in index]
+    if not comps:
+        raise ValueError("no comparisons between distinct design points")
+    model = PairwiseGP(X, torch.tensor(comps, dtype=torch.long))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(PairwiseLaplaceMarginalLogLikelihood(model.likelihood, model))
+    pairs = torch.tensor(list(itertools.combinations(range(len(X)), 2)))
+    with torch.no_grad():
+        return AnalyticExpectedUtilityOfBestOption(pref_model=model)(X[pairs]).numpy().astype(float)
+
+
+def save_design_scores(folder: Path, attributes: list[str], scores: np.ndarray) -> None:
+    np.savez(folder / DESIGN_FILE, attributes=np.array(attributes), scores=scores)
+
+
+def load_design_scores(models_dir: Path, version: str | None) -> tuple[list[str], np.ndarray] | None:
+    if not version or not (models_dir / version / DESIGN_FILE).exists():
+        return None
+    data = np.load(models_dir / version / DESIGN_FILE)
+    return [str(a) for a in data["attributes"]], data["scores"]
