@@ -29,6 +29,7 @@ from acquisition.policies import (
     RandomisedAttributesConfig,
     _on,
     arm_name,
+    coin_flip_probability,
     register_policy,
 )
 from collector.errors import ConfigError
@@ -94,6 +95,7 @@ class Active(Policy):
                  design_scores: tuple[list[str], np.ndarray] | None = None) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]
+        self.on_probability = {e.name: config.probability for e in self.editors}
         self._setup_design(config, design_scores)
         self.scores = acquisition_scores
         pairs, uniform, raw = [], [], []
@@ -138,10 +140,7 @@ class Active(Policy):
 
     def _edits_probability(self, left_on: frozenset, right_on: frozenset) -> float:
         """P(these on-sets on the left and right) under the edit mixture."""
-        p_ind = 1.0
-        for on in (left_on, right_on):
-            for editor in self.editors:
-                p_ind *= self.config.probability if editor.name in on else 1.0 - self.config.probability
+        p_ind = coin_flip_probability((left_on, right_on), self.on_probability)
         if self.design_weight is None:
             return p_ind
         k = self._design_index.get(frozenset((left_on, right_on))) if left_on != right_on else None
@@ -154,10 +153,8 @@ class Active(Policy):
                     len(self.design_pairs) - 1)
             a, b = self.design_pairs[k]
             return (a, b) if rng.integers(2) else (b, a)
-        sides = []
-        for _ in range(2):
-            sides.append(frozenset(e.name for e in self.editors if rng.random() < self.config.probability))
-        return sides[0], sides[1]
+        left, right = (frozenset(a for a, p in self.on_probability.items() if rng.random() < p) for _ in range(2))
+        return left, right
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
         i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self.pairs) - 1)

@@ -223,6 +223,16 @@ class RandomisedAttributesConfig:
         return self.probabilities.get(attribute, self.probability)
 
 
+def coin_flip_probability(on_sets: tuple[frozenset[str], ...], probability: dict[str, float]) -> float:
+    """P(each side shows exactly its on-set) when every attribute in ``probability`` is switched
+    on for each side independently with its own probability."""
+    result = 1.0
+    for on in on_sets:
+        for attribute, p in probability.items():
+            result *= p if attribute in on else 1.0 - p
+    return result
+
+
 def arm_name(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> str:
     def side(v: dict[str, dict[str, Any]]) -> str:
         return "+".join(sorted(_on(v))) or "none"
@@ -239,21 +249,18 @@ class RandomisedAttributes(Policy):
     def __init__(self, config: RandomisedAttributesConfig, pool: PoolSnapshot) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]
+        self.on_probability = {e.name: config.p(e.name) for e in self.editors}
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
         prompt, left, right, swapped, p_pair = self._uniform_base_pair(rng)
-        p_arm = 0.5
-        vectors = []
-        for response_id in (left, right):
-            vector = {}
-            for editor in self.editors:
-                p = self.config.p(editor.name)
-                on = bool(rng.random() < p)
-                p_arm *= p if on else 1.0 - p
-                vector[editor.name] = {
-                    "on": on, "editor": editor.name, "seed": edit_seed(response_id, editor.name)
-                }
-            vectors.append(vector)
+        on_sets = tuple(
+            frozenset(a for a, p in self.on_probability.items() if rng.random() < p) for _ in range(2)
+        )
+        p_arm = 0.5 * coin_flip_probability(on_sets, self.on_probability)
+        vectors = [
+            {e.name: {"on": e.name in on, "editor": e.name, "seed": edit_seed(rid, e.name)} for e in self.editors}
+            for rid, on in zip((left, right), on_sets)
+        ]
         return Proposal(
             prompt_id=prompt.id,
             left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
@@ -267,12 +274,7 @@ class RandomisedAttributes(Policy):
         names = {e.name for e in self.editors}
         if not p_pair or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
             return 0.0, 0.0
-        p_arm = 0.5
-        for side in (left, right):
-            on = _on(side.edit_vector)
-            for editor in self.editors:
-                p = self.config.p(editor.name)
-                p_arm *= p if editor.name in on else 1.0 - p
+        p_arm = 0.5 * coin_flip_probability((_on(left.edit_vector), _on(right.edit_vector)), self.on_probability)
         return p_pair * p_arm, p_arm
 
 
