@@ -32,6 +32,14 @@ def _attr_effect(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected attribute=number, got {text!r}") from None
 
 
+def _group_effect(text: str) -> tuple[str, str, float]:
+    group, sep, rest = text.partition(":")
+    if not sep or not group.strip():
+        raise argparse.ArgumentTypeError(f"expected group:attribute=number, got {text!r}")
+    attribute, value = _attr_effect(rest)
+    return group.strip(), attribute, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m collector",
@@ -68,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=1.0, help="Bradley-Terry noise scale (default 1.0)")
     p.add_argument("--effect", action="append", type=_attr_effect, default=[], metavar="ATTR=VALUE",
                    help="a true attribute effect in quality points (default: attributes ignored)")
+    p.add_argument("--group-effect", action="append", type=_group_effect, default=[],
+                   metavar="GROUP:ATTR=VALUE", help="a true effect for one annotator group only (repeatable)")
 
     p = add("export", "Export labels (trl) or the full served-pair log (pairs) to .jsonl or .parquet.")
     p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
@@ -140,7 +150,11 @@ def run(args: argparse.Namespace) -> None:
             for a in store.annotators():
                 print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels")
         elif args.command == "simulate":
-            config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect))
+            group_effects: dict[str, dict[str, float]] = {}
+            for group, attribute, value in args.group_effect:
+                group_effects.setdefault(group, {})[attribute] = value
+            config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect),
+                                              group_effects=group_effects)
             result = simulate(store, labels=args.labels, annotators=args.annotators,
                               groups=[g.strip() for g in args.groups.split(",") if g.strip()],
                               seed=args.seed, config=config)

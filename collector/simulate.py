@@ -29,29 +29,40 @@ class SimulatedAnnotatorConfig:
     # true effect of each attribute on the utility, in quality points (default: none for style
     # attributes, which are spurious; quality-changing controls such as drop_answer keep theirs)
     attribute_effects: dict[str, float] = field(default_factory=dict)
+    # per annotator group overrides of `attribute_effects`: {group: {attribute: effect}}
+    group_effects: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def effect(self, attribute: str, group: str | None = None) -> float:
+        """The true utility effect of ``attribute`` for an annotator of ``group``."""
+        if group is not None and attribute in self.group_effects.get(group, {}):
+            return self.group_effects[group][attribute]
+        if attribute in self.attribute_effects:
+            return self.attribute_effects[attribute]
+        return EDITORS[attribute].default_effect if attribute in EDITORS else 0.0
 
     def validate(self, where: str = "simulate") -> None:
         if self.noise <= 0:
             raise ConfigError(f"{where}.noise: must be positive; got {self.noise}.")
         if self.tie_strength < 0:
             raise ConfigError(f"{where}.tie_strength: must be zero or positive; got {self.tie_strength}.")
-        for a in self.attribute_effects:
-            if a not in EDITORS:
-                raise ConfigError(
-                    f"{where}.attribute_effects.{a}: unknown attribute; known: {', '.join(sorted(EDITORS))}."
-                )
+        tables = [("attribute_effects", self.attribute_effects)] + [
+            (f"group_effects.{g}", effects) for g, effects in self.group_effects.items()
+        ]
+        for name, effects in tables:
+            for a in effects:
+                if a not in EDITORS:
+                    raise ConfigError(
+                        f"{where}.{name}.{a}: unknown attribute; known: {', '.join(sorted(EDITORS))}."
+                    )
 
 
 def choose(
     quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
-    config: SimulatedAnnotatorConfig, rng: np.random.Generator,
+    config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
 ) -> tuple[str, int]:
-    """One simulated judgement: ``(choice, strength)``."""
-    def effect(a: str) -> float:
-        return config.attribute_effects.get(a, EDITORS[a].default_effect if a in EDITORS else 0.0)
-
-    u_left = quality_left + sum(effect(a) for a in on_left)
-    u_right = quality_right + sum(effect(a) for a in on_right)
+    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``."""
+    u_left = quality_left + sum(config.effect(a, group) for a in on_left)
+    u_right = quality_right + sum(config.effect(a, group) for a in on_right)
     d = (u_left - u_right) / config.noise
     pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
     tie = config.tie_strength * math.sqrt(pi_l * pi_r)
@@ -116,7 +127,8 @@ def simulate(
                 quality[rid] = float(q)
             qs.append(quality[rid])
         choice, strength = choose(
-            qs[0], qs[1], _on(pair["left_edit_vector"]), _on(pair["right_edit_vector"]), config, rng
+            qs[0], qs[1], _on(pair["left_edit_vector"]), _on(pair["right_edit_vector"]), config, rng,
+            group=person["group_name"],
         )
         collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
         counts[choice] = counts.get(choice, 0) + 1

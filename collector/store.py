@@ -30,6 +30,11 @@ SCHEMA_VERSION = 1
 CHOICES = ("left", "right", "tie", "both_bad")
 DEFAULT_LEASE_SECONDS = 30 * 60
 
+# Columns added after a table was first created: {table: {column: "TYPE [DEFAULT ...]"}}.
+# `_ensure_schema` adds whichever are missing, so databases made by older code keep working.
+# New tables go straight into `_create_tables` (CREATE ... IF NOT EXISTS).
+ADDED_COLUMNS: dict[str, dict[str, str]] = {}
+
 
 def text_hash(text: str) -> str:
     """`sha256` hex digest of a text, the key for de-duplication and embedding caches."""
@@ -143,19 +148,23 @@ class Store:
         self.db.conn.close()
 
     def _ensure_schema(self) -> None:
+        """Create missing tables, indexes and columns; every step is idempotent, so an older
+        database is brought up to date in place and nothing in it is lost."""
         with self._lock:
-            tables = set(self.db.table_names())
-            if "meta" in tables:
+            if "meta" in set(self.db.table_names()):
                 found = int(self.get_meta("schema_version", "0"))
                 if found > SCHEMA_VERSION:
                     raise DeconfoundError(
                         f"{self.path}: database schema version {found} is newer than this "
                         f"code's ({SCHEMA_VERSION}); upgrade Deconfound."
                     )
-                if found == SCHEMA_VERSION:
-                    return
             with self.transaction():
                 self._create_tables()
+                for table, columns in ADDED_COLUMNS.items():
+                    have = {row[1] for row in self.db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+                    for column, decl in columns.items():
+                        if column not in have:
+                            self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(SCHEMA_VERSION)],
