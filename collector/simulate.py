@@ -56,20 +56,31 @@ class SimulatedAnnotatorConfig:
                     )
 
 
-def choose(
+def choice_probabilities(
     quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
-    config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
-) -> tuple[str, int]:
-    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``."""
+    config: SimulatedAnnotatorConfig, group: str | None = None,
+) -> tuple[float, float, float]:
+    """``(P(left), P(right), P(tie))`` of a simulated annotator of ``group``: Bradley-Terry on
+    quality plus the true attribute effects, with Davidson ties."""
     u_left = quality_left + sum(config.effect(a, group) for a in on_left)
     u_right = quality_right + sum(config.effect(a, group) for a in on_right)
     d = (u_left - u_right) / config.noise
     pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
     tie = config.tie_strength * math.sqrt(pi_l * pi_r)
     total = pi_l + pi_r + tie
-    r = rng.random() * total
-    choice = "left" if r < pi_l else ("right" if r < pi_l + pi_r else "tie")
-    strength = 1 if abs(d) < 1 else (2 if abs(d) < 2.5 else 3)
+    return pi_l / total, pi_r / total, tie / total
+
+
+def choose(
+    quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
+    config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
+) -> tuple[str, int]:
+    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``."""
+    p_left, p_right, _ = choice_probabilities(quality_left, quality_right, on_left, on_right, config, group)
+    r = rng.random()
+    choice = "left" if r < p_left else ("right" if r < p_left + p_right else "tie")
+    d = abs(math.log(p_left / p_right))
+    strength = 1 if d < 1 else (2 if d < 2.5 else 3)
     return choice, strength
 
 

@@ -1,0 +1,133 @@
+"""Attribute effects on the choice (AMCE), estimated from the randomised arms only.
+
+The estimand is the average marginal component effect of conjoint analysis (Hainmueller,
+Hopkins and Yamamoto 2014) for a forced choice between two profiles: for attribute ``a``,
+
+    AMCE_a = P(a response is chosen | a on) - P(a response is chosen | a off),
+
+averaged over the randomisation distribution of everything else. Each labelled pair gives
+two profiles (its sides); a tie counts as half a choice for each side, a both-bad label is
+left out. Only pairs whose edit vector switched ``a`` on or off by a random draw enter the
+estimate for ``a`` (an attribute absent from the edit vector was not randomised), so the
+observational arms never contribute.
+
+Weights are ``1 / arm_propensity`` (the stored probability of the pair's edits and display
+position given its prompt and base pair), normalised within each policy version, so an
+unequal design (per-attribute probabilities, active acquisition) is reweighted to equal arms;
+where every arm had the same probability this is the plain difference in means. Standard
+errors are cluster-robust by served pair, since the two profiles of a pair are mirror images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+Z95 = 1.959963984540054
+COLUMNS = ["attribute", "estimate", "se", "ci_low", "ci_high", "n_labels", "n_on", "n_off", "method"]
+
+
+def labelled_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The labelled regular pairs of a ``pairs_frame``: not skipped, not both-bad, not a
+    quality-control item, not from an excluded annotator (where those columns exist)."""
+    df = pairs[pairs["label"].isin(["left", "right", "tie"])]
+    if "qc_kind" in df.columns:
+        df = df[df["qc_kind"].isna() | df["qc_kind"].isin(["regular", "repeat"])]
+    if "excluded" in df.columns:
+        df = df[~df["excluded"].fillna(False).astype(bool)]
+    return df
+
+
+def randomised_attributes(pairs: pd.DataFrame) -> list[str]:
+    """Attributes that some pair randomised on both sides (so an effect can be estimated)."""
+    found = set()
+    for column in ("left_edit_vector", "right_edit_vector"):
+        for text in pairs[column].dropna().unique():
+            found.update(json.loads(text))
+    return sorted(a for a in found
+                  if f"left_{a}" in pairs.columns and pairs[f"left_{a}"].notna().any())
+
+
+def _side_outcomes(df: pd.DataFrame, left_outcome: str | None) -> np.ndarray:
+    if left_outcome is not None:
+        return df[left_outcome].to_numpy(dtype=float)
+    return df["label"].map({"left": 1.0, "right": 0.0, "tie": 0.5}).to_numpy(dtype=float)
+
+
+def _weights(df: pd.DataFrame) -> np.ndarray:
+    w = 1.0 / df["arm_propensity"].to_numpy(dtype=float)
+    keys = df["policy"].astype(str) + "#" + df["policy_version"].astype(str)
+    mean = pd.Series(w, index=df.index).groupby(keys.to_numpy()).transform("mean").to_numpy()
+    return w / mean
+
+
+def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
+             w: np.ndarray) -> tuple[float, float, int, int]:
+    """Hajek difference in means over both profiles of each pair, with a pair-clustered SE.
+
+    Returns:
+        ``(estimate, se, n_on, n_off)`` counted in profiles; NaN where one level is empty.
+    """
+    t = np.concatenate([on_left, on_right]).astype(bool)
+    y = np.concatenate([y_left, 1.0 - y_left])
+    ww = np.concatenate([w, w])
+    n_on, n_off = int(t.sum()), int((~t).sum())
+    if n_on == 0 or n_off == 0:
+        return math.nan, math.nan, n_on, n_off
+    w1, w0 = ww[t].sum(), ww[~t].sum()
+    mu1, mu0 = (ww * y)[t].sum() / w1, (ww * y)[~t].sum() / w0
+    contrib = np.where(t, ww * (y - mu1) / w1, -ww * (y - mu0) / w0)
+    n = len(y_left)
+    psi = contrib[:n] + contrib[n:]  # one influence term per pair (cluster)
+    var = float((psi ** 2).sum()) * (n / (n - 1) if n > 1 else 1.0)
+    return float(mu1 - mu0), math.sqrt(var), n_on, n_off
+
+
+def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Sequence[str] = (),
+         left_outcome: str | None = None) -> pd.DataFrame:
+    """Each attribute's AMCE on the choice with a 95% CI, overall or within ``by`` cells.
+
+    Args:
+        pairs: ``collector.export.pairs_frame(store)`` (or a frame with its columns).
+        attributes: which to estimate; default every attribute some pair randomised.
+        by: columns to estimate within, e.g. ``["annotator_group"]`` or ``["task_type"]``.
+        left_outcome: a column holding the outcome for the left side instead of the label
+            (e.g. the true choice probability in a simulation, which gives the true AMCE on
+            the same design).
+
+    Returns:
+        one row per (cell, attribute): ``[*by, attribute, estimate, se, ci_low, ci_high,
+        n_labels, n_on, n_off, method]``.
+    """
+    df = labelled_pairs(pairs) if left_outcome is None else pairs
+    attributes = list(attributes) if attributes is not None else randomised_attributes(df)
+    rows = []
+    groups = [((), df)] if not by else [
+        (k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(list(by), sort=True)
+    ]
+    for key, cell in groups:
+        for a in attributes:
+            if f"left_{a}" not in cell.columns:
+                continue
+            sub = cell[cell[f"left_{a}"].notna() & cell[f"right_{a}"].notna()]
+            base = dict(zip(by, key))
+            if sub.empty:
+                rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,
+                             "ci_low": math.nan, "ci_high": math.nan, "n_labels": 0,
+                             "n_on": 0, "n_off": 0, "method": "none"})
+                continue
+            w = _weights(sub)
+            uniform = bool(np.allclose(w, 1.0))
+            est, se, n_on, n_off = amce_one(
+                _side_outcomes(sub, left_outcome), sub[f"left_{a}"].to_numpy(dtype=bool),
+                sub[f"right_{a}"].to_numpy(dtype=bool), w,
+            )
+            rows.append({**base, "attribute": a, "estimate": est, "se": se,
+                         "ci_low": est - Z95 * se, "ci_high": est + Z95 * se,
+                         "n_labels": int(len(sub)), "n_on": n_on, "n_off": n_off,
+                         "method": "difference_in_means" if uniform else "ipw_hajek"})
+    return pd.DataFrame(rows, columns=[*by, *COLUMNS])

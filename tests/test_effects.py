@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from acquisition.config import to_dict
+from acquisition.effects import amce, amce_one, labelled_pairs
+from acquisition.policies import RandomisedAttributesConfig
+from collector.export import pairs_frame
+from collector.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
+
+
+def _true_left(store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig) -> pd.Series:
+    """P(left) + P(tie)/2 of the simulated annotator for each served pair: the outcome whose
+    AMCE on the realised design is the true effect."""
+    out = []
+    for r in pairs.itertuples():
+        q = [store.response(getattr(r, f"{s}_base_response_id"))["quality"] for s in ("left", "right")]
+        on = [{a for a, e in json.loads(getattr(r, f"{s}_edit_vector")).items() if e["on"]}
+              for s in ("left", "right")]
+        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group)
+        out.append(p_l + p_t / 2)
+    return pd.Series(out, index=pairs.index)
+
+
+def test_amce_one_matches_difference_in_means_and_its_se():
+    rng = np.random.default_rng(0)
+    n = 4000
+    on_l, on_r = rng.random(n) < 0.5, rng.random(n) < 0.5
+    y = (rng.random(n) < 0.5 + 0.1 * (on_l.astype(float) - on_r)).astype(float)
+    est, se, n_on, n_off = amce_one(y, on_l, on_r, np.ones(n))
+    t = np.concatenate([on_l, on_r])
+    yy = np.concatenate([y, 1 - y])
+    assert est == pytest.approx(yy[t].mean() - yy[~t].mean())
+    assert n_on + n_off == 2 * n
+    # truth: P(chosen | on) - P(chosen | off) = 0.1 here; 5 SEs is a generous band
+    assert abs(est - 0.1) < 5 * se and 0.005 < se < 0.03
+
+
+def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
+    config = SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}})
+    simulate(store, labels=1500, annotators=6, groups=["fans", "neutral"], seed=3, config=config)
+    pairs = labelled_pairs(pairs_frame(store))
+    table = amce(pairs, by=["annotator_group"])
+    emoji = table[table.attribute == "emoji"].set_index("annotator_group")
+    assert emoji.loc["fans", "ci_low"] > 0.03 and emoji.loc["fans", "estimate"] > 0.08  # a clear effect
+    assert emoji.loc["neutral", "ci_low"] < 0 < emoji.loc["neutral", "ci_high"] or \
+        abs(emoji.loc["neutral", "estimate"]) < 0.06
+    pairs = pairs.assign(true_left=_true_left(store, pairs, config))
+    truth = amce(pairs, by=["annotator_group"], left_outcome="true_left")
+    merged = table.merge(truth, on=["annotator_group", "attribute"], suffixes=("", "_true"))
+    covered = ((merged.ci_low <= merged.estimate_true) & (merged.estimate_true <= merged.ci_high)).mean()
+    assert covered >= 0.8, merged[["annotator_group", "attribute", "estimate", "se", "estimate_true"]]
+    assert set(table.method) == {"difference_in_means"}
+    assert (table.n_labels > 600).all()
+
+
+def test_unequal_design_is_reweighted(store):
+    store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(
+        attributes=["emoji", "bold"], probabilities={"emoji": 0.2})))
+    config = SimulatedAnnotatorConfig(attribute_effects={"bold": 2.0})
+    simulate(store, labels=1200, annotators=4, seed=5, config=config)
+    table = amce(pairs_frame(store)).set_index("attribute")
+    assert set(table.method) == {"ipw_hajek"}
+    assert table.loc["bold", "ci_low"] > 0
+    assert table.loc["emoji", "ci_low"] < 0 < table.loc["emoji", "ci_high"]
+
+
+def test_observational_pairs_estimate_nothing(store):
+    store.activate_policy("observational", {})
+    simulate(store, labels=50, annotators=2, seed=1)
+    assert amce(pairs_frame(store)).empty
+    table = amce(pairs_frame(store), attributes=["emoji"])
+    assert table.loc[0, "n_labels"] == 0 and table.loc[0, "method"] == "none"
