@@ -220,6 +220,14 @@ class Store:
             annotator_id INTEGER NOT NULL REFERENCES annotators(id),
             choice TEXT NOT NULL, strength INTEGER, rationale TEXT,
             latency_ms INTEGER NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS imported_preferences (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            chosen_response_id INTEGER NOT NULL REFERENCES responses(id),
+            rejected_response_id INTEGER NOT NULL REFERENCES responses(id),
+            outcome TEXT NOT NULL, tie INTEGER NOT NULL, margin REAL,
+            source TEXT NOT NULL, format TEXT NOT NULL, file_sha256 TEXT NOT NULL,
+            external_id TEXT, line INTEGER NOT NULL, created_at REAL NOT NULL,
+            UNIQUE (file_sha256, line));
         """
         for statement in ddl.split(";"):
             if statement.strip():
@@ -285,6 +293,68 @@ class Store:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('pool_version', ?)", [str(version)]
             )
         return new_prompts, new_responses
+
+    def add_imported(
+        self,
+        records: Iterable[dict[str, Any]],
+        preferences: Iterable[dict[str, Any]],
+        source: str,
+        fmt: str,
+        file_sha256: str,
+    ) -> tuple[int, int, int]:
+        """Add an imported file's pool records and its human preferences in ONE transaction.
+
+        Args:
+            records: ``add_pool`` records.
+            preferences: ``{"prompt", "chosen", "rejected", "outcome" ("chosen"/"tie"/"both_bad"),
+                "margin"?, "external_id"?, "line"}``; every text must be in ``records``.
+            source: the file name; fmt: its format; file_sha256: the file's hash (a file
+                imported twice adds its preferences once).
+
+        Returns:
+            ``(new_prompts, new_responses, new_preferences)``.
+        """
+        now = time.time()
+        new_preferences = 0
+        with self.transaction():
+            new_prompts, new_responses = self.add_pool(records, source=source)
+            for pref in preferences:
+                prompt = self._one("SELECT id FROM prompts WHERE text_hash = ?", [text_hash(pref["prompt"])])
+                if prompt is None:
+                    raise NotFoundError(f"{source}, line {pref['line']}: prompt not in the imported records.")
+                ids = []
+                for side in ("chosen", "rejected"):
+                    row = self._one(
+                        "SELECT id FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                        "AND parent_response_id IS NULL", [prompt["id"], text_hash(pref[side])]
+                    )
+                    if row is None:
+                        raise NotFoundError(f"{source}, line {pref['line']}: {side} response not in the imported records.")
+                    ids.append(row["id"])
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO imported_preferences (prompt_id, chosen_response_id, "
+                    "rejected_response_id, outcome, tie, margin, source, format, file_sha256, "
+                    "external_id, line, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [prompt["id"], ids[0], ids[1], pref["outcome"], int(pref["outcome"] != "chosen"),
+                     pref.get("margin"), source, fmt, file_sha256, pref.get("external_id"),
+                     pref["line"], now],
+                )
+                new_preferences += cur.rowcount
+        return new_prompts, new_responses, new_preferences
+
+    def imported_preferences(self) -> list[dict[str, Any]]:
+        """Every imported human preference with its texts (the truth for semi-synthetic studies)."""
+        return self._all(
+            """
+            SELECT ip.*, p.text AS prompt, p.task_type AS task_type,
+                   c.text AS chosen, r.text AS rejected
+            FROM imported_preferences ip
+            JOIN prompts p ON p.id = ip.prompt_id
+            JOIN responses c ON c.id = ip.chosen_response_id
+            JOIN responses r ON r.id = ip.rejected_response_id
+            ORDER BY ip.id
+            """
+        )
 
     def pool_snapshot(self) -> PoolSnapshot:
         """The base pool as policies see it; cheap enough to rebuild when the pool version moves."""
