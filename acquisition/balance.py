@@ -74,3 +74,68 @@ def balance_report(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group"
             rows.append({"stratum": name, "attribute": attribute, "smd": smd(left[keep], right[keep]),
                          "n": int(keep.sum())})
     return pd.DataFrame(rows)
+
+
+def arm_family(arm: str) -> str:
+    """The kind of arm a stored arm name belongs to: ``observational`` (pool pairs as they
+    come, incl. assignment randomisation's pool-order share), ``randomised_assignment``,
+    ``randomised_attributes`` (``L:..|R:..``), ``counterfactual``, ``overlap_targeting``; a
+    mixture's ``component:arm`` is named by its component."""
+    head, sep, rest = arm.partition(":")
+    if arm in ("observational", "pool_order"):
+        return "observational"
+    if arm == "randomised_assignment":
+        return arm
+    if arm.startswith("L:"):
+        return "randomised_attributes"
+    if head in ("counterfactual", "overlap"):
+        return "counterfactual" if head == "counterfactual" else "overlap_targeting"
+    if sep:  # mixture component
+        return head
+    return arm
+
+
+def arm_balance(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group",)) -> pd.DataFrame:
+    """SMD of every attribute (and of response length) between each arm family and the
+    reference arm, within strata of ``by``.
+
+    Each side of a labelled or served pair is one profile; an attribute's indicator comes
+    from the edit vector where randomised and from the text otherwise. The reference is the
+    observational arm where there is one, else the family with the most pairs, so a row
+    reads "how different are the responses this arm shows from the comparison arm".
+
+    Returns:
+        columns ``stratum``, ``arm``, ``reference``, ``covariate``, ``smd``, ``n_arm``, ``n_reference``.
+    """
+    columns = ["stratum", "arm", "reference", "covariate", "smd", "n_arm", "n_reference"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    families = pairs["arm"].map(arm_family)
+    strata = [("all", pairs.index)] + [
+        (f"{col}={value}", part.index) for col in by for value, part in pairs.groupby(col)
+    ]
+    profiles = {}
+    for attribute in sorted(EDITORS):
+        profiles[attribute] = pd.concat([indicator(pairs, "left", attribute),
+                                         indicator(pairs, "right", attribute)])
+    profiles["response_length"] = pd.concat([pairs["left_text"].str.len(), pairs["right_text"].str.len()])
+    fam2 = pd.concat([families, families])
+    rows = []
+    for name, index in strata:
+        fam = families.loc[index]
+        counts = fam.value_counts()
+        if len(counts) < 2:
+            continue
+        reference = "observational" if "observational" in counts.index else str(counts.index[0])
+        for arm in sorted(counts.index):
+            if arm == reference:
+                continue
+            for covariate, values in profiles.items():
+                v = values.loc[index]
+                f = fam2.loc[index]
+                a, r = v[(f == arm).to_numpy()], v[(f == reference).to_numpy()]
+                a, r = a[a.notna()], r[r.notna()]
+                rows.append({"stratum": name, "arm": arm, "reference": reference, "covariate": covariate,
+                             "smd": smd(a.to_numpy(), r.to_numpy()) if len(a) and len(r) else float("nan"),
+                             "n_arm": int(counts[arm]), "n_reference": int(counts[reference])})
+    return pd.DataFrame(rows, columns=columns)

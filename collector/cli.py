@@ -160,14 +160,20 @@ def run(args: argparse.Namespace) -> None:
                               seed=args.seed, config=config)
             print(json.dumps(result))
         elif args.command == "balance":
-            from acquisition.balance import balance_report, chosen_rejected_smd
+            from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
             from collector.export import pairs_frame, trl_frame
 
             print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
             print(chosen_rejected_smd(trl_frame(store)).to_string(index=False, float_format="%.3f"))
             print("\nSMD between left and right, by stratum:")
-            report = balance_report(pairs_frame(store))
+            pairs = pairs_frame(store)
+            report = balance_report(pairs)
             print(report.pivot(index="attribute", columns="stratum", values="smd").to_string(float_format="%.3f"))
+            arms = arm_balance(pairs, by=("annotator_group", "task_type"))
+            if len(arms):
+                print("\nSMD between each arm and the reference arm, by stratum:")
+                print(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd")
+                      .to_string(float_format="%.3f"))
         elif args.command == "export":
             n = export(store, args.format, args.out)
             print(f"Wrote {n} rows to {args.out}.")

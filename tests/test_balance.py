@@ -54,3 +54,27 @@ def test_positive_control_shows_up_as_a_real_effect(store):
     table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
     assert table.loc["drop_answer", "smd"] < -0.3
     assert abs(table.loc["bold", "smd"]) < 0.15
+
+
+def test_arm_balance_compares_each_arm_with_the_observational_one(store):
+    from acquisition.balance import arm_balance, arm_family
+    from acquisition.policies import MixtureConfig
+    assert arm_family("L:emoji|R:none") == "randomised_attributes"
+    assert arm_family("pool_order") == "observational"
+    assert arm_family("counterfactual:bold") == "counterfactual"
+    assert arm_family("observational:observational") == "observational"
+    store.activate_policy("mixture", {"components": [
+        {"name": "observational", "weight": 0.5},
+        {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["emoji"]}},
+    ]})
+    simulate(store, labels=600, annotators=4, groups=["a", "b"], seed=2)
+    table = arm_balance(pairs_frame(store))
+    assert set(table["reference"]) == {"observational"}
+    assert set(table["arm"]) == {"randomised_attributes"}
+    overall = table[table.stratum == "all"].set_index("covariate")
+    # the randomised arm adds emoji to half its responses; the demo pool has none of its own
+    assert overall.loc["emoji", "smd"] > 0.5
+    # both arms draw base responses the same way: no attribute the arm does not touch differs
+    assert abs(overall.loc["list_format", "smd"]) < 0.15
+    assert {"stratum", "n_arm", "n_reference"} <= set(table.columns)
+    assert set(table.stratum) == {"all", "annotator_group=a", "annotator_group=b"}

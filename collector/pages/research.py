@@ -4,7 +4,7 @@ import os
 
 import streamlit as st
 
-from acquisition.balance import balance_report, chosen_rejected_smd
+from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
 from collector.app_state import get_collector
 from collector.errors import DeconfoundError
 from collector.export import pairs_frame, trl_frame
@@ -83,8 +83,14 @@ st.caption("Standardised mean difference of each attribute between chosen and re
 trl = trl_frame(store)
 if len(trl):
     st.dataframe(chosen_rejected_smd(trl), hide_index=True)
-    report = balance_report(pairs_frame(store))
+    pairs = pairs_frame(store)
+    report = balance_report(pairs)
     st.caption("Left vs right SMD within annotator groups and prompt types.")
     st.dataframe(report.pivot(index="attribute", columns="stratum", values="smd"))
+    arms = arm_balance(pairs, by=("annotator_group", "task_type"))
+    if len(arms):
+        st.caption("SMD of the responses each arm shows against the reference (observational) arm, "
+                   "within annotator groups and prompt types.")
+        st.dataframe(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd"))
 else:
     st.info("No labels with a winner yet.")
