@@ -12,6 +12,7 @@ from acquisition.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
 from collector.errors import DeconfoundError
 from collector.export import FORMATS, export
+from collector.importers import FORMATS as IMPORT_FORMATS
 from collector.setup import DEFAULT_DB, init_db
 from collector.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
@@ -82,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", "Export labels (trl) or the full served-pair log (pairs) to .jsonl or .parquet.")
     p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
     p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
+
+    p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback, Chatbot Arena, CSV) into the "
+                      "pool with its human labels: the whole file or nothing.")
+    p.add_argument("path", help="a .jsonl, .json, .csv or .parquet file, optionally gzipped")
+    p.add_argument("--format", default="auto", choices=("auto", *IMPORT_FORMATS),
+                   help="input format (default auto: detected from the content)")
+    p.add_argument("--task-type", default=None, help="prompt type for rows without a task_type (default general)")
+    p.add_argument("--no-embed", action="store_true", help="skip embedding the new texts (the worker embeds them later)")
 
     p = add("balance", "Print attribute balance: SMD chosen vs rejected, and left vs right by group and prompt type.")
 
@@ -174,6 +183,13 @@ def run(args: argparse.Namespace) -> None:
                 print("\nSMD between each arm and the reference arm, by stratum:")
                 print(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd")
                       .to_string(float_format="%.3f"))
+        elif args.command == "import":
+            from collector.importers import embed_new_texts, import_file
+
+            result = import_file(store, args.path, args.format, args.task_type)
+            print(result.summary())
+            if not args.no_embed and (result.new_prompts or result.new_responses):
+                print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
         elif args.command == "export":
             n = export(store, args.format, args.out)
             print(f"Wrote {n} rows to {args.out}.")

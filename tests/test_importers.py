@@ -110,3 +110,207 @@ def test_invalid_json_names_the_line(tmp_path):
     path.write_text(json.dumps(hh_row(1)) + "\n" + '{"chosen": "x",\n')
     with pytest.raises(ImportFormatError, match=r"x\.jsonl, line 2, column \d+: not valid JSON"):
         parse_file(path)
+
+
+# ---------------------------------------------------------------------- TRL
+def test_trl_standard_with_margin_and_task_type(tmp_path, empty_store):
+    rows = [{"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon.", "margin": 1.5,
+             "task_type": "factual"},
+            {"prompt": "2+2?", "chosen": "4", "rejected": "5"}]
+    path = write_jsonl(tmp_path / "trl.jsonl", rows)
+    parsed = parse_file(path, task_type="maths")
+    assert parsed.format == "trl"
+    assert [r["task_type"] for r in parsed.records] == ["factual", "maths"]
+    assert parsed.preferences[0].margin == 1.5 and parsed.preferences[1].margin is None
+    import_file(empty_store, path)
+    stored = empty_store.imported_preferences()
+    assert [(r["prompt"], r["chosen"], r["rejected"], r["margin"]) for r in stored] == [
+        ("Capital of France?", "Paris.", "Lyon.", 1.5), ("2+2?", "4", "5", None)]
+    assert stored[0]["task_type"] == "factual" and stored[1]["task_type"] == "general"
+
+
+def test_trl_conversational_explicit_and_implicit_prompt(tmp_path):
+    explicit = {"prompt": [{"role": "user", "content": "Hi?"}],
+                "chosen": [{"role": "assistant", "content": "Hello!"}],
+                "rejected": [{"role": "assistant", "content": "Go away."}]}
+    implicit = {"chosen": [{"role": "user", "content": "Sky colour?"}, {"role": "assistant", "content": "Blue."}],
+                "rejected": [{"role": "user", "content": "Sky colour?"}, {"role": "assistant", "content": "Green."}]}
+    multi = {"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                        {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}],
+             "rejected": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                          {"role": "user", "content": "c"}, {"role": "assistant", "content": "e"}]}
+    parsed = parse_file(write_jsonl(tmp_path / "conv.jsonl", [explicit, implicit, multi]))
+    assert parsed.format == "trl"
+    got = [(p.prompt, p.chosen, p.rejected) for p in parsed.preferences]
+    assert got == [("Hi?", "Hello!", "Go away."), ("Sky colour?", "Blue.", "Green."),
+                   ("User: a\n\nAssistant: b\n\nUser: c", "d", "e")]
+
+
+def test_trl_conversational_bad_message_names_the_field(tmp_path):
+    rows = [{"prompt": [{"role": "user", "content": "Hi?"}],
+             "chosen": [{"role": "assistant", "content": "Hello!"}],
+             "rejected": [{"role": "assistant"}]}]
+    with pytest.raises(ImportFormatError, match=r"line 1, field 'rejected\[0\]\.content': expected a string, got missing"):
+        parse_file(write_jsonl(tmp_path / "c.jsonl", rows))
+
+
+# ---------------------------------------------------------------------- UltraFeedback
+def test_ultrafeedback_binarized(tmp_path, empty_store):
+    row = {"prompt": "Write a haiku.", "prompt_id": "abc123",
+           "chosen": [{"role": "user", "content": "Write a haiku."}, {"role": "assistant", "content": "Old pond..."}],
+           "rejected": [{"role": "user", "content": "Write a haiku."}, {"role": "assistant", "content": "No."}],
+           "messages": [], "score_chosen": 8.5, "score_rejected": 2.0}
+    path = write_jsonl(tmp_path / "uf.jsonl", [row])
+    parsed = parse_file(path)
+    assert parsed.format == "ultrafeedback"
+    pref = parsed.preferences[0]
+    assert (pref.prompt, pref.chosen, pref.rejected, pref.margin, pref.external_id) == (
+        "Write a haiku.", "Old pond...", "No.", 6.5, "abc123")
+    import_file(empty_store, path)
+    pool = empty_store.pool_snapshot()
+    assert sorted(pool.response_quality.values()) == [2.0, 8.5]
+    assert empty_store.prompt(pool.prompts[0].id)["external_id"] == "abc123"
+    row["score_chosen"] = "high"
+    with pytest.raises(ImportFormatError, match=r"line 1, field 'score_chosen': expected a number"):
+        parse_file(write_jsonl(tmp_path / "uf.jsonl", [row]))
+
+
+# ---------------------------------------------------------------------- Chatbot Arena
+def arena_row(i: int, winner: str) -> dict:
+    def conv(answer: str) -> list:
+        return [{"role": "user", "content": f"Question {i}"}, {"role": "assistant", "content": answer}]
+    return {"question_id": f"q{i}", "model_a": "gpt-x", "model_b": "llama-y", "winner": winner,
+            "judge": "arena_user_1", "conversation_a": conv(f"A{i}"), "conversation_b": conv(f"B{i}"),
+            "turn": 1, "tstamp": 1700000000.0 + i}
+
+
+def test_arena_battles_with_every_winner(tmp_path, empty_store):
+    rows = [arena_row(1, "model_a"), arena_row(2, "model_b"), arena_row(3, "tie"), arena_row(4, "tie (bothbad)")]
+    path = write_jsonl(tmp_path / "arena.jsonl", rows)
+    parsed = parse_file(path)
+    assert parsed.format == "arena"
+    got = [(p.prompt, p.chosen, p.rejected, p.outcome, p.external_id) for p in parsed.preferences]
+    assert got == [("Question 1", "A1", "B1", "chosen", "q1"), ("Question 2", "B2", "A2", "chosen", "q2"),
+                   ("Question 3", "A3", "B3", "tie", "q3"), ("Question 4", "A4", "B4", "both_bad", "q4")]
+    import_file(empty_store, path)
+    stored = empty_store.imported_preferences()
+    assert [(r["outcome"], r["tie"]) for r in stored] == [("chosen", 0), ("chosen", 0), ("tie", 1), ("both_bad", 1)]
+    models = {empty_store.response(r["chosen_response_id"])["model"] for r in stored[:2]}
+    assert models == {"gpt-x", "llama-y"}
+    rows[2]["winner"] = "model_c"
+    with pytest.raises(ImportFormatError, match=r"line 3, field 'winner': expected one of"):
+        parse_file(write_jsonl(tmp_path / "arena.jsonl", rows))
+
+
+# ---------------------------------------------------------------------- CSV, JSON array, Parquet
+def test_csv_with_named_columns_and_multiline_cells(tmp_path):
+    path = tmp_path / "prefs.csv"
+    path.write_text('task_type,prompt,chosen,rejected\n'
+                    'coding,"Write\nhello world","print(""hello"")",echo\n'
+                    ',Say hi,Hi!,Bye.\n', encoding="utf-8")
+    parsed = parse_file(path)
+    assert parsed.format == "csv"
+    assert [(p.prompt, p.chosen, p.rejected, p.line) for p in parsed.preferences] == [
+        ("Write\nhello world", 'print("hello")', "echo", 2), ("Say hi", "Hi!", "Bye.", 4)]
+    assert [r["task_type"] for r in parsed.records] == ["coding", "general"]
+
+
+def test_csv_errors_name_line_and_field(tmp_path):
+    path = tmp_path / "prefs.csv"
+    path.write_text("prompt,chosen\nq,a\n")
+    with pytest.raises(ImportFormatError, match=r"prefs\.csv, line 1, field 'rejected': the CSV header"):
+        parse_file(path)
+    path.write_text('prompt,chosen,rejected\nq,a,b\n"multi\nline",a,b\n,a,b\n')
+    with pytest.raises(ImportFormatError, match=r"prefs\.csv, line 5, field 'prompt': empty"):
+        parse_file(path)
+    path.write_text("prompt,chosen,rejected\nq,a,b\nq,a\n")
+    with pytest.raises(ImportFormatError, match=r"line 3, field 'rejected': 2 values for 3 columns"):
+        parse_file(path)
+
+
+def test_json_array_and_parquet_inputs(tmp_path):
+    import pandas as pd
+
+    rows = [{"prompt": "p1", "chosen": "c1", "rejected": "r1"}, {"prompt": "p2", "chosen": "c2", "rejected": "r2"}]
+    array = tmp_path / "rows.json"
+    array.write_text("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")
+    assert [p.line for p in parse_file(array).preferences] == [2, 3]
+    pq = tmp_path / "rows.parquet"
+    pd.DataFrame(rows).to_parquet(pq)
+    assert [(p.prompt, p.line) for p in parse_file(pq).preferences] == [("p1", 1), ("p2", 2)]
+    rows[1]["chosen"] = None
+    pd.DataFrame(rows).to_parquet(pq)
+    with pytest.raises(ImportFormatError, match=r"rows\.parquet, line 2, field 'chosen': missing"):
+        parse_file(pq)
+
+
+# ---------------------------------------------------------------------- detection and all-or-nothing
+def test_unknown_format_and_mismatched_format_are_refused(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "answer": "a"}])
+    with pytest.raises(ImportFormatError, match=r"x\.jsonl, line 1: cannot tell the format"):
+        parse_file(path)
+    with pytest.raises(ImportFormatError, match=r"line 1, field 'model_a': missing"):
+        parse_file(write_jsonl(tmp_path / "y.jsonl", [hh_row(1)]), fmt="arena")
+    with pytest.raises(ImportFormatError, match="unknown format"):
+        parse_file(path, fmt="sharegpt")
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(ImportFormatError, match="empty"):
+        parse_file(tmp_path / "empty.jsonl")
+
+
+@pytest.mark.parametrize("kind", ["hh-jsonl-gz", "trl-jsonl", "csv"])
+def test_one_bad_line_among_1000_imports_nothing(tmp_path, store, kind):
+    before = store.counts()
+    if kind == "csv":
+        path = tmp_path / "big.csv"
+        lines = ["prompt,chosen,rejected"] + [f"prompt {i},good {i},bad {i}" for i in range(1001)]
+        lines[1 + 637] = "prompt 637,good 637"
+        path.write_text("\n".join(lines) + "\n")
+        bad_line, field_name = 639, "rejected"  # the header is line 1
+    else:
+        rows = [hh_row(i) if kind.startswith("hh") else {"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"}
+                for i in range(1001)]
+        rows[637]["chosen"] = 42
+        path = write_jsonl(tmp_path / "big.jsonl.gz", rows, gz=kind.endswith("gz"))
+        bad_line, field_name = 638, "chosen"
+    with pytest.raises(ImportFormatError) as info:
+        import_file(store, path)
+    assert f"{path}, line {bad_line}, field '{field_name}'" in str(info.value)
+    assert store.counts() == before
+    assert store.imported_preferences() == []
+
+
+def test_store_writes_pool_and_preferences_in_one_transaction(store):
+    before = store.counts()
+    records = [{"prompt": "new prompt", "task_type": "general", "responses": [{"text": "a"}, {"text": "b"}]}]
+    good = {"prompt": "new prompt", "chosen": "a", "rejected": "b", "outcome": "chosen", "line": 1}
+    bad = {**good, "chosen": "not in the records", "line": 2}
+    with pytest.raises(Exception, match="line 2"):
+        store.add_imported(records, [good, bad], source="x.jsonl", fmt="trl", file_sha256="f")
+    assert store.counts() == before and store.imported_preferences() == []
+    assert store.add_imported(records, [good], source="x.jsonl", fmt="trl", file_sha256="f") == (1, 2, 1)
+
+
+def test_identical_sides_keep_their_texts_but_store_no_preference(tmp_path, empty_store):
+    rows = [{"prompt": "p", "chosen": "same", "rejected": "same"}, {"prompt": "q", "chosen": "x", "rejected": "y"}]
+    result = import_file(empty_store, write_jsonl(tmp_path / "t.jsonl", rows))
+    assert result.identical_lines == (1,) and result.new_preferences == 1
+    assert "lines 1" in result.summary()
+    assert empty_store.counts()["prompts"] == 2
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_import_prints_what_it_imported_and_fails_cleanly(tmp_path, capsys):
+    from collector.cli import main
+
+    db = str(tmp_path / "x.db")
+    path = write_jsonl(tmp_path / "hh.jsonl", [hh_row(i) for i in range(3)])
+    assert main(["import", str(path), "--db", db, "--no-embed", "--task-type", "dialogue"]) == 0
+    out = capsys.readouterr().out
+    assert "(hh-rlhf): 3 pairs; 3 new prompts, 6 new responses, 3 new human preferences." in out
+    assert {p["task_type"] for p in Store(db).imported_preferences()} == {"dialogue"}
+    bad = write_jsonl(tmp_path / "bad.jsonl", [hh_row(7), {"chosen": 1, "rejected": "x"}])
+    assert main(["import", str(bad), "--db", db, "--no-embed", "--format", "hh-rlhf"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {bad}, line 2, field 'chosen': expected a string, got a number." in err
+    assert Store(db).counts()["prompts"] == 3
