@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from collector.errors import AuthError, DeconfoundError, LabelError, NotFoundError
+from collector.errors import AuthError, DeconfoundError, ImportFormatError, LabelError, NotFoundError
 
 SCHEMA_VERSION = 1
 CHOICES = ("left", "right", "tie", "both_bad")
@@ -33,7 +33,31 @@ DEFAULT_LEASE_SECONDS = 30 * 60
 # Columns added after a table was first created: {table: {column: "TYPE [DEFAULT ...]"}}.
 # `_ensure_schema` adds whichever are missing, so databases made by older code keep working.
 # New tables go straight into `_create_tables` (CREATE ... IF NOT EXISTS).
-ADDED_COLUMNS: dict[str, dict[str, str]] = {}
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    # quality control (collector/qc.py): a served pair is 'regular', a 'repeat' of an earlier
+    # regular pair (overlap k), a 'gold' pair or an 'attention' check; qc_expected is the
+    # answer a careful annotator gives as displayed; overlap_done marks a regular pair with k labels
+    "served_pairs": {
+        "qc_kind": "TEXT NOT NULL DEFAULT 'regular'",
+        "origin_served_pair_id": "INTEGER REFERENCES served_pairs(id)",
+        "gold_item_id": "INTEGER REFERENCES gold_items(id)",
+        "qc_expected": "TEXT",
+        "overlap_done": "INTEGER NOT NULL DEFAULT 0",
+    },
+    # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
+    "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL"},
+    # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
+    "responses": {"qc_kind": "TEXT"},
+}
+# Indexes on added columns, created after the columns exist.
+ADDED_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS served_pairs_origin ON served_pairs(origin_served_pair_id, annotator_id) "
+    "WHERE origin_served_pair_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS served_pairs_gold ON served_pairs(gold_item_id, annotator_id) "
+    "WHERE gold_item_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS served_pairs_overlap_open ON served_pairs(id) "
+    "WHERE qc_kind = 'regular' AND status = 'labelled' AND overlap_done = 0",
+)
 
 
 def text_hash(text: str) -> str:
@@ -165,6 +189,8 @@ class Store:
                     for column, decl in columns.items():
                         if column not in have:
                             self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
+                for statement in ADDED_INDEXES:
+                    self.db.execute(statement)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(SCHEMA_VERSION)],
@@ -228,6 +254,11 @@ class Store:
             source TEXT NOT NULL, format TEXT NOT NULL, file_sha256 TEXT NOT NULL,
             external_id TEXT, line INTEGER NOT NULL, created_at REAL NOT NULL,
             UNIQUE (file_sha256, line));
+        CREATE TABLE IF NOT EXISTS gold_items (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            first_response_id INTEGER NOT NULL REFERENCES responses(id),
+            second_response_id INTEGER NOT NULL REFERENCES responses(id),
+            expected TEXT NOT NULL, note TEXT, source TEXT, line INTEGER, created_at REAL NOT NULL);
         """
         for statement in ddl.split(";"):
             if statement.strip():
@@ -363,7 +394,7 @@ class Store:
             prompts = self._all("SELECT id, text, task_type FROM prompts ORDER BY id")
             responses = self._all(
                 "SELECT id, prompt_id, text, quality FROM responses "
-                "WHERE parent_response_id IS NULL ORDER BY id"
+                "WHERE parent_response_id IS NULL AND qc_kind IS NULL ORDER BY id"
             )
         by_prompt: dict[int, list[int]] = {}
         for r in responses:
@@ -486,8 +517,14 @@ class Store:
         model_version: str | None = None,
         seed: int | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        qc_kind: str = "regular",
+        gold_item_id: int | None = None,
+        qc_expected: str | None = None,
     ) -> dict[str, Any]:
-        """Materialise both sides (reusing edited copies) and log the served pair, atomically."""
+        """Materialise both sides (reusing edited copies) and log the served pair, atomically.
+
+        ``qc_kind`` is ``'gold'`` or ``'attention'`` for quality-control pairs (``collector/qc.py``),
+        with the answer a careful annotator gives as displayed in ``qc_expected``."""
         now = time.time()
         with self.transaction():
             left_id = self._variant_id(prompt_id, left, now)
@@ -506,7 +543,8 @@ class Store:
                 "propensity_score": propensity_score, "arm_propensity": arm_propensity,
                 "acquisition_score": acquisition_score, "model_version": model_version,
                 "seed": seed, "served_at": now, "lease_expires_at": now + lease_seconds,
-                "status": "served",
+                "status": "served", "qc_kind": qc_kind, "gold_item_id": gold_item_id,
+                "qc_expected": qc_expected,
             })
         return self.served_pair(pair_id)
 
@@ -625,14 +663,21 @@ class Store:
                 responses[-1]["id"] if responses else response_id)
 
     def decisive_edit_vectors(self) -> list[dict[str, Any]]:
-        """Labels with a winner, with both sides' edit vectors (for the design-space GP)."""
+        """Labels with a winner, with both sides' edit vectors (for the design-space GP); the
+        same labels as ``training_rows``."""
         return self._all(
             "SELECT l.choice, sp.left_edit_vector, sp.right_edit_vector FROM labels l "
-            "JOIN served_pairs sp ON sp.id = l.served_pair_id WHERE l.choice IN ('left', 'right')"
+            "JOIN served_pairs sp ON sp.id = l.served_pair_id "
+            "JOIN annotators a ON a.id = sp.annotator_id WHERE l.choice IN ('left', 'right') "
+            "AND sp.qc_kind IN ('regular', 'repeat') AND a.excluded = 0"
         )
 
-    def training_rows(self) -> list[dict[str, Any]]:
-        """Every label with the texts a reward model trains on (parents for edited copies)."""
+    def training_rows(self, include_excluded: bool = False) -> list[dict[str, Any]]:
+        """Every label with the texts a reward model trains on (parents for edited copies).
+
+        Repeats (overlap) are real labels of their item and stay; gold pairs and attention
+        checks never train; excluded annotators' labels are left out unless ``include_excluded``.
+        """
         return self._all(
             """
             SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.annotator_group,
@@ -646,8 +691,10 @@ class Store:
             JOIN responses rr ON rr.id = sp.right_response_id
             JOIN responses lb ON lb.id = sp.left_base_response_id
             JOIN responses rb ON rb.id = sp.right_base_response_id
+            JOIN annotators a ON a.id = sp.annotator_id
+            WHERE sp.qc_kind IN ('regular', 'repeat') AND (a.excluded = 0 OR ?)
             ORDER BY l.id
-            """
+            """, [int(include_excluded)]
         )
 
     def served_pair_log(self) -> list[dict[str, Any]]:
@@ -658,6 +705,7 @@ class Store:
                    lr.text AS left_text, rr.text AS right_text,
                    a.name AS annotator_name, a.objective AS annotator_objective,
                    a.covariates AS annotator_covariates,
+                   a.excluded AS annotator_excluded, a.excluded_reason AS annotator_excluded_reason,
                    l.id AS label_id, l.choice AS choice, l.strength AS strength,
                    l.rationale AS rationale, l.latency_ms AS latency_ms,
                    l.created_at AS labelled_at
@@ -670,3 +718,178 @@ class Store:
             ORDER BY sp.id
             """
         )
+
+    # ------------------------------------------------------------------ quality control
+    def serve_repeat(self, annotator: dict[str, Any], overlap: int,
+                     lease_seconds: float = DEFAULT_LEASE_SECONDS) -> dict[str, Any] | None:
+        """Serve ``annotator`` a repeat of the oldest labelled regular pair that has fewer than
+        ``overlap`` labels and that this annotator has never been shown (as origin or repeat).
+
+        Labels from excluded annotators do not count; repeats still on lease do, so concurrent
+        annotators do not overshoot ``overlap``. The repeat is the same item: prompt, response
+        rows, edit vectors, display position, policy, arm, propensities and seed are copied;
+        it is logged with ``qc_kind='repeat'`` and ``origin_served_pair_id``.
+
+        Returns:
+            the new served pair, or ``None`` when no pair needs a label from this annotator.
+        """
+        now, annotator_id, after = time.time(), annotator["id"], 0
+        with self.transaction():
+            while True:
+                candidates = self._all(
+                    "SELECT o.* FROM served_pairs o WHERE o.qc_kind = 'regular' AND o.status = 'labelled' "
+                    "AND o.overlap_done = 0 AND o.id > ? AND o.annotator_id != ? AND NOT EXISTS ("
+                    "SELECT 1 FROM served_pairs r WHERE r.origin_served_pair_id = o.id AND r.annotator_id = ?) "
+                    "ORDER BY o.id LIMIT 64", [after, annotator_id, annotator_id],
+                )
+                if not candidates:
+                    return None
+                for origin in candidates:
+                    n = self._one(
+                        "SELECT coalesce(sum(sp.status = 'labelled' AND a.excluded = 0), 0) AS labelled, "
+                        "coalesce(sum(sp.status = 'served' AND sp.lease_expires_at > ?), 0) AS on_lease "
+                        "FROM served_pairs sp JOIN annotators a ON a.id = sp.annotator_id "
+                        "WHERE sp.id = ? OR sp.origin_served_pair_id = ?", [now, origin["id"], origin["id"]],
+                    )
+                    if n["labelled"] >= overlap:
+                        self.db.execute("UPDATE served_pairs SET overlap_done = 1 WHERE id = ?", [origin["id"]])
+                        continue
+                    if n["labelled"] + n["on_lease"] >= overlap:
+                        continue
+                    pair_id = self._insert("served_pairs", {
+                        **{c: origin[c] for c in _REPEATED_COLUMNS},
+                        "annotator_id": annotator_id, "annotator_group": annotator["group_name"],
+                        "served_at": now, "lease_expires_at": now + lease_seconds, "status": "served",
+                        "qc_kind": "repeat", "origin_served_pair_id": origin["id"],
+                    })
+                    return self.served_pair(pair_id)
+                after = candidates[-1]["id"]
+
+    def reset_overlap(self) -> None:
+        """Forget which pairs reached their overlap (after the overlap or an exclusion changed)."""
+        with self.transaction():
+            self.db.execute("UPDATE served_pairs SET overlap_done = 0 WHERE overlap_done = 1")
+
+    def item_label_counts(self) -> list[dict[str, Any]]:
+        """Labels per item (a regular pair with its repeats), counting every annotator."""
+        return self._all(
+            "SELECT coalesce(sp.origin_served_pair_id, sp.id) AS item_id, count(l.id) AS labels "
+            "FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id "
+            "WHERE sp.qc_kind IN ('regular', 'repeat') GROUP BY item_id ORDER BY item_id"
+        )
+
+    def add_gold_items(self, items: list[dict[str, Any]], source: str) -> tuple[int, int]:
+        """Add gold pairs (known answers) in one transaction: all of them or, on an error, none.
+
+        Args:
+            items: each ``{"prompt", "task_type", "external_id", "note", "line", "expected"
+                ('first' | 'second' | 'tie' | 'both_bad'), "first" and "second": {"text",
+                "quality", "field"}}``, ``field`` naming the input field for error messages.
+            source: the file they came from.
+
+        Returns:
+            ``(added, already_present)``; the same gold pair given again is not duplicated.
+
+        Raises:
+            ImportFormatError: a gold response that is already a pool response of the same
+                prompt (policies would then serve it as a regular pair too).
+        """
+        now = time.time()
+        added = present = 0
+        with self.transaction():
+            for item in items:
+                where = f"{source}:{item['line']}"
+                prompt = self._one("SELECT id FROM prompts WHERE text_hash = ?", [text_hash(item["prompt"])])
+                prompt_id = prompt["id"] if prompt else self._insert("prompts", {
+                    "text": item["prompt"], "text_hash": text_hash(item["prompt"]),
+                    "task_type": item.get("task_type") or "general", "source": source,
+                    "external_id": item.get("external_id"), "created_at": now,
+                })
+                ids = []
+                for side in (item["first"], item["second"]):
+                    h = text_hash(side["text"])
+                    found = self._one(
+                        "SELECT id, qc_kind FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                        "AND parent_response_id IS NULL", [prompt_id, h],
+                    )
+                    if found and found["qc_kind"] != "gold":
+                        raise ImportFormatError(
+                            f"{where}: field {side['field']!r}: this text is already response "
+                            f"{found['id']} of the pool for this prompt; a gold pair's responses "
+                            "must not also be served as regular pairs."
+                        )
+                    ids.append(found["id"] if found else self._insert("responses", {
+                        "prompt_id": prompt_id, "text": side["text"], "text_hash": h,
+                        "quality": side.get("quality"), "source": source, "qc_kind": "gold",
+                        "created_at": now,
+                    }))
+                mirrored = {"first": "second", "second": "first"}.get(item["expected"], item["expected"])
+                if self._one(
+                    "SELECT id FROM gold_items WHERE prompt_id = ? AND ((first_response_id = ? AND "
+                    "second_response_id = ? AND expected = ?) OR (first_response_id = ? AND "
+                    "second_response_id = ? AND expected = ?))",
+                    [prompt_id, ids[0], ids[1], item["expected"], ids[1], ids[0], mirrored],
+                ):
+                    present += 1
+                    continue
+                self._insert("gold_items", {
+                    "prompt_id": prompt_id, "first_response_id": ids[0], "second_response_id": ids[1],
+                    "expected": item["expected"], "note": item.get("note"), "source": source,
+                    "line": item["line"], "created_at": now,
+                })
+                added += 1
+        return added, present
+
+    def gold_items(self) -> list[dict[str, Any]]:
+        """Every gold pair with its texts, how often it was labelled and answered as expected."""
+        return self._all(
+            """
+            SELECT g.*, p.text AS prompt, f.text AS first_text, s.text AS second_text,
+                   (SELECT count(*) FROM served_pairs sp JOIN labels l ON l.served_pair_id = sp.id
+                    WHERE sp.gold_item_id = g.id) AS labels,
+                   (SELECT count(*) FROM served_pairs sp JOIN labels l ON l.served_pair_id = sp.id
+                    WHERE sp.gold_item_id = g.id AND l.choice = sp.qc_expected) AS correct
+            FROM gold_items g
+            JOIN prompts p ON p.id = g.prompt_id
+            JOIN responses f ON f.id = g.first_response_id
+            JOIN responses s ON s.id = g.second_response_id
+            ORDER BY g.id
+            """
+        )
+
+    def unseen_gold_items(self, annotator_id: int) -> list[dict[str, Any]]:
+        """Gold pairs never served to this annotator, with both texts."""
+        return self._all(
+            "SELECT g.id, g.prompt_id, g.first_response_id, g.second_response_id, g.expected, "
+            "f.text AS first_text, s.text AS second_text FROM gold_items g "
+            "JOIN responses f ON f.id = g.first_response_id JOIN responses s ON s.id = g.second_response_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM served_pairs sp WHERE sp.gold_item_id = g.id "
+            "AND sp.annotator_id = ?) ORDER BY g.id", [annotator_id],
+        )
+
+    def set_annotator_excluded(self, annotator_id: int, excluded: bool, reason: str | None = None) -> dict[str, Any]:
+        """Flag (or unflag) an annotator as excluded; their labels stay in the database."""
+        with self.transaction():
+            self.annotator(annotator_id)
+            self.db.execute(
+                "UPDATE annotators SET excluded = ?, excluded_reason = ?, excluded_at = ? WHERE id = ?",
+                [int(excluded), reason if excluded else None, time.time() if excluded else None, annotator_id],
+            )
+            self.db.execute("UPDATE served_pairs SET overlap_done = 0 WHERE overlap_done = 1")
+        return self.annotator(annotator_id)
+
+    def quality_rows(self) -> list[dict[str, Any]]:
+        """One row per served pair with what per-annotator quality needs (kind, status, answer)."""
+        return self._all(
+            "SELECT sp.annotator_id, sp.qc_kind, sp.status, sp.qc_expected, l.choice, l.latency_ms "
+            "FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id"
+        )
+
+
+# A repeat copies these from its origin: the item and how it was assigned, unchanged.
+_REPEATED_COLUMNS = (
+    "prompt_id", "left_response_id", "right_response_id", "left_base_response_id",
+    "right_base_response_id", "left_edit_vector", "right_edit_vector", "position_swapped",
+    "policy_id", "policy_name", "policy_version", "arm", "propensity_score", "arm_propensity",
+    "acquisition_score", "model_version", "seed",
+)
