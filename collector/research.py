@@ -39,15 +39,17 @@ def parse_policy_text(text: str, source: str = "policy") -> tuple[str, Any]:
     return parse_policy_document(loads_toml(text, source), source)
 
 
-def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0) -> pd.DataFrame:
-    """Pairs the policy would serve (nothing is written): the edits each side gets and the propensities."""
+def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0, group: str = "default") -> pd.DataFrame:
+    """Pairs the policy would serve to an annotator of ``group`` now (nothing is written): the
+    edits each side gets and the propensities, given the labels collected so far."""
     name, config = parse_policy_text(text)
     pool = store.pool_snapshot()
-    policy = build_policy(name, config, pool)
+    policy = build_policy(name, config, pool, served_count=store.served_count,
+                          label_cells=store.labelled_cells_since)
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
-        p = policy.propose(AnnotatorContext(0, "preview"), rng)
+        p = policy.propose(AnnotatorContext(0, group), rng)
 
         def edits(side: Any) -> str:
             return ", ".join(sorted(a for a, e in side.edit_vector.items() if e["on"])) or "none"

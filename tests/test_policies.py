@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 
 import numpy as np
@@ -20,6 +21,7 @@ SMALL = {
     "counterfactual_pairs": {"attributes": ["bold", "emoji"]},
     "active": {"attributes": ["bold"], "probability": 0.3, "uniform_share": 0.3},
     "assignment_randomisation": {"observational_share": 0.4},
+    "overlap_targeting": {"attributes": ["bold"], "uniform_share": 0.3},
     "mixture": {"components": [
         {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["bold"], "probability": 0.3}},
         {"name": "observational", "weight": 0.3},
@@ -142,7 +144,8 @@ def test_active_concentrates_where_the_model_disagrees_and_keeps_the_floor(tiny_
 
     # prompt 2 has pairs (3,4), (3,5), (4,5); the model disagrees most about (4,5)
     scores = AcquisitionScores("v1", {(1, 1, 2): 0.01, (2, 3, 4): 0.01, (2, 3, 5): 0.01, (2, 4, 5): 0.5})
-    policy = build_policy("active", {"uniform_share": 0.2, "attributes": ["bold"]}, tiny_pool, scores)
+    policy = build_policy("active", {"uniform_share": 0.2, "attributes": ["bold"]}, tiny_pool,
+                          acquisition_scores=scores)
     table = policy.candidate_table()
     assert (table["probability"] >= table["floor"] - 1e-12).all()
     assert table["floor"].min() > 0
@@ -191,3 +194,69 @@ def test_active_eubo_edits_have_exact_propensities_and_follow_the_gp(tiny_pool):
         assert counts[key] / n == pytest.approx(prop, abs=4 * (prop / n) ** 0.5 + 1e-3)
     # without EUBO the favoured edit pair has probability 2 * (1/4 * 1/4) = 0.125
     assert top_hits / n > 0.4
+
+
+def _cells(rows):
+    """A stand-in for Store.labelled_cells_since over fixed label rows."""
+    def since(last):
+        return [r for r in rows if r["label_id"] > last]
+    return since
+
+
+def _label_row(i, group, ptype, left_on, right_on):
+    def ev(on):
+        return json.dumps({"bold": {"on": on, "editor": "bold", "seed": 1}})
+    return {"label_id": i, "annotator_group": group, "task_type": ptype, "left_base_response_id": 1,
+            "right_base_response_id": 2, "left_edit_vector": ev(left_on), "right_edit_vector": ev(right_on)}
+
+
+def test_overlap_targeting_oversamples_rare_cells_with_exact_propensities(tiny_pool):
+    # group g has 40 labelled profiles without bold and none with it
+    rows = [_label_row(i + 1, "g", "general", False, False) for i in range(20)]
+    policy = build_policy("overlap_targeting", {"attributes": ["bold"], "uniform_share": 0.2, "strength": 1.0},
+                          tiny_pool, label_cells=_cells(rows))
+    probs = policy.combo_probabilities("g", "general")
+    combos = ["+".join(sorted(c)) or "none" for c in policy.combos]
+    p_bold = probs[combos.index("bold")]
+    # weights 1/41 vs 1/1: bold gets (0.8 * 41/42 + 0.1)
+    assert p_bold == pytest.approx(0.8 * (1 / 1) / (1 / 1 + 1 / 41) + 0.1)
+    assert probs.min() >= 0.2 / 2
+    # another group has no history: uniform for it
+    assert policy.combo_probabilities("h", "general") == pytest.approx([0.5, 0.5])
+    rng = np.random.default_rng(3)
+    seen, counts, n = {}, Counter(), 20000
+    for _ in range(n):
+        p = policy.propose(AnnotatorContext(1, "g"), rng)
+        key = outcome(p)
+        seen.setdefault(key, p.propensity_score)
+        counts[key] += 1
+        assert policy.propensity_of(AnnotatorContext(1, "g"), p.prompt_id, p.left, p.right)[0] == \
+            pytest.approx(p.propensity_score)
+    assert sum(seen.values()) == pytest.approx(1.0, abs=1e-9)
+    for key, prop in seen.items():
+        assert counts[key] / n == pytest.approx(prop, abs=4 * np.sqrt(prop * (1 - prop) / n) + 1e-3)
+    # new labels move the probabilities only when prepare() reads them
+    rows += [_label_row(100 + i, "g", "general", True, True) for i in range(200)]
+    assert policy.combo_probabilities("g", "general") == pytest.approx(probs)
+    policy.prepare()
+    assert policy.combo_probabilities("g", "general")[combos.index("bold")] < 0.5
+
+
+def test_overlap_targeting_fills_what_an_observational_phase_left_empty(store):
+    from collector.simulate import simulate
+    store.activate_policy("observational", {})
+    simulate(store, labels=150, annotators=3, seed=1)
+    store.activate_policy("overlap_targeting", {"attributes": ["bold", "emoji"], "uniform_share": 0.1})
+    simulate(store, labels=300, annotators=3, seed=2)
+    rows = store.served_pair_log()
+    served = Counter()
+    for r in rows:
+        if r["policy_name"] != "overlap_targeting":
+            continue
+        for side in ("left", "right"):
+            on = tuple(sorted(a for a, e in json.loads(r[f"{side}_edit_vector"]).items() if e["on"]))
+            served[on] += 1
+    # the observational phase labelled only attribute-free profiles; overlap targeting
+    # serves each of the three empty combinations more often than the crowded one
+    for combo in (("bold",), ("emoji",), ("bold", "emoji")):
+        assert served[combo] > served[()], served
