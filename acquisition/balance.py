@@ -29,11 +29,11 @@ def smd(a: np.ndarray, b: np.ndarray) -> float:
 
 def indicator(df: pd.DataFrame, side: str, attribute: str) -> pd.Series:
     """1.0 / 0.0 per row: the edit vector's switch if randomised, else the measured attribute.
-    Verbosity has no single-text reading, so unrandomised rows give NaN for it."""
+    Attributes with no single-text reading (verbosity, off_topic) give NaN on unrandomised rows."""
     flags = df.get(f"{side}_{attribute}")
     text_col = f"{side}_text" if f"{side}_text" in df.columns else side
     editor = EDITORS[attribute]
-    if attribute == "verbosity":
+    if not editor.readable_alone:
         measured = pd.Series(np.nan, index=df.index)
     else:
         measured = df[text_col].map(lambda t: float(editor.is_on(t)))

@@ -15,8 +15,8 @@ are refreshed only by ``prepare()``, which the serving layer calls before each p
 ``propose`` and ``propensity_of`` see the same counts.
 
 A profile's combination is read from its edit vector for the targeted attributes the edit
-vector carries and measured on the base text otherwise (verbosity, which has no reading on
-a single text, counts as off there).
+vector carries and measured on the base text otherwise (attributes with no reading on a
+single text, such as verbosity, count as off there).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class OverlapTargeting(Policy):
         if base_id not in self._measured:
             text = self.pool.response_text.get(base_id, "")
             self._measured[base_id] = frozenset(
-                e.name for e in self.editors if e.name != "verbosity" and e.is_on(text)
+                e.name for e in self.editors if e.readable_alone and e.is_on(text)
             )
         return self._measured[base_id]
 

@@ -59,7 +59,7 @@ def test_all_combinations_pass_the_manipulation_check():
             vector = {n: {"on": b, "editor": n, "seed": edit_seed(i, n)} for n, b in zip(names, bits)}
             edited, check = apply_edit_vector(text, vector)
             assert all(check.values()), (i, bits, check)
-            if not vector["drop_answer"]["on"]:
+            if not (vector["drop_answer"]["on"] or vector["off_topic"]["on"]):
                 assert is_subsequence(words(text), words(edited))
 
 
@@ -76,3 +76,36 @@ def test_quality_controls_remove_content_and_are_not_randomised_by_default():
 def test_verbosity_adds_at_least_thirty_percent_words():
     for i, text in enumerate(TEXTS):
         assert len(words(EDITORS["verbosity"].apply(text, i))) >= 1.3 * len(words(text))
+
+
+def test_off_topic_swaps_in_an_answer_to_another_prompt():
+    editor = EDITORS["off_topic"]
+    donors = {7: "Rinse the rice until the water runs clear, then simmer it covered for eighteen minutes."}
+    for i, text in enumerate(TEXTS):
+        edited = editor.apply(text, seed=i)
+        assert editor.check(text, edited, on=True) and not editor.check(text, text, on=True)
+        assert not is_subsequence(words(text), words(edited))
+    edited, check = apply_edit_vector(TEXTS[0], {
+        "off_topic": {"on": True, "editor": "off_topic", "seed": 7},
+        "bold": {"on": True, "editor": "bold", "seed": 7},
+    }, donor=donors.get)
+    # the pool's answer is used, and style edits on the same side apply to it
+    assert "simmer" in edited and "**" in edited and all(check.values())
+    # a donor that happens to answer the same thing is passed over
+    same = apply_edit_vector(TEXTS[0], {"off_topic": {"on": True, "editor": "off_topic", "seed": 1}},
+                             donor=lambda seed: TEXTS[0])[0]
+    assert same != TEXTS[0]
+
+
+def test_served_off_topic_side_carries_an_answer_from_another_prompt(store, collector, annotator):
+    store.activate_policy("counterfactual_pairs", {"attributes": ["off_topic"]})
+    for _ in range(10):
+        view = collector.next_pair(annotator["id"])
+        pair = store.served_pair(view.served_pair_id)
+        own = {r["text"] for r in store.db.query(
+            "SELECT text FROM responses WHERE prompt_id = ? AND parent_response_id IS NULL", [pair["prompt_id"]])}
+        other = {r["text"] for r in store.db.query(
+            "SELECT text FROM responses WHERE prompt_id != ? AND parent_response_id IS NULL", [pair["prompt_id"]])}
+        sides = {view.left_text, view.right_text}
+        assert len(sides & own) == 1 and len(sides & other) == 1
+        collector.submit(annotator["id"], view.served_pair_id, "left")
