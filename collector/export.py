@@ -1,7 +1,9 @@
-"""Export the collection: TRL preference rows, or the full served-pair log.
+"""Export the collection: TRL preference rows (standard or conversational), Chatbot Arena
+battles, or the full served-pair log, as JSON Lines or Parquet (the extension chooses).
 
-Both formats carry the assignment mechanism (policy, version, arm, ``propensity_score``,
-edit vectors, display position) so an analysis downstream never has to guess it.
+Every format carries the assignment mechanism (policy, version, arm, ``propensity_score``,
+edit vectors, display position) so an analysis downstream never has to guess it, and every
+export is written with a dataset card beside it (``<out>.card.md``, ``collector/card.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from acquisition.editors import EDITORS
 from collector.errors import ConfigError
 from collector.store import Store
 
-FORMATS = ("trl", "pairs")
+FORMATS = ("trl", "trl-conversational", "arena", "pairs")
+ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 
 
 def _iso(ts: float | None) -> str | None:
@@ -61,6 +64,9 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "seed": r["seed"],
             "served_at": _iso(r["served_at"]), "labelled_at": _iso(r["labelled_at"]),
             "skipped_at": _iso(r["skipped_at"]), "latency_ms": r["latency_ms"],
+            "qc_kind": r["qc_kind"], "origin_served_pair_id": r["origin_served_pair_id"],
+            "qc_expected": r["qc_expected"], "excluded": bool(r["annotator_excluded"]),
+            "excluded_reason": r["annotator_excluded_reason"],
             **_flags(left_ev, "left"), **_flags(right_ev, "right"),
         })
     return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
@@ -75,15 +81,23 @@ def _pairs_columns() -> list[str]:
         "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "labelled_at", "skipped_at", "latency_ms",
+        "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
     ]
     return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
 
 
-def trl_frame(store: Store) -> pd.DataFrame:
-    """Labelled pairs with a winner as TRL preference rows; ties and both-bad are left out."""
+def trl_frame(store: Store, include_excluded: bool = False, include_qc: bool = False) -> pd.DataFrame:
+    """Labelled pairs with a winner as TRL preference rows; ties and both-bad are left out, and
+    so are gold pairs and attention checks (unless ``include_qc``) and excluded annotators'
+    labels (unless ``include_excluded``). Repeats stay: they are real labels of their item."""
     pairs = pairs_frame(store)
+    keep = pairs["label"].isin(["left", "right"])
+    if not include_qc:
+        keep &= pairs["qc_kind"].isin(["regular", "repeat"])
+    if not include_excluded:
+        keep &= ~pairs["excluded"].astype(bool)
     rows = []
-    for r in pairs[pairs["label"].isin(["left", "right"])].to_dict("records"):
+    for r in pairs[keep].to_dict("records"):
         win, lose = ("left", "right") if r["label"] == "left" else ("right", "left")
         row = {
             "prompt": r["prompt"], "chosen": r[f"{win}_text"], "rejected": r[f"{lose}_text"],
@@ -115,6 +129,75 @@ def trl_frame(store: Store) -> pd.DataFrame:
     return _typed(pd.DataFrame(rows, columns=columns))
 
 
+def trl_conversational_frame(store: Store) -> pd.DataFrame:
+    """``trl_frame`` in TRL's conversational form: the prompt as one user message, chosen and
+    rejected as one assistant message each; every other column as in ``trl``."""
+    df = trl_frame(store)
+    df["prompt"] = [[{"role": "user", "content": t}] for t in df["prompt"]]
+    for col in ("chosen", "rejected"):
+        df[col] = [[{"role": "assistant", "content": t}] for t in df[col]]
+    return df
+
+
+def arena_frame(store: Store) -> pd.DataFrame:
+    """Labelled pairs as Chatbot Arena battles: side A is the left (displayed first) response,
+    ``winner`` is ``model_a``/``model_b``/``tie``/``tie (bothbad)``, and the "models" are the
+    responses themselves (``response-<id>``). Skipped and unlabelled pairs, quality-control
+    items and excluded annotators' labels (where those columns exist) are left out."""
+    pairs = pairs_frame(store)
+    pairs = pairs[pairs["label"].isin(list(ARENA_WINNER))]
+    if "qc_kind" in pairs.columns:
+        pairs = pairs[pairs["qc_kind"].isna() | pairs["qc_kind"].isin(["regular", "repeat"])]
+    if "excluded" in pairs.columns:
+        pairs = pairs[~pairs["excluded"].fillna(False).astype(bool)]
+    rows = []
+    for r in pairs.to_dict("records"):
+        row = {
+            "question_id": str(r["prompt_id"]),
+            "model_a": f"response-{r['left_response_id']}", "model_b": f"response-{r['right_response_id']}",
+            "winner": ARENA_WINNER[r["label"]], "judge": f"annotator-{r['annotator_id']}",
+            "conversation_a": [{"role": "user", "content": r["prompt"]},
+                               {"role": "assistant", "content": r["left_text"]}],
+            "conversation_b": [{"role": "user", "content": r["prompt"]},
+                               {"role": "assistant", "content": r["right_text"]}],
+            "turn": 1, "anony": True,
+            "tstamp": pd.Timestamp(r["labelled_at"]).timestamp(),
+            "served_pair_id": r["served_pair_id"], "task_type": r["task_type"],
+            "strength": r["strength"], "rationale": r["rationale"],
+            "annotator_group": r["annotator_group"],
+            "a_edit_vector": r["left_edit_vector"], "b_edit_vector": r["right_edit_vector"],
+            "position_swapped": r["position_swapped"],
+            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
+            "model_version": r["model_version"], "latency_ms": r["latency_ms"],
+        }
+        for a in sorted(EDITORS):
+            row[f"a_{a}"], row[f"b_{a}"] = r[f"left_{a}"], r[f"right_{a}"]
+        rows.append(row)
+    columns = [
+        "question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b",
+        "turn", "anony", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
+        "annotator_group", "a_edit_vector", "b_edit_vector", "position_swapped", "policy",
+        "policy_version", "arm", "propensity_score", "arm_propensity", "model_version", "latency_ms",
+    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")]
+    df = pd.DataFrame(rows, columns=columns)
+    for col in columns[-2 * len(EDITORS):]:
+        df[col] = df[col].astype("boolean")
+    for col in ("strength", "latency_ms"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+FRAMES = {"trl": trl_frame, "trl-conversational": trl_conversational_frame, "arena": arena_frame,
+          "pairs": pairs_frame}
+
+
+def card_path(out: str | Path) -> Path:
+    """Where an export's dataset card goes: beside it, ``<out>.card.md``."""
+    out = Path(out)
+    return out.with_name(out.name + ".card.md")
+
+
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Stable dtypes so JSONL and Parquet agree and empty exports still load."""
     for col in df.columns:
@@ -126,17 +209,35 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def export(store: Store, fmt: str, out: str | Path) -> int:
-    """Write ``fmt`` (``trl`` or ``pairs``) to ``out`` (``.jsonl`` or ``.parquet``); returns the row count."""
+def export_frame(store: Store, fmt: str) -> pd.DataFrame:
+    """The rows of one export format."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    return FRAMES[fmt](store)
+
+
+def write_frame(df: pd.DataFrame, out: str | Path) -> None:
+    """``.parquet`` as Parquet, ``.jsonl`` as JSON Lines."""
     out = Path(out)
     if out.suffix not in (".jsonl", ".parquet"):
         raise ConfigError(f"--out {out}: the file name must end in .jsonl or .parquet.")
-    df = trl_frame(store) if fmt == "trl" else pairs_frame(store)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         df.to_parquet(out, index=False)
     else:
         df.to_json(out, orient="records", lines=True, force_ascii=False)
+
+
+def export(store: Store, fmt: str, out: str | Path, card: bool = True) -> int:
+    """Write ``fmt`` (one of ``FORMATS``) to ``out`` (``.jsonl`` or ``.parquet``) and, unless
+    ``card=False``, the dataset card beside it (``card_path(out)``); returns the row count."""
+    out = Path(out)
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise ConfigError(f"--out {out}: the file name must end in .jsonl or .parquet.")
+    df = export_frame(store, fmt)
+    write_frame(df, out)
+    if card:
+        from collector.card import build_card
+
+        card_path(out).write_text(build_card(store, fmt=fmt, export_name=out.name, rows=len(df)), encoding="utf-8")
     return len(df)

@@ -1,12 +1,15 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from acquisition.editors import DEFAULT_ATTRIBUTES
 from collector.errors import ConfigError
-from collector.export import export, pairs_frame, trl_frame
+from collector.export import FORMATS, arena_frame, card_path, export, pairs_frame, trl_conversational_frame, trl_frame
+from collector.importers import import_file
 from collector.simulate import simulate
+from collector.store import Store
 
 
 @pytest.fixture
@@ -62,3 +65,120 @@ def test_export_files_load_with_pandas(collected, tmp_path, fmt, ext):
 def test_export_refuses_unknown_extension(store, tmp_path):
     with pytest.raises(ConfigError, match=".jsonl or .parquet"):
         export(store, "trl", tmp_path / "x.csv")
+
+
+# ---------------------------------------------------------------------- formats added with import
+
+HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_every_format_loads_with_pandas_and_datasets_and_has_a_card(collected, tmp_path, fmt, ext, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    from datasets import load_dataset
+
+    out = tmp_path / f"x.{ext}"
+    n = export(collected, fmt, out)
+    df = pd.read_json(out, lines=True) if ext == "jsonl" else pd.read_parquet(out)
+    assert len(df) == n > 0
+    dataset = load_dataset("json" if ext == "jsonl" else "parquet", data_files=str(out), split="train",
+                           cache_dir=str(tmp_path / "hf-cache"))
+    assert dataset.num_rows == n
+    assert list(dataset.column_names) == list(df.columns)
+    card = card_path(out)
+    assert card.name == f"x.{ext}.card.md"
+    text = card.read_text()
+    assert text.startswith(f"# Dataset card: x.{ext}") and f"Format `{fmt}`, {n} rows" in text
+
+
+def test_trl_conversational_rows_are_message_lists(collected):
+    standard, conversational = trl_frame(collected), trl_conversational_frame(collected)
+    assert len(standard) == len(conversational)
+    row, conv = standard.iloc[0], conversational.iloc[0]
+    assert conv["prompt"] == [{"role": "user", "content": row["prompt"]}]
+    assert conv["chosen"] == [{"role": "assistant", "content": row["chosen"]}]
+    assert conv["rejected"] == [{"role": "assistant", "content": row["rejected"]}]
+    assert list(conversational.columns) == list(standard.columns)
+
+
+def test_arena_battles_keep_ties_and_both_bad(collected):
+    arena, pairs = arena_frame(collected), pairs_frame(collected)
+    labelled = pairs[pairs["status"] == "labelled"].set_index("served_pair_id")
+    assert len(arena) == len(labelled)
+    assert {"model_a", "model_b", "tie", "tie (bothbad)"} <= set(arena["winner"])
+    for r in arena.to_dict("records"):
+        p = labelled.loc[r["served_pair_id"]]
+        assert r["winner"] == {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}[p["label"]]
+        assert r["conversation_a"][1]["content"] == p["left_text"]
+        assert r["model_b"] == f"response-{p['right_response_id']}"
+        assert r["propensity_score"] == p["propensity_score"]
+
+
+@pytest.mark.parametrize("fmt,ext", [("trl", "jsonl"), ("trl", "parquet"), ("trl-conversational", "jsonl")])
+def test_trl_export_round_trips_through_import(collected, tmp_path, fmt, ext):
+    out = tmp_path / f"trl.{ext}"
+    n = export(collected, fmt, out)
+    fresh = Store(tmp_path / "fresh.db")
+    result = import_file(fresh, out)
+    assert result.format == "trl" and result.new_preferences == n
+    exported = trl_frame(collected)
+    want = list(zip(exported["prompt"], exported["chosen"], exported["rejected"]))
+    got = [(r["prompt"], r["chosen"], r["rejected"]) for r in fresh.imported_preferences()]
+    assert got == want
+    # prompt types travel with the rows
+    assert [r["task_type"] for r in fresh.imported_preferences()] == list(exported["task_type"])
+
+
+def test_arena_export_round_trips_with_ties(collected, tmp_path):
+    out = tmp_path / "arena.jsonl"
+    export(collected, "arena", out)
+    fresh = Store(":memory:")
+    import_file(fresh, out)
+    arena = arena_frame(collected)
+    got = [(r["prompt"], r["outcome"]) for r in fresh.imported_preferences()]
+    want = [(c[0]["content"], {"model_a": "chosen", "model_b": "chosen", "tie": "tie",
+                               "tie (bothbad)": "both_bad"}[w])
+            for c, w in zip(arena["conversation_a"], arena["winner"])]
+    assert got == want
+
+
+@pytest.mark.skipif(not HH.exists(), reason="HH-RLHF sample not present")
+def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
+    """Import the HH-RLHF sample, collect labels from scripted annotators who answer with the
+    human preference of the file, export TRL, import it into a fresh database: same pairs."""
+    from acquisition.config import to_dict
+    from acquisition.policies import RandomisedAttributesConfig
+    from collector.serving import Collector
+
+    store = Store(tmp_path / "hh.db")
+    import_file(store, HH)
+    store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig()))
+    truth = {(r["chosen_response_id"], r["rejected_response_id"]) for r in store.imported_preferences()}
+    collector = Collector(store, seed=5)
+    annotators = [store.add_annotator(f"sim{i}", group="g")[0] for i in range(3)]
+    decided = 0
+    for i in range(120):
+        annotator = annotators[i % 3]
+        view = collector.next_pair(annotator["id"])
+        pair = store.served_pair(view.served_pair_id)
+        left, right = pair["left_base_response_id"], pair["right_base_response_id"]
+        if (left, right) in truth:
+            choice = "left"
+        elif (right, left) in truth:
+            choice = "right"
+        else:  # the two prompts that appear twice have four responses: pairs the file never compared
+            choice = "tie"
+        decided += choice != "tie"
+        collector.submit(annotator["id"], view.served_pair_id, choice)
+    assert decided > 100
+    out = tmp_path / "hh-trl.jsonl"
+    assert export(store, "trl", out) == decided
+    fresh = Store(tmp_path / "fresh.db")
+    import_file(fresh, out)
+    exported = trl_frame(store)
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in fresh.imported_preferences()] == list(
+        zip(exported["prompt"], exported["chosen"], exported["rejected"]))
+    card = card_path(out).read_text()
+    assert "hh-rlhf" in card and "| 1500 |" in card  # the imported human preferences are described
