@@ -8,6 +8,7 @@ export is written with a dataset card beside it (``<out>.card.md``, ``collector/
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -241,3 +242,15 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True) -> int:
 
         card_path(out).write_text(build_card(store, fmt=fmt, export_name=out.name, rows=len(df)), encoding="utf-8")
     return len(df)
+
+
+def export_bytes(store: Store, fmt: str, ext: str) -> bytes:
+    """One export's file content (``ext`` ``jsonl`` or ``parquet``), for a download button."""
+    if ext not in ("jsonl", "parquet"):
+        raise ConfigError(f"file type {ext!r}: choose jsonl or parquet.")
+    df = export_frame(store, fmt)
+    if ext == "parquet":
+        buffer = io.BytesIO()
+        df.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")

@@ -132,11 +132,7 @@ class _LineError(Exception):
 
 
 # ---------------------------------------------------------------------- reading the file
-def _open_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+def _decompress(path: str, data: bytes) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -145,7 +141,7 @@ def _open_bytes(path: Path) -> bytes:
     return data
 
 
-def _rows(path: Path, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
+def _rows(path: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
     """``("json"|"csv", iterator of (line number, row))``; rows are dicts for CSV and Parquet,
     any JSON value for JSON (checked later)."""
     if raw[:4] == b"PAR1":
@@ -165,7 +161,7 @@ def _rows(path: Path, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
     return "csv", _csv_rows(path, text)
 
 
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+def _jsonl_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -177,7 +173,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             ) from None
 
 
-def _json_array_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
     """A JSON array of objects; each object's line is where it starts in the file."""
     decoder = json.JSONDecoder()
     try:
@@ -196,7 +192,7 @@ def _json_array_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         yield line, item
 
 
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+def _csv_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -233,7 +229,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         yield start, dict(zip(header, values))
 
 
-def _parquet_rows(path: Path, raw: bytes) -> Iterator[tuple[int, Any]]:
+def _parquet_rows(path: str, raw: bytes) -> Iterator[tuple[int, Any]]:
     import pandas as pd
 
     try:
@@ -486,10 +482,19 @@ def parse_file(path: str | Path, fmt: str = "auto", task_type: str | None = None
     Raises:
         ImportFormatError: naming the file, the line and the field, for the first bad line.
     """
-    path = Path(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+    return parse_bytes(raw, str(path), fmt, task_type)
+
+
+def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None = None) -> ParsedImport:
+    """``parse_file`` for a file's content (an upload); ``name`` is what errors call the file."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ImportFormatError(f"--format: unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
-    raw = _open_bytes(path)
+    path = name
+    raw = _decompress(path, raw)
     kind, rows = _rows(path, raw)
     records: list[dict[str, Any]] = []
     preferences: list[ImportedPreference] = []
@@ -536,7 +541,7 @@ def parse_file(path: str | Path, fmt: str = "auto", task_type: str | None = None
         preferences.append(ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id))
     if not lines:
         raise ImportFormatError(f"{path}: no rows to import.")
-    return ParsedImport(str(path), fmt, records, preferences, hashlib.sha256(raw).hexdigest(), lines, identical)
+    return ParsedImport(path, fmt, records, preferences, hashlib.sha256(raw).hexdigest(), lines, identical)
 
 
 def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
@@ -557,6 +562,12 @@ def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
 def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: str | None = None) -> ImportResult:
     """Parse a whole file, then write it in one transaction (nothing is written on any error)."""
     return import_parsed(store, parse_file(path, fmt, task_type))
+
+
+def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",
+                  task_type: str | None = None) -> ImportResult:
+    """Import an uploaded file's content (the data page); errors name the uploaded file."""
+    return import_parsed(store, parse_bytes(raw, name, fmt, task_type))
 
 
 def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:
