@@ -10,8 +10,20 @@ from collections.abc import Sequence
 
 from acquisition.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
-from collector.errors import DeconfoundError
+from collector.errors import ConfigError, DeconfoundError
 from collector.export import FORMATS, export
+from collector.qc import (
+    add_gold_file,
+    annotator_quality,
+    exclude_annotator,
+    gold_frame,
+    include_annotator,
+    load_qc_file,
+    parse_assignments,
+    qc_config,
+    qc_version,
+    update_qc_config,
+)
 from collector.importers import FORMATS as IMPORT_FORMATS
 from collector.setup import DEFAULT_DB, init_db
 from collector.simulate import SimulatedAnnotatorConfig, simulate
@@ -58,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("status", "Show row counts and the active policy.")
 
-    annot = sub.add_parser("annotator", help="Add or list annotators.", description="Add or list annotators.")
+    annot = sub.add_parser("annotator", help="Add, list, exclude or include annotators.",
+                           description="Add, list, exclude or include annotators.")
     asub = annot.add_subparsers(dest="annotator_command", required=True, metavar="ACTION")
     p = add("add", "Add an annotator and print their login URL (the token is shown once).", asub)
     p.add_argument("name", help="display name")
@@ -68,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a covariate to record (repeatable)")
     p.add_argument("--base-url", default="http://127.0.0.1:8501", help="the app's address for the login URL")
     add("list", "List annotators with their group and label counts.", asub)
+    p = add("exclude", "Exclude an annotator's labels from training, effects and the TRL export "
+                       "(kept in the database, flagged in the pairs export).", asub)
+    p.add_argument("id", type=int, help="annotator id (see annotator list)")
+    p.add_argument("--reason", required=True, help="why, e.g. 'gold accuracy 0.4' (goes into the dataset card)")
+    p = add("include", "Undo an exclusion: the annotator's labels count again.", asub)
+    p.add_argument("id", type=int, help="annotator id")
 
     p = add("simulate", "Scripted annotators label pairs through the same calls as the page.")
     p.add_argument("--labels", type=int, default=200, help="number of labels to give (default 200)")
@@ -102,6 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML training config")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between checks for new labels")
     p.add_argument("--once", action="store_true", help="train once if due, then exit")
+
+    gold = sub.add_parser("gold", help="Gold pairs with known answers (quality control).",
+                          description="Gold pairs with known answers (quality control).")
+    gsub = gold.add_subparsers(dest="gold_command", required=True, metavar="ACTION")
+    p = add("add", "Add gold pairs from JSONL (prompt, chosen, rejected [, expected]); all lines or none.", gsub)
+    p.add_argument("file", help=".jsonl or .jsonl.gz, one gold pair per line")
+    add("list", "List gold pairs with how often each was answered as expected.", gsub)
+
+    qc = sub.add_parser("qc", help="Quality control: overlap, gold and attention rates, per-annotator quality.",
+                        description="Quality control: overlap, gold and attention rates, per-annotator quality.")
+    qsub = qc.add_subparsers(dest="qc_command", required=True, metavar="ACTION")
+    add("show", "Show the quality-control config.", qsub)
+    p = add("set", "Change the quality-control config: KEY=VALUE pairs (TOML values) and/or a TOML file.", qsub)
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                   help='e.g. overlap=3 gold_rate=0.05 attention_kinds=["drop_answer"]')
+    p.add_argument("--file", default=None, help="TOML file with the keys at the top level or under [qc]")
+    add("report", "Per-annotator quality: gold accuracy, attention pass rate, latency, skips, exclusions.", qsub)
 
     pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
                          description="Show, list or apply acquisition policies.")
@@ -155,9 +191,17 @@ def run(args: argparse.Namespace) -> None:
             row, token = store.add_annotator(args.name, args.group, dict(args.covariate), args.objective)
             print(f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).")
             print(f"Login URL: {args.base_url.rstrip('/')}/?token={token}")
+        elif args.command == "annotator" and args.annotator_command == "exclude":
+            row = exclude_annotator(store, args.id, args.reason)
+            print(f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "
+                  f"Their {store.label_count(row['id'])} labels stay in the database, flagged.")
+        elif args.command == "annotator" and args.annotator_command == "include":
+            row = include_annotator(store, args.id)
+            print(f"Included annotator {row['id']} ({row['name']}) again.")
         elif args.command == "annotator":
             for a in store.annotators():
-                print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels")
+                excluded = f"\texcluded: {a['excluded_reason']}" if a["excluded"] else ""
+                print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels{excluded}")
         elif args.command == "simulate":
             group_effects: dict[str, dict[str, float]] = {}
             for group, attribute, value in args.group_effect:
@@ -193,6 +237,21 @@ def run(args: argparse.Namespace) -> None:
         elif args.command == "export":
             n = export(store, args.format, args.out)
             print(f"Wrote {n} rows to {args.out}.")
+        elif args.command == "gold" and args.gold_command == "add":
+            added, present = add_gold_file(store, args.file)
+            print(f"Added {added} gold pairs ({present} already present).")
+        elif args.command == "gold":
+            print(gold_frame(store).to_string(index=False, max_colwidth=40))
+        elif args.command == "qc" and args.qc_command == "set":
+            if not args.file and not args.assignments:
+                raise ConfigError("qc set: give KEY=VALUE pairs or --file FILE.")
+            changes = load_qc_file(args.file) if args.file else {}
+            changes.update(parse_assignments(args.assignments))
+            print(json.dumps(to_dict(update_qc_config(store, changes, args.file or "qc")), indent=2))
+        elif args.command == "qc" and args.qc_command == "show":
+            print(json.dumps({**to_dict(qc_config(store)), "version": qc_version(store)}, indent=2))
+        elif args.command == "qc":
+            print(annotator_quality(store).to_string(index=False, float_format="%.2f"))
         elif args.command == "policy" and args.policy_command == "show":
             print(json.dumps(store.active_policy(), indent=2))
         elif args.command == "policy" and args.policy_command == "list":

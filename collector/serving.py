@@ -20,6 +20,7 @@ from acquisition.design import load_design_scores
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
 from collector.errors import ConfigError
+from collector.qc import QualityControl
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 
@@ -52,6 +53,7 @@ class Collector:
         self._policy_key: tuple[int, int] | None = None
         self._policy: Policy | None = None
         self._policy_row: dict[str, Any] | None = None
+        self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
 
     # ------------------------------------------------------------------ policy
     def active_policy(self) -> tuple[Policy, dict[str, Any]]:
@@ -89,6 +91,12 @@ class Collector:
     def _serve_new(self, annotator_id: int) -> dict[str, Any]:
         annotator = self.store.annotator(annotator_id)
         policy, row = self.active_policy()
+        if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
+            with self._lock:
+                qc_seed = int(self._rng.integers(2**31))
+            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds)
+            if qc_pair is not None:
+                return qc_pair
         with self._lock:
             seed = int(self._rng.integers(2**31))
         proposal: Proposal = policy.propose(
