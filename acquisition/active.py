@@ -69,13 +69,16 @@ class ActiveConfig:
     # attributes switched on each side at random, as in randomised_attributes
     attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
     probability: float = 0.5
-    # "eubo": outside the uniform share, draw the two sides' edit vectors by BoTorch EUBO on a
-    # PairwiseGP over the attribute design space (fitted by the worker); "none": coin flips only
+    # "eubo" or "bald": outside the uniform share, draw the two sides' edit vectors by BoTorch's
+    # EUBO or BALD on a PairwiseGP over the attribute design space (fitted by the worker);
+    # "none": coin flips only
     design_acquisition: str = "eubo"
 
     def validate(self, where: str) -> None:
-        if self.design_acquisition not in ("eubo", "none"):
-            raise ConfigError(f"{where}.design_acquisition: must be 'eubo' or 'none'; got {self.design_acquisition!r}.")
+        if self.design_acquisition not in ("eubo", "bald", "none"):
+            raise ConfigError(
+                f"{where}.design_acquisition: must be 'eubo', 'bald' or 'none'; got {self.design_acquisition!r}."
+            )
         if not 0.0 < self.uniform_share <= 1.0:
             raise ConfigError(
                 f"{where}.uniform_share: must be in (0, 1] so every pair keeps a positive "
@@ -121,11 +124,13 @@ class Active(Policy):
         self._index = {p: i for i, p in enumerate(pairs)}
 
     def _setup_design(self, config: ActiveConfig, design_scores: tuple[list[str], np.ndarray] | None) -> None:
-        """Sampling weights over unordered pairs of distinct design points, from EUBO."""
+        """Sampling weights over unordered pairs of distinct design points, from EUBO or BALD
+        (only scores computed with the configured acquisition are used)."""
         names = list(config.attributes)
         self.design_pairs: list[tuple[frozenset, frozenset]] = []
         self.design_weight: np.ndarray | None = None
-        if config.design_acquisition != "eubo" or design_scores is None or design_scores[0] != names:
+        if (config.design_acquisition == "none" or design_scores is None or design_scores[0] != names
+                or (design_scores[2] if len(design_scores) > 2 else "eubo") != config.design_acquisition):
             return
         points = [frozenset(a for a, bit in zip(names, row) if bit) for row in design_points(names)]
         self.design_pairs = [(points[i], points[j]) for i, j in itertools.combinations(range(len(points)), 2)]

@@ -4,7 +4,9 @@ The design space is every on/off combination of the policy's attributes (`2^A` p
 dimension `A`), small enough for an exact ``PairwiseGP`` (Chu & Ghahramani, 2005), whose
 Laplace step costs `O(n^3)` in the number of unique points. Labelled pairs become comparisons
 between the two sides' edit vectors; ``AnalyticExpectedUtilityOfBestOption`` (EUBO, Lin et
-al., AISTATS 2022) scores every pair of design points. This runs in the worker after each
+al., AISTATS 2022) or ``PairwiseBayesianActiveLearningByDisagreement`` (BALD, Houlsby et al.
+2011: the mutual information between the comparison's outcome and the GP) scores every pair of
+design points. This runs in the worker after each
 retrain, never on the request path; the ``active`` policy samples edit vectors by these scores.
 """
 
@@ -24,14 +26,24 @@ def design_points(attributes: list[str]) -> np.ndarray:
     return np.array(list(itertools.product([0.0, 1.0], repeat=len(attributes))))
 
 
-def eubo_design_scores(attributes: list[str], comparisons: list[tuple[frozenset, frozenset]]) -> np.ndarray:
-    """EUBO of every unordered pair of distinct design points, `(2^A * (2^A - 1) / 2,)`,
-    in ``itertools.combinations`` order, from (winner on-set, loser on-set) comparisons."""
+DESIGN_ACQUISITIONS = ("eubo", "bald")
+
+
+def design_scores(attributes: list[str], comparisons: list[tuple[frozenset, frozenset]],
+                  acquisition: str = "eubo", seed: int = 0) -> np.ndarray:
+    """``acquisition`` (EUBO or BALD) of every unordered pair of distinct design points,
+    `(2^A * (2^A - 1) / 2,)`, in ``itertools.combinations`` order, from (winner on-set, loser
+    on-set) comparisons."""
     import torch
-    from botorch.acquisition.preference import AnalyticExpectedUtilityOfBestOption
+    from botorch.acquisition.preference import (
+        AnalyticExpectedUtilityOfBestOption,
+        PairwiseBayesianActiveLearningByDisagreement,
+    )
     from botorch.fit import fit_gpytorch_mll
     from botorch.models.pairwise_gp import PairwiseGP, PairwiseLaplaceMarginalLogLikelihood
 
+    if acquisition not in DESIGN_ACQUISITIONS:
+        raise ValueError(f"unknown design acquisition {acquisition!r}; known: {', '.join(DESIGN_ACQUISITIONS)}")
     X = torch.tensor(design_points(attributes), dtype=torch.float64)
     index = {frozenset(a for a, bit in zip(attributes, row) if bit): i for i, row in enumerate(X.tolist())}
     comps = [[index[w], index[lo]] for w, lo in comparisons if w != lo and w in index and lo in index]
@@ -43,15 +55,27 @@ def eubo_design_scores(attributes: list[str], comparisons: list[tuple[frozenset,
         fit_gpytorch_mll(PairwiseLaplaceMarginalLogLikelihood(model.likelihood, model))
     pairs = torch.tensor(list(itertools.combinations(range(len(X)), 2)))
     with torch.no_grad():
-        return AnalyticExpectedUtilityOfBestOption(pref_model=model)(X[pairs]).numpy().astype(float)
+        if acquisition == "eubo":
+            return AnalyticExpectedUtilityOfBestOption(pref_model=model)(X[pairs]).numpy().astype(float)
+        torch.manual_seed(seed)
+        bald = PairwiseBayesianActiveLearningByDisagreement(pref_model=model, num_samples=512)
+        return bald(X[pairs]).numpy().astype(float)
 
 
-def save_design_scores(folder: Path, attributes: list[str], scores: np.ndarray) -> None:
-    np.savez(folder / DESIGN_FILE, attributes=np.array(attributes), scores=scores)
+def eubo_design_scores(attributes: list[str], comparisons: list[tuple[frozenset, frozenset]]) -> np.ndarray:
+    """EUBO of every pair of design points (see ``design_scores``)."""
+    return design_scores(attributes, comparisons, "eubo")
 
 
-def load_design_scores(models_dir: Path, version: str | None) -> tuple[list[str], np.ndarray] | None:
+def save_design_scores(folder: Path, attributes: list[str], scores: np.ndarray, acquisition: str = "eubo") -> None:
+    np.savez(folder / DESIGN_FILE, attributes=np.array(attributes), scores=scores,
+             acquisition=np.array(acquisition))
+
+
+def load_design_scores(models_dir: Path, version: str | None) -> tuple[list[str], np.ndarray, str] | None:
+    """``(attributes, scores, acquisition)`` stored with checkpoint ``version``, or ``None``."""
     if not version or not (models_dir / version / DESIGN_FILE).exists():
         return None
     data = np.load(models_dir / version / DESIGN_FILE)
-    return [str(a) for a in data["attributes"]], data["scores"]
+    acquisition = str(data["acquisition"]) if "acquisition" in data.files else "eubo"
+    return [str(a) for a in data["attributes"]], data["scores"], acquisition

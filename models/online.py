@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from acquisition.active import save_acquisition_scores
-from acquisition.design import eubo_design_scores, save_design_scores
+from acquisition.design import design_scores, save_design_scores
 from acquisition.editors import DEFAULT_ATTRIBUTES
 from acquisition.config import from_dict, load_toml
 from acquisition.editors import EDITORS, word_count
@@ -122,17 +122,18 @@ def pair_disagreement(model: RewardModel, store: Store, embed) -> tuple[list[tup
     return pairs, model.preference(P, A, B)[1]
 
 
-def design_space_scores(store: Store) -> tuple[list[str], np.ndarray] | None:
-    """EUBO over the active policy's attribute design space from a PairwiseGP on the labelled
-    edit-vector comparisons; ``None`` when the active policy has no ``active`` part or there
-    are no comparisons between different edit vectors yet."""
+def design_space_scores(store: Store) -> tuple[list[str], np.ndarray, str] | None:
+    """EUBO or BALD (as the active policy asks) over its attribute design space from a
+    PairwiseGP on the labelled edit-vector comparisons; ``None`` when the active policy has
+    no ``active`` part or there are no comparisons between different edit vectors yet."""
     row = store.active_policy()
     if row is None:
         return None
     configs = [row["config"]] if row["name"] == "active" else [
         c.get("config", {}) for c in row["config"].get("components", []) if c.get("name") == "active"
     ] if row["name"] == "mixture" else []
-    if not configs or configs[0].get("design_acquisition", "eubo") != "eubo":
+    acquisition = configs[0].get("design_acquisition", "eubo") if configs else "none"
+    if acquisition == "none":
         return None
     attributes = list(configs[0].get("attributes") or DEFAULT_ATTRIBUTES)
     comparisons = []
@@ -141,7 +142,7 @@ def design_space_scores(store: Store) -> tuple[list[str], np.ndarray] | None:
         right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if e.get("on") and a in attributes)
         comparisons.append((left, right) if r["choice"] == "left" else (right, left))
     try:
-        return attributes, eubo_design_scores(attributes, comparisons)
+        return attributes, design_scores(attributes, comparisons, acquisition), acquisition
     except ValueError:
         return None
 

@@ -153,16 +153,18 @@ def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
     store.close()
 
 
-def test_worker_fits_the_design_space_gp_for_the_active_policy(db):
+@pytest.mark.parametrize("acquisition", ["eubo", "bald"])
+def test_worker_fits_the_design_space_gp_for_the_active_policy(db, acquisition):
     from acquisition.design import load_design_scores
 
     store = Store(db)
-    store.activate_policy("active", {"attributes": ["bold", "emoji", "hedging"], "uniform_share": 0.3})
+    store.activate_policy("active", {"attributes": ["bold", "emoji", "hedging"], "uniform_share": 0.3,
+                                     "design_acquisition": acquisition})
     simulate(store, labels=60, seed=3)
     models = Path(db).parent / "models"
     version = OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"]
-    attributes, scores = load_design_scores(models, version)
-    assert attributes == ["bold", "emoji", "hedging"] and scores.shape == (28,)
+    attributes, scores, used = load_design_scores(models, version)
+    assert attributes == ["bold", "emoji", "hedging"] and scores.shape == (28,) and used == acquisition
     annotator, _ = store.add_annotator("eubo-user")
     collector = Collector(store, seed=0)
     policy, _ = collector.active_policy()
