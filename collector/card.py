@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from acquisition.balance import arm_family, balance_report, chosen_rejected_smd
+from acquisition.balance import arm_family, indicator, smd
+from acquisition.editors import EDITORS
 from acquisition.effects import amce
 from collector.store import Store
 
@@ -144,17 +145,54 @@ def groups_section(store: Store, pairs: pd.DataFrame) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def _indicators(df: pd.DataFrame, side: str) -> dict[str, pd.Series]:
+    """``acquisition.balance.indicator`` for every attribute, measuring each distinct text once
+    (texts repeat across pairs, and measuring is what costs)."""
+    text_col = f"{side}_text" if f"{side}_text" in df.columns else side
+    unique = pd.DataFrame({text_col: df[text_col].drop_duplicates().to_numpy()})
+    out = {}
+    for attribute in sorted(EDITORS):
+        measured = dict(zip(unique[text_col], indicator(unique, side, attribute)))
+        values = df[text_col].map(measured).astype(float)
+        flags = df.get(f"{side}_{attribute}")
+        if flags is not None:
+            values = flags.astype("Float64").astype(float).where(flags.notna(), values)
+        out[attribute] = values
+    return out
+
+
+def _smd_rows(first: dict[str, pd.Series], second: dict[str, pd.Series], index: pd.Index) -> dict[str, float]:
+    rows = {}
+    for attribute in first:
+        a, b = first[attribute].loc[index], second[attribute].loc[index]
+        keep = a.notna() & b.notna()
+        rows[attribute] = smd(a[keep], b[keep]) if keep.any() else math.nan
+    return rows
+
+
 def balance_section(pairs: pd.DataFrame, trl: pd.DataFrame) -> str:
+    """Chosen vs rejected, and left vs right within annotator groups and prompt types, as in
+    ``acquisition.balance`` (``chosen_rejected_smd``, ``balance_report``)."""
     if trl.empty:
         return "No labels with a winner yet."
-    smd = chosen_rejected_smd(trl)
-    smd = smd[smd["n"] > 0]
+    chosen, rejected = _indicators(trl, "chosen"), _indicators(trl, "rejected")
+    table = pd.DataFrame([
+        {"attribute": a, "smd": value, "n": int((chosen[a].notna() & rejected[a].notna()).sum()),
+         "chosen_rate": chosen[a].mean(), "rejected_rate": rejected[a].mean()}
+        for a, value in _smd_rows(chosen, rejected, trl.index).items()
+    ])
+    table = table[table["n"] > 0]
     text = ("Standardised mean difference (SMD) of each attribute between chosen and rejected "
-            "responses (|SMD| < 0.1 is balanced):\n\n" + markdown_table(smd))
-    report = balance_report(pairs)
-    report = report[report["n"] > 0]
-    if len(report):
-        pivot = report.pivot(index="attribute", columns="stratum", values="smd").reset_index()
+            "responses (|SMD| < 0.1 is balanced; an attribute comes from the edit vector where "
+            "it was randomised and is read from the text otherwise):\n\n" + markdown_table(table))
+    left, right = _indicators(pairs, "left"), _indicators(pairs, "right")
+    strata = {"all": pairs.index}
+    for col in ("annotator_group", "task_type"):
+        for value, part in pairs.groupby(col, sort=True):
+            strata[f"{col}={value}"] = part.index
+    pivot = pd.DataFrame({name: _smd_rows(left, right, index) for name, index in strata.items()})
+    pivot = pivot.dropna(how="all").rename_axis("attribute").reset_index()
+    if len(pivot):
         text += "\n\nSMD between left and right, by annotator group and prompt type:\n\n" + markdown_table(pivot)
     return text
 

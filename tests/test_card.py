@@ -101,3 +101,24 @@ def test_card_describes_imported_data_and_an_empty_collection(tmp_path):
 def test_markdown_table_escapes_cells():
     table = markdown_table(pd.DataFrame({"a": ["x|y", "two\nlines"], "b": [0.12345, float("nan")]}))
     assert table.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 0.123 |", "| two lines |  |"]
+
+
+def test_card_balance_matches_acquisition_balance(two_policies):
+    from acquisition.balance import balance_report, chosen_rejected_smd
+    from collector.export import trl_frame
+
+    text = section(build_card(two_policies), "Balance")
+    first, second = text.split("SMD between left and right")
+    chosen = {r[0]: r for r in table_rows(first)[1:]}
+    want = chosen_rejected_smd(trl_frame(two_policies)).set_index("attribute")
+    assert chosen and set(chosen) == set(want.index[want["n"] > 0])
+    for attribute, row in chosen.items():
+        assert row[1] == f"{want.loc[attribute, 'smd']:.3f}" and row[2] == str(want.loc[attribute, "n"])
+    rows = table_rows(second)
+    header, body = rows[0], {r[0]: r for r in rows[1:]}
+    report = balance_report(pairs_frame(two_policies)).pivot(index="attribute", columns="stratum", values="smd")
+    assert header[1] == "all" and set(header[1:]) == set(report.columns)
+    for attribute, row in body.items():
+        for stratum, cell in zip(header[1:], row[1:]):
+            value = report.loc[attribute, stratum]
+            assert cell == ("" if pd.isna(value) else f"{value:.3f}"), (attribute, stratum)
