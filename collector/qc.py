@@ -12,7 +12,8 @@ as a served pair with its ``qc_kind``:
   agreement can be computed.
 - ``gold``: a researcher-supplied pair with a known answer (``python -m collector gold add``).
 - ``attention``: generated from the pool, a response against the same response without its
-  answering sentence (the ``drop_answer`` editor) or against a response to another prompt.
+  answering sentence (the ``drop_answer`` editor) or against an answer to another prompt from
+  the pool (the ``off_topic`` editor); both sides share the base response.
 
 Gold and attention pairs never train a model, never enter an effect estimate and are left
 out of the TRL export; the pairs export keeps them with their kind and expected answer.
@@ -353,18 +354,23 @@ class QualityControl:
             if others < 1:  # a pool of one prompt has nothing off-topic to offer
                 return None
             response_id = prompt.response_ids[int(rng.integers(len(prompt.response_ids)))]
-            # the k-th base response that does not answer this prompt, in pool order
-            k, other_id = int(rng.integers(others)), None
+            # the k-th base response that does not answer this prompt, in pool order, is the donor
+            k, donor_id = int(rng.integers(others)), -1
             for p in pool.prompts:
                 if p.id == prompt.id:
                     continue
                 if k < len(p.response_ids):
-                    other_id = p.response_ids[k]
+                    donor_id = p.response_ids[k]
                     break
                 k -= len(p.response_ids)
-            prompt_id = prompt.id
-            good = SideRecord(response_id, {}, pool.response_text[response_id], {})
-            bad = SideRecord(other_id, {}, pool.response_text[other_id], {})  # type: ignore[index]
+            prompt_id, text = prompt.id, pool.response_text[response_id]
+            # the off_topic editor swaps the donor in (a built-in answer if the donor shares too
+            # many words with the response); its seed names the donor so the copy can be replayed
+            kept_vector = {"off_topic": {"on": False, "editor": "off_topic", "seed": donor_id}}
+            swapped_vector = {"off_topic": {"on": True, "editor": "off_topic", "seed": donor_id}}
+            swapped_text, check = apply_edit_vector(text, swapped_vector, donor=lambda s: pool.response_text[s])
+            good = SideRecord(response_id, kept_vector, text, {"off_topic": True})
+            bad = SideRecord(response_id, swapped_vector, swapped_text, check)
             propensity = p_kind / len(servable) / len(prompt.response_ids) / others / 2
         swapped = bool(rng.random() < 0.5)
         left, right = (bad, good) if swapped else (good, bad)
