@@ -116,10 +116,12 @@ def save_qc_config(store: Store, config: QCConfig) -> int:
     """Validate and store ``config`` as the next QC version; returns the version."""
     config.validate("qc")
     with store.transaction():
+        raised = config.overlap > qc_config(store).overlap
         version = qc_version(store) + 1
         store.set_meta("qc_config", json.dumps(to_dict(config), sort_keys=True))
         store.set_meta("qc_version", str(version))
-        store.reset_overlap()  # the overlap may have changed: recount which pairs are done
+        if raised:  # pairs that had enough labels may need more now
+            store.reset_overlap()
     return version
 
 
@@ -400,26 +402,22 @@ def annotator_quality(store: Store, config: QCConfig | None = None) -> pd.DataFr
     answer to a gold pair with a winner counts as wrong.
     """
     config = config or qc_config(store)
-    people = store.annotators()
-    served = pd.DataFrame(store.quality_rows(), columns=["annotator_id", "qc_kind", "status", "qc_expected",
-                                                         "choice", "latency_ms"])
-    labelled = served[served["status"] == "labelled"]
-    correct = labelled["choice"] == labelled["qc_expected"]
-    by = labelled.groupby("annotator_id")
-    n_labels = by.size()
-    median_latency = by["latency_ms"].median()
-    kind_counts = labelled.groupby(["annotator_id", "qc_kind"]).size()
-    kind_correct = correct.groupby([labelled["annotator_id"], labelled["qc_kind"]]).sum()
-    skipped = served[served["status"] == "skipped"].groupby("annotator_id").size()
+    counts: dict[tuple[int, str, str], tuple[int, int]] = {
+        (r["annotator_id"], r["qc_kind"], r["status"]): (r["n"], r["as_expected"]) for r in store.quality_counts()
+    }
+    medians = store.median_latencies()
+
+    def count(aid: int, kinds: tuple[str, ...], status: str, field: int = 0) -> int:
+        return sum(counts.get((aid, kind, status), (0, 0))[field] for kind in kinds)
+
     rows = []
-    for person in people:
+    for person in store.annotators():
         aid = person["id"]
-        n = int(n_labels.get(aid, 0))
-        gold_seen = int(kind_counts.get((aid, "gold"), 0))
-        attention_seen = int(kind_counts.get((aid, "attention"), 0))
-        gold_accuracy = kind_correct.get((aid, "gold"), 0) / gold_seen if gold_seen else math.nan
-        attention_rate = kind_correct.get((aid, "attention"), 0) / attention_seen if attention_seen else math.nan
-        n_skipped = int(skipped.get(aid, 0))
+        n = count(aid, QC_KINDS, "labelled")
+        gold_seen, attention_seen = count(aid, ("gold",), "labelled"), count(aid, ("attention",), "labelled")
+        gold_accuracy = count(aid, ("gold",), "labelled", 1) / gold_seen if gold_seen else math.nan
+        attention_rate = count(aid, ("attention",), "labelled", 1) / attention_seen if attention_seen else math.nan
+        n_skipped = count(aid, QC_KINDS, "skipped")
         warnings = []
         if gold_seen >= config.min_checks and gold_accuracy < config.min_gold_accuracy:
             warnings.append(f"gold accuracy {gold_accuracy:.2f} < {config.min_gold_accuracy:.2f}")
@@ -429,8 +427,8 @@ def annotator_quality(store: Store, config: QCConfig | None = None) -> pd.DataFr
             "annotator_id": aid, "annotator": person["name"], "group": person["group_name"],
             "labels": n, "gold_seen": gold_seen, "gold_accuracy": float(gold_accuracy),
             "attention_seen": attention_seen, "attention_pass_rate": float(attention_rate),
-            "repeats": int(kind_counts.get((aid, "repeat"), 0)),
-            "median_latency_ms": float(median_latency.get(aid, math.nan)),
+            "repeats": count(aid, ("repeat",), "labelled"),
+            "median_latency_ms": medians.get(aid, math.nan),
             "skip_rate": n_skipped / (n + n_skipped) if n + n_skipped else math.nan,
             "excluded": bool(person["excluded"]), "reason": person["excluded_reason"] or "",
             "warning": "; ".join(warnings),

@@ -57,6 +57,9 @@ ADDED_INDEXES: tuple[str, ...] = (
     "WHERE gold_item_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS served_pairs_overlap_open ON served_pairs(id) "
     "WHERE qc_kind = 'regular' AND status = 'labelled' AND overlap_done = 0",
+    # per-annotator quality reads these indexes only, not the wide rows
+    "CREATE INDEX IF NOT EXISTS served_pairs_quality ON served_pairs(annotator_id, qc_kind, status, qc_expected)",
+    "CREATE INDEX IF NOT EXISTS labels_annotator_latency ON labels(annotator_id, latency_ms)",
 )
 
 
@@ -721,7 +724,7 @@ class Store:
 
     # ------------------------------------------------------------------ quality control
     def serve_repeat(self, annotator: dict[str, Any], overlap: int,
-                     lease_seconds: float = DEFAULT_LEASE_SECONDS) -> dict[str, Any] | None:
+                     lease_seconds: float = DEFAULT_LEASE_SECONDS, max_scan: int = 512) -> dict[str, Any] | None:
         """Serve ``annotator`` a repeat of the oldest labelled regular pair that has fewer than
         ``overlap`` labels and that this annotator has never been shown (as origin or repeat).
 
@@ -730,12 +733,16 @@ class Store:
         rows, edit vectors, display position, policy, arm, propensities and seed are copied;
         it is logged with ``qc_kind='repeat'`` and ``origin_served_pair_id``.
 
+        Pairs found to have their labels are marked ``overlap_done`` and not read again. At
+        most ``max_scan`` candidates are read per call, so after the overlap is raised the
+        backlog is worked through over several requests instead of in one slow one.
+
         Returns:
-            the new served pair, or ``None`` when no pair needs a label from this annotator.
+            the new served pair, or ``None`` when no pair (within the scan) needs this annotator.
         """
-        now, annotator_id, after = time.time(), annotator["id"], 0
+        now, annotator_id, after, scanned = time.time(), annotator["id"], 0, 0
         with self.transaction():
-            while True:
+            while scanned < max_scan:
                 candidates = self._all(
                     "SELECT o.* FROM served_pairs o WHERE o.qc_kind = 'regular' AND o.status = 'labelled' "
                     "AND o.overlap_done = 0 AND o.id > ? AND o.annotator_id != ? AND NOT EXISTS ("
@@ -744,16 +751,24 @@ class Store:
                 )
                 if not candidates:
                     return None
-                for origin in candidates:
-                    n = self._one(
-                        "SELECT coalesce(sum(sp.status = 'labelled' AND a.excluded = 0), 0) AS labelled, "
-                        "coalesce(sum(sp.status = 'served' AND sp.lease_expires_at > ?), 0) AS on_lease "
-                        "FROM served_pairs sp JOIN annotators a ON a.id = sp.annotator_id "
-                        "WHERE sp.id = ? OR sp.origin_served_pair_id = ?", [now, origin["id"], origin["id"]],
+                scanned += len(candidates)
+                ids = [c["id"] for c in candidates]
+                marks = ", ".join("?" for _ in ids)
+                counts = {r["item_id"]: r for r in self._all(
+                    "SELECT coalesce(sp.origin_served_pair_id, sp.id) AS item_id, "
+                    "coalesce(sum(sp.status = 'labelled' AND a.excluded = 0), 0) AS labelled, "
+                    "coalesce(sum(sp.status = 'served' AND sp.lease_expires_at > ?), 0) AS on_lease "
+                    "FROM served_pairs sp JOIN annotators a ON a.id = sp.annotator_id "
+                    f"WHERE sp.id IN ({marks}) OR sp.origin_served_pair_id IN ({marks}) GROUP BY item_id",
+                    [now, *ids, *ids],
+                )}
+                done = [i for i in ids if counts[i]["labelled"] >= overlap]
+                if done:
+                    self.db.execute(
+                        f"UPDATE served_pairs SET overlap_done = 1 WHERE id IN ({', '.join('?' for _ in done)})", done
                     )
-                    if n["labelled"] >= overlap:
-                        self.db.execute("UPDATE served_pairs SET overlap_done = 1 WHERE id = ?", [origin["id"]])
-                        continue
+                for origin in candidates:
+                    n = counts[origin["id"]]
                     if n["labelled"] + n["on_lease"] >= overlap:
                         continue
                     pair_id = self._insert("served_pairs", {
@@ -763,10 +778,11 @@ class Store:
                         "qc_kind": "repeat", "origin_served_pair_id": origin["id"],
                     })
                     return self.served_pair(pair_id)
-                after = candidates[-1]["id"]
+                after = ids[-1]
+        return None
 
     def reset_overlap(self) -> None:
-        """Forget which pairs reached their overlap (after the overlap or an exclusion changed)."""
+        """Forget which pairs reached their overlap (after the overlap was raised)."""
         with self.transaction():
             self.db.execute("UPDATE served_pairs SET overlap_done = 0 WHERE overlap_done = 1")
 
@@ -875,15 +891,39 @@ class Store:
                 "UPDATE annotators SET excluded = ?, excluded_reason = ?, excluded_at = ? WHERE id = ?",
                 [int(excluded), reason if excluded else None, time.time() if excluded else None, annotator_id],
             )
-            self.db.execute("UPDATE served_pairs SET overlap_done = 0 WHERE overlap_done = 1")
+            if excluded:  # the items they labelled may now lack labels
+                self.db.execute(
+                    "UPDATE served_pairs SET overlap_done = 0 WHERE overlap_done = 1 AND id IN ("
+                    "SELECT coalesce(origin_served_pair_id, id) FROM served_pairs "
+                    "WHERE annotator_id = ? AND status = 'labelled')", [annotator_id],
+                )
         return self.annotator(annotator_id)
 
-    def quality_rows(self) -> list[dict[str, Any]]:
-        """One row per served pair with what per-annotator quality needs (kind, status, answer)."""
-        return self._all(
-            "SELECT sp.annotator_id, sp.qc_kind, sp.status, sp.qc_expected, l.choice, l.latency_ms "
-            "FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id"
+    def quality_counts(self) -> list[dict[str, Any]]:
+        """Served pairs per annotator, kind and status, with how many were answered as expected."""
+        rows = self._all(
+            "SELECT annotator_id, qc_kind, status, count(*) AS n FROM served_pairs "
+            "GROUP BY annotator_id, qc_kind, status"
         )
+        checks = {(r["annotator_id"], r["qc_kind"]): r["as_expected"] for r in self._all(
+            "SELECT sp.annotator_id, sp.qc_kind, sum(l.choice = sp.qc_expected) AS as_expected "
+            "FROM served_pairs sp JOIN labels l ON l.served_pair_id = sp.id "
+            "WHERE sp.qc_kind IN ('gold', 'attention') GROUP BY sp.annotator_id, sp.qc_kind"
+        )}
+        for r in rows:
+            r["as_expected"] = checks.get((r["annotator_id"], r["qc_kind"]), 0) if r["status"] == "labelled" else 0
+        return rows
+
+    def median_latencies(self) -> dict[int, float]:
+        """Median label latency (ms) per annotator, computed in SQL so 100,000 labels stay cheap."""
+        medians = {}
+        for row in self._all("SELECT annotator_id, count(*) AS n FROM labels GROUP BY annotator_id"):
+            middle = self._all(  # walks the (annotator_id, latency_ms) index to the middle
+                "SELECT latency_ms FROM labels WHERE annotator_id = ? ORDER BY latency_ms LIMIT ? OFFSET ?",
+                [row["annotator_id"], 2 - row["n"] % 2, (row["n"] - 1) // 2],
+            )
+            medians[row["annotator_id"]] = sum(m["latency_ms"] for m in middle) / len(middle)
+        return medians
 
 
 # A repeat copies these from its origin: the item and how it was assigned, unchanged.

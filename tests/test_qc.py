@@ -304,6 +304,10 @@ def test_annotator_quality_scores_gold_attention_latency_and_skips(store):
     assert bad["gold_seen"] == 2 and bad["gold_accuracy"] == 0.0 and bad["attention_pass_rate"] == 0.0
     assert good["skip_rate"] == pytest.approx(1 / 14) and good["median_latency_ms"] >= 0
     assert good["warning"] == "" and "gold accuracy 0.00 < 0.70" in bad["warning"]
+    store.db.execute("UPDATE labels SET latency_ms = id * 7 % 50")  # distinct values: check the SQL median
+    expected = pd.DataFrame(store.labels()).groupby("annotator_id")["latency_ms"].median()
+    got = annotator_quality(store).set_index("annotator_id")["median_latency_ms"]
+    assert got.to_dict() == expected.astype(float).to_dict()
     assert "attention 0.00 < 0.80" in bad["warning"]
     assert pd.isna(annotator_quality(store.__class__(":memory:"))["gold_accuracy"]).all()
 
@@ -454,3 +458,19 @@ def test_cli_gold_qc_and_exclusion(tmp_path, capsys):
     kinds = set(pairs_frame(store)["qc_kind"])
     store.close()
     assert "regular" in kinds and kinds & {"repeat", "gold", "attention"}
+
+
+def test_the_repeat_scan_is_bounded_per_request_and_works_through_a_backlog(store):
+    collector = Collector(store, seed=12)
+    a, b = _people(store, 2)
+    for _ in range(200):  # QC off: 200 regular pairs with one label each
+        _label_next(collector, a)
+    done = "SELECT count(*) AS n FROM served_pairs WHERE overlap_done = 1"
+    for call in range(1, 5):  # overlap 1: every pair has its label, 64 are checked per call
+        assert store.serve_repeat(b, overlap=1, max_scan=64) is None
+        assert store._one(done)["n"] == min(200, 64 * call)
+    update_qc_config(store, {"overlap": 1, "gold_rate": 0.0})
+    assert store._one(done)["n"] == 200  # not raised: nothing to recount
+    update_qc_config(store, {"overlap": 2})
+    assert store._one(done)["n"] == 0
+    assert store.serve_repeat(b, overlap=2)["origin_served_pair_id"] == 1
