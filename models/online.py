@@ -8,6 +8,7 @@ is written to a temporary folder and renamed into place; ``CURRENT`` is replaced
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -86,6 +87,40 @@ def build_pair_data(rows: list[dict[str, Any]], embed) -> tuple[PairData, int]:
         first_parent=col("left_base_text"), second_parent=col("right_base_text"), group_names=groups,
     )
     return data, both_bad
+
+
+@functools.lru_cache(maxsize=65536)
+def _style_reading(text: str) -> tuple[int, int]:
+    """``(spurious attributes read as on, words)`` of one text (cached: edited copies recur)."""
+    on = sum(int(e.is_on(text)) for e in EDITORS.values() if not e.quality_changing and e.readable_alone)
+    return on, word_count(text)
+
+
+def spurious_contrast(first: str, second: str) -> int:
+    """How many more spurious style attributes ``first`` shows than ``second``: the editors with
+    no true effect that can be read from one text, each counted where it reads as on, plus
+    verbosity (which one text cannot show) as "at least 30% more words"."""
+    (on_1, words_1), (on_2, words_2) = _style_reading(first), _style_reading(second)
+    return on_1 - on_2 + int(words_1 >= 1.3 * words_2) - int(words_2 >= 1.3 * words_1)
+
+
+def flipped_attribute_accuracy(model: RewardModel, test: PairData, test_rows: list[dict[str, Any]],
+                               test_index: np.ndarray) -> dict[str, Any]:
+    """OOD accuracy on flipped-attribute pairs: held-out pairs with a winner whose spurious
+    attributes favour the rejected response (``spurious_contrast(chosen, rejected) < 0``), where
+    a model that learnt "more style wins" is wrong. Returns ``ood_accuracy`` (NaN without such
+    pairs) and ``ood_pairs``.
+
+    Args:
+        test: the held-out pairs; test_rows / test_index: the ranked training rows and the
+            positions of ``test``'s pairs among them, in ``test``'s order.
+    """
+    contrast = np.array([spurious_contrast(test_rows[i]["left_text"], test_rows[i]["right_text"])
+                         for i in test_index], dtype=float)  # (n_test,) left minus right
+    winner_sign = np.where(test.target == 1.0, 1.0, np.where(test.target == 0.0, -1.0, 0.0))
+    flipped = np.flatnonzero(contrast * winner_sign < 0)
+    accuracy = pairwise_accuracy(model, test.subset(flipped)) if len(flipped) else float("nan")
+    return {"ood_accuracy": accuracy, "ood_pairs": int(len(flipped))}
 
 
 def attribute_sensitivity(model: RewardModel, store: Store, embed, n: int, seed: int) -> dict[str, Any]:
@@ -194,7 +229,8 @@ class OnlineTrainer:
         try:
             started = time.time()
             labels_seen = store.label_count()
-            data, both_bad = build_pair_data(store.training_rows(), self.embedder.embed)
+            rows = store.training_rows()
+            data, both_bad = build_pair_data(rows, self.embedder.embed)
             decisive = int((data.target != 0.5).sum())
             if decisive < self.config.min_labels:
                 raise ConfigError(
@@ -212,6 +248,8 @@ class OnlineTrainer:
                 "model": self.config.model, "labels": labels_seen, "train_pairs": len(train),
                 "test_pairs": len(test), "both_bad": both_bad,
                 "heldout_accuracy": pairwise_accuracy(model, test), **fit,
+                **flipped_attribute_accuracy(model, test, [r for r in rows if r["choice"] in TARGETS],
+                                             order[:n_test]),
                 **attribute_sensitivity(model, store, self.embedder.embed, self.config.eval_responses, self.config.seed),
             }
             pairs, scores = pair_disagreement(model, store, self.embedder.embed)
