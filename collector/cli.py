@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from acquisition.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
 from collector.errors import ConfigError, DeconfoundError
-from collector.export import FORMATS, export
+from collector.export import FORMATS, card_path, export
 from collector.qc import (
     add_gold_file,
     annotator_quality,
@@ -99,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-effect", action="append", type=_group_effect, default=[],
                    metavar="GROUP:ATTR=VALUE", help="a true effect for one annotator group only (repeatable)")
 
-    p = add("export", "Export labels (trl) or the full served-pair log (pairs) to .jsonl or .parquet.")
-    p.add_argument("--format", choices=FORMATS, required=True, help="trl: prompt/chosen/rejected; pairs: everything served")
+    p = add("export", "Export labels (trl, trl-conversational, arena) or the full served-pair log (pairs) "
+                      "to .jsonl or .parquet, with a dataset card beside it (PATH.card.md).")
+    p.add_argument("--format", choices=FORMATS, required=True,
+                   help="trl: prompt/chosen/rejected; trl-conversational: the same as message lists; "
+                        "arena: Chatbot Arena battles incl. ties; pairs: everything served")
     p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
 
     p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback, Chatbot Arena, CSV) into the "
@@ -236,7 +239,7 @@ def run(args: argparse.Namespace) -> None:
                 print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
         elif args.command == "export":
             n = export(store, args.format, args.out)
-            print(f"Wrote {n} rows to {args.out}.")
+            print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
         elif args.command == "gold" and args.gold_command == "add":
             added, present = add_gold_file(store, args.file)
             print(f"Added {added} gold pairs ({present} already present).")
