@@ -122,3 +122,18 @@ def test_card_balance_matches_acquisition_balance(two_policies):
         for stratum, cell in zip(header[1:], row[1:]):
             value = report.loc[attribute, stratum]
             assert cell == ("" if pd.isna(value) else f"{value:.3f}"), (attribute, stratum)
+
+
+def test_excluding_an_annotator_shows_in_the_card_and_leaves_the_exports(two_policies, tmp_path):
+    from collector.export import arena_frame, trl_frame
+    from collector.qc import exclude_annotator
+
+    victim = two_policies.annotators()[0]
+    n_labels = two_policies.label_count(victim["id"])
+    before_trl, before_arena = len(trl_frame(two_policies)), len(arena_frame(two_policies))
+    exclude_annotator(two_policies, victim["id"], "gold accuracy 0.40")
+    text = section(build_card(two_policies, fmt="trl"), "Excluded labels")
+    assert f"{n_labels} labels are excluded" in text
+    assert table_rows(text)[1] == ["gold accuracy 0.40", str(n_labels), "1"]
+    assert len(arena_frame(two_policies)) == before_arena - n_labels
+    assert len(trl_frame(two_policies)) < before_trl
