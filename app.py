@@ -11,6 +11,7 @@ start_worker()  # retrains the reward model off the request path
 navigation = st.navigation([
     st.Page("collector/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True),
     st.Page("collector/pages/research.py", title="Researcher", icon=":material/science:", url_path="researcher"),
+    st.Page("collector/pages/dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"),
     st.Page("collector/pages/quality.py", title="Quality", icon=":material/verified:", url_path="quality"),
     st.Page("collector/pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ])
