@@ -149,12 +149,38 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", "List the registered policies.", psub)
     p = add("apply", "Validate a TOML policy file and make it the active policy (new version).", psub)
     p.add_argument("file", help="policy file, see acquisition/examples/")
+
+    bench = sub.add_parser("benchmark", help="Run a benchmark.", description="Run a benchmark.")
+    bsub = bench.add_subparsers(dest="benchmark_command", required=True, metavar="NAME")
+    text = ("The causal benchmark: simulated annotators label under each policy; reward models are "
+            "scored ID, OOD (spurious correlation flipped) and against an oracle, with AMCE coverage, "
+            "labels-to-target curves and the rho_latent / rho_assignment sweeps.")
+    p = bsub.add_parser("causal", help=text, description=text)
+    p.add_argument("--world", default=None, help="world TOML file, or a built-in name: synthetic (default), hh_rlhf")
+    p.add_argument("--data", default=None, help="a preference file (HH-RLHF, TRL, ...): use it as the world's source")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default from the world)")
+    p.add_argument("--labels", type=int, default=None, help="labels per arm and seed (default from the world)")
+    p.add_argument("--quick", action="store_true", help="small configuration (under 5 minutes on 2 cores)")
+    p.add_argument("--no-sweeps", action="store_true", help="skip the rho_latent and rho_assignment sweeps")
+    p.add_argument("--embedder", choices=["minilm", "bag_of_words"], default=None,
+                   help="override the world's embedder (bag_of_words: the cheap stand-in used by tests)")
+    p.add_argument("--out", default="data/benchmark", help="folder for the JSON, HTML and PNG (default data/benchmark)")
+    p.add_argument("--cache", default="data/cache/benchmark-embeddings.sqlite", help="embedding cache (SQLite)")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     if args.command == "init":
         print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
+        return
+    if args.command == "benchmark":
+        from pathlib import Path
+
+        from collector.benchmark import configure, run_causal
+
+        world = configure(args.world, args.data, args.seeds, args.labels, args.quick, args.embedder,
+                          sweeps=not args.no_sweeps)
+        run_causal(world, Path(args.out), Path(args.cache), command=" ".join(["python -m collector", *sys.argv[1:]]))
         return
     if args.command in ("train", "worker"):
         from models.online import load_training_config, make_trainer

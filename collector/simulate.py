@@ -3,16 +3,29 @@
 By default they prefer the response with the better base quality under Bradley-Terry noise
 with Davidson ties, and ignore every attribute (attributes are spurious unless a true effect
 is configured), so any attribute effect a reward model learns from their labels is spurious.
+
+For the causal benchmark's worlds (``collector/benchmark``) the simulator also knows:
+
+- ``base_attributes``: attributes already written into a base response's text (a world's
+  natural, confounded pool), whose true effects count exactly like an edit's;
+- ``objectives``: the judging objective recorded for each annotator group;
+- ``true_left_outcome``: each served pair's exact ``P(left) + P(tie) / 2``, whose AMCE on the
+  realised design is the true AMCE (``acquisition.effects.amce(..., left_outcome=...)``);
+- ``quality_gap_for_flip_rate``: the quality gap at which an annotator prefers the truly
+  better response with probability ``1 - flip_rate`` (semi-synthetic data: the human label
+  is the truth, the simulated annotator follows it up to that flip rate).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from acquisition.editors import EDITORS
 from collector.errors import ConfigError, DeconfoundError
@@ -31,6 +44,8 @@ class SimulatedAnnotatorConfig:
     attribute_effects: dict[str, float] = field(default_factory=dict)
     # per annotator group overrides of `attribute_effects`: {group: {attribute: effect}}
     group_effects: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the judging objective recorded for each group's annotators, e.g. {helpful = "helpfulness"}
+    objectives: dict[str, str] = field(default_factory=dict)
 
     def effect(self, attribute: str, group: str | None = None) -> float:
         """The true utility effect of ``attribute`` for an annotator of ``group``."""
@@ -88,6 +103,34 @@ def _on(edit_vector_json: str) -> set[str]:
     return {a for a, e in json.loads(edit_vector_json).items() if e.get("on")}
 
 
+def quality_gap_for_flip_rate(flip_rate: float, noise: float = 1.0) -> float:
+    """The quality gap at which a Bradley-Terry annotator (no ties) prefers the better response
+    with probability ``1 - flip_rate``."""
+    if not 0.0 < flip_rate < 0.5:
+        raise ConfigError(f"flip_rate: must be strictly between 0 and 0.5; got {flip_rate}.")
+    return noise * math.log((1.0 - flip_rate) / flip_rate)
+
+
+def true_left_outcome(store: Store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig,
+                      base_attributes: Mapping[int, set[str]] | None = None) -> pd.Series:
+    """``P(left) + P(tie) / 2`` of the simulated annotator for each row of a ``pairs_frame``:
+    the outcome whose AMCE on the realised design is the true effect."""
+    base_attributes = base_attributes or {}
+    quality: dict[int, float] = {}
+    out = []
+    for r in pairs.itertuples():
+        q, on = [], []
+        for side in ("left", "right"):
+            rid = int(getattr(r, f"{side}_base_response_id"))
+            if rid not in quality:
+                quality[rid] = float(store.response(rid)["quality"])
+            q.append(quality[rid])
+            on.append(_on(getattr(r, f"{side}_edit_vector")) | set(base_attributes.get(rid, ())))
+        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group)
+        out.append(p_l + p_t / 2)
+    return pd.Series(out, index=pairs.index, dtype=float)
+
+
 def simulate(
     store: Store,
     labels: int = 200,
@@ -95,10 +138,14 @@ def simulate(
     groups: list[str] | None = None,
     seed: int = 0,
     config: SimulatedAnnotatorConfig | None = None,
+    base_attributes: Mapping[int, set[str]] | None = None,
 ) -> dict[str, Any]:
     """Have ``annotators`` simulated people give ``labels`` labels in turn.
 
-    Annotators named ``sim-<group>-<i>`` are created on first use and reused afterwards.
+    Annotators named ``sim-<group>-<i>`` are created on first use and reused afterwards, with
+    the objective ``config.objectives`` gives their group. ``base_attributes`` maps a base
+    response id to the attributes its text already carries; their true effects count like
+    an edit's.
 
     Returns:
         counts of the choices made and the ids of the simulated annotators.
@@ -108,6 +155,7 @@ def simulate(
     groups = groups or ["default"]
     if labels < 0 or annotators < 1:
         raise ConfigError("simulate: --labels must be >= 0 and --annotators >= 1.")
+    base_attributes = base_attributes or {}
     rng = np.random.default_rng(seed)
     collector = Collector(store, seed=seed)
     existing = {(a["name"], a["group_name"]): a for a in store.annotators() if a["is_simulated"]}
@@ -116,7 +164,8 @@ def simulate(
         group = groups[i % len(groups)]
         name = f"sim-{group}-{i + 1}"
         row = existing.get((name, group)) or store.add_annotator(
-            name, group=group, covariates={"simulated": "true"}, is_simulated=True
+            name, group=group, covariates={"simulated": "true"}, objective=config.objectives.get(group),
+            is_simulated=True,
         )[0]
         people.append(row)
     counts: dict[str, int] = {}
@@ -137,10 +186,9 @@ def simulate(
                     )
                 quality[rid] = float(q)
             qs.append(quality[rid])
-        choice, strength = choose(
-            qs[0], qs[1], _on(pair["left_edit_vector"]), _on(pair["right_edit_vector"]), config, rng,
-            group=person["group_name"],
-        )
+        on = [_on(pair[f"{side}_edit_vector"]) | set(base_attributes.get(pair[f"{side}_base_response_id"], ()))
+              for side in ("left", "right")]
+        choice, strength = choose(qs[0], qs[1], on[0], on[1], config, rng, group=person["group_name"])
         collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
         counts[choice] = counts.get(choice, 0) + 1
     return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people]}

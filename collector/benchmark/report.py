@@ -1,0 +1,166 @@
+"""Turning benchmark results into a printed table, a JSON file and a Plotly figure."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def _mean_ci(values: pd.Series) -> str:
+    v = values.dropna().to_numpy(dtype=float)
+    if not len(v):
+        return "n/a"
+    if len(v) == 1:
+        return f"{v[0]:.3f}"
+    half = 1.96 * v.std(ddof=1) / math.sqrt(len(v))
+    return f"{v.mean():.3f} ± {half:.3f}"
+
+
+def policy_table(results: dict[str, Any]) -> pd.DataFrame:
+    """One row per (policy, model): mean ± 95% half-width over seeds."""
+    main = pd.DataFrame(results["main"])
+    oracle = main[main.policy == "oracle"].groupby("model").ood_accuracy.mean()
+    rows = []
+    for (policy, model), g in main.groupby(["policy", "model"], sort=False):
+        row = {"policy": policy, "model": model, "seeds": len(g), "labels": int(g["labels"].iloc[0]),
+               "ID": _mean_ci(g.id_accuracy), "OOD": _mean_ci(g.ood_accuracy), "clean": _mean_ci(g.clean_accuracy),
+               "ID - OOD": _mean_ci(g.id_accuracy - g.ood_accuracy),
+               "OOD - oracle": _mean_ci(g.ood_accuracy - oracle.get(model, np.nan))}
+        for col in [c for c in g.columns if c.startswith("sensitivity_")]:
+            row[col.replace("sensitivity_", "sens. ")] = f"{g[col].mean():+.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def amce_summary(results: dict[str, Any]) -> pd.DataFrame:
+    if not results["amce"]:
+        return pd.DataFrame()
+    df = pd.DataFrame(results["amce"]).dropna(subset=["estimate"])
+    return (df.groupby("arm", sort=False)
+              .agg(cases=("covered", "size"), covered=("covered", "sum"), coverage=("covered", "mean"),
+                   mean_abs_error=("estimate", lambda s: float((s - df.loc[s.index, "true_amce"]).abs().mean())),
+                   mean_ci_width=("ci_high", lambda s: float((s - df.loc[s.index, "ci_low"]).mean())))
+              .reset_index())
+
+
+def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    out = {}
+    sweeps = pd.DataFrame(results.get("sweeps", []))
+    if sweeps.empty:
+        return out
+    latent = sweeps[sweeps.sweep == "rho_latent"]
+    if not latent.empty:
+        out["rho_latent"] = (latent.groupby(["policy", "rho"]).agg(ID=("id_accuracy", "mean"), OOD=("ood_accuracy", "mean"))
+                             .round(3).reset_index())
+    assign = sweeps[sweeps.sweep == "rho_assignment"].copy()
+    if not assign.empty:
+        assign["rho"] = assign["rho"].map(lambda r: "random" if r is None or (isinstance(r, float) and math.isnan(r)) else r)
+        out["rho_assignment"] = (assign.groupby(["policy", "rho", "model"], sort=False)
+                                 .agg(consistent=("consistent_accuracy", "mean"), inconsistent=("inconsistent_accuracy", "mean"))
+                                 .round(3).reset_index())
+    return out
+
+
+def text_report(results: dict[str, Any]) -> str:
+    w = results["world"]
+    lines = [f"Causal benchmark, world {w['name']!r}: {w['labels']} labels per arm, {w['seeds']} seeds, "
+             f"spurious {', '.join(w['confounding']['spurious']) or 'none'} at rho_spurious = {w['confounding']['rho_spurious']}",
+             "", "Accuracy (mean ± 95% half-width over seeds; ID/OOD vs the truly better response):",
+             policy_table(results).to_string(index=False), ""]
+    amce = amce_summary(results)
+    if not amce.empty:
+        lines += ["AMCE 95% CI coverage of the true AMCE (randomised attributes x seeds):",
+                  amce.to_string(index=False, float_format="%.3f"), ""]
+    if results.get("labels_to_target"):
+        lines.append("Labels to reach randomised_attributes' final OOD accuracy (mean curves over seeds):")
+        for r in results["labels_to_target"]:
+            got = "not reached" if r["labels"] is None else f"{r['labels']} labels ({100 * r['share']:.0f}%)"
+            lines.append(f"  {r['policy']}: target {r['target']} at {r.get('reference_labels')} labels -> {got}")
+        lines.append("")
+    for name, table in sweep_tables(results).items():
+        lines += [f"Sweep {name}:", table.to_string(index=False), ""]
+    return "\n".join(lines)
+
+
+def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
+    """ID / OOD / oracle bars, labels-to-target curves, AMCE vs truth, and the sweeps."""
+    main = pd.DataFrame(results["main"])
+    model = results["world"]["models"][0]
+    main = main[main.model == model]
+    curves = pd.DataFrame(results["curves"])
+    amce = pd.DataFrame(results["amce"])
+    sweeps = sweep_tables(results)
+    fig = make_subplots(rows=2, cols=3, subplot_titles=(
+        f"Accuracy by policy ({model})", "OOD accuracy vs labels", "AMCE estimate vs truth (95% CI)",
+        "rho_latent sweep: OOD accuracy", "rho_assignment sweep: inconsistent pairs", ""))
+    order = list(dict.fromkeys(main.policy))
+    for i, (col, name) in enumerate((("id_accuracy", "ID"), ("ood_accuracy", "OOD"))):
+        g = main.groupby("policy", sort=False)[col].mean().reindex(order)
+        fig.add_trace(go.Bar(x=order, y=g.values, name=name, marker_color=["#4c78a8", "#e45756"][i]), row=1, col=1)
+    oracle = main[main.policy == "oracle"].ood_accuracy.mean()
+    fig.add_hline(y=oracle, line_dash="dot", annotation_text="oracle OOD", row=1, col=1)
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2"]
+    for k, (policy, g) in enumerate(curves.groupby("policy", sort=False) if not curves.empty else []):
+        m = g.groupby("labels").ood_accuracy.mean()
+        fig.add_trace(go.Scatter(x=m.index, y=m.values, mode="lines+markers", name=f"{policy} (OOD)",
+                                 line_color=palette[k % len(palette)]), row=1, col=2)
+    if not amce.empty:
+        a = amce.dropna(subset=["estimate"])
+        a = a[a.seed == a.seed.min()]
+        labels = a.arm.str.replace("_", " ").str.slice(0, 14) + ": " + a.attribute
+        fig.add_trace(go.Scatter(x=labels, y=a.estimate, mode="markers", name="AMCE estimate",
+                                 error_y={"type": "data", "symmetric": False, "array": a.ci_high - a.estimate,
+                                          "arrayminus": a.estimate - a.ci_low}), row=1, col=3)
+        fig.add_trace(go.Scatter(x=labels, y=a.true_amce, mode="markers", name="true AMCE",
+                                 marker={"symbol": "x", "color": "black"}), row=1, col=3)
+    if "rho_latent" in sweeps:
+        for policy, g in sweeps["rho_latent"].groupby("policy"):
+            fig.add_trace(go.Scatter(x=g.rho, y=g.OOD, mode="lines+markers", name=f"{policy} (rho_latent)"), row=2, col=1)
+    if "rho_assignment" in sweeps:
+        t = sweeps["rho_assignment"]
+        obs = t[t.policy == "observational"]
+        for m, g in obs.groupby("model", sort=False):
+            fig.add_trace(go.Scatter(x=g.rho.astype(float), y=g.inconsistent, mode="lines+markers",
+                                     name=f"{m} (inconsistent)"), row=2, col=2)
+    fig.update_layout(height=820, width=1500, barmode="group", template="plotly_white",
+                      title=f"Deconfound causal benchmark: {results['world']['name']}")
+    return fig
+
+
+def write_outputs(results: dict[str, Any], out: Path, stem: str = "benchmark") -> dict[str, str]:
+    """``<stem>.json``, ``<stem>.html`` and ``<stem>.png`` under ``out``; the PNG goes through
+    kaleido driving the local Chromium (offline). Returns what was written, or why not."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"json": str(out / f"{stem}.json")}
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=_plain))
+    fig = build_benchmark_figure(results)
+    fig.write_html(out / f"{stem}.html", include_plotlyjs="cdn")
+    written["html"] = str(out / f"{stem}.html")
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    try:
+        fig.write_image(out / f"{stem}.png", width=1500, height=820)
+        written["png"] = str(out / f"{stem}.png")
+    except Exception as exc:  # kaleido missing or no Chromium: say so, keep the rest
+        written["png_error"] = f"PNG not written ({type(exc).__name__}: {exc}); install kaleido and Chromium"
+    return written
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

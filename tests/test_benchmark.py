@@ -1,0 +1,114 @@
+"""The causal benchmark: world files validate with field-naming errors, the simulator counts
+attributes written into the texts, and a small run shows the direction of the effects."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from acquisition.config import from_dict, loads_toml
+from collector.benchmark import configure, run_causal
+from collector.benchmark.engine import bake, build_pool, place
+from collector.benchmark.experiments import labels_to_target
+from collector.benchmark.sources import BagOfWordsEmbedder, synthetic_items
+from collector.benchmark.world import WORLDS_DIR, World, load_world
+from collector.errors import ConfigError
+from collector.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
+from collector.store import Store
+
+
+@pytest.mark.parametrize("path", sorted(WORLDS_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_built_in_worlds_validate(path):
+    world = load_world(path)
+    assert world.policies and world.models
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[confounding]\nrho_spurious = 1.5", "w.toml.confounding.rho_spurious"),
+    ("[confounding]\nspurious = ['sparkles']", "w.toml.confounding.spurious[0]"),
+    ("labels = 'many'", "w.toml.labels"),
+    ("[arms]\nrandomised = ['emoji']", "w.toml.arms.randomised"),
+    ("policies = ['observational', 'magic']", "w.toml.policies[1]"),
+    ("[source]\nkind = 'file'", "w.toml.source.path"),
+    ("[annotators]\nnoise = -1", "w.toml.annotators.noise"),
+    ("colour = 'blue'", "unknown key 'colour'"),
+])
+def test_world_errors_name_the_field(text, where):
+    with pytest.raises(ConfigError, match=__import__("re").escape(where)):
+        from_dict(World, loads_toml(text), "w.toml")
+
+
+def test_placement_puts_spurious_attribute_on_the_better_response_at_rho():
+    world = configure(None, embedder="bag_of_words", sweeps=False)
+    items = synthetic_items(400, seed=1)
+    natural = place(items, world, np.random.default_rng(0))
+    flipped = place(items, world, np.random.default_rng(0), flipped=True)
+    share = np.mean(["verbosity" in on for on in natural.on_better])
+    assert 0.85 < share < 0.95
+    assert np.mean(["verbosity" in on for on in flipped.on_better]) < 0.15
+    pool = build_pool(items[:5], natural)
+    for record, b, w in zip(pool.records, natural.on_better, natural.on_worse):
+        texts = [r["text"] for r in record["responses"]]
+        assert pool.baked[texts[0]] == b and pool.baked[texts[1]] == w
+    assert bake(items[0].better, {"verbosity"}) == bake(items[0].better, {"verbosity"})  # deterministic
+
+
+def test_simulator_counts_attributes_written_into_the_text():
+    store = Store(":memory:")
+    store.add_pool([{"prompt": "p", "responses": [{"text": "a", "quality": 0.0}, {"text": "b", "quality": 0.0}]}], "t")
+    store.activate_policy("observational", {})
+    a_id = next(rid for rid, t in store.pool_snapshot().response_text.items() if t == "a")
+    config = SimulatedAnnotatorConfig(attribute_effects={"emoji": 3.0}, tie_strength=0.0,
+                                      objectives={"fans": "likes emoji"})
+    simulate(store, labels=300, annotators=2, groups=["fans"], seed=0, config=config, base_attributes={a_id: {"emoji"}})
+    chose_a = 0
+    for label in store.labels():
+        pair = store.served_pair(label["served_pair_id"])
+        side = "left" if pair["left_base_response_id"] == a_id else "right"
+        chose_a += label["choice"] == side
+    assert chose_a / 300 > 0.9  # sigmoid(3) = 0.95
+    assert {a["objective"] for a in store.annotators()} == {"likes emoji"}
+    assert quality_gap_for_flip_rate(0.1) == pytest.approx(np.log(9))
+
+
+def test_labels_to_target_interpolates_mean_curves():
+    curves = [{"policy": p, "seed": s, "labels": n, "ood_accuracy": a}
+              for s in (0, 1)
+              for p, pts in (("randomised_attributes", [(100, 0.6), (200, 0.7), (400, 0.8)]),
+                             ("active_mixture", [(100, 0.7), (200, 0.9), (400, 0.9)]),
+                             ("observational", [(100, 0.5), (200, 0.5), (400, 0.6)]))
+              for n, a in pts]
+    assert labels_to_target(curves, "active_mixture")["labels"] == 150
+    assert labels_to_target(curves, "active_mixture")["share"] == 0.375
+    assert labels_to_target(curves, "observational")["labels"] is None
+
+
+def test_small_run_shows_the_direction_of_the_effects(tmp_path, capsys):
+    """Observational data confounded in its texts: OOD well below ID; randomising the attribute
+    keeps OOD near the oracle; AMCE intervals cover the true (zero) effects."""
+    world = configure(None, seeds=1, labels=300, quick_run=True, embedder="bag_of_words", sweeps=False)
+    world = dataclasses.replace(world, policies=["observational", "randomised_attributes"], curve=[150, 300],
+                                source=dataclasses.replace(world.source, train=300, test=300))
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    headline = json.loads(last)
+    assert set(headline) == {"observational", "randomised_attributes"}
+    assert all(set(v) >= {"id_accuracy", "ood_accuracy", "oracle_ood_accuracy"} for v in headline.values())
+    obs, rnd = headline["observational"], headline["randomised_attributes"]
+    assert obs["id_accuracy"] - obs["ood_accuracy"] > 0.08, headline
+    assert abs(rnd["ood_accuracy"] - rnd["oracle_ood_accuracy"]) < 0.06, headline
+    assert rnd["ood_accuracy"] - obs["ood_accuracy"] > 0.05, headline
+    effects = [r for r in results["amce"] if r["arm"] == "randomised_attributes"]
+    assert {r["attribute"] for r in effects} == set(world.arms.randomised)
+    assert np.mean([r["covered"] for r in effects]) >= 0.6
+    assert (tmp_path / "out" / "benchmark-synthetic.json").exists()
+    assert (tmp_path / "out" / "benchmark-synthetic.html").exists()
+    assert {r["labels"] for r in results["curves"] if r["policy"] == "randomised_attributes"} == {150, 300}
+
+
+def test_bag_of_words_stand_in_is_deterministic_and_normalised():
+    e = BagOfWordsEmbedder()
+    v = e.embed(["Great question. - a list", "other text"])
+    assert v.shape == (2, 256) and np.allclose(np.linalg.norm(v, axis=1), 1.0)
+    assert np.array_equal(v[0], BagOfWordsEmbedder().embed(["Great question. - a list"])[0])
