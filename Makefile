@@ -31,6 +31,7 @@ bench: db
 	$(PY) bench/serving.py
 	$(PY) bench/embeddings.py
 	$(PY) bench/training.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
