@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,14 @@ from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
 from collector.errors import ConfigError
 from collector.qc import QualityControl
-from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
+from collector.store import DEFAULT_LEASE_SECONDS, PoolSnapshot, SideRecord, Store
+
+
+def off_topic_donor(pool: PoolSnapshot, prompt_id: int) -> Callable[[int], str]:
+    """``seed -> text`` of a base response written for another prompt: what the ``off_topic``
+    editor swaps in, drawn from the pool by the edit's seed."""
+    others = [r for p in pool.prompts if p.id != prompt_id for r in p.response_ids]
+    return lambda seed: pool.response_text[others[seed % len(others)]] if others else ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,8 @@ class Collector:
         sides = []
         for side in (proposal.left, proposal.right):
             base_text = policy.pool.response_text[side.base_response_id]
-            text, check = apply_edit_vector(base_text, side.edit_vector)
+            donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
+            text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor)
             sides.append(SideRecord(side.base_response_id, side.edit_vector, text, check))
         return self.store.record_served_pair(
             annotator, proposal.prompt_id, sides[0], sides[1],
