@@ -413,7 +413,9 @@ def build_progress_figure(pairs: pd.DataFrame) -> go.Figure:
 
 def build_effects_figure(table: pd.DataFrame) -> go.Figure:
     """AMCE with 95% CI per attribute, one panel per scope (overall / annotator group / prompt
-    type), one marker per cell, labelled with the number of labels behind it."""
+    type), one marker per cell; the number of labels behind each estimate is in the legend (a
+    range where attributes differ), on the marker where a panel has at most three cells, and in
+    the hover."""
     table = table.dropna(subset=["estimate"])
     if table.empty:
         return _empty("Attribute effects (AMCE)", "No randomised attribute has labels on both levels yet.")
@@ -428,9 +430,12 @@ def build_effects_figure(table: pd.DataFrame) -> go.Figure:
         for j, cell in enumerate(cells):
             rows = part[part["cell"] == cell]
             offset = (j - (len(cells) - 1) / 2) * min(0.8 / len(cells), 0.25)
+            low, high = int(rows["n_labels"].min()), int(rows["n_labels"].max())
             fig.add_trace(go.Scatter(
-                x=rows["estimate"], y=rows["attribute"].map(position) + offset, mode="markers+text",
-                name=f"{scope}: {cell}", legendgroup=scope,
+                x=rows["estimate"], y=rows["attribute"].map(position) + offset,
+                mode="markers+text" if len(cells) <= 3 else "markers",
+                name=f"{scope}: {cell} (n={low:,})" if low == high else f"{scope}: {cell} (n={low:,}-{high:,})",
+                legendgroup=scope,
                 error_x={"type": "data", "symmetric": False, "array": rows["ci_high"] - rows["estimate"],
                          "arrayminus": rows["estimate"] - rows["ci_low"]},
                 text=[f"n={n:,}" for n in rows["n_labels"]], textposition="top center", textfont_size=9,

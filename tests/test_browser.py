@@ -144,7 +144,7 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
         expect(page.get_by_text("Collection progress")).to_be_visible(timeout=30000)
         page.get_by_role("tab", name="Effects").click()
         expect(page.get_by_text(re.compile(r"Attribute effects \(AMCE"))).to_be_visible(timeout=30000)
-        expect(page.get_by_text("annotator group: fans")).to_be_visible()  # the legend of the group panel
+        expect(page.get_by_text(re.compile(r"^annotator group: fans \(n="))).to_be_visible()  # legend, with n
         expect(page.get_by_text(re.compile(r"^n=\d+")).first).to_be_visible()  # labels behind each estimate
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         page.get_by_role("link", name="Data").click()  # same session: no second login

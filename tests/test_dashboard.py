@@ -175,8 +175,10 @@ def test_effects_table_shows_a_group_effect_for_that_group_only_with_cis_coverin
     assert (table["n_labels"] > 0).all() and set(table["method"]) == {"difference_in_means"}
     fig = dashboard.build_effects_figure(table)
     assert [a.text for a in fig.layout.annotations[:3]] == ["overall", "annotator group", "prompt type"]
-    fans = next(t for t in fig.data if t.name == "annotator group: fans")
-    assert all(text.startswith("n=") for text in fans.text) and len(fans.x) == len(attributes)
+    fans = next(t for t in fig.data if t.name.startswith("annotator group: fans (n="))
+    n_fans = groups[groups["cell"] == "fans"]["n_labels"]
+    assert [f"n={n:,}" for n in n_fans] == list(fans.text) and len(fans.x) == len(attributes)
+    assert fans.name == f"annotator group: fans (n={n_fans.min():,})" if n_fans.nunique() == 1 else "-" in fans.name
 
 
 def test_effects_figure_without_randomised_labels_says_so(file_store):

@@ -89,7 +89,7 @@ def test_effects_tab_shows_amce_with_ns(page_env):
     assert not at.exception
     effects = _figure(at)
     assert effects["layout"]["title"]["text"].startswith("Attribute effects (AMCE")
-    assert any(t["name"] == "annotator group: fans" for t in effects["data"])
+    assert any(t["name"].startswith("annotator group: fans (n=") for t in effects["data"])
     table = at.dataframe[0].value
     fans_emoji = table[(table["cell"] == "fans") & (table["attribute"] == "emoji")].iloc[0]
     assert fans_emoji["n_labels"] == 150 and fans_emoji["ci_high"] > 0
