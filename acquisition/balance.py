@@ -42,6 +42,14 @@ def indicator(df: pd.DataFrame, side: str, attribute: str) -> pd.Series:
     return flags.astype("Float64").astype(float).where(flags.notna(), measured)
 
 
+def regular_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Leave out quality-control items (gold pairs, attention checks): they are not drawn by
+    the policy, so they say nothing about its balance. Repeats of regular pairs stay."""
+    if "qc_kind" not in pairs.columns:
+        return pairs
+    return pairs[~pairs["qc_kind"].isin(["gold", "attention"])]
+
+
 def chosen_rejected_smd(trl: pd.DataFrame) -> pd.DataFrame:
     """One row per attribute: SMD between chosen and rejected responses of a TRL export."""
     rows = []
@@ -63,6 +71,7 @@ def balance_report(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group"
     Returns:
         columns ``stratum``, ``attribute``, ``smd``, ``n``; stratum ``all`` covers every row.
     """
+    pairs = regular_pairs(pairs)
     rows = []
     strata = [("all", pairs)] + [
         (f"{col}={value}", part) for col in by for value, part in pairs.groupby(col)
@@ -108,6 +117,7 @@ def arm_balance(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group",))
         columns ``stratum``, ``arm``, ``reference``, ``covariate``, ``smd``, ``n_arm``, ``n_reference``.
     """
     columns = ["stratum", "arm", "reference", "covariate", "smd", "n_arm", "n_reference"]
+    pairs = regular_pairs(pairs)
     if pairs.empty:
         return pd.DataFrame(columns=columns)
     families = pairs["arm"].map(arm_family)

@@ -78,3 +78,19 @@ def test_arm_balance_compares_each_arm_with_the_observational_one(store):
     assert abs(overall.loc["list_format", "smd"]) < 0.15
     assert {"stratum", "n_arm", "n_reference"} <= set(table.columns)
     assert set(table.stratum) == {"all", "annotator_group=a", "annotator_group=b"}
+
+
+def test_quality_control_items_are_left_out_of_balance(store):
+    from acquisition.balance import arm_balance
+    simulate(store, labels=200, annotators=2, seed=4)
+    pairs = pairs_frame(store)
+    before = balance_report(pairs)
+    # mark some pairs as attention checks whose left side always carries bold: they must not count
+    marked = pairs.copy()
+    marked.loc[marked.index[:60], "qc_kind"] = "attention"
+    marked.loc[marked.index[:60], "left_bold"] = True
+    marked.loc[marked.index[:60], "right_bold"] = False
+    after = balance_report(marked)
+    n_all = after[(after.stratum == "all") & (after.attribute == "bold")]["n"].iloc[0]
+    assert n_all == before[(before.stratum == "all") & (before.attribute == "bold")]["n"].iloc[0] - 60
+    assert set(arm_balance(marked).columns) >= {"arm", "covariate"}
