@@ -32,7 +32,19 @@ def make_embedder(world: World, cache: Path):
 
     embedder = Embedder(cache_path=cache)
     plain = embedder.embed
-    embedder.embed = lambda texts, progress=False: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
+
+    def embed(texts, progress: bool = False):
+        """Length-sorted chunks of 256 new texts, each written to the cache as it finishes, so
+        an interrupted run keeps what it embedded."""
+        texts = list(texts)
+        if len(texts) <= 256:
+            return plain(texts)
+        for start in range(0, len(texts), 256):
+            chunk = sorted(texts, key=len)[start:start + 256]
+            plain(chunk, progress=True)
+        return plain(texts)
+
+    embedder.embed = embed  # type: ignore[method-assign]
     return embedder
 
 

@@ -6,7 +6,9 @@
   in the order they were collected) and each randomised attribute's AMCE against the truth.
 - ``sweep_rho_latent``: limited overlap. A second latent quality factor (an attribute with a
   true effect, ``drop_answer`` by default) correlates with the base quality at ``rho_latent``
-  in the natural pool; observational collection vs randomising that attribute.
+  in the natural pool; observational collection vs randomising that attribute. ID follows
+  each rho; the OOD test set is the same for every rho (the correlation flipped at the
+  largest rho swept), so the OOD column is comparable along the sweep.
 - ``sweep_rho_assignment``: confounded assignment. Two annotator groups (= the two prompt
   types) judge by opposite objectives (opposite true effects of one attribute written into a
   random side); observationally each group sees its own prompt type with probability
@@ -107,7 +109,7 @@ def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _s
     latent = world.sweeps.latent
     base = dataclasses.replace(
         world, confounding=dataclasses.replace(world.confounding, spurious=[], latent=latent),
-        arms=dataclasses.replace(world.arms, randomised=sorted(set(world.arms.randomised) | {latent})),
+        arms=dataclasses.replace(world.arms, randomised=[latent]),  # randomise exactly the latent factor
     )
     train_items, test_items = load_items(base)
     out = []
@@ -116,12 +118,15 @@ def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _s
         randomised = collect(base, "randomised_attributes", [(clean, ["default"])], seed, workdir / "latent", embedder)
         random_model = train(randomised.rows(), world.models[0], base, embed, seed)
         randomised.close()
+        # one OOD test set for every rho: the correlation flipped at the largest rho swept
+        ood_p = 1.0 - (1.0 + max(world.sweeps.rho_latent)) / 2.0
+        ood = embed_test("ood", test_pairs(test_items, place(test_items, base, np.random.default_rng(7_000 + seed),
+                                                             p_latent=ood_p), base), embed)
         for rho in world.sweeps.rho_latent:
             w = dataclasses.replace(base, confounding=dataclasses.replace(base.confounding, rho_latent=rho))
             rng = np.random.default_rng(5_000 + seed)
             natural = build_pool(train_items, place(train_items, w, rng))
-            tests = {k: embed_test(k, test_pairs(test_items, place(test_items, w, rng, flipped=f), w), embed)
-                     for k, f in (("id", False), ("ood", True))}
+            tests = {"id": embed_test("id", test_pairs(test_items, place(test_items, w, rng), w), embed), "ood": ood}
             obs = collect(w, "observational", [(natural, ["default"])], seed, workdir / f"latent-{rho}", embedder)
             model = train(obs.rows(), world.models[0], w, embed, seed)
             obs.close()

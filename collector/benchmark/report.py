@@ -44,6 +44,7 @@ def amce_summary(results: dict[str, Any]) -> pd.DataFrame:
     if not results["amce"]:
         return pd.DataFrame()
     df = pd.DataFrame(results["amce"]).dropna(subset=["estimate"])
+    df = pd.concat([df, df.assign(arm="all randomising arms")], ignore_index=True)
     return (df.groupby("arm", sort=False)
               .agg(cases=("covered", "size"), covered=("covered", "sum"), coverage=("covered", "mean"),
                    mean_abs_error=("estimate", lambda s: float((s - df.loc[s.index, "true_amce"]).abs().mean())),

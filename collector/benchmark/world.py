@@ -176,6 +176,12 @@ class World:
         if self.embedder not in EMBEDDERS:
             raise ConfigError(f"{where}.embedder: must be one of {', '.join(EMBEDDERS)}; got {self.embedder!r}.")
         self.annotators.validate(f"{where}.annotators")
+        latent = self.confounding.latent
+        if latent and self.annotators.effect(latent) == 0:
+            raise ConfigError(
+                f"{where}.confounding.latent: {latent!r} has no true effect; give it one under "
+                "[annotators.attribute_effects] (a latent factor changes quality; spurious ones go in spurious)."
+            )
         needed = set(self.confounding.spurious) | ({self.confounding.latent} - {""})
         missing = sorted(needed - set(self.arms.randomised))
         if missing:
