@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=None, help="TOML file with the keys at the top level or under [qc]")
     add("report", "Per-annotator quality: gold accuracy, attention pass rate, latency, skips, exclusions.", qsub)
 
+    p = add("rewrite", "Pre-generate LLM rewrite / rewrite-of-rewrite pairs for every base response "
+                       "(resumable; counterfactual_pairs serves them with source = \"rewrites\").")
+    p.add_argument("--model", default=None, help="local causal LM directory (default: model in --config)")
+    p.add_argument("--attributes", default=None, help="comma-separated attributes (default: the config's)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many new pairs in this run")
+    p.add_argument("--config", default=None, help="TOML rewriter config (see acquisition/examples/rewriter/)")
+    p.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+
     pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
                          description="Show, list or apply acquisition policies.")
     psub = pol.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
@@ -263,6 +271,16 @@ def run(args: argparse.Namespace) -> None:
             print(result.summary())
             if not args.no_embed and (result.new_prompts or result.new_responses):
                 print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
+        elif args.command == "rewrite":
+            from acquisition.rewriter import LLMRewriter, load_rewriter_config, run_rewrite_job
+
+            config = load_rewriter_config(args.config)
+            config.model = args.model or config.model
+            attributes = [a.strip() for a in (args.attributes or "").split(",") if a.strip()] or None
+            config.check_attributes(attributes or config.attributes, "--attributes")
+            result = run_rewrite_job(store, LLMRewriter(config, device=args.device), attributes, args.limit,
+                                     progress=lambda line: print(line, file=sys.stderr, flush=True))
+            print(json.dumps(result))
         elif args.command == "export":
             n = export(store, args.format, args.out)
             print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")

@@ -8,6 +8,7 @@ pair is a couple of indexed queries plus the policy's own work.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from acquisition.active import load_acquisition_scores
 from acquisition.design import load_design_scores
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
+from acquisition.rewriter import load_rewrite_pairs
 from collector.errors import ConfigError
 from collector.qc import QualityControl
 from collector.store import DEFAULT_LEASE_SECONDS, PoolSnapshot, SideRecord, Store
@@ -72,7 +74,9 @@ class Collector:
                 "No active policy: run `python -m collector init` or `policy apply FILE` first."
             )
         model_version = self.store.get_meta("model_version")
-        key = (self.store.pool_version, row["version"], model_version)
+        serves_rewrites = row["name"] in ("counterfactual_pairs", "mixture")  # stored LLM rewrites
+        rewrite_version = self.store.get_meta("rewrite_version") if serves_rewrites else None
+        key = (self.store.pool_version, row["version"], model_version, rewrite_version)
         with self._lock:
             if key != self._policy_key:
                 scores = design = None
@@ -80,8 +84,10 @@ class Collector:
                     models_dir = Path(self.store.path).resolve().parent / "models"
                     scores = load_acquisition_scores(models_dir, model_version)
                     design = load_design_scores(models_dir, model_version)
+                rewrite_pairs = load_rewrite_pairs(self.store) if serves_rewrites else None
                 self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores,
-                                            served_count=self.store.served_count, design_scores=design)
+                                            served_count=self.store.served_count, design_scores=design,
+                                            rewrite_pairs=rewrite_pairs)
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
 
@@ -112,6 +118,11 @@ class Collector:
         )
         sides = []
         for side in (proposal.left, proposal.right):
+            if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored
+                stored = self.store.response(side.response_id)
+                sides.append(SideRecord(side.base_response_id, side.edit_vector, stored["text"],
+                                        json.loads(stored["manipulation_check"] or "{}"), side.response_id))
+                continue
             base_text = policy.pool.response_text[side.base_response_id]
             donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
             text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor)

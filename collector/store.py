@@ -73,8 +73,12 @@ def token_hash(token: str) -> str:
 
 
 def edit_key(edit_vector: dict[str, Any]) -> str:
-    """Canonical string of the attributes switched on (with editor and seed), used to reuse variants."""
-    on = {a: e for a, e in sorted(edit_vector.items()) if e.get("on")}
+    """Canonical string of the attributes switched on (with editor and seed), used to reuse variants.
+
+    An LLM rewrite (editor ``llm:<model>``) changes the text whichever way it switches its
+    attribute, so its entry is kept when it is off too (a rewrite-of-rewrite is a variant)."""
+    on = {a: e for a, e in sorted(edit_vector.items())
+          if e.get("on") or str(e.get("editor", "")).startswith("llm:")}
     return json.dumps(on, sort_keys=True, separators=(",", ":"))
 
 
@@ -117,6 +121,7 @@ class SideRecord:
     edit_vector: dict[str, Any]
     text: str
     manipulation_check: dict[str, bool]
+    response_id: int | None = None  # a stored variant of the base (an LLM rewrite), served as it is
 
 
 class Store:
@@ -552,6 +557,13 @@ class Store:
         return self.served_pair(pair_id)
 
     def _variant_id(self, prompt_id: int, side: SideRecord, now: float) -> int:
+        if side.response_id is not None:
+            stored = self._one("SELECT parent_response_id FROM responses WHERE id = ?", [side.response_id])
+            if stored is None or stored["parent_response_id"] != side.base_response_id:
+                raise NotFoundError(
+                    f"No stored variant {side.response_id} of response {side.base_response_id}."
+                )
+            return side.response_id
         key = edit_key(side.edit_vector)
         base = self._one("SELECT text FROM responses WHERE id = ?", [side.base_response_id])
         if base is None:
@@ -571,6 +583,44 @@ class Store:
             "manipulation_check": json.dumps(side.manipulation_check, sort_keys=True),
             "source": "editor", "created_at": now,
         })
+
+    def add_variant(self, parent_response_id: int, text: str, edit_vector: dict[str, Any],
+                    manipulation_check: dict[str, bool], source: str) -> int:
+        """Store a pre-generated edited copy of a base response (an LLM rewrite) and return its id.
+
+        Raises:
+            NotFoundError: the parent is not a base response.
+            DeconfoundError: a variant with the same edit key is already stored.
+        """
+        key = edit_key(edit_vector)
+        with self.transaction():
+            parent = self._one(
+                "SELECT prompt_id FROM responses WHERE id = ? AND parent_response_id IS NULL",
+                [parent_response_id],
+            )
+            if parent is None:
+                raise NotFoundError(f"No base response with id {parent_response_id}.")
+            if self._one("SELECT id FROM responses WHERE parent_response_id = ? AND edit_key = ?",
+                         [parent_response_id, key]):
+                raise DeconfoundError(f"Response {parent_response_id} already has the variant {key}.")
+            return self._insert("responses", {
+                "prompt_id": parent["prompt_id"], "text": text, "text_hash": text_hash(text),
+                "parent_response_id": parent_response_id,
+                "edit_vector": json.dumps(edit_vector, sort_keys=True), "edit_key": key,
+                "manipulation_check": json.dumps(manipulation_check, sort_keys=True),
+                "source": source, "created_at": time.time(),
+            })
+
+    def variants(self, source: str) -> list[dict[str, Any]]:
+        """Every stored variant from one source (e.g. ``"rewriter"``), edit vector and check parsed."""
+        rows = self._all(
+            "SELECT id, prompt_id, parent_response_id, text, edit_vector, manipulation_check "
+            "FROM responses WHERE parent_response_id IS NOT NULL AND source = ? ORDER BY id", [source]
+        )
+        for row in rows:
+            row["edit_vector"] = json.loads(row["edit_vector"])
+            row["manipulation_check"] = json.loads(row["manipulation_check"] or "{}")
+        return rows
 
     def served_pair(self, served_pair_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
