@@ -117,6 +117,12 @@ def test_load_pairs_agrees_with_pairs_frame(file_store):
     assert ours[flags].astype(object).fillna(-1).equals(theirs[flags].astype(object).fillna(-1))
     assert (pd.to_datetime(theirs["labelled_at"], utc=True).dropna() - ours["labelled_at"].dropna()).abs().max() \
         < pd.Timedelta(milliseconds=1)
+    # flags read separately, up to the last pair the log had, line up with it; later pairs get none
+    base = dashboard.load_pairs(file_store.path, flags=False)
+    upto = int(base["served_pair_id"].iloc[-2])
+    joined = dashboard.with_flags(base, dashboard.load_flags(file_store.path, upto))
+    assert joined.iloc[:-1].equals(ours.iloc[:-1])
+    assert joined.iloc[-1][flags].isna().all() and ours.iloc[-1][flags].notna().any()
     # the in-memory path reads through the store's own connection and gives the same frame
     assert dashboard.load_pairs(file_store)[["served_pair_id", "label"]].equals(ours[["served_pair_id", "label"]])
 

@@ -30,12 +30,20 @@ def _expected_password() -> str | None:
 @st.cache_resource(ttl=120, max_entries=2, show_spinner="Loading the served-pair log...")
 def _pairs(path: str, version: tuple):
     """Shared, not copied, between sessions: the panels only read it."""
-    return dashboard.load_pairs(path)
+    return dashboard.load_pairs(path, flags=False)
+
+
+@st.cache_resource(ttl=120, max_entries=2, show_spinner="Reading the edit vectors...")
+def _flagged(path: str, version: tuple):
+    """The log with each attribute's flags, for the tabs that need them."""
+    pairs = _pairs(path, version)
+    upto = int(pairs["served_pair_id"].max()) if len(pairs) else 0
+    return dashboard.with_flags(pairs, dashboard.load_flags(path, upto))
 
 
 @st.cache_data(ttl=120, max_entries=2, show_spinner="Estimating effects...")
 def _effects(path: str, version: tuple):
-    return dashboard.effects_table(_pairs(path, version))
+    return dashboard.effects_table(_flagged(path, version))
 
 
 @st.cache_data(ttl=120, max_entries=2, show_spinner="Computing agreement...")
@@ -45,7 +53,7 @@ def _agreement(path: str, version: tuple):
 
 @st.cache_data(ttl=300, max_entries=2, show_spinner="Computing balance on a sample...")
 def _balance(path: str, version: tuple):
-    return dashboard.balance_table(get_collector().store, _pairs(path, version))
+    return dashboard.balance_table(get_collector().store, _flagged(path, version))
 
 
 collector = get_collector()
@@ -105,7 +113,7 @@ def panels() -> None:
                        "annotator groups; attributes are read from the texts where they were not "
                        "randomised, on a seeded random sample of up to 3,000 served pairs.")
             st.dataframe(table, hide_index=True)
-            st.plotly_chart(dashboard.build_overlap_figure(dashboard.overlap_counts(pairs)),
+            st.plotly_chart(dashboard.build_overlap_figure(dashboard.overlap_counts(_flagged(path, version))),
                             key="dashboard_overlap")
     with model:
         if model.open:
