@@ -119,6 +119,11 @@ class Policy(ABC):
     @abstractmethod
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal: ...
 
+    def prepare(self) -> None:
+        """Bring history-dependent state up to date; the serving layer calls it before each
+        ``propose``, and ``propose``/``propensity_of`` never change that state themselves, so
+        the propensity recorded with a pair is the probability it was drawn with."""
+
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
         """``(propensity_score, arm_propensity)`` of serving this displayed pair, judged by
@@ -286,20 +291,20 @@ def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "
     return from_dict(POLICIES[name].config_class, config or {}, f"{where}.config")
 
 
-def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot,
-                 acquisition_scores: Any = None, served_count: Any = None, design_scores: Any = None,
-                 rewrite_pairs: Any = None) -> Policy:
+def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot, **deps: Any) -> Policy:
     """Instantiate a registered policy from a validated config (or a raw TOML table).
 
-    ``acquisition_scores`` (the live model's disagreement per base pair) reach the policies
-    that take them (``active``, and ``mixture`` for its components)."""
+    ``deps`` are what the serving layer can offer (``acquisition_scores``: the live model's
+    disagreement per base pair; ``design_scores``; ``served_count``; ``label_cells``: the
+    labelled profiles so far); each policy receives the ones its ``__init__`` names, and a
+    policy that takes ``**deps`` (``mixture``) receives them all."""
     if isinstance(config, dict):
         config = parse_policy_config(name, config)
     cls = POLICIES[name]
-    wanted = inspect.signature(cls.__init__).parameters
-    deps = {k: v for k, v in (("acquisition_scores", acquisition_scores), ("served_count", served_count),
-                              ("design_scores", design_scores), ("rewrite_pairs", rewrite_pairs)) if k in wanted}
-    return cls(config, pool, **deps)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return cls(config, pool, **deps)
+    return cls(config, pool, **{k: v for k, v in deps.items() if k in params and v is not None})
 
 
 def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple[str, Any]:
@@ -461,13 +466,15 @@ class Mixture(Policy):
     description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
     config_class = MixtureConfig
 
-    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, acquisition_scores: Any = None,
-                 served_count: Any = None, design_scores: Any = None, rewrite_pairs: Any = None) -> None:
+    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, **deps: Any) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool, acquisition_scores, served_count, design_scores,
-                                        rewrite_pairs) for c in config.components]
+        self.components = [build_policy(c.name, c.config, pool, **deps) for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()
+
+    def prepare(self) -> None:
+        for component in self.components:
+            component.prepare()
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
         k = int(rng.choice(len(self.components), p=self.weights))

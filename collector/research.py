@@ -12,6 +12,7 @@ import pandas as pd
 
 from acquisition.config import loads_toml, to_dict
 from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document
+from acquisition.rewriter import load_rewrite_pairs
 from collector.errors import AuthError, ConfigError
 from collector.store import Store
 
@@ -45,7 +46,8 @@ def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0, group: st
     name, config = parse_policy_text(text)
     pool = store.pool_snapshot()
     policy = build_policy(name, config, pool, served_count=store.served_count,
-                          label_cells=store.labelled_cells_since)
+                          label_cells=store.labelled_cells_since,
+                          rewrite_pairs=load_rewrite_pairs(store) if name in ("counterfactual_pairs", "mixture") else None)
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):

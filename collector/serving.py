@@ -85,8 +85,10 @@ class Collector:
                     scores = load_acquisition_scores(models_dir, model_version)
                     design = load_design_scores(models_dir, model_version)
                 rewrite_pairs = load_rewrite_pairs(self.store) if serves_rewrites else None
-                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(), scores,
-                                            served_count=self.store.served_count, design_scores=design,
+                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(),
+                                            acquisition_scores=scores, design_scores=design,
+                                            served_count=self.store.served_count,
+                                            label_cells=self.store.labelled_cells_since,
                                             rewrite_pairs=rewrite_pairs)
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
@@ -111,11 +113,12 @@ class Collector:
             qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds)
             if qc_pair is not None:
                 return qc_pair
-        with self._lock:
+        with self._lock:  # one proposal at a time: history read by prepare() stays put until drawn
             seed = int(self._rng.integers(2**31))
-        proposal: Proposal = policy.propose(
-            AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
-        )
+            policy.prepare()
+            proposal: Proposal = policy.propose(
+                AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
+            )
         sides = []
         for side in (proposal.left, proposal.right):
             if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored

@@ -696,6 +696,19 @@ class Store:
         """Pairs served to this annotator so far (labelled, skipped or open)."""
         return int(self._one("SELECT count(*) AS n FROM served_pairs WHERE annotator_id = ?", [annotator_id])["n"])
 
+    def labelled_cells_since(self, last_label_id: int = 0) -> list[dict[str, Any]]:
+        """Labels with id above ``last_label_id``, each with what places it in a design cell:
+        prompt type, annotator group, base responses and edit vectors (for overlap targeting,
+        which reads them incrementally)."""
+        return self._all(
+            "SELECT l.id AS label_id, p.task_type, sp.annotator_group, "
+            "sp.left_base_response_id, sp.right_base_response_id, "
+            "sp.left_edit_vector, sp.right_edit_vector "
+            "FROM labels l JOIN served_pairs sp ON sp.id = l.served_pair_id "
+            "JOIN prompts p ON p.id = sp.prompt_id WHERE l.id > ? ORDER BY l.id",
+            [last_label_id],
+        )
+
     def label_count(self, annotator_id: int | None = None) -> int:
         if annotator_id is None:
             return int(self._one("SELECT count(*) AS n FROM labels")["n"])
