@@ -13,9 +13,6 @@ from acquisition.policies import (
     register_policy,
 )
 
-import acquisition.active  # noqa: E402,F401  (registers the active policy)
-import acquisition.overlap  # noqa: E402,F401  (registers overlap_targeting)
-
 __all__ = [
     "EDITORS", "Editor", "apply_edit_vector", "get_editor", "register_editor",
     "POLICIES", "AnnotatorContext", "Policy", "Proposal", "ProposedSide", "build_policy",

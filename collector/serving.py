@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.active import load_acquisition_scores
+from acquisition.policies.active import load_acquisition_scores
 from acquisition.design import load_design_scores
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from acquisition.active import save_acquisition_scores
+from acquisition.policies.active import save_acquisition_scores
 from acquisition.design import design_scores, save_design_scores
 from acquisition.editors import DEFAULT_ATTRIBUTES
 from acquisition.config import from_dict, load_toml

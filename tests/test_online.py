@@ -137,7 +137,7 @@ def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
 
 
 def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
-    from acquisition.active import load_acquisition_scores
+    from acquisition.policies.active import load_acquisition_scores
 
     store = Store(db)
     simulate(store, labels=40, seed=1)

@@ -140,7 +140,7 @@ def test_mixture_config_errors_name_the_component():
 
 
 def test_active_concentrates_where_the_model_disagrees_and_keeps_the_floor(tiny_pool):
-    from acquisition.active import AcquisitionScores
+    from acquisition.policies.active import AcquisitionScores
 
     # prompt 2 has pairs (3,4), (3,5), (4,5); the model disagrees most about (4,5)
     scores = AcquisitionScores("v1", {(1, 1, 2): 0.01, (2, 3, 4): 0.01, (2, 3, 5): 0.01, (2, 4, 5): 0.5})

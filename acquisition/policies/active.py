@@ -21,19 +21,20 @@ import numpy as np
 
 from acquisition.design import design_points
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
-from acquisition.policies import (
+from acquisition.policies.base import (
     AnnotatorContext,
     Policy,
     Proposal,
     ProposedSide,
-    RandomisedAttributesConfig,
     _on,
     arm_name,
     coin_flip_probability,
     register_policy,
 )
+from acquisition.policies.randomised import RandomisedAttributesConfig
 from collector.errors import ConfigError
 from collector.store import PoolSnapshot
+
 
 SCORES_FILE = "acquisition_scores.npz"
 

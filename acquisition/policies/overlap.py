@@ -31,18 +31,19 @@ from typing import Any
 import numpy as np
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, edit_seed, get_editor
-from acquisition.policies import (
+from acquisition.policies.base import (
     AnnotatorContext,
     Policy,
     Proposal,
     ProposedSide,
-    RandomisedAttributesConfig,
     _on,
     arm_name,
     register_policy,
 )
+from acquisition.policies.randomised import RandomisedAttributesConfig
 from collector.errors import ConfigError
 from collector.store import PoolPrompt, PoolSnapshot
+
 
 MAX_ATTRIBUTES = 10  # 2**10 combinations per cell is still cheap to weigh per request
 

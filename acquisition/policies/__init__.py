@@ -1,0 +1,41 @@
+"""Acquisition policies, one module each, registered by name in ``POLICIES``.
+
+``base`` holds the contract (``Policy.propose(annotator, rng) -> Proposal`` with an exact
+propensity, validated in one place), the registry and the TOML loaders; importing this
+package registers every built-in policy.
+"""
+
+from acquisition.policies.base import (
+    POLICIES,
+    AnnotatorContext,
+    InvalidProposal,
+    Policy,
+    Proposal,
+    ProposedSide,
+    _on,
+    arm_name,
+    build_policy,
+    coin_flip_probability,
+    load_policy_file,
+    parse_policy_config,
+    parse_policy_document,
+    register_policy,
+    validate_proposal,
+)
+from acquisition.policies.observational import Observational, ObservationalConfig
+from acquisition.policies.randomised import RandomisedAttributes, RandomisedAttributesConfig
+from acquisition.policies.counterfactual import CounterfactualPairs, CounterfactualPairsConfig
+from acquisition.policies.mixture import Mixture, MixtureComponent, MixtureConfig
+from acquisition.policies.assignment import AssignmentRandomisation, AssignmentRandomisationConfig
+from acquisition.policies.active import ActiveConfig, Active
+from acquisition.policies.overlap import OverlapTargeting, OverlapTargetingConfig
+
+__all__ = [
+    "POLICIES", "AnnotatorContext", "InvalidProposal", "Policy", "Proposal", "ProposedSide", "arm_name",
+    "build_policy", "coin_flip_probability", "load_policy_file", "parse_policy_config",
+    "parse_policy_document", "register_policy", "validate_proposal",
+    "Observational", "ObservationalConfig", "RandomisedAttributes", "RandomisedAttributesConfig",
+    "CounterfactualPairs", "CounterfactualPairsConfig", "Mixture", "MixtureComponent", "MixtureConfig",
+    "AssignmentRandomisation", "AssignmentRandomisationConfig", "ActiveConfig", "Active",
+    "OverlapTargeting", "OverlapTargetingConfig",
+]

@@ -1,0 +1,217 @@
+"""Acquisition policies: which pair an annotator sees next, and with what probability.
+
+A policy is a class with one method, ``propose(annotator, rng) -> Proposal``; what it needs
+(the pool snapshot, its config) comes in through ``__init__``. Every proposal passes through
+``validate_proposal`` once, in ``Policy.__init_subclass__``, so no policy can serve a pair
+from two prompts, the same response twice, or a propensity outside (0, 1].
+
+The propensity is the probability that the policy served exactly this proposal (prompt,
+responses, edits, display position) to this annotator given the history; ``arm_propensity``
+is the probability of the arm (edits and position) given the prompt and base pair, which is
+what an inverse-propensity estimate of an attribute effect divides by."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from acquisition.config import from_dict, load_toml
+from collector.errors import ConfigError, DeconfoundError
+from collector.store import PoolPrompt, PoolSnapshot
+
+
+POLICIES: dict[str, type["Policy"]] = {}
+
+
+def register_policy(cls: type["Policy"]) -> type["Policy"]:
+    """Class decorator: make a policy available by its ``name`` to the app and the CLI."""
+    POLICIES[cls.name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class ProposedSide:
+    base_response_id: int
+    edit_vector: dict[str, dict[str, Any]]  # attribute -> {"on", "editor", "seed"}
+    response_id: int | None = None  # a stored variant of the base (an LLM rewrite), served as it is
+
+
+@dataclass(frozen=True)
+class Proposal:
+    prompt_id: int
+    left: ProposedSide
+    right: ProposedSide
+    position_swapped: bool  # True when the policy's first response is shown on the right
+    arm: str
+    propensity_score: float
+    arm_propensity: float
+    acquisition_score: float | None = None
+    model_version: str | None = None
+
+
+class InvalidProposal(DeconfoundError):
+    """A policy proposed a pair that breaks the contract (a bug in that policy)."""
+
+
+def validate_proposal(proposal: Proposal, pool: PoolSnapshot) -> Proposal:
+    """The one place the proposal contract is checked."""
+    prompt = pool.prompt(proposal.prompt_id)
+    for side in (proposal.left, proposal.right):
+        if side.base_response_id not in prompt.response_ids:
+            raise InvalidProposal(
+                f"response {side.base_response_id} does not belong to prompt {proposal.prompt_id}"
+            )
+    if (proposal.left.base_response_id == proposal.right.base_response_id
+            and _on(proposal.left.edit_vector) == _on(proposal.right.edit_vector)):
+        raise InvalidProposal(f"both sides are the same response ({proposal.left.base_response_id})")
+    for p in (proposal.propensity_score, proposal.arm_propensity):
+        if not (0.0 < p <= 1.0) or math.isnan(p):
+            raise InvalidProposal(f"propensity {p} is outside (0, 1]")
+    return proposal
+
+
+def _on(edit_vector: dict[str, dict[str, Any]]) -> frozenset[str]:
+    return frozenset(a for a, e in edit_vector.items() if e.get("on"))
+
+
+@dataclass(frozen=True)
+class AnnotatorContext:
+    id: int
+    group: str = "default"
+
+
+class Policy(ABC):
+    """Contract: ``propose(annotator, rng) -> Proposal`` with an exact propensity."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any, pool: PoolSnapshot) -> None:
+        self.config = config
+        self.pool = pool
+        self.servable = pool.servable
+        self._servable_by_id = {p.id: p for p in self.servable}
+        if not self.servable:
+            raise ConfigError(
+                "The pool has no prompt with two responses: import or init a pool first "
+                "(python -m collector init --demo)."
+            )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "propose" in cls.__dict__:
+            inner = cls.__dict__["propose"]
+
+            @functools.wraps(inner)
+            def checked(self: Policy, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+                return validate_proposal(inner(self, annotator, rng), self.pool)
+
+            cls.propose = checked  # type: ignore[method-assign]
+
+    @abstractmethod
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal: ...
+
+    def prepare(self) -> None:
+        """Bring history-dependent state up to date; the serving layer calls it before each
+        ``propose``, and ``propose``/``propensity_of`` never change that state themselves, so
+        the propensity recorded with a pair is the probability it was drawn with."""
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        """``(propensity_score, arm_propensity)`` of serving this displayed pair, judged by
+        which attributes are on each side; ``(0, 0)`` where the policy cannot serve it. A
+        mixture needs it to add up the probability over its components."""
+        raise NotImplementedError(f"{self.name} cannot compute the propensity of an arbitrary pair")
+
+    def _pair_probability(self, prompt_id: int, a: int, b: int) -> float:
+        """P(prompt, unordered base pair) under ``_uniform_base_pair``; 0 if impossible."""
+        prompt = self._servable_by_id.get(prompt_id)
+        if prompt is None or a == b or a not in prompt.response_ids or b not in prompt.response_ids:
+            return 0.0
+        k = len(prompt.response_ids)
+        return 1.0 / len(self.servable) / (k * (k - 1) / 2)
+
+    def _uniform_base_pair(
+        self, rng: np.random.Generator
+    ) -> tuple[PoolPrompt, int, int, bool, float]:
+        """A prompt uniformly at random, an unordered pair of its responses uniformly at random,
+        and a fair coin for the display order.
+
+        Returns:
+            ``(prompt, left_id, right_id, swapped, p_prompt_pair)`` where ``p_prompt_pair`` is
+            the probability of this prompt and unordered pair (the order adds a factor 1/2).
+        """
+        prompt = self.servable[int(rng.integers(len(self.servable)))]
+        k = len(prompt.response_ids)
+        i, j = sorted(int(x) for x in rng.choice(k, size=2, replace=False))
+        first, second = prompt.response_ids[i], prompt.response_ids[j]
+        swapped = bool(rng.integers(2))
+        left, right = (second, first) if swapped else (first, second)
+        p = 1.0 / len(self.servable) / (k * (k - 1) / 2)
+        return prompt, left, right, swapped, p
+
+
+def coin_flip_probability(on_sets: tuple[frozenset[str], ...], probability: dict[str, float]) -> float:
+    """P(each side shows exactly its on-set) when every attribute in ``probability`` is switched
+    on for each side independently with its own probability."""
+    result = 1.0
+    for on in on_sets:
+        for attribute, p in probability.items():
+            result *= p if attribute in on else 1.0 - p
+    return result
+
+
+def arm_name(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> str:
+    def side(v: dict[str, dict[str, Any]]) -> str:
+        return "+".join(sorted(_on(v))) or "none"
+
+    return f"L:{side(left)}|R:{side(right)}"
+
+
+def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "policy") -> Any:
+    """Validate a config table for the policy called ``name`` into its dataclass."""
+    if name not in POLICIES:
+        raise ConfigError(f"{where}.name: unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}.")
+    return from_dict(POLICIES[name].config_class, config or {}, f"{where}.config")
+
+
+def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot, **deps: Any) -> Policy:
+    """Instantiate a registered policy from a validated config (or a raw TOML table).
+
+    ``deps`` are what the serving layer can offer (``acquisition_scores``: the live model's
+    disagreement per base pair; ``design_scores``; ``served_count``; ``label_cells``: the
+    labelled profiles so far); each policy receives the ones its ``__init__`` names, and a
+    policy that takes ``**deps`` (``mixture``) receives them all."""
+    if isinstance(config, dict):
+        config = parse_policy_config(name, config)
+    cls = POLICIES[name]
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return cls(config, pool, **deps)
+    return cls(config, pool, **{k: v for k, v in deps.items() if k in params and v is not None})
+
+
+def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple[str, Any]:
+    """A policy file's table (``name = "..."`` and an optional ``[config]``) -> ``(name, config)``."""
+    allowed = {"name", "config", "description"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}.")
+    name = data.get("name")
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"{source}: missing key 'name' (a string); known policies: {', '.join(sorted(POLICIES))}."
+        )
+    return name, parse_policy_config(name, data.get("config"), source)
+
+
+def load_policy_file(path: str) -> tuple[str, Any]:
+    """Read and validate a TOML policy file."""
+    return parse_policy_document(load_toml(path), str(path))

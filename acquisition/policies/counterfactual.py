@@ -1,0 +1,124 @@
+"""counterfactual_pairs: a response against its own copy with exactly one attribute changed
+(or a stored LLM rewrite against its rewrite-of-rewrite)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed
+from acquisition.policies.base import AnnotatorContext, Policy, Proposal, ProposedSide, _on, register_policy
+from acquisition.policies.randomised import RandomisedAttributesConfig
+from collector.errors import ConfigError
+from collector.store import PoolSnapshot
+
+
+@dataclass
+class CounterfactualPairsConfig:
+    """Minimal pairs: a response against its own copy with exactly one attribute switched."""
+
+    # attributes to contrast; one is drawn uniformly for each pair
+    attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
+    # "editors": rule-based copies made at serve time; "rewrites": stored LLM rewrite vs
+    # rewrite-of-rewrite pairs (`python -m collector rewrite`, acquisition/rewriter.py)
+    source: str = "editors"
+
+    def validate(self, where: str) -> None:
+        if self.source not in ("editors", "rewrites"):
+            raise ConfigError(f"{where}.source: must be \"editors\" or \"rewrites\"; got {self.source!r}.")
+        if self.source == "editors":
+            RandomisedAttributesConfig(attributes=self.attributes).validate(where)
+        elif not self.attributes or len(set(self.attributes)) != len(self.attributes):
+            raise ConfigError(f"{where}.attributes: name each rewritten attribute once.")
+
+
+@register_policy
+class CounterfactualPairs(Policy):
+    name = "counterfactual_pairs"
+    description = "A response against its copy with exactly one attribute changed; sides at random."
+    config_class = CounterfactualPairsConfig
+
+    def __init__(self, config: CounterfactualPairsConfig, pool: PoolSnapshot, rewrite_pairs: Any = None) -> None:
+        super().__init__(config, pool)
+        self.attributes = list(config.attributes)
+        if config.source == "rewrites":
+            self._index_rewrites(rewrite_pairs or [])
+
+    def _index_rewrites(self, rewrite_pairs: Any) -> None:
+        """Stored rewrite pairs (``acquisition.rewriter.RewritePair``) of the configured
+        attributes, by prompt and base response; drawn prompt, base, pair uniformly in turn."""
+        self._pairs_by_base: dict[int, list[Any]] = {}
+        for pair in sorted(rewrite_pairs, key=lambda p: (p.base_response_id, p.attribute, p.first_response_id)):
+            if pair.attribute in self.attributes and pair.base_response_id in self.pool.response_text:
+                self._pairs_by_base.setdefault(pair.base_response_id, []).append(pair)
+        self._bases_by_prompt: dict[int, list[int]] = {}
+        for base, pairs in self._pairs_by_base.items():
+            self._bases_by_prompt.setdefault(pairs[0].prompt_id, []).append(base)
+        self._rewrite_prompts = sorted(self._bases_by_prompt)
+        self._pair_by_ids = {frozenset((p.first_response_id, p.second_response_id)): p
+                             for pairs in self._pairs_by_base.values() for p in pairs}
+        if not self._rewrite_prompts:
+            raise ConfigError(
+                f"counterfactual_pairs with source = \"rewrites\": no stored rewrite pairs for "
+                f"{', '.join(self.attributes)}; generate them first with `python -m collector rewrite "
+                f"--model PATH --attributes {','.join(self.attributes)}`."
+            )
+
+    def _rewrite_propensity(self, pair: Any) -> tuple[float, float]:
+        arm_p = 0.5 / len(self._pairs_by_base[pair.base_response_id])
+        bases = self._bases_by_prompt[pair.prompt_id]
+        return arm_p / len(self._rewrite_prompts) / len(bases), arm_p
+
+    def _propose_rewrite(self, rng: np.random.Generator) -> Proposal:
+        prompt_id = self._rewrite_prompts[int(rng.integers(len(self._rewrite_prompts)))]
+        bases = self._bases_by_prompt[prompt_id]
+        pairs = self._pairs_by_base[bases[int(rng.integers(len(bases)))]]
+        pair = pairs[int(rng.integers(len(pairs)))]
+        first = ProposedSide(pair.base_response_id, pair.first_edit_vector, pair.first_response_id)
+        second = ProposedSide(pair.base_response_id, pair.second_edit_vector, pair.second_response_id)
+        swapped = bool(rng.integers(2))  # the rewrite (r1) shown on the right
+        score, arm_p = self._rewrite_propensity(pair)
+        return Proposal(
+            prompt_id=prompt_id, left=second if swapped else first, right=first if swapped else second,
+            position_swapped=swapped, arm=f"rewrite:{pair.attribute}", propensity_score=score, arm_propensity=arm_p,
+        )
+
+    def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        if self.config.source == "rewrites":
+            return self._propose_rewrite(rng)
+        prompt = self.servable[int(rng.integers(len(self.servable)))]
+        base = prompt.response_ids[int(rng.integers(len(prompt.response_ids)))]
+        attribute = self.attributes[int(rng.integers(len(self.attributes)))]
+        on_left = bool(rng.integers(2))
+        seed = edit_seed(base, attribute)
+        left = {attribute: {"on": on_left, "editor": attribute, "seed": seed}}
+        right = {attribute: {"on": not on_left, "editor": attribute, "seed": seed}}
+        p_base = 1.0 / len(self.servable) / len(prompt.response_ids)
+        arm_p = 0.5 / len(self.attributes)
+        return Proposal(
+            prompt_id=prompt.id, left=ProposedSide(base, left), right=ProposedSide(base, right),
+            position_swapped=not on_left, arm=f"counterfactual:{attribute}",
+            propensity_score=p_base * arm_p, arm_propensity=arm_p,
+        )
+
+    def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
+                      left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
+        if self.config.source == "rewrites":
+            pair = self._pair_by_ids.get(frozenset((left.response_id, right.response_id)))
+            if pair is None or pair.prompt_id != prompt_id:
+                return 0.0, 0.0
+            return self._rewrite_propensity(pair)
+        if left.response_id is not None or right.response_id is not None:
+            return 0.0, 0.0  # stored rewrites are not rule-based copies
+        prompt = self._servable_by_id.get(prompt_id)
+        on = (_on(left.edit_vector), _on(right.edit_vector))
+        if (prompt is None or left.base_response_id != right.base_response_id
+                or left.base_response_id not in prompt.response_ids):
+            return 0.0, 0.0
+        changed = on[0] ^ on[1]
+        if len(changed) != 1 or (on[0] & on[1]) or not changed <= set(self.attributes):
+            return 0.0, 0.0
+        arm_p = 0.5 / len(self.attributes)
+        return arm_p / len(self.servable) / len(prompt.response_ids), arm_p
