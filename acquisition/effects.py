@@ -59,10 +59,9 @@ def _side_outcomes(df: pd.DataFrame, left_outcome: str | None) -> np.ndarray:
 
 
 def _weights(df: pd.DataFrame) -> np.ndarray:
-    w = 1.0 / df["arm_propensity"].to_numpy(dtype=float)
-    keys = df["policy"].astype(str) + "#" + df["policy_version"].astype(str)
-    mean = pd.Series(w, index=df.index).groupby(keys.to_numpy()).transform("mean").to_numpy()
-    return w / mean
+    w = pd.Series(1.0 / df["arm_propensity"].to_numpy(dtype=float), index=df.index)
+    mean = w.groupby([df["policy"], df["policy_version"]], sort=False).transform("mean")
+    return (w / mean).to_numpy()
 
 
 def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
