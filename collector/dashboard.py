@@ -3,8 +3,9 @@
 No Streamlit here. ``load_pairs`` reads one row per served pair with the columns (and names)
 of ``collector.export.pairs_frame`` that the panels use, but without texts or edit-vector
 JSON: ``pairs_frame`` takes about 8 s on 100,000 labels, mostly carrying texts the dashboard
-never shows. It reads on its own read-only SQLite connection (WAL readers never block the
-writer), so a dashboard refresh never holds the ``Store`` lock that serving and labelling take.
+never shows. Its queries live in ``collector/store.py`` (``read_*``) and run on a read-only
+SQLite connection of their own (WAL readers never block the writer), so a dashboard refresh
+never holds the ``Store`` lock that serving and labelling take.
 
 Panels: progress (labels over time by group and annotator, median latency, skip and both-bad
 rates), effects (``acquisition.effects.amce`` overall, by annotator group, by prompt type),
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from plotly.subplots import make_subplots
 from acquisition.balance import arm_balance
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
 from acquisition.effects import amce, labelled_pairs
-from collector.store import Store
+from collector.store import Store, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
 
 ATTRIBUTES = tuple(sorted(EDITORS))
 REGULAR = ("regular", "repeat")  # quality-control kinds that are real labels of their item
@@ -65,30 +65,6 @@ def design_attributes(policy_configs: list[str]) -> list[str]:
     return [a for a in ATTRIBUTES if a in found]
 
 
-def _flag_code(side: str, attributes: list[str]) -> str:
-    """SQL for one integer per side: attribute i adds 3^i x (0 not randomised, 1 off, 2 on), so
-    the flags travel as one number per side and are decoded with numpy."""
-    terms = [f"(CASE json_extract(sp.{side}_edit_vector, '$.\"{a}\".on') WHEN 1 THEN 2 WHEN 0 THEN 1 "
-             f"ELSE 0 END) * {3 ** i}" for i, a in enumerate(attributes)]
-    return " + ".join(terms) or "0"
-
-
-def _connect(source: Store | str | Path) -> tuple[sqlite3.Connection, bool]:
-    """A read-only connection of its own for a file database; the store's own for ``:memory:``."""
-    path = source.path if isinstance(source, Store) else str(source)
-    if path == ":memory:":
-        if not isinstance(source, Store):
-            raise ValueError("an in-memory database can only be read through its Store")
-        return source.db.conn, False
-    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False), True
-
-
-def _case(column: str, values: list[str]) -> str:
-    """SQL mapping a text column to the index of its value in ``values`` (-1 for NULL)."""
-    whens = " ".join(f"WHEN ? THEN {i}" for i in range(len(values)))
-    return f"CASE {column} {whens} ELSE -1 END" if values else "-1"
-
-
 def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     """One row per served pair with the ``pairs_frame`` columns the panels use: ids, status,
     label, annotator (name, group at serving time, exclusion), prompt type, both response rows,
@@ -99,32 +75,10 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     No texts; every column comes back from SQLite as a number (text columns as codes into their
     few distinct values) and becomes one numpy array, so 100,000 rows load in about a second.
     """
-    conn, own = _connect(source)
-    try:
-        have = {r[1] for r in conn.execute("PRAGMA table_info(served_pairs)")}
-        have_a = {r[1] for r in conn.execute("PRAGMA table_info(annotators)")}
-        qc = "sp.qc_kind" if "qc_kind" in have else "'regular'"
-        found = conn.execute(f"SELECT DISTINCT annotator_group, {qc} FROM served_pairs sp").fetchall()
-        groups = sorted({g for g, _ in found})
-        kinds = sorted({k for _, k in found if k is not None})
-        codes = conn.execute(f"""
-            SELECT sp.id, CASE sp.status WHEN 'labelled' THEN 1 WHEN 'skipped' THEN 2 ELSE 0 END,
-                   CASE l.choice WHEN 'left' THEN 0 WHEN 'right' THEN 1 WHEN 'tie' THEN 2
-                                 WHEN 'both_bad' THEN 3 ELSE -1 END,
-                   sp.annotator_id, {_case('sp.annotator_group', groups)}, {_case(qc, kinds)}, sp.prompt_id,
-                   sp.left_response_id, sp.right_response_id, sp.policy_version, sp.arm_propensity,
-                   coalesce(l.created_at, -1), coalesce(l.latency_ms, -1)
-            FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id ORDER BY sp.id""",
-            groups + kinds).fetchall()
-        task_type = dict(conn.execute("SELECT id, task_type FROM prompts").fetchall())
-        policy = dict(conn.execute("SELECT version, name FROM policies").fetchall())
-        people = pd.DataFrame(conn.execute(
-            f"SELECT id, name, {'excluded' if 'excluded' in have_a else '0'}, "
-            f"{'excluded_reason' if 'excluded_reason' in have_a else 'NULL'} FROM annotators").fetchall(),
-            columns=["id", "annotator", "excluded", "excluded_reason"]).set_index("id")
-    finally:
-        if own:
-            conn.close()
+    raw = read_served_pair_codes(source)
+    codes, groups, kinds = raw["codes"], raw["groups"], raw["kinds"]
+    task_type, policy = raw["task_type"], raw["policy"]
+    people = pd.DataFrame(raw["annotators"], columns=["id", "annotator", "excluded", "excluded_reason"]).set_index("id")
     m = np.array(codes, dtype=np.float64).reshape(len(codes), 13)  # (served pairs, columns)
     col = lambda i: m[:, i].astype(np.int64)  # noqa: E731
     annotator_id = col(3)
@@ -156,14 +110,9 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
 def load_flags(source: Store | str | Path, upto: int) -> pd.DataFrame:
     """``left_<a>``/``right_<a>`` flags of every served pair with id up to ``upto``, indexed by
     ``served_pair_id`` (edit vectors never change, so flags read once stay right)."""
-    conn, own = _connect(source)
-    try:
-        attributes = design_attributes([r[0] for r in conn.execute("SELECT config FROM policies")])
-        rows = conn.execute(f"SELECT sp.id, {_flag_code('left', attributes)}, {_flag_code('right', attributes)} "
-                            "FROM served_pairs sp WHERE sp.id <= ? ORDER BY sp.id", [upto]).fetchall()
-    finally:
-        if own:
-            conn.close()
+    configs = read_policy_configs(source)
+    attributes = design_attributes(configs)
+    rows = read_edit_flag_codes(source, attributes, upto)
     m = np.array(rows, dtype=np.int64).reshape(len(rows), 3)
     out = pd.DataFrame(index=pd.Index(m[:, 0], name="served_pair_id"))
     for side, i in (("left", 1), ("right", 2)):
