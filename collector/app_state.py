@@ -42,3 +42,34 @@ def _worker(path: str) -> threading.Event | None:
 
 def start_worker() -> None:
     _worker(db_path())
+
+
+def researcher_password() -> str | None:
+    """The configured researcher password: ``$DECONFOUND_RESEARCHER_PASSWORD``, else
+    ``researcher_password`` in Streamlit secrets; ``None`` when neither is set."""
+    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
+        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
+    try:
+        return st.secrets.get("researcher_password")
+    except Exception:  # no secrets file
+        return None
+
+
+def require_researcher(page: str) -> None:
+    """Show the researcher login and stop the page until the password is given; one login
+    (``research_ok`` in the session) opens every researcher page."""
+    from collector.errors import DeconfoundError
+    from collector.research import check_password
+
+    if st.session_state.get("research_ok"):
+        return
+    with st.form(f"{page}_login"):
+        password = st.text_input("Researcher password", type="password", key=f"{page}_password")
+        if st.form_submit_button("Enter", type="primary"):
+            try:
+                check_password(password, researcher_password())
+                st.session_state["research_ok"] = True
+                st.rerun()
+            except DeconfoundError as exc:
+                st.error(str(exc))
+    st.stop()

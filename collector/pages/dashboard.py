@@ -5,26 +5,13 @@ with a TTL, read on their own read-only connection, and refreshed by a fragment 
 the annotators' pages never wait on it. Only the open tab is computed.
 """
 
-import os
-
 import streamlit as st
 
 from collector import dashboard
-from collector.app_state import db_path, get_collector
-from collector.errors import DeconfoundError
-from collector.research import check_password
+from collector.app_state import db_path, get_collector, require_researcher
 
 REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
 TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]
-
-
-def _expected_password() -> str | None:
-    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
-        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
-    try:
-        return st.secrets.get("researcher_password")
-    except Exception:  # no secrets file
-        return None
 
 
 @st.cache_resource(ttl=120, max_entries=2, show_spinner="Loading the served-pair log...")
@@ -60,17 +47,7 @@ collector = get_collector()
 store = collector.store
 st.title("Dashboard")
 
-if not st.session_state.get("research_ok"):  # one researcher login for every researcher page
-    with st.form("dashboard_login"):
-        password = st.text_input("Researcher password", type="password", key="dashboard_password")
-        if st.form_submit_button("Enter", type="primary"):
-            try:
-                check_password(password, _expected_password())
-                st.session_state["research_ok"] = True
-                st.rerun()
-            except DeconfoundError as exc:
-                st.error(str(exc))
-    st.stop()
+require_researcher("dashboard")
 
 refresh = st.sidebar.selectbox("Refresh every", list(REFRESH), index=2, key="dashboard_refresh")
 

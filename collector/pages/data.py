@@ -1,16 +1,13 @@
 """Data page (researcher password): import preference data, download every export and its card."""
 
-import os
-
 import streamlit as st
 
-from collector.app_state import get_collector
+from collector.app_state import get_collector, require_researcher
 from collector.card import build_card
 from collector.errors import DeconfoundError
 from collector.export import FORMATS, export_bytes
 from collector.importers import FORMATS as IMPORT_FORMATS
 from collector.importers import import_upload
-from collector.research import check_password
 
 FORMAT_LABELS = {
     "trl": "TRL (prompt / chosen / rejected)",
@@ -21,30 +18,11 @@ FORMAT_LABELS = {
 MIME = {"jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
 
 
-def _expected_password() -> str | None:
-    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
-        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
-    try:
-        return st.secrets.get("researcher_password")
-    except Exception:  # no secrets file
-        return None
-
-
 collector = get_collector()
 store = collector.store
 st.title("Data")
 
-if not st.session_state.get("research_ok"):  # one researcher login for every researcher page
-    with st.form("data_login"):
-        password = st.text_input("Researcher password", type="password", key="data_password")
-        if st.form_submit_button("Enter", type="primary"):
-            try:
-                check_password(password, _expected_password())
-                st.session_state["research_ok"] = True
-                st.rerun()
-            except DeconfoundError as exc:
-                st.error(str(exc))
-    st.stop()
+require_researcher("data")
 
 st.subheader("Import preference data")
 st.caption(

@@ -1,10 +1,8 @@
 """Quality page (researcher): per-annotator quality, exclusions, gold pairs, the QC config."""
 
-import os
-
 import streamlit as st
 
-from collector.app_state import get_collector
+from collector.app_state import get_collector, require_researcher
 from collector.errors import DeconfoundError
 from collector.qc import (
     ATTENTION_KINDS,
@@ -18,33 +16,13 @@ from collector.qc import (
     qc_version,
     update_qc_config,
 )
-from collector.research import check_password
-
-
-def _expected_password() -> str | None:
-    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
-        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
-    try:
-        return st.secrets.get("researcher_password")
-    except Exception:  # no secrets file
-        return None
 
 
 collector = get_collector()
 store = collector.store
 st.title("Quality")
 
-if not st.session_state.get("research_ok"):  # one login for every researcher page
-    with st.form("quality_login"):
-        password = st.text_input("Researcher password", type="password", key="quality_password")
-        if st.form_submit_button("Enter", type="primary"):
-            try:
-                check_password(password, _expected_password())
-                st.session_state["research_ok"] = True
-                st.rerun()
-            except DeconfoundError as exc:
-                st.error(str(exc))
-    st.stop()
+require_researcher("quality")
 
 if flash := st.session_state.pop("quality_flash", None):
     st.success(flash)

@@ -1,48 +1,24 @@
 """Researcher page: configure, preview and activate the acquisition policy; watch balance."""
 
-import os
-
 import streamlit as st
 
 from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
-from collector.app_state import get_collector
+from collector.app_state import get_collector, require_researcher
 from collector.errors import DeconfoundError
 from collector.export import pairs_frame, trl_frame
 from collector.research import (
     activate_policy_text,
     active_policy_summary,
-    check_password,
     example_policies,
     preview_policy,
 )
-
-
-def _expected_password() -> str | None:
-    if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
-        return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
-    try:
-        return st.secrets.get("researcher_password")
-    except FileNotFoundError:
-        return None
-    except Exception:
-        return None
 
 
 collector = get_collector()
 store = collector.store
 st.title("Researcher")
 
-if not st.session_state.get("research_ok"):
-    with st.form("research_login"):
-        password = st.text_input("Researcher password", type="password", key="research_password")
-        if st.form_submit_button("Enter", type="primary"):
-            try:
-                check_password(password, _expected_password())
-                st.session_state["research_ok"] = True
-                st.rerun()
-            except DeconfoundError as exc:
-                st.error(str(exc))
-    st.stop()
+require_researcher("research")
 
 counts = store.counts()
 cols = st.columns(4)
