@@ -99,9 +99,11 @@ def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
     curves = pd.DataFrame(results["curves"])
     amce = pd.DataFrame(results["amce"])
     sweeps = sweep_tables(results)
-    fig = make_subplots(rows=2, cols=3, subplot_titles=(
+    rows = 2 if sweeps else 1
+    fig = make_subplots(rows=rows, cols=3, subplot_titles=(
         f"Accuracy by policy ({model})", "OOD accuracy vs labels", "AMCE estimate vs truth (95% CI)",
-        "rho_latent sweep: OOD accuracy", "rho_assignment sweep: inconsistent pairs", ""))
+        "rho_latent sweep: OOD accuracy", "rho_assignment sweep: inconsistent pairs",
+        "rho_assignment sweep: consistent pairs")[: 3 * rows])
     order = list(dict.fromkeys(main.policy))
     for i, (col, name) in enumerate((("id_accuracy", "ID"), ("ood_accuracy", "OOD"))):
         g = main.groupby("policy", sort=False)[col].mean().reindex(order)
@@ -128,12 +130,22 @@ def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
     if "rho_assignment" in sweeps:
         t = sweeps["rho_assignment"]
         obs = t[t.policy == "observational"]
-        for m, g in obs.groupby("model", sort=False):
-            fig.add_trace(go.Scatter(x=g.rho.astype(float), y=g.inconsistent, mode="lines+markers",
-                                     name=f"{m} (inconsistent)"), row=2, col=2)
-    fig.update_layout(height=820, width=1500, barmode="group", template="plotly_white",
+        for k, (m, g) in enumerate(obs.groupby("model", sort=False)):
+            for col, kind in ((2, "inconsistent"), (3, "consistent")):
+                fig.add_trace(go.Scatter(x=g.rho.astype(float), y=g[kind], mode="lines+markers", name=f"{m} (rho_assignment)",
+                                         line_color=palette[k % len(palette)], showlegend=col == 2), row=2, col=col)
+    fig.update_layout(height=420 * rows, width=1500, barmode="group", template="plotly_white",
                       title=f"Deconfound causal benchmark: {results['world']['name']}")
     return fig
+
+
+def render(json_path: str | Path, out: Path | None = None) -> str:
+    """Rebuild the text report (and, with ``out``, the figure files) from a results JSON."""
+    path = Path(json_path)
+    results = json.loads(path.read_text())
+    if out is not None:
+        write_outputs(results, out, stem=path.stem)
+    return text_report(results)
 
 
 def write_outputs(results: dict[str, Any], out: Path, stem: str = "benchmark") -> dict[str, str]:
@@ -148,7 +160,7 @@ def write_outputs(results: dict[str, Any], out: Path, stem: str = "benchmark") -
     if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
         os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
     try:
-        fig.write_image(out / f"{stem}.png", width=1500, height=820)
+        fig.write_image(out / f"{stem}.png", width=1500, height=fig.layout.height)
         written["png"] = str(out / f"{stem}.png")
     except Exception as exc:  # kaleido missing or no Chromium: say so, keep the rest
         written["png_error"] = f"PNG not written ({type(exc).__name__}: {exc}); install kaleido and Chromium"

@@ -107,8 +107,8 @@ class AssignmentConfig:
     its own objective (a per-group true effect of ``attribute``); in observational collection a
     group sees prompts of its own type with probability ``rho_assignment``."""
 
-    attribute: str = "hedging"
-    group_effects: dict[str, float] = field(default_factory=lambda: {"everyday": 1.5, "technical": -1.5})
+    attribute: str = "verbosity"
+    group_effects: dict[str, float] = field(default_factory=lambda: {"everyday": 3.0, "technical": -3.0})
 
     def validate(self, where: str) -> None:
         if self.attribute not in EDITORS:
