@@ -2,6 +2,7 @@
 attributes written into the texts, and a small run shows the direction of the effects."""
 
 import dataclasses
+import re
 import json
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_built_in_worlds_validate(path):
     ("colour = 'blue'", "unknown key 'colour'"),
 ])
 def test_world_errors_name_the_field(text, where):
-    with pytest.raises(ConfigError, match=__import__("re").escape(where)):
+    with pytest.raises(ConfigError, match=re.escape(where)):
         from_dict(World, loads_toml(text), "w.toml")
 
 
