@@ -4,7 +4,7 @@ No Streamlit here: ``data`` (loading), ``tables`` (the numbers each panel shows)
 ``figures`` (``build_*_figure``), re-exported here. ``load_pairs`` reads one row per served pair with the columns (and names)
 of ``collector.export.pairs_frame`` that the panels use, but without texts or edit-vector
 JSON: ``pairs_frame`` takes about 8 s on 100,000 labels, mostly carrying texts the dashboard
-never shows. Its queries live in ``collector/store.py`` (``read_*``) and run on a read-only
+never shows. Its queries live in ``collector/store/reads.py`` and run on a read-only
 SQLite connection of their own (WAL readers never block the writer), so a dashboard refresh
 never holds the ``Store`` lock that serving and labelling take.
 

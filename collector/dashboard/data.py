@@ -1,5 +1,5 @@
 """The dashboard's data: one row per served pair without texts, read on a read-only
-connection (queries in ``collector/store.py``), and the checkpoints' metrics."""
+connection (queries in ``collector/store/reads.py``), and the checkpoints' metrics."""
 
 from __future__ import annotations
 

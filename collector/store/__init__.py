@@ -1,0 +1,48 @@
+"""The whole data API of Deconfound: one class, ``Store``, over ``sqlite_utils.Database``.
+
+Pages, policies and the CLI never write SQL; they call a method here. Every write is
+one ``BEGIN IMMEDIATE`` transaction, so a crash mid-write leaves nothing half-done and
+two processes (the app and ``python -m collector simulate``) can share one file.
+
+sqlite-utils' own ``insert``/``upsert`` commit through ``with conn:``, which would end an
+enclosing transaction early, so writes that must be atomic use ``StoreBase._insert``.
+
+``Store`` is assembled from parts, one file each: ``core`` (connection, transactions, schema,
+meta), ``pool``, ``people`` (annotators, policies), ``serving`` (served pairs, variants, labels)
+and ``quality`` (quality control); ``reads`` holds the dashboard's read-only queries.
+"""
+
+from collector.store.core import (
+    ADDED_COLUMNS,
+    ADDED_INDEXES,
+    CHOICES,
+    DEFAULT_LEASE_SECONDS,
+    SCHEMA_VERSION,
+    PoolPrompt,
+    PoolSnapshot,
+    SideRecord,
+    StoreBase,
+    edit_key,
+    text_hash,
+    token_hash,
+)
+from collector.store.people import PeopleMixin
+from collector.store.pool import PoolMixin
+from collector.store.quality import QualityMixin
+from collector.store.reads import read_connection, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
+from collector.store.serving import ServingMixin
+
+
+class Store(PoolMixin, PeopleMixin, ServingMixin, QualityMixin, StoreBase):
+    """Deconfound's database: pool, annotators, policies, served pairs and labels.
+
+    Args:
+        path: SQLite file, or ``":memory:"`` for tests.
+    """
+
+
+__all__ = [
+    "ADDED_COLUMNS", "ADDED_INDEXES", "CHOICES", "DEFAULT_LEASE_SECONDS", "SCHEMA_VERSION", "PoolPrompt",
+    "PoolSnapshot", "SideRecord", "Store", "StoreBase", "edit_key", "read_connection", "read_edit_flag_codes",
+    "read_policy_configs", "read_served_pair_codes", "text_hash", "token_hash",
+]

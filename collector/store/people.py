@@ -1,0 +1,73 @@
+"""Annotators and versioned policies."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from collector.errors import AuthError, DeconfoundError, NotFoundError
+from collector.store.core import token_hash
+
+
+class PeopleMixin:
+    """Annotators and versioned policies."""
+
+    # ------------------------------------------------------------------ annotators
+    def add_annotator(
+        self,
+        name: str,
+        group: str = "default",
+        covariates: dict[str, str] | None = None,
+        objective: str | None = None,
+        is_simulated: bool = False,
+    ) -> tuple[dict[str, Any], str]:
+        """Create an annotator and return ``(row, token)``; only the token's hash is stored."""
+        if not name.strip():
+            raise DeconfoundError("An annotator needs a non-empty name.")
+        token = secrets.token_urlsafe(16)
+        with self.transaction():
+            annotator_id = self._insert("annotators", {
+                "name": name.strip(), "token_hash": token_hash(token), "group_name": group,
+                "objective": objective, "covariates": json.dumps(covariates or {}, sort_keys=True),
+                "is_simulated": int(is_simulated), "created_at": time.time(),
+            })
+        return self.annotator(annotator_id), token
+
+    def annotator(self, annotator_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM annotators WHERE id = ?", [annotator_id])
+        if row is None:
+            raise NotFoundError(f"No annotator with id {annotator_id}.")
+        return row
+
+    def annotator_by_token(self, token: str) -> dict[str, Any]:
+        row = self._one("SELECT * FROM annotators WHERE token_hash = ?", [token_hash(token.strip())])
+        if row is None:
+            raise AuthError("Unknown token: ask the study's researcher for your login link.")
+        return row
+
+    def annotators(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM annotators ORDER BY id")
+
+    # ------------------------------------------------------------------ policies
+    def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Store a policy config as the next version and make it the active one."""
+        with self.transaction():
+            row = self._one("SELECT coalesce(max(version), 0) AS v FROM policies")
+            version = int(row["v"]) + 1
+            self.db.execute("UPDATE policies SET is_active = 0 WHERE is_active = 1")
+            self._insert("policies", {
+                "name": name, "version": version, "config": json.dumps(config, sort_keys=True),
+                "is_active": 1, "created_at": time.time(),
+            })
+        return self.active_policy()
+
+    def active_policy(self) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM policies WHERE is_active = 1")
+        if row:
+            row["config"] = json.loads(row["config"])
+        return row
+
+    def policies(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM policies ORDER BY version")

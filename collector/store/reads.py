@@ -1,0 +1,91 @@
+"""Read-only analysis queries for the dashboard (numbers, not texts, on a connection of their own)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from collector.store.core import StoreBase
+
+
+# ---------------------------------------------------------------------- read-only analysis queries
+# The dashboard reads 100,000-label collections on every refresh. These queries run on a
+# read-only connection of their own (WAL readers never block the writer, and they never take
+# the Store's lock that serving and labelling hold), return numbers rather than texts, and
+# accept a ``Store`` or a database path.
+
+@contextmanager
+def read_connection(source: "StoreBase | str | Path") -> Iterator[sqlite3.Connection]:
+    """A read-only connection for a file database; the store's own for ``:memory:``."""
+    path = source.path if isinstance(source, StoreBase) else str(source)
+    if path == ":memory:":
+        if not isinstance(source, StoreBase):
+            raise ValueError("an in-memory database can only be read through its Store")
+        with source._lock:
+            yield source.db.conn
+        return
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _case(column: str, values: list[str]) -> str:
+    """SQL mapping a text column to the index of its value in ``values`` (-1 for NULL)."""
+    whens = " ".join(f"WHEN ? THEN {i}" for i in range(len(values)))
+    return f"CASE {column} {whens} ELSE -1 END" if values else "-1"
+
+
+def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
+    """Every served pair as 13 numbers (id, status code, choice code, annotator id, group code,
+    QC-kind code, prompt id, left and right response ids, policy version, arm propensity,
+    label time or -1, latency or -1), with the lookups that decode them: ``groups``, ``kinds``,
+    ``task_type`` (prompt id -> type), ``policy`` (version -> name) and ``annotators`` rows
+    ``(id, name, excluded, excluded_reason)``."""
+    with read_connection(source) as conn:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(served_pairs)")}
+        have_a = {r[1] for r in conn.execute("PRAGMA table_info(annotators)")}
+        qc = "sp.qc_kind" if "qc_kind" in have else "'regular'"
+        found = conn.execute(f"SELECT DISTINCT annotator_group, {qc} FROM served_pairs sp").fetchall()
+        groups = sorted({g for g, _ in found})
+        kinds = sorted({k for _, k in found if k is not None})
+        codes = conn.execute(f"""
+            SELECT sp.id, CASE sp.status WHEN 'labelled' THEN 1 WHEN 'skipped' THEN 2 ELSE 0 END,
+                   CASE l.choice WHEN 'left' THEN 0 WHEN 'right' THEN 1 WHEN 'tie' THEN 2
+                                 WHEN 'both_bad' THEN 3 ELSE -1 END,
+                   sp.annotator_id, {_case('sp.annotator_group', groups)}, {_case(qc, kinds)}, sp.prompt_id,
+                   sp.left_response_id, sp.right_response_id, sp.policy_version, sp.arm_propensity,
+                   coalesce(l.created_at, -1), coalesce(l.latency_ms, -1)
+            FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id ORDER BY sp.id""",
+            groups + kinds).fetchall()
+        return {
+            "codes": codes, "groups": groups, "kinds": kinds,
+            "task_type": dict(conn.execute("SELECT id, task_type FROM prompts").fetchall()),
+            "policy": dict(conn.execute("SELECT version, name FROM policies").fetchall()),
+            "annotators": conn.execute(
+                f"SELECT id, name, {'excluded' if 'excluded' in have_a else '0'}, "
+                f"{'excluded_reason' if 'excluded_reason' in have_a else 'NULL'} FROM annotators").fetchall(),
+        }
+
+
+def read_policy_configs(source: "StoreBase | str | Path") -> list[str]:
+    """The JSON config of every stored policy version."""
+    with read_connection(source) as conn:
+        return [r[0] for r in conn.execute("SELECT config FROM policies")]
+
+
+def read_edit_flag_codes(source: "StoreBase | str | Path", attributes: list[str], upto: int) -> list[tuple]:
+    """``(served pair id, left code, right code)`` for pairs with id up to ``upto``: attribute i
+    adds 3^i x (0 not randomised, 1 off, 2 on), so the flags travel as one number per side."""
+    def code(side: str) -> str:
+        terms = [f"(CASE json_extract(sp.{side}_edit_vector, '$.\"{a}\".on') WHEN 1 THEN 2 WHEN 0 THEN 1 "
+                 f"ELSE 0 END) * {3 ** i}" for i, a in enumerate(attributes)]
+        return " + ".join(terms) or "0"
+
+    with read_connection(source) as conn:
+        return conn.execute(f"SELECT sp.id, {code('left')}, {code('right')} FROM served_pairs sp "
+                            "WHERE sp.id <= ? ORDER BY sp.id", [upto]).fetchall()
