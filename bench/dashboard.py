@@ -170,7 +170,7 @@ def first_paint(db: Path, repeats: int) -> None:
 def next_pair_during_refresh(db: Path, pairs: int = 300) -> None:
     """An annotator's next-pair time in the app's process, idle and while the dashboard reloads
     the 100,000-label log and re-estimates every effect in a loop (the heaviest refresh)."""
-    from bench.serving import pct
+    from bench.serving import annotator_latencies, pct
     from collector import dashboard
     from collector.serving import Collector
 
@@ -180,14 +180,7 @@ def next_pair_during_refresh(db: Path, pairs: int = 300) -> None:
     collector.active_policy()
 
     def measure() -> list[float]:
-        times = []
-        for _ in range(pairs):
-            t = time.perf_counter()
-            view = collector.next_pair(annotator["id"])
-            times.append((time.perf_counter() - t) * 1000)
-            collector.submit(annotator["id"], view.served_pair_id, "left")
-            time.sleep(0.005)  # annotators are not a tight loop
-        return times
+        return annotator_latencies(collector, annotator["id"], pairs)
 
     idle = measure()
     stop, refreshes = threading.Event(), []

@@ -43,6 +43,19 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def annotator_latencies(collector: Collector, annotator_id: int, pairs: int) -> list[float]:
+    """Milliseconds for each of ``pairs`` next-pair requests by one annotator who answers each
+    at once, with a short pause between answers (annotators are not a tight loop)."""
+    times = []
+    for _ in range(pairs):
+        t = time.perf_counter()
+        view = collector.next_pair(annotator_id)
+        times.append((time.perf_counter() - t) * 1000)
+        collector.submit(annotator_id, view.served_pair_id, "left")
+        time.sleep(0.005)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--responses", type=int, default=10_000)

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serving import big_pool, pct  # noqa: E402
+from bench.serving import annotator_latencies, big_pool, pct  # noqa: E402
 from collector.serving import Collector  # noqa: E402
 from collector.store import Store  # noqa: E402
 from acquisition.config import to_dict  # noqa: E402
@@ -56,14 +56,7 @@ def next_pair_during_retrain(pairs: int = 300) -> None:
         collector.active_policy()
 
         def measure() -> list[float]:
-            times = []
-            for _ in range(pairs):
-                t = time.perf_counter()
-                view = collector.next_pair(annotator["id"])
-                times.append((time.perf_counter() - t) * 1000)
-                collector.submit(annotator["id"], view.served_pair_id, "left")
-                time.sleep(0.005)  # annotators are not a tight loop
-            return times
+            return annotator_latencies(collector, annotator["id"], pairs)
 
         idle = measure()
         stop = threading.Event()
