@@ -65,6 +65,7 @@ class Embedder:
         batch_size: int = 32,
         max_length: int = 128,
         device: str = "cpu",
+        flush_every: int = 256,
     ) -> None:
         """Opens the cache; the model itself is loaded on the first text not already cached.
 
@@ -73,10 +74,13 @@ class Embedder:
             batch_size: Texts per forward pass.
             max_length: Tokens kept per text; longer texts are truncated.
             device: Torch device for the model, e.g. `"cpu"` or `"cuda"`.
+            flush_every: New vectors are written to the cache every this many texts, so a long
+                run that is interrupted keeps its work.
         """
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
+        self.flush_every = flush_every
         self.cache_hits = 0
         self.cache_misses = 0
         self._lock = threading.Lock()
@@ -111,9 +115,7 @@ class Embedder:
         self.cache_hits += len(found)
         self.cache_misses += len(todo)
         if todo:
-            new = self._run_model(todo, progress)
-            self._store(new)
-            found.update(new)
+            found.update(self._run_model(todo, progress))  # stored as it goes
         out = np.empty((len(keys), DIM), dtype=np.float32)
         for i, k in enumerate(keys):
             out[i] = found[k]
@@ -165,13 +167,16 @@ class Embedder:
             self._model = model.to(self.device).eval()
 
     def _run_model(self, todo: list[tuple[str, str]], progress: bool) -> dict[str, np.ndarray]:
-        """Embeds `(hash, text)` pairs, shortest first so each batch needs little padding."""
+        """Embeds `(hash, text)` pairs, shortest first so each batch needs little padding, and
+        writes them to the cache every `flush_every` texts, so an interrupted run keeps what it
+        has done."""
         import torch
 
         if self._model is None:
             self._load()
         todo = sorted(todo, key=lambda kt: len(kt[1]))
         result: dict[str, np.ndarray] = {}
+        pending: dict[str, np.ndarray] = {}
         start, done = time.perf_counter(), 0
         with torch.inference_mode():
             for b in range(0, len(todo), self.batch_size):
@@ -188,8 +193,11 @@ class Embedder:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 for (key, _), vec in zip(batch, vecs.float().cpu().numpy()):
-                    result[key] = vec
+                    result[key] = pending[key] = vec
                 done += len(batch)
+                if len(pending) >= self.flush_every or done == len(todo):
+                    self._store(pending)
+                    pending = {}
                 if progress:
                     rate = done / max(time.perf_counter() - start, 1e-9)
                     end = "\n" if done == len(todo) else ""

@@ -84,3 +84,30 @@ def test_disk_cache_shared_between_instances(tmp_path):
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT text_hash, length(vector) FROM embeddings").fetchall()
     assert len(rows) == 2 and all(n == DIM * 4 for _, n in rows)
+
+
+def test_an_interrupted_run_keeps_what_it_embedded(tmp_path, monkeypatch):
+    path = tmp_path / "emb.sqlite"
+    texts = [f"sentence number {i} about something" for i in range(10)]
+    embedder = Embedder(cache_path=path, batch_size=2, flush_every=4)
+    calls = {"n": 0}
+    original = embedder._tokenizer
+
+    def run_then_fail(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the fourth batch dies (Ctrl-C, a killed worker...)
+            raise KeyboardInterrupt
+        return tokenizer(*args, **kwargs)
+
+    embedder._load()
+    tokenizer = embedder._tokenizer
+    embedder._tokenizer = run_then_fail
+    with pytest.raises(KeyboardInterrupt):
+        embedder.embed(texts)
+    assert original is None
+    with sqlite3.connect(path) as db:
+        kept = db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    assert kept == 4  # three batches of two ran; the first four were flushed
+    fresh = Embedder(cache_path=path)
+    fresh.embed(texts)
+    assert (fresh.cache_hits, fresh.cache_misses) == (4, 6)

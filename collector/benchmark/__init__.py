@@ -30,19 +30,14 @@ def make_embedder(world: World, cache: Path):
         return BagOfWordsEmbedder()
     from models.embeddings import Embedder
 
-    embedder = Embedder(cache_path=cache)
+    # writes to the cache every 256 texts, so an interrupted run keeps what it embedded
+    embedder = Embedder(cache_path=cache, flush_every=256)
     plain = embedder.embed
 
     def embed(texts, progress: bool = False):
-        """Length-sorted chunks of 256 new texts, each written to the cache as it finishes, so
-        an interrupted run keeps what it embedded."""
+        """A progress line whenever a call has more than a few batches to embed."""
         texts = list(texts)
-        if len(texts) <= 256:
-            return plain(texts)
-        for start in range(0, len(texts), 256):
-            chunk = sorted(texts, key=len)[start:start + 256]
-            plain(chunk, progress=True)
-        return plain(texts)
+        return plain(texts, progress=progress or len(texts) > 256)
 
     embedder.embed = embed  # type: ignore[method-assign]
     return embedder
