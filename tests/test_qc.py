@@ -185,7 +185,10 @@ def test_gold_file_is_added_once_and_stays_out_of_the_pool(store, tmp_path):
     path = tmp_path / "gold.jsonl"
     path.write_text(_gold_text())
     pool_before = store.pool_snapshot()
+    counts_before = store.counts()
     assert add_gold_file(store, path) == (3, 0)
+    counts = store.counts()
+    assert counts["base_responses"] == counts_before["base_responses"] and counts["gold_responses"] == 6
     assert add_gold_file(store, path) == (0, 3)
     items = store.gold_items()
     assert [i["expected"] for i in items] == ["first", "second", "tie"]

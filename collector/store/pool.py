@@ -161,7 +161,9 @@ class PoolMixin:
         """Row counts a researcher wants at a glance."""
         q = {
             "prompts": "SELECT count(*) AS n FROM prompts",
-            "base_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NULL",
+            "base_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NULL "
+                              "AND qc_kind IS NULL",
+            "gold_responses": "SELECT count(*) AS n FROM responses WHERE qc_kind = 'gold'",
             "edited_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NOT NULL",
             "annotators": "SELECT count(*) AS n FROM annotators",
             "served_pairs": "SELECT count(*) AS n FROM served_pairs",
