@@ -1,6 +1,6 @@
 """Optional LLM rewriter: counterfactual copies of responses written by a local causal LM.
 
-Rule-based editors (``acquisition/editors.py``) switch an attribute in microseconds, at serve
+Rule-based editors (``acquisition/editors/``) switch an attribute in microseconds, at serve
 time. An LLM rewrite takes seconds, so it never runs on the request path: ``run_rewrite_job``
 pre-generates rewrites in batches and stores them as variants of their base response, and
 ``counterfactual_pairs`` with ``source = "rewrites"`` serves the stored rows.

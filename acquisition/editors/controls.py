@@ -1,0 +1,120 @@
+"""Positive controls: edits that change real quality (``drop_answer``, ``off_topic``), so
+annotators and the effect estimates should notice them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from acquisition.editors.base import Editor, _sentences, _split_blocks, register_editor, word_count
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _contains_run(haystack: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+@register_editor
+class DropAnswer(Editor):
+    """Positive control: the response loses the part that answers the question (its code block
+    if it has one, else its first sentence), so annotators should prefer it less."""
+
+    name = "drop_answer"
+    description = "Quality control: removes the code block or the first sentence, which carries the answer."
+    order = 1
+    quality_changing = True
+    default_effect = -2.0
+
+    def _answer(self, text: str) -> str | None:
+        blocks = _split_blocks(text)
+        code = [b for c, b in blocks if c]
+        if code:
+            return code[0]
+        prose = [b for c, b in blocks if not c]
+        if not prose or sum(len(_sentences(b)) for b in prose) < 2:
+            return None
+        end = re.search(r"(?<=[.!?])\s+", prose[0])
+        return prose[0][:end.start()] if end else prose[0]
+
+    def apply(self, text: str, seed: int) -> str:
+        answer = self._answer(text)
+        if answer is None:
+            return text
+        out = text.replace(answer, "", 1)
+        return re.sub(r"\n{3,}", "\n\n", re.sub(r"^ +| +$", "", out, flags=re.M)).strip()
+
+    def measure(self, text: str) -> float:
+        return float(word_count(text))
+
+    def check(self, base: str, edited: str, on: bool) -> bool:
+        answer = self._answer(base)
+        if answer is None:
+            return not on
+        present = _contains_run(_tokens(edited), _tokens(answer))
+        return present != on
+
+
+_OTHER_PROMPT_ANSWERS = (
+    "The capital of Australia is Canberra, not Sydney. It was chosen in 1908 as a compromise "
+    "between Sydney and Melbourne, and Parliament moved there in 1927.",
+    "To remove a red wine stain, blot it at once, cover it with salt or baking soda, then rinse "
+    "with cold water. Hot water sets the stain.",
+    "Photosynthesis turns light, water and carbon dioxide into glucose and oxygen. It happens in "
+    "the chloroplasts, mostly in the leaves.",
+    "A 30-year fixed mortgage keeps the same rate for the whole term. The monthly payment for "
+    "principal and interest never changes, though taxes and insurance can.",
+    "Knead the dough for about ten minutes, until it is smooth and springs back when pressed. "
+    "Then let it rise somewhere warm until doubled.",
+    "The French Revolution began in 1789 with the storming of the Bastille. It ended the absolute "
+    "monarchy of Louis XVI.",
+    "Tomatoes need six to eight hours of direct sun a day. Water them deeply two or three times a "
+    "week rather than a little every day.",
+    "In chess, castling moves the king two squares towards a rook and puts that rook on the other "
+    "side of the king. Neither piece may have moved before.",
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 4}
+
+
+@register_editor
+class OffTopic(Editor):
+    """Positive control: the response is replaced by an answer written for a different prompt
+    (from the pool when the serving layer offers one, else from a built-in set), so it no
+    longer answers the question at all."""
+
+    name = "off_topic"
+    description = "Quality control: the response is swapped for an answer to a different prompt."
+    order = 0  # first: style edits on the same side apply to the swapped-in answer
+    quality_changing = True
+    default_effect = -3.0
+    readable_alone = False
+    takes_donor = True
+    max_overlap = 0.25  # share of the base's content words an unrelated answer may still contain
+
+    def apply(self, text: str, seed: int, donor: Callable[[int], str] | None = None) -> str:
+        candidates = [donor(seed)] if donor is not None else []
+        candidates += [_OTHER_PROMPT_ANSWERS[(seed + k) % len(_OTHER_PROMPT_ANSWERS)]
+                       for k in range(len(_OTHER_PROMPT_ANSWERS))]
+        for candidate in candidates:
+            if candidate and self._overlap(text, candidate) < self.max_overlap:
+                return candidate
+        return candidates[-1]
+
+    @staticmethod
+    def _overlap(base: str, edited: str) -> float:
+        words = _content_words(base)
+        return len(words & _content_words(edited)) / len(words) if words else 0.0
+
+    def measure(self, text: str) -> float:
+        return 0.0  # whether an answer fits its prompt cannot be read from the answer alone
+
+    def check(self, base: str, edited: str, on: bool) -> bool:
+        """On: under a quarter of the base's content words remain; off: at least a quarter do
+        (drop_answer may have removed the rest)."""
+        return (self._overlap(base, edited) < self.max_overlap) == on
