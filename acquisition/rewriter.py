@@ -27,7 +27,7 @@ from typing import Any
 
 from acquisition.config import from_dict, load_toml
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, Editor
-from collector.errors import ConfigError, DeconfoundError
+from collector.errors import ConfigError
 from collector.store import Store
 
 SOURCE = "rewriter"  # the `responses.source` of every stored rewrite

@@ -2,9 +2,7 @@ import numpy as np
 import pytest
 
 from acquisition.balance import balance_report, chosen_rejected_smd, smd
-from acquisition.config import to_dict
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
-from acquisition.policies import RandomisedAttributesConfig
 from collector.export import pairs_frame, trl_frame
 from collector.simulate import simulate
 from collector.store import Store
@@ -58,7 +56,6 @@ def test_positive_control_shows_up_as_a_real_effect(store):
 
 def test_arm_balance_compares_each_arm_with_the_observational_one(store):
     from acquisition.balance import arm_balance, arm_family
-    from acquisition.policies import MixtureConfig
     assert arm_family("L:emoji|R:none") == "randomised_attributes"
     assert arm_family("pool_order") == "observational"
     assert arm_family("counterfactual:bold") == "counterfactual"

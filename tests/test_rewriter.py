@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from acquisition.config import loads_toml, from_dict
-from acquisition.policies import AnnotatorContext, ProposedSide, build_policy
+from acquisition.policies import AnnotatorContext, build_policy
 from acquisition.rewriter import (
     LLMRewriter,
     RewriterConfig,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, edit_seed, get_editor
+from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies.base import (
     AnnotatorContext,
     Policy,

@@ -220,7 +220,6 @@ def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: i
     db = workdir / f"{arm}-seed{seed}" / "arm.db"
     store = Store(db)
     name, config = arm_policy(arm, world)
-    baked: dict[int, set[str]] = {}
     labels = world.labels if labels is None else labels
     # one database per pool (its own observational policy), labels merged at training time
     sub_stores: list[tuple[Store, list[str], dict[int, set[str]]]] = []

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from collector.dashboard.data import EMPTY_COLOUR, SCOPES, randomised
+from collector.dashboard.data import EMPTY_COLOUR, SCOPES
 from collector.dashboard.tables import _bin_seconds, _codes, progress_summary
 
 

@@ -1,0 +1,229 @@
+"""Format detection and the parser for one row of each format; a wrong field raises
+``_LineError`` naming it."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "csv")
+OUTCOMES = ("chosen", "tie", "both_bad")
+HH_MARKER = "\n\nAssistant:"
+ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad"}
+
+
+class _LineError(Exception):
+    """A field of one line is wrong; ``parse_file`` adds the file and line."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field_name, self.message = field_name, message
+
+
+# ---------------------------------------------------------------------- detection
+def detect_format(row: Any, kind: str) -> str | None:
+    """The format one row (the first of the file) looks like, or ``None``."""
+    if kind == "csv":
+        return "csv"
+    if not isinstance(row, dict):
+        return None
+    keys = set(row)
+    if {"model_a", "model_b", "winner"} <= keys:
+        return "arena"
+    if {"chosen", "rejected"} <= keys:
+        if "score_chosen" in keys or "score_rejected" in keys:
+            return "ultrafeedback"
+        if "prompt" in keys:
+            return "trl"
+        if isinstance(row["chosen"], list):
+            return "trl"  # conversational, implicit prompt
+        if isinstance(row["chosen"], str) and HH_MARKER in row["chosen"]:
+            return "hh-rlhf"
+    return None
+
+
+# ---------------------------------------------------------------------- fields
+def _text(row: dict[str, Any], name: str, *, allow_empty: bool = True) -> str:
+    if name not in row or row[name] is None:
+        raise _LineError(name, "missing")
+    value = row[name]
+    if not isinstance(value, str):
+        raise _LineError(name, f"expected a string, got {_type_name(value)}")
+    if not allow_empty and not value.strip():
+        raise _LineError(name, "empty")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _optional_float(row: dict[str, Any], name: str) -> float | None:
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise _LineError(name, "expected a number, got a boolean")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _LineError(name, f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise _LineError(name, f"expected a finite number, got {value!r}")
+    return number
+
+
+def _optional_text(row: dict[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise _LineError(name, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _messages(row: dict[str, Any], name: str) -> list[dict[str, str]]:
+    if name not in row or row[name] is None:
+        raise _LineError(name, "missing")
+    value = row[name]
+    if not isinstance(value, list):
+        raise _LineError(name, f"expected a list of {{role, content}} messages, got {_type_name(value)}")
+    out = []
+    for i, message in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(message, dict):
+            raise _LineError(where, f"expected a {{role, content}} message, got {_type_name(message)}")
+        for key in ("role", "content"):
+            if not isinstance(message.get(key), str):
+                got = "missing" if message.get(key) is None else _type_name(message[key])
+                raise _LineError(f"{where}.{key}", f"expected a string, got {got}")
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
+def render_messages(messages: list[dict[str, str]]) -> str:
+    """One message is its content; several become a ``Role: content`` transcript."""
+    if len(messages) == 1:
+        return messages[0]["content"]
+    return "\n\n".join(f"{m['role'].strip().capitalize()}: {m['content']}" for m in messages)
+
+
+def _split_messages(
+    chosen: list[dict[str, str]], rejected: list[dict[str, str]], chosen_name: str, rejected_name: str,
+    prompt: str | None,
+) -> tuple[str, str, str]:
+    """Prompt and both responses from two message lists (shared messages are the prompt)."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+        shared += 1
+    if prompt is None:
+        if shared == 0:
+            raise _LineError(rejected_name, f"shares no opening (prompt) messages with {chosen_name}, "
+                                            "and there is no prompt field to take the prompt from")
+        prompt = render_messages(chosen[:shared])
+    elif shared and render_messages(chosen[:shared]) != prompt and not (
+        shared == 1 and chosen[0]["content"] == prompt
+    ):
+        # the shared messages hold more than the prompt field (earlier turns): keep them
+        prompt = render_messages(chosen[:shared])
+    if not chosen[shared:]:
+        raise _LineError(chosen_name, "no response after the prompt messages")
+    if not rejected[shared:]:
+        raise _LineError(rejected_name, "no response after the prompt messages")
+    return prompt, render_messages(chosen[shared:]), render_messages(rejected[shared:])
+
+
+# ---------------------------------------------------------------------- one line per format
+Parsed = tuple[str, str, str, str, float | None, str | None, str | None, dict[str, Any]]
+# (prompt, chosen, rejected, outcome, margin, external_id, task_type, extra response fields)
+
+
+def _hh(row: dict[str, Any]) -> Parsed:
+    chosen, rejected = _text(row, "chosen"), _text(row, "rejected")
+    common = os.path.commonprefix([chosen, rejected])
+    cut = common.rfind(HH_MARKER)
+    if cut < 0:
+        field_name = "chosen" if HH_MARKER not in chosen else "rejected"
+        if HH_MARKER in chosen and HH_MARKER in rejected:
+            raise _LineError("rejected", "chosen and rejected share no dialogue up to an "
+                                         "'\\n\\nAssistant:' turn")
+        raise _LineError(field_name, "no '\\n\\nAssistant:' turn in the dialogue")
+    prompt = chosen[:cut].strip()
+    if not prompt:
+        raise _LineError("chosen", "empty dialogue before the last '\\n\\nAssistant:' turn")
+    after = cut + len(HH_MARKER)
+    return prompt, chosen[after:].strip(), rejected[after:].strip(), "chosen", None, None, row.get("task_type"), {}
+
+
+def _trl(row: dict[str, Any]) -> Parsed:
+    margin = _optional_float(row, "margin")
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        prompt: str | None = None
+        prompt_messages: list[dict[str, str]] = []
+        if "prompt" in row and row["prompt"] is not None:
+            if isinstance(row["prompt"], list):
+                prompt_messages = _messages(row, "prompt")
+                if not prompt_messages:
+                    raise _LineError("prompt", "empty message list")
+                prompt = render_messages(prompt_messages)
+            else:
+                prompt = _text(row, "prompt", allow_empty=False)
+        c, r = _messages(row, "chosen"), _messages(row, "rejected")
+        if prompt_messages:  # explicit prompt: the lists hold the responses only
+            if not c:
+                raise _LineError("chosen", "empty message list")
+            if not r:
+                raise _LineError("rejected", "empty message list")
+            chosen_text, rejected_text = render_messages(c), render_messages(r)
+        else:
+            prompt, chosen_text, rejected_text = _split_messages(c, r, "chosen", "rejected", prompt)
+    else:
+        prompt = _text(row, "prompt", allow_empty=False)
+        chosen_text, rejected_text = _text(row, "chosen"), _text(row, "rejected")
+    external = _optional_text(row, "id")
+    return prompt, chosen_text, rejected_text, "chosen", margin, external, _optional_text(row, "task_type"), {}
+
+
+def _ultrafeedback(row: dict[str, Any]) -> Parsed:
+    prompt = _text(row, "prompt", allow_empty=False)
+    score_chosen, score_rejected = _optional_float(row, "score_chosen"), _optional_float(row, "score_rejected")
+    prompt, chosen, rejected = _split_messages(
+        _messages(row, "chosen"), _messages(row, "rejected"), "chosen", "rejected", prompt)
+    margin = None if score_chosen is None or score_rejected is None else score_chosen - score_rejected
+    extra = {"chosen_quality": score_chosen, "rejected_quality": score_rejected}
+    return prompt, chosen, rejected, "chosen", margin, _optional_text(row, "prompt_id"), _optional_text(row, "task_type"), extra
+
+
+def _arena(row: dict[str, Any]) -> Parsed:
+    model_a, model_b = _text(row, "model_a", allow_empty=False), _text(row, "model_b", allow_empty=False)
+    winner = _text(row, "winner")
+    if winner not in ARENA_WINNERS:
+        raise _LineError("winner", f"expected one of {', '.join(map(repr, ARENA_WINNERS))}, got {winner!r}")
+    a, b = _messages(row, "conversation_a"), _messages(row, "conversation_b")
+    if winner == "model_b":
+        prompt, chosen, rejected = _split_messages(b, a, "conversation_b", "conversation_a", None)
+        models = (model_b, model_a)
+    else:
+        prompt, chosen, rejected = _split_messages(a, b, "conversation_a", "conversation_b", None)
+        models = (model_a, model_b)
+    extra = {"chosen_model": models[0], "rejected_model": models[1]}
+    return (prompt, chosen, rejected, ARENA_WINNERS[winner], None, _optional_text(row, "question_id"),
+            _optional_text(row, "task_type") or _optional_text(row, "category"), extra)
+
+
+def _csv(row: dict[str, Any]) -> Parsed:
+    prompt = _text(row, "prompt", allow_empty=False)
+    return (prompt, _text(row, "chosen"), _text(row, "rejected"), "chosen", _optional_float(row, "margin"),
+            _optional_text(row, "id"), _optional_text(row, "task_type"), {})
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], Parsed]] = {
+    "hh-rlhf": _hh, "trl": _trl, "ultrafeedback": _ultrafeedback, "arena": _arena, "csv": _csv,
+}

@@ -1,0 +1,142 @@
+"""Reading an input file into numbered rows: JSON Lines, a JSON array, CSV or Parquet, gzipped
+or not (detected from the bytes)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from collector.errors import ImportFormatError
+
+
+def _decompress(path: str, data: bytes) -> bytes:
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise ImportFormatError(f"{path}: the file looks gzipped but cannot be decompressed ({exc}).") from None
+    return data
+
+
+def _rows(path: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """``("json"|"csv", iterator of (line number, row))``; rows are dicts for CSV and Parquet,
+    any JSON value for JSON (checked later)."""
+    if raw[:4] == b"PAR1":
+        return "json", _parquet_rows(path, raw)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportFormatError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise ImportFormatError(f"{path}: the file is empty.")
+    if stripped[0] == "[":
+        return "json", _json_array_rows(path, text)
+    if stripped[0] == "{":
+        return "json", _jsonl_rows(path, text)
+    return "csv", _csv_rows(path, text)
+
+
+def _jsonl_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(
+                f"{path}, line {number}, column {exc.colno}: not valid JSON ({exc.msg})."
+            ) from None
+
+
+def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
+    """A JSON array of objects; each object's line is where it starts in the file."""
+    decoder = json.JSONDecoder()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(value, list):
+        raise ImportFormatError(f"{path}, line 1: expected a JSON array of objects.")
+    # find where each element starts, for line numbers
+    pos = text.index("[") + 1
+    for item in value:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        line = text.count("\n", 0, pos) + 1
+        _, pos = decoder.raw_decode(text, pos)
+        yield line, item
+
+
+def _csv_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise ImportFormatError(f"{path}, line 1: not valid CSV ({exc}).") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in ("prompt", "chosen", "rejected") if c not in header]
+    if missing:
+        raise ImportFormatError(
+            f"{path}, line 1, field {missing[0]!r}: the CSV header has no {', '.join(map(repr, missing))} "
+            f"column (found {', '.join(map(repr, header))}); CSV imports need prompt, chosen and "
+            "rejected columns (task_type and margin are optional)."
+        )
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise ImportFormatError(f"{path}, line 1, field {dup!r}: the column appears twice in the header.")
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFormatError(f"{path}, line {start}: not valid CSV ({exc}).") from None
+        end = reader.line_num
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise ImportFormatError(
+                f"{path}, line {start}, field {header[min(len(values), len(header) - 1)]!r}: "
+                f"{len(values)} values for {len(header)} columns."
+            )
+        yield start, dict(zip(header, values))
+
+
+def _parquet_rows(path: str, raw: bytes) -> Iterator[tuple[int, Any]]:
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow raises several kinds
+        raise ImportFormatError(f"{path}: not a readable Parquet file ({exc}).") from None
+    for number, row in enumerate(df.to_dict("records"), start=1):
+        yield number, {k: _plain(v) for k, v in row.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Parquet cells as JSON values: arrays to lists, NaN/NA to None."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return value
