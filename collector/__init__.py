@@ -2,10 +2,14 @@
 
 The Python API mirrors the CLI::
 
-    from collector import Store, Collector, init_db, simulate, export
+    from collector import Store, Collector, init_db
+    from collector.simulate import simulate
+    from collector.export import export
 
 Names are imported lazily so that ``acquisition`` can import ``collector.errors`` and
-``collector.store`` without a circular import.
+``collector.store`` without a circular import. ``simulate`` and ``export`` are imported from
+their modules: a package attribute of the same name as a submodule becomes the submodule as
+soon as anything imports it.
 """
 
 from importlib import import_module
@@ -14,8 +18,7 @@ from typing import Any
 _API = {
     "Collector": "collector.serving", "PairView": "collector.serving",
     "DeconfoundError": "collector.errors", "Store": "collector.store",
-    "SimulatedAnnotatorConfig": "collector.simulate", "simulate": "collector.simulate",
-    "export": "collector.export", "init_db": "collector.setup",
+    "SimulatedAnnotatorConfig": "collector.simulate", "init_db": "collector.setup",
 }
 __all__ = sorted(_API)
 
