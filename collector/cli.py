@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-type", default=None, help="prompt type for rows without a task_type (default general)")
     p.add_argument("--no-embed", action="store_true", help="skip embedding the new texts (the worker embeds them later)")
 
-    p = add("balance", "Print attribute balance: SMD chosen vs rejected, and left vs right by group and prompt type.")
+    p = add("balance", "Print attribute balance: SMD chosen vs rejected, left vs right, and each arm vs the "
+            "observational reference, by group and prompt type.")
 
     p = add("train", "Train the reward model on every label now, evaluate it, publish a checkpoint, print the metrics.")
     p.add_argument("--model", default=None, help="reward model name (default from --config, else bt_mlp)")
