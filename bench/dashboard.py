@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -170,7 +169,7 @@ def first_paint(db: Path, repeats: int) -> None:
 def next_pair_during_refresh(db: Path, pairs: int = 300) -> None:
     """An annotator's next-pair time in the app's process, idle and while the dashboard reloads
     the 100,000-label log and re-estimates every effect in a loop (the heaviest refresh)."""
-    from bench.serving import annotator_latencies, pct
+    from bench.serving import latencies_idle_and_busy, pct
     from collector import dashboard
     from collector.serving import Collector
 
@@ -179,27 +178,12 @@ def next_pair_during_refresh(db: Path, pairs: int = 300) -> None:
     collector = Collector(store, seed=0)
     collector.active_policy()
 
-    def measure() -> list[float]:
-        return annotator_latencies(collector, annotator["id"], pairs)
-
-    idle = measure()
-    stop, refreshes = threading.Event(), []
-
-    def refresh_forever() -> None:
-        while not stop.is_set():
-            dashboard.effects_table(dashboard.load_pairs(db))
-            refreshes.append(1)
-
-    worker = threading.Thread(target=refresh_forever, daemon=True)
-    worker.start()
-    time.sleep(1.0)
-    busy = measure()
-    stop.set()
-    worker.join()
+    idle, busy, refreshes = latencies_idle_and_busy(
+        collector, annotator["id"], pairs, lambda: dashboard.effects_table(dashboard.load_pairs(db)))
     store.close()
     print(f"  next pair p95 idle {pct(idle, .95):.2f} ms, during dashboard refreshes {pct(busy, .95):.2f} ms "
           f"(medians {statistics.median(idle):.2f} / {statistics.median(busy):.2f} ms; "
-          f"{len(refreshes)} full refreshes meanwhile)")
+          f"{refreshes} full refreshes meanwhile)")
 
 
 def main() -> None:

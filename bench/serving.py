@@ -10,7 +10,9 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -54,6 +56,27 @@ def annotator_latencies(collector: Collector, annotator_id: int, pairs: int) -> 
         collector.submit(annotator_id, view.served_pair_id, "left")
         time.sleep(0.005)
     return times
+
+
+def latencies_idle_and_busy(collector: Collector, annotator_id: int, pairs: int,
+                            work: Callable[[], None]) -> tuple[list[float], list[float], int]:
+    """``annotator_latencies`` alone, then while ``work()`` runs over and over in a thread of the
+    same process; returns ``(idle, busy, times work ran)``."""
+    idle = annotator_latencies(collector, annotator_id, pairs)
+    stop, runs = threading.Event(), []
+
+    def loop() -> None:
+        while not stop.is_set():
+            work()
+            runs.append(1)
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    time.sleep(1.0)
+    busy = annotator_latencies(collector, annotator_id, pairs)
+    stop.set()
+    worker.join()
+    return idle, busy, len(runs)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import gzip
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serving import annotator_latencies, big_pool, pct  # noqa: E402
+from bench.serving import big_pool, latencies_idle_and_busy, pct  # noqa: E402
 from collector.serving import Collector  # noqa: E402
 from collector.store import Store  # noqa: E402
 from acquisition.config import to_dict  # noqa: E402
@@ -55,22 +54,9 @@ def next_pair_during_retrain(pairs: int = 300) -> None:
         collector = Collector(store, seed=0)
         collector.active_policy()
 
-        def measure() -> list[float]:
-            return annotator_latencies(collector, annotator["id"], pairs)
-
-        idle = measure()
-        stop = threading.Event()
-
-        def train_forever() -> None:
-            while not stop.is_set():
-                build_model("bt_mlp", ModelConfig(epochs=2), 384, ["default"]).fit(random_pairs(10_000))
-
-        worker = threading.Thread(target=train_forever, daemon=True)
-        worker.start()
-        time.sleep(1.0)
-        busy = measure()
-        stop.set()
-        worker.join()
+        idle, busy, _ = latencies_idle_and_busy(
+            collector, annotator["id"], pairs,
+            lambda: build_model("bt_mlp", ModelConfig(epochs=2), 384, ["default"]).fit(random_pairs(10_000)))
         store.close()
     print(f"next pair p95 idle {pct(idle, .95):.2f} ms, during retrain {pct(busy, .95):.2f} ms "
           f"(ratio {pct(busy, .95) / pct(idle, .95):.2f}; medians {np.median(idle):.2f} / {np.median(busy):.2f} ms)")
