@@ -78,3 +78,20 @@ def active_policy_summary(store: Store) -> dict[str, Any]:
     if row is None:
         return {"policy": None}
     return {"policy": row["name"], "version": row["version"], "config": json.dumps(row["config"], indent=2)}
+
+
+def balance_tables(store: Store) -> dict[str, pd.DataFrame] | None:
+    """The researcher page's balance tables (chosen vs rejected, left vs right, arms vs the
+    reference), or ``None`` before any label has a winner."""
+    from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
+    from collector.export import pairs_frame, trl_frame
+
+    trl = trl_frame(store)
+    if not len(trl):
+        return None
+    pairs = pairs_frame(store)
+    return {
+        "chosen_rejected": chosen_rejected_smd(trl),
+        "left_right": balance_report(pairs).pivot(index="attribute", columns="stratum", values="smd"),
+        "arms": arm_balance(pairs, by=("annotator_group", "task_type")),
+    }

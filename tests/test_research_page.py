@@ -56,3 +56,22 @@ def test_invalid_policy_names_the_field(research_db):
     store = Store(research_db)
     assert store.active_policy()["version"] == 1
     store.close()
+
+
+def test_balance_tables_show_once_there_are_labels_and_follow_new_labels(research_db):
+    from collector.simulate import simulate
+
+    at = _logged_in()
+    assert any("No labels with a winner yet" in i.value for i in at.info)
+    store = Store(research_db)
+    store.activate_policy("mixture", {"components": [
+        {"name": "observational", "weight": 0.5},
+        {"name": "randomised_attributes", "weight": 0.5},
+    ]})
+    simulate(store, labels=60, seed=1)
+    at.run()  # new labels: the cached tables are rebuilt
+    assert not at.exception and not at.info
+    chosen_rejected = at.dataframe[0].value
+    assert set(chosen_rejected["attribute"]) >= {"bold", "emoji"} and (chosen_rejected["n"] > 0).any()
+    assert len(at.dataframe) == 3  # chosen/rejected, left/right, arms vs the observational arm
+    store.close()

@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
 from collector.app_state import get_collector, require_researcher
 from collector.errors import DeconfoundError
-from collector.export import pairs_frame, trl_frame
 from collector.research import (
     activate_policy_text,
     active_policy_summary,
+    balance_tables,
     example_policies,
     preview_policy,
 )
@@ -56,14 +55,20 @@ if right.button("Activate", type="primary", key="research_activate"):
 
 st.subheader("Balance")
 st.caption("Standardised mean difference of each attribute between chosen and rejected responses; |SMD| < 0.1 is balanced.")
-trl = trl_frame(store)
-if len(trl):
-    st.dataframe(chosen_rejected_smd(trl), hide_index=True)
-    pairs = pairs_frame(store)
-    report = balance_report(pairs)
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Computing balance...")
+def _balance(path: str, labels: int, served: int):
+    """Recomputed only when labels or served pairs change (the page reruns on every click)."""
+    return balance_tables(get_collector().store)
+
+
+tables = _balance(store.path, counts["labels"], counts["served_pairs"])
+if tables is not None:
+    st.dataframe(tables["chosen_rejected"], hide_index=True)
     st.caption("Left vs right SMD within annotator groups and prompt types.")
-    st.dataframe(report.pivot(index="attribute", columns="stratum", values="smd"))
-    arms = arm_balance(pairs, by=("annotator_group", "task_type"))
+    st.dataframe(tables["left_right"])
+    arms = tables["arms"]
     if len(arms):
         st.caption("SMD of the responses each arm shows against the reference (observational) arm, "
                    "within annotator groups and prompt types.")
