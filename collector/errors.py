@@ -17,6 +17,15 @@ class LabelError(DeconfoundError):
     """A label was refused: wrong annotator, unknown pair, or an invalid choice."""
 
 
+class StalePairError(LabelError):
+    """The answer was for a pair that is no longer the annotator's open pair (answered or
+    skipped elsewhere, or replaced after its lease ran out); nothing was written."""
+
+
+class StorageError(DeconfoundError):
+    """The database could not be read or written (disk full, read-only, locked, damaged)."""
+
+
 class AuthError(DeconfoundError):
     """A token or password did not match."""
 

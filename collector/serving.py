@@ -148,13 +148,18 @@ class Collector:
         )
 
     def submit(self, annotator_id: int, served_pair_id: int, choice: str,
-               strength: int | None = None, rationale: str | None = None) -> dict[str, Any]:
-        """Record a label; a repeated submission returns the first label unchanged."""
-        label, _created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale)
+               strength: int | None = None, rationale: str | None = None, *,
+               shown_at: float | None = None, answered_at: float | None = None) -> dict[str, Any]:
+        """Record a label on the served pair it answers; a repeated submission returns the
+        first label unchanged. Raises ``StalePairError`` (nothing written) when that pair is no
+        longer the annotator's open pair, ``LabelError`` for an invalid answer."""
+        label, _created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale,
+                                                  shown_at=shown_at, answered_at=answered_at)
         return label
 
-    def skip(self, annotator_id: int, served_pair_id: int) -> None:
-        self.store.skip_served_pair(annotator_id, served_pair_id)
+    def skip(self, annotator_id: int, served_pair_id: int) -> bool:
+        """Skip the annotator's open pair; ``False`` when it was already skipped."""
+        return self.store.skip_served_pair(annotator_id, served_pair_id)[1]
 
     def progress(self, annotator_id: int) -> int:
         """Labels this annotator has given so far."""

@@ -89,14 +89,15 @@ def choice_probabilities(
 def choose(
     quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
     config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
-) -> tuple[str, int]:
-    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``."""
+) -> tuple[str, int | None]:
+    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``; a tie
+    has no strength, as on the page."""
     p_left, p_right, _ = choice_probabilities(quality_left, quality_right, on_left, on_right, config, group)
     r = rng.random()
     choice = "left" if r < p_left else ("right" if r < p_left + p_right else "tie")
     d = abs(math.log(p_left / p_right))
     strength = 1 if d < 1 else (2 if d < 2.5 else 3)
-    return choice, strength
+    return choice, (None if choice == "tie" else strength)
 
 
 def _on(edit_vector_json: str) -> set[str]:

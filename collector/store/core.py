@@ -15,11 +15,15 @@ from typing import Any
 
 import sqlite_utils
 
-from collector.errors import DeconfoundError, NotFoundError
+from collector.errors import DeconfoundError, NotFoundError, StorageError
 
-SCHEMA_VERSION = 1
+# 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
+# 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
+SCHEMA_VERSION = 2
 CHOICES = ("left", "right", "tie", "both_bad")
+WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
+MAX_RATIONALE_CHARS = 2000
 
 # Columns added after a table was first created: {table: {column: "TYPE [DEFAULT ...]"}}.
 # `_ensure_schema` adds whichever are missing, so databases made by older code keep working.
@@ -39,7 +43,15 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL"},
     # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
     "responses": {"qc_kind": "TEXT"},
+    # server time the page showed the pair; latency_ms runs from it to the answer
+    "labels": {"shown_at": "REAL"},
 }
+# Data fixes that must run before ADDED_INDEXES (idempotent): older databases could hold several
+# open pairs for one annotator; all but the newest become 'expired' so the unique index holds.
+MIGRATIONS: tuple[str, ...] = (
+    "UPDATE served_pairs SET status = 'expired' WHERE status = 'served' AND id NOT IN "
+    "(SELECT max(id) FROM served_pairs WHERE status = 'served' GROUP BY annotator_id)",
+)
 # Indexes on added columns, created after the columns exist.
 ADDED_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS served_pairs_origin ON served_pairs(origin_served_pair_id, annotator_id) "
@@ -51,7 +63,28 @@ ADDED_INDEXES: tuple[str, ...] = (
     # per-annotator quality reads these indexes only, not the wide rows
     "CREATE INDEX IF NOT EXISTS served_pairs_quality ON served_pairs(annotator_id, qc_kind, status, qc_expected)",
     "CREATE INDEX IF NOT EXISTS labels_annotator_latency ON labels(annotator_id, latency_ms)",
+    # at most one open pair per annotator, whatever the concurrency (two tabs, two processes)
+    "CREATE UNIQUE INDEX IF NOT EXISTS served_pairs_one_open ON served_pairs(annotator_id) "
+    "WHERE status = 'served'",
 )
+
+_STORAGE_PROBLEMS = (
+    ("database or disk is full", "the disk holding the database is full"),
+    ("readonly database", "the database is read-only"),
+    ("database is locked", "the database is locked by another process"),
+    ("disk i/o error", "the disk holding the database reported an I/O error"),
+    ("unable to open database", "the database file cannot be opened"),
+    ("file is not a database", "the file is not a SQLite database"),
+    ("malformed", "the database file is damaged"),
+)
+
+
+def storage_error(exc: sqlite3.Error, path: str, writing: bool) -> StorageError:
+    """One readable sentence for a SQLite failure (the raw message stays as the cause)."""
+    text = str(exc).lower()
+    why = next((reason for key, reason in _STORAGE_PROBLEMS if key in text), f"SQLite said: {exc}")
+    action = "Nothing was saved" if writing else "It could not be read"
+    return StorageError(f"{path}: {why}. {action}; try again once this is fixed.")
 
 
 
@@ -139,19 +172,31 @@ class StoreBase:
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+        """One atomic write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
+
+        SQLite failures (disk full, read-only, locked) leave as ``StorageError`` with one
+        readable sentence; nothing of the transaction is kept."""
         with self._lock:
             conn = self.db.conn
             if conn.in_transaction:  # nested: join the outer transaction
                 yield
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path, writing=True) from exc
             try:
                 yield
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite rolled back itself (e.g. after SQLITE_FULL)
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise storage_error(exc, self.path, writing=True) from exc
                 raise
-            conn.execute("COMMIT")
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         cols = ", ".join(f"[{c}]" for c in row)
@@ -160,13 +205,17 @@ class StoreBase:
         return int(cur.lastrowid)
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        with self._lock:
-            rows = list(self.db.query(sql, list(params)))
+        rows = self._all(sql, params)
         return rows[0] if rows else None
 
     def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, list(params)))
+            try:
+                return list(self.db.query(sql, list(params)))
+            except sqlite3.Error as exc:
+                if self.db.conn.in_transaction:
+                    raise  # the enclosing transaction reports it
+                raise storage_error(exc, self.path, writing=False) from exc
 
     def close(self) -> None:
         self.db.conn.close()
@@ -189,7 +238,7 @@ class StoreBase:
                     for column, decl in columns.items():
                         if column not in have:
                             self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
-                for statement in ADDED_INDEXES:
+                for statement in (*MIGRATIONS, *ADDED_INDEXES):
                     self.db.execute(statement)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",

@@ -7,8 +7,27 @@ import secrets
 import time
 from typing import Any
 
+import unicodedata
+
 from collector.errors import AuthError, DeconfoundError, NotFoundError
 from collector.store.core import token_hash
+
+MAX_NAME_CHARS = 80
+
+
+def clean_name(name: object, field: str = "name") -> str:
+    """A display name or group, stripped; refuses non-text, empty, over-long (80 characters)
+    and control characters (names are shown on pages and in exports)."""
+    if not isinstance(name, str):
+        raise DeconfoundError(f"{field} must be text; got {type(name).__name__}.")
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise DeconfoundError(f"{field} must not be empty.")
+    if len(cleaned) > MAX_NAME_CHARS:
+        raise DeconfoundError(f"{field} is {len(cleaned):,} characters; at most {MAX_NAME_CHARS}.")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in cleaned):
+        raise DeconfoundError(f"{field} contains control or invisible characters.")
+    return cleaned
 
 
 class PeopleMixin:
@@ -24,12 +43,11 @@ class PeopleMixin:
         is_simulated: bool = False,
     ) -> tuple[dict[str, Any], str]:
         """Create an annotator and return ``(row, token)``; only the token's hash is stored."""
-        if not name.strip():
-            raise DeconfoundError("An annotator needs a non-empty name.")
+        name, group = clean_name(name, "annotator name"), clean_name(group, "annotator group")
         token = secrets.token_urlsafe(16)
         with self.transaction():
             annotator_id = self._insert("annotators", {
-                "name": name.strip(), "token_hash": token_hash(token), "group_name": group,
+                "name": name, "token_hash": token_hash(token), "group_name": group,
                 "objective": objective, "covariates": json.dumps(covariates or {}, sort_keys=True),
                 "is_simulated": int(is_simulated), "created_at": time.time(),
             })
@@ -46,6 +64,11 @@ class PeopleMixin:
         if row is None:
             raise AuthError("Unknown token: ask the study's researcher for your login link.")
         return row
+
+    def annotator_by_name(self, name: str) -> dict[str, Any] | None:
+        """The annotator with this display name, compared without case or extra spaces."""
+        return self._one("SELECT * FROM annotators WHERE lower(name) = lower(?) ORDER BY id LIMIT 1",
+                         [" ".join(str(name).split())])
 
     def annotators(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM annotators ORDER BY id")

@@ -32,6 +32,8 @@ class QualityMixin:
         """
         now, annotator_id, after, scanned = time.time(), annotator["id"], 0, 0
         with self.transaction():
+            if (current := self._claim_serving(annotator_id, now)) is not None:
+                return current  # a concurrent request served this annotator first
             while scanned < max_scan:
                 candidates = self._all(
                     "SELECT o.* FROM served_pairs o WHERE o.qc_kind = 'regular' AND o.status = 'labelled' "

@@ -6,8 +6,16 @@ import json
 import time
 from typing import Any
 
-from collector.errors import DeconfoundError, LabelError, NotFoundError
-from collector.store.core import CHOICES, DEFAULT_LEASE_SECONDS, SideRecord, edit_key, text_hash
+from collector.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
+from collector.store.core import (
+    CHOICES,
+    DEFAULT_LEASE_SECONDS,
+    MAX_RATIONALE_CHARS,
+    WINNERS,
+    SideRecord,
+    edit_key,
+    text_hash,
+)
 
 
 class ServingMixin:
@@ -22,6 +30,22 @@ class ServingMixin:
             "AND lease_expires_at > ? ORDER BY id DESC LIMIT 1",
             [annotator_id, now],
         )
+
+    def _claim_serving(self, annotator_id: int, now: float) -> dict[str, Any] | None:
+        """Inside a write transaction, before a new served pair is inserted: the annotator's open
+        pair if one is still on lease (a concurrent request served it first; the caller returns
+        it instead of serving another), else ``None`` after marking any pair whose lease ran out
+        ``'expired'``. With the unique index ``served_pairs_one_open`` this keeps at most one
+        open pair per annotator, across threads and processes."""
+        assert self.db.conn.in_transaction, "_claim_serving runs inside the inserting transaction"
+        current = self.open_served_pair(annotator_id, now)
+        if current is not None:
+            return current
+        self.db.execute(
+            "UPDATE served_pairs SET status = 'expired' WHERE annotator_id = ? AND status = 'served'",
+            [annotator_id],
+        )
+        return None
 
     def record_served_pair(
         self,
@@ -45,10 +69,15 @@ class ServingMixin:
     ) -> dict[str, Any]:
         """Materialise both sides (reusing edited copies) and log the served pair, atomically.
 
+        If the annotator already has an open pair (a concurrent request served it first), that
+        pair is returned and nothing is written: one open pair per annotator.
+
         ``qc_kind`` is ``'gold'`` or ``'attention'`` for quality-control pairs (``collector/qc.py``),
         with the answer a careful annotator gives as displayed in ``qc_expected``."""
         now = time.time()
         with self.transaction():
+            if (current := self._claim_serving(annotator["id"], now)) is not None:
+                return current
             left_id = self._variant_id(prompt_id, left, now)
             right_id = self._variant_id(prompt_id, right, now)
             pair_id = self._insert("served_pairs", {
@@ -149,41 +178,54 @@ class ServingMixin:
         choice: str,
         strength: int | None = None,
         rationale: str | None = None,
+        *,
+        shown_at: float | None = None,
+        answered_at: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Record the label answering one served pair.
+        """Record the label answering one served pair: the pair the annotator was shown.
+
+        The pair must be the annotator's open pair; an answer to it is taken even if its lease
+        ran out meanwhile, as long as no newer pair replaced it.
+
+        Args:
+            shown_at: server time the page showed the pair (default: when it was served).
+            answered_at: server time the answer arrived (default: now); ``latency_ms`` is
+                ``answered_at - shown_at``.
 
         Returns:
             ``(label, created)``. A second submission for the same pair returns the first
             label with ``created=False`` and changes nothing.
 
         Raises:
-            LabelError: unknown pair, a pair served to someone else, a skipped pair, or an
-                invalid choice / strength.
+            StalePairError: the pair was skipped, or replaced by a newer pair; nothing written.
+            LabelError: unknown pair, a pair served to someone else, or an invalid choice,
+                strength (1-3, with a winner only) or rationale.
         """
         if choice not in CHOICES:
             raise LabelError(f"choice must be one of {', '.join(CHOICES)}; got {choice!r}.")
-        if strength is not None and strength not in (1, 2, 3):
+        if strength is not None and (type(strength) is not int or strength not in (1, 2, 3)):
             raise LabelError(f"strength must be 1, 2 or 3 (or left out); got {strength!r}.")
+        if strength is not None and choice not in WINNERS:
+            raise LabelError(f"strength goes with a winner (left or right), not with {choice!r}; "
+                             "leave it out for a tie or both bad.")
+        if rationale is not None and not isinstance(rationale, str):
+            raise LabelError(f"rationale must be text; got {type(rationale).__name__}.")
         rationale = (rationale or "").strip() or None
+        if rationale is not None and len(rationale) > MAX_RATIONALE_CHARS:
+            raise LabelError(f"rationale is {len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,}.")
+        answered_at = time.time() if answered_at is None else answered_at
         with self.transaction():
-            pair = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
-            if pair is None:
-                raise LabelError(f"Served pair {served_pair_id} does not exist; label refused.")
-            if pair["annotator_id"] != annotator_id:
-                raise LabelError(
-                    f"Served pair {served_pair_id} was served to another annotator, "
-                    f"not to annotator {annotator_id}; label refused."
-                )
+            pair = self._owned_pair(annotator_id, served_pair_id)
             existing = self._one("SELECT * FROM labels WHERE served_pair_id = ?", [served_pair_id])
             if existing:
                 return existing, False
-            if pair["status"] == "skipped":
-                raise LabelError(f"Served pair {served_pair_id} was skipped; label refused.")
-            now = time.time()
+            if pair["status"] != "served":
+                raise StalePairError(_stale_message(pair))
+            shown = pair["served_at"] if shown_at is None else max(shown_at, pair["served_at"])
             self._insert("labels", {
                 "served_pair_id": served_pair_id, "annotator_id": annotator_id, "choice": choice,
-                "strength": strength, "rationale": rationale,
-                "latency_ms": int(round((now - pair["served_at"]) * 1000)), "created_at": now,
+                "strength": strength, "rationale": rationale, "shown_at": shown,
+                "latency_ms": max(0, int(round((answered_at - shown) * 1000))), "created_at": answered_at,
             })
             self.db.execute(
                 "UPDATE served_pairs SET status = 'labelled' WHERE id = ?", [served_pair_id]
@@ -191,20 +233,37 @@ class ServingMixin:
             label = self._one("SELECT * FROM labels WHERE served_pair_id = ?", [served_pair_id])
         return label, True
 
-    def skip_served_pair(self, annotator_id: int, served_pair_id: int) -> dict[str, Any]:
-        """Mark a served pair as skipped by its annotator (kept in the log, never labelled)."""
+    def _owned_pair(self, annotator_id: int, served_pair_id: int) -> dict[str, Any]:
+        pair = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
+        if pair is None:
+            raise LabelError(f"Served pair {served_pair_id} does not exist; label refused.")
+        if pair["annotator_id"] != annotator_id:
+            raise LabelError(
+                f"Served pair {served_pair_id} was served to another annotator, "
+                f"not to annotator {annotator_id}; label refused."
+            )
+        return pair
+
+    def skip_served_pair(self, annotator_id: int, served_pair_id: int) -> tuple[dict[str, Any], bool]:
+        """Mark the annotator's open pair as skipped (kept in the log, never labelled).
+
+        Returns:
+            ``(pair, skipped_now)``; skipping a pair already skipped changes nothing.
+
+        Raises:
+            StalePairError: the pair was answered, or replaced by a newer pair; nothing written.
+        """
         with self.transaction():
-            pair = self._one("SELECT * FROM served_pairs WHERE id = ?", [served_pair_id])
-            if pair is None or pair["annotator_id"] != annotator_id:
-                raise LabelError(
-                    f"Served pair {served_pair_id} was not served to annotator {annotator_id}."
-                )
-            if pair["status"] == "served":
-                self.db.execute(
-                    "UPDATE served_pairs SET status = 'skipped', skipped_at = ? WHERE id = ?",
-                    [time.time(), served_pair_id],
-                )
-        return self.served_pair(served_pair_id)
+            pair = self._owned_pair(annotator_id, served_pair_id)
+            if pair["status"] == "skipped":
+                return pair, False
+            if pair["status"] != "served":
+                raise StalePairError(_stale_message(pair))
+            self.db.execute(
+                "UPDATE served_pairs SET status = 'skipped', skipped_at = ? WHERE id = ?",
+                [time.time(), served_pair_id],
+            )
+        return self.served_pair(served_pair_id), True
 
     def served_count(self, annotator_id: int) -> int:
         """Pairs served to this annotator so far (labelled, skipped or open)."""
@@ -298,3 +357,9 @@ class ServingMixin:
             ORDER BY sp.id
             """
         )
+
+
+def _stale_message(pair: dict[str, Any]) -> str:
+    why = {"labelled": "was already answered", "skipped": "was skipped",
+           "expired": "was replaced by a newer pair after its lease ran out"}.get(pair["status"], "is not open")
+    return f"Served pair {pair['id']} {why}; nothing was saved."
