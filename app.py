@@ -1,18 +1,45 @@
-"""Deconfound's Streamlit entrypoint: page config and navigation only."""
+"""Deconfound's Streamlit entrypoint: page config and navigation only.
+
+Annotators see the labelling page and nothing else; the researcher pages join the navigation
+once this browser session has logged in as a researcher (each researcher URL shows the login
+until then, so a bookmarked /dashboard still works).
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
-from collector.app_state import start_worker
+from collector.app_state import is_researcher, record_server_url, require_researcher, start_worker
 
-st.set_page_config(page_title="Deconfound", page_icon=":material/compare_arrows:", layout="wide")
+ICON = str(Path(__file__).resolve().parent / "collector" / "assets" / "icon.png")  # local: no font host
+RESEARCHER_PAGES = [  # (file, title, icon, url path)
+    ("collector/pages/research.py", "Researcher", ":material/science:", "researcher"),
+    ("collector/pages/dashboard.py", "Dashboard", ":material/monitoring:", "dashboard"),
+    ("collector/pages/quality.py", "Quality", ":material/verified:", "quality"),
+    ("collector/pages/data.py", "Data", ":material/database:", "data"),
+]
 
-start_worker()  # retrains the reward model off the request path
 
-navigation = st.navigation([
-    st.Page("collector/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True),
-    st.Page("collector/pages/research.py", title="Researcher", icon=":material/science:", url_path="researcher"),
-    st.Page("collector/pages/dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"),
-    st.Page("collector/pages/quality.py", title="Quality", icon=":material/verified:", url_path="quality"),
-    st.Page("collector/pages/data.py", title="Data", icon=":material/database:", url_path="data"),
-])
+def _login_page(url_path: str):
+    def login() -> None:
+        st.title("Researcher login")
+        require_researcher(url_path)
+        st.rerun()  # logged in: the navigation now holds the real page at this address
+
+    login.__name__ = f"login_{url_path}"
+    return login
+
+
+st.set_page_config(page_title="Deconfound", page_icon=ICON, layout="wide")
+start_worker()  # retrains the reward model in a process of its own
+record_server_url()  # the CLI prints login links with this server's address
+
+annotate = st.Page("collector/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True)
+if is_researcher():
+    navigation = st.navigation([annotate, *[st.Page(path, title=title, icon=icon, url_path=url)
+                                            for path, title, icon, url in RESEARCHER_PAGES]])
+else:
+    navigation = st.navigation([annotate, *[st.Page(_login_page(url), title=title, url_path=url)
+                                            for _path, title, _icon, url in RESEARCHER_PAGES]],
+                               position="hidden")
 navigation.run()

@@ -1,15 +1,19 @@
-"""Shared state for the Streamlit app: one Collector per database, created once per server."""
+"""Shared state for the Streamlit app: one Collector per database, created once per server,
+the trainer process beside it, and who is logged in as a researcher."""
 
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from collector.serving import Collector
 from collector.setup import DEFAULT_DB
 from collector.store import Store
+
+SERVER_URL_META = "server_url"  # where this database's app was last served, for printed login links
 
 
 def db_path() -> str:
@@ -27,21 +31,64 @@ def get_collector() -> Collector:
 
 
 @st.cache_resource(show_spinner=False)
-def _worker(path: str) -> threading.Event | None:
-    """Start the online trainer beside the app, once per server (off with DECONFOUND_WORKER=0)."""
+def _worker(path: str) -> subprocess.Popen | None:
+    """Start the online trainer as its own process beside the app, once per server (off with
+    ``DECONFOUND_WORKER=0``; ``DECONFOUND_TRAINING_CONFIG`` names a training TOML)."""
     if os.environ.get("DECONFOUND_WORKER", "1") == "0":
         return None
-    from models.online import make_trainer
+    from collector.worker import spawn_worker
 
-    stop = threading.Event()
-    trainer = make_trainer(path)
-    threading.Thread(target=trainer.run, args=(stop,), kwargs={"poll_seconds": 10.0},
-                     name="deconfound-trainer", daemon=True).start()
-    return stop
+    return spawn_worker(path, os.environ.get("DECONFOUND_TRAINING_CONFIG") or None)
 
 
 def start_worker() -> None:
     _worker(db_path())
+
+
+def server_url() -> str:
+    """This server's own address from its options (``http://ADDRESS:PORT/BASE``)."""
+    address = st.get_option("server.address") or "localhost"
+    if address in ("0.0.0.0", "::"):
+        address = "localhost"
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"http://{address}:{st.get_option('server.port')}/{base + '/' if base else ''}"
+
+
+@st.cache_resource(show_spinner=False)
+def _record_server_url(path: str, url: str) -> None:
+    """Tell the CLI where the app runs (``annotator add`` prints login links with it)."""
+    if os.environ.get("DECONFOUND_BASE_URL"):
+        return
+    try:
+        store = _collector(path).store
+        if store.get_meta(SERVER_URL_META) != url:
+            store.set_meta(SERVER_URL_META, url)
+    except Exception:  # a read-only database still serves; the CLI then falls back
+        pass
+
+
+def record_server_url() -> None:
+    _record_server_url(db_path(), server_url())
+
+
+def base_url() -> str:
+    """The address annotators reach the app at: ``$DECONFOUND_BASE_URL``, else the scheme and
+    host this page was opened with (``st.context.url``), else the server's own options."""
+    if os.environ.get("DECONFOUND_BASE_URL"):
+        return os.environ["DECONFOUND_BASE_URL"].rstrip("/") + "/"
+    try:
+        seen = urlsplit(st.context.url or "")
+    except Exception:  # no browser context (AppTest)
+        seen = urlsplit("")
+    if not seen.scheme or not seen.netloc:
+        return server_url()
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{seen.scheme}://{seen.netloc}/{base + '/' if base else ''}"
+
+
+def is_researcher() -> bool:
+    """Whether this browser session has logged in as a researcher."""
+    return bool(st.session_state.get("research_ok"))
 
 
 def researcher_password() -> str | None:

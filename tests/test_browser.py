@@ -2,59 +2,27 @@
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from bench.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
+
 from collector.setup import init_db
 from collector.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CHROMIUM, FLAGS = CHROMIUM, CHROMIUM_FLAGS
 
 
 def _streamlit(db, env: dict[str, str] | None = None):
     """Start the app on a free port over ``db``; yields its URL and stops it (by its PID) after."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "DECONFOUND_DB": str(db), **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with streamlit_app(db, env) as (url, _proc):
+        yield url
 
 
 @pytest.fixture
@@ -100,37 +68,114 @@ def _wait_for_new_pair(page, previous: int) -> int:
     raise AssertionError(f"pair {previous} was not replaced by a new one")
 
 
-def test_annotator_labels_three_pairs_one_by_keyboard(server, tmp_path):
-    url, token, annotator, db = server
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/?token={token}")
-        first = _pair_number(page)
-        page.get_by_label("Why? (optional, one sentence)").fill("more accurate")
-        page.get_by_role("button", name=re.compile("A is better")).click()
-        second = _wait_for_new_pair(page, first)
-        page.get_by_role("button", name=re.compile("^Tie")).click()
-        third = _wait_for_new_pair(page, second)
-        page.get_by_text(re.compile(r"Pair #\d+")).first.click()  # focus the page, not an input
-        page.keyboard.press("2")
-        _wait_for_new_pair(page, third)
-        page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
-        browser.close()
-
+def _labels(db) -> list[tuple[int, str]]:
     s = Store(db)
     try:
-        labels = {row["served_pair_id"]: row for row in s.labels()}
-        assert set(labels) == {first, second, third}
-        assert [labels[i]["choice"] for i in (first, second, third)] == ["left", "tie", "right"]
-        assert labels[first]["rationale"] == "more accurate"
-        for pair_id in (first, second, third):
-            pair = s.served_pair(pair_id)
-            assert pair["annotator_id"] == annotator["id"] and pair["annotator_group"] == "web"
-            assert pair["status"] == "labelled" and pair["policy_name"] == "randomised_attributes"
-            assert 0 < pair["propensity_score"] <= 1
+        return [(row["served_pair_id"], row["choice"]) for row in s.labels()]
     finally:
         s.close()
+
+
+def _settle(page, other_than: int | None = None, timeout: float = 30) -> int:
+    """Wait until the page shows a pair (other than ``other_than``) with nothing greyed out; its id."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = page.evaluate("() => [window.__probe.shown(), document.querySelectorAll('[data-stale=\"true\"]').length]")
+        if state[0] is not None and state[1] == 0 and state[0] != other_than:
+            return int(state[0])
+        time.sleep(0.05)
+    raise AssertionError(f"the page did not settle on a pair other than {other_than}")
+
+
+def _open(browser, url, token, viewport, requests, **kwargs):
+    context = browser.new_context(viewport=viewport, **kwargs)
+    page = context.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{url}/?token={token}")
+    expect(page.get_by_text(re.compile(r"Pair #\d+")).first).to_be_visible(timeout=30000)
+    page.evaluate(PROBE)
+    return page
+
+
+def _in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and box["x"] >= 0 \
+        and box["x"] + box["width"] <= size["width"]
+
+
+def test_every_answer_lands_on_the_pair_shown(server, tmp_path):
+    """Enter in the reason field, a key pressed twice at once and 150 ms apart, a stale second
+    tab: the database holds exactly the labels meant, each on the pair on screen."""
+    url, token, annotator, db = server
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = _open(browser, url, token, {"width": 1280, "height": 800}, requests)
+        first = _settle(page)
+        for name in ("A is better", "B is better", "Tie", "Both bad", "Skip"):  # no scrolling needed
+            assert _in_view(page, page.get_by_role("button", name=re.compile(f"^{name}")).first), name
+        assert _in_view(page, page.get_by_text("Request", exact=True))
+        expect(page.get_by_role("link", name="Dashboard")).to_have_count(0)  # annotators see only their page
+
+        reason = page.get_by_label("Why? (optional, one sentence)")
+        reason.fill("clearer 1")  # a shortcut key typed into the field is text, not an answer
+        reason.press("Enter")  # Enter never submits
+        time.sleep(1.5)
+        assert _labels(db) == [] and _settle(page) == first
+        assert reason.input_value() == "clearer 1"
+
+        page.get_by_text(re.compile(r"Pair #\d+")).first.click()  # focus the page, not the field
+        page.keyboard.press("1")
+        page.keyboard.press("1")  # twice at once: the second press still sees the first pair
+        second = _settle(page, other_than=first)
+        assert _labels(db) == [(first, "left")]
+        assert [k[2] for k in page.evaluate("window.__probe.keys") if k[1] == "1"][-2:] == [first, first]
+
+        page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 400)")
+        time.sleep(1.2)  # the annotator reads for a while
+        page.keyboard.press("2")
+        time.sleep(0.15)
+        page.keyboard.press("4")  # 150 ms later: lands on whichever pair was on screen then
+        presses = [k for k in page.evaluate("window.__probe.keys") if k[1] in ("2", "4")][-2:]
+        _settle(page, other_than=presses[1][2])
+        meant = [(presses[0][2], "right")] + ([(presses[1][2], "both_bad")] if presses[1][2] != presses[0][2] else [])
+        assert presses[0][2] == second
+        assert _labels(db) == [(first, "left"), *meant]
+        assert page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0  # next pair from the top
+        frames = page.evaluate("window.__probe.frames")
+        paints, _ms, _pair = paints_after(frames, presses[0][0], presses[1][0])
+        assert paints <= 1  # the old pair is never drawn again after the press
+
+        current = _settle(page)
+        tab2 = _open(browser, url, token, {"width": 1280, "height": 800}, requests)
+        assert _settle(tab2) == current
+        page.keyboard.press("3")  # tab 1 answers the pair both tabs show
+        following = _settle(page, other_than=current)
+        tab2.get_by_role("button", name=re.compile("^B is better")).click()  # tab 2 still shows `current`
+        expect(tab2.get_by_text(re.compile("already answered .* in another tab"))).to_be_visible(timeout=30000)
+        assert _settle(tab2) == following
+        labels = _labels(db)
+        assert labels[-1] == (current, "tie") and following not in {pair for pair, _ in labels}
+
+        s = Store(db)
+        try:
+            latency = s.labels()[1]["latency_ms"]  # pair `second`: read for >= 1.2 s, then answered
+            rows = [s.served_pair(pair) for pair, _ in labels]
+        finally:
+            s.close()
+        assert 1200 <= latency <= 6000, latency
+        assert all(r["annotator_id"] == annotator["id"] and r["status"] == "labelled" for r in rows)
+        page.screenshot(path=str(tmp_path / "annotate-desktop.png"))
+
+        phone = _open(browser, url, token, {"width": 390, "height": 844}, requests, is_mobile=True, has_touch=True)
+        _settle(phone)
+        for name in ("A is better", "B is better", "Tie", "Both bad", "Skip"):
+            assert _in_view(phone, phone.get_by_role("button", name=re.compile(f"^{name}")).first), name
+        phone.screenshot(path=str(tmp_path / "annotate-phone.png"))
+        browser.close()
+    outside = [r for r in requests if not r.startswith((url, "data:", "blob:"))]
+    assert outside == []  # nothing leaves the machine: no font host, no CDN
 
 
 def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tmp_path):

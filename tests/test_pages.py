@@ -1,7 +1,10 @@
+"""The annotator page through AppTest: widgets selected by key, answers bound to the pair shown."""
+
+import re
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from pathlib import Path
 
 from collector.setup import init_db
 from collector.store import Store
@@ -28,33 +31,127 @@ def _labels(db):
         s.close()
 
 
-def test_token_in_url_logs_in_and_labels_advance(app_db):
-    db, token = app_db
+def _open_app(token: str) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["token"] = token
     at.run()
     assert not at.exception
-    assert "Response A (left)" in [m.value for m in at.markdown][2]
-    first = at.caption[0].value
-    at.radio[0].set_value("Clearly better")
-    at.button(key="annotate_right").click().run()
+    return at
+
+
+def _shown_pair(at: AppTest) -> int:
+    """The pair id in the page's caption: what the annotator sees."""
+    caption = next(c.value for c in at.caption if c.value.startswith("Pair #"))
+    return int(re.match(r"Pair #(\d+)", caption).group(1))
+
+
+def _press(at: AppTest, choice: str) -> AppTest:
+    return at.button(key=f"annotate_{choice}_{_shown_pair(at)}").click().run()
+
+
+def test_token_in_url_logs_in_and_labels_advance(app_db):
+    db, token = app_db
+    at = _open_app(token)
+    first = _shown_pair(at)
+    assert "**Response A**" in [m.value for m in at.markdown]
+    at.segmented_control(key=f"annotate_strength_{first}").set_value("Clearly better")
+    at.text_input(key=f"annotate_reason_{first}").input("more accurate")
+    _press(at, "right")
     assert not at.exception
-    assert at.caption[0].value != first
+    assert _shown_pair(at) != first
     labels = _labels(db)
-    assert len(labels) == 1 and labels[0]["choice"] == "right" and labels[0]["strength"] == 2
-    assert at.sidebar.metric[0].value == "1"
+    assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in labels] == [
+        (first, "right", 2, "more accurate")]
+    assert "1 label given" in [c.value for c in at.caption]
+    assert any(f"Saved pair #{first}: B is better." in s.value for s in at.success)
+
+
+def test_answer_from_a_stale_tab_writes_nothing_and_says_so(app_db):
+    """Two tabs of one annotator show the same pair; tab 1 answers it; tab 2's later click is
+    for that pair, not for tab 1's next one, so it writes nothing and tab 2 moves on."""
+    db, token = app_db
+    tab1, tab2 = _open_app(token), _open_app(token)
+    shown = _shown_pair(tab1)
+    assert _shown_pair(tab2) == shown
+    _press(tab1, "left")
+    following = _shown_pair(tab1)
+    _press(tab2, "right")  # the button drawn with `shown`
+    assert not tab2.exception
+    labels = _labels(db)
+    assert [(l["served_pair_id"], l["choice"]) for l in labels] == [(shown, "left")]
+    assert any("already answered" in w.value and "another tab" in w.value for w in tab2.warning)
+    assert _shown_pair(tab2) == following  # the current pair, still unanswered
+    _press(tab2, "tie")
+    assert [(l["served_pair_id"], l["choice"]) for l in _labels(db)] == [(shown, "left"), (following, "tie")]
+
+
+def test_strength_only_with_a_winner_and_the_answer_stays_on_screen(app_db):
+    db, token = app_db
+    at = _open_app(token)
+    pair = _shown_pair(at)
+    at.segmented_control(key=f"annotate_strength_{pair}").set_value("Much better")
+    at.text_input(key=f"annotate_reason_{pair}").input("equal to me")
+    _press(at, "tie")
+    assert _labels(db) == []
+    assert _shown_pair(at) == pair
+    assert any("goes with A or B" in e.value for e in at.error)
+    assert at.text_input(key=f"annotate_reason_{pair}").value == "equal to me"  # kept to try again
+    at.segmented_control(key=f"annotate_strength_{pair}").set_value(None)
+    _press(at, "tie")
+    assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in _labels(db)] == [
+        (pair, "tie", None, "equal to me")]
+
+
+def test_a_storage_failure_shows_one_sentence_and_keeps_the_answer(app_db):
+    from collector.app_state import _collector
+
+    db, token = app_db
+    at = _open_app(token)
+    pair = _shown_pair(at)
+    at.text_input(key=f"annotate_reason_{pair}").input("clearer")
+    store = _collector(str(db)).store  # the app's own connection
+    store.db.execute("PRAGMA query_only = ON")  # every write now fails as on a read-only disk
+    try:
+        _press(at, "left")
+    finally:
+        store.db.execute("PRAGMA query_only = OFF")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "read-only" in errors[0] and "Nothing was saved" in errors[0]
+    assert "Traceback" not in errors[0] and "sqlite3" not in errors[0]
+    assert _shown_pair(at) == pair and at.text_input(key=f"annotate_reason_{pair}").value == "clearer"
+    assert _labels(db) == []
+    _press(at, "left")
+    assert [(l["served_pair_id"], l["rationale"]) for l in _labels(db)] == [(pair, "clearer")]
+
+
+def test_skip_then_repeat_skip_from_a_stale_view(app_db):
+    db, token = app_db
+    tab1, tab2 = _open_app(token), _open_app(token)
+    shown = _shown_pair(tab1)
+    _press(tab1, "skip")
+    assert _shown_pair(tab1) != shown
+    _press(tab2, "left")
+    assert _labels(db) == []
+    assert any("skipped" in w.value for w in tab2.warning)
+    s = Store(db)
+    try:
+        assert s.served_pair(shown)["status"] == "skipped"
+    finally:
+        s.close()
 
 
 def test_typed_token_and_bad_token(app_db):
     _db, token = app_db
     at = AppTest.from_file(str(APP), default_timeout=30).run()
-    at.text_input(key="annotate_token").input("not-a-token")
-    at.button[0].click().run()
+    at.text_input(key="annotate_token_input").input("not-a-token")
+    at.button(key="FormSubmitter:annotate_login-Start labelling").click().run()
     assert "Unknown token" in at.error[0].value
-    at.text_input(key="annotate_token").input(token)
-    at.button[0].click().run()
+    at.text_input(key="annotate_token_input").input(token)
+    at.button(key="FormSubmitter:annotate_login-Start labelling").click().run()
     assert not at.exception
     assert any(b.label == "A is better" for b in at.button)
+    assert at.query_params["token"] in (token, [token])  # a reload logs in again
 
 
 def test_raw_html_is_shown_as_text_not_rendered(app_db):
@@ -63,9 +160,7 @@ def test_raw_html_is_shown_as_text_not_rendered(app_db):
     s.add_pool([{"prompt": "Show HTML <b>please</b>", "responses": [
         {"text": "<script>alert(1)</script> one.", "quality": 3}, {"text": "<i>two</i>.", "quality": 2}]}], "t")
     s.close()
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.query_params["token"] = token
-    at.run()
+    at = _open_app(token)
     assert all(not m.proto.allow_html for m in at.markdown)
 
 
@@ -73,9 +168,12 @@ def test_demo_database_lets_a_new_annotator_sign_up_and_label(app_db):
     db, _token = app_db
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.text_input(key="annotate_signup_name").input("Newcomer")
-    at.button[1].click().run()
+    at.button(key="FormSubmitter:annotate_signup-Sign up and start").click().run()
     assert not at.exception
-    at.button(key="annotate_both_bad").click().run()
+    assert any("personal link is in the sidebar" in i.value for i in at.info)
+    link = at.sidebar.code[0].value
+    assert re.fullmatch(r"http://\S+/\?token=[\w-]+", link)
+    _press(at, "both_bad")
     assert not at.exception
     s = Store(db)
     try:
@@ -84,6 +182,35 @@ def test_demo_database_lets_a_new_annotator_sign_up_and_label(app_db):
         assert [l["choice"] for l in s.labels() if l["annotator_id"] == newcomer["id"]] == ["both_bad"]
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("name,message", [
+    ("Page tester", "is taken"), ("page   TESTER", "is taken"), ("zero\u200bwidth", "invisible"), ("   ", "must not be empty"),
+])
+def test_sign_up_refuses_taken_long_and_empty_names(app_db, name, message):
+    db, _token = app_db
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.text_input(key="annotate_signup_name").input(name)
+    at.button(key="FormSubmitter:annotate_signup-Sign up and start").click().run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    s = Store(db)
+    try:
+        assert [a["name"] for a in s.annotators()] == ["Page tester"]
+    finally:
+        s.close()
+
+
+def test_names_are_shown_as_text_not_markdown(app_db):
+    db, _token = app_db
+    s = Store(db)
+    _row, token = s.add_annotator("[click](http://evil.example) ![x](http://evil.example/i.png) **bold**",
+                                  group="<b>g</b>")
+    s.close()
+    at = _open_app(token)
+    shown = at.sidebar.markdown[0].value
+    assert "](http" not in shown.replace("\\]\\(http", "") and "\\[click\\]" in shown and "\\*\\*bold" in shown
+    assert "\\<b\\>g\\</b\\>" in shown
 
 
 def test_signup_is_closed_without_demo(tmp_path, monkeypatch):
