@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML training config")
     p.add_argument("--poll", type=float, default=5.0, help="seconds between checks for new labels")
     p.add_argument("--once", action="store_true", help="train once if due, then exit")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training and embedding (default 1)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="exit when this process ends (the app passes its own id when it starts the worker)")
 
     gold = sub.add_parser("gold", help="Gold pairs with known answers (quality control).",
                           description="Gold pairs with known answers (quality control).")
@@ -203,6 +206,12 @@ def run(args: argparse.Namespace) -> None:
         else:
             import threading
 
+            from collector.worker import exit_with_parent
+            from models.online import set_torch_threads
+
+            if args.parent_pid is not None:
+                exit_with_parent(args.parent_pid)
+            set_torch_threads(args.threads)
             trainer = make_trainer(args.db, config, progress=True)
             if args.once:
                 store = Store(args.db)
@@ -215,7 +224,7 @@ def run(args: argparse.Namespace) -> None:
                     print("No retraining due.")
             else:
                 try:
-                    trainer.run(threading.Event(), poll_seconds=args.poll)
+                    trainer.run(threading.Event(), poll_seconds=args.poll, log=lambda line: print(line, flush=True))
                 except KeyboardInterrupt:
                     pass
         return
