@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 DB ?= data/deconfound.db
 PORT ?= 8501
 
-.PHONY: run test bench setup db clean
+# the served app runs without a file watcher; `make dev` reloads on every save
+SERVE := --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+.PHONY: run dev test bench setup db clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +24,11 @@ db: setup
 	@test -f $(DB) || $(PY) -m collector init --demo --db $(DB)
 
 run: db
-	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
-		--server.headless true --browser.gatherUsageStats false
+	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py $(SERVE) --server.fileWatcherType none
+
+dev: db
+	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py $(SERVE) --server.runOnSave true \
+		--server.folderWatchBlacklist .venv,data
 
 test: db
 	$(PY) -m pytest -q
@@ -32,6 +38,7 @@ bench: db
 	$(PY) bench/embeddings.py
 	$(PY) bench/training.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,9 +1,10 @@
 """What a browser sees of the annotator page, frame by frame: shared by the browser test and
 the browser benchmark.
 
-``PROBE`` (run in the page) records, at every animation frame, which served pair the page
-shows (the ``annotate_pair_<id>`` container), how many elements Streamlit has greyed out as
-stale, and the scroll position; every keydown records the pair whose action bar was on screen.
+``PROBE`` (run in the page) records, in the animation frame after every change to the page,
+which served pair it shows (the ``annotate_pair_<id>`` container holding the action bar), how
+many elements Streamlit has greyed out as stale, and the scroll position; every keydown and
+click records the pair whose action bar was on screen.
 ``paints`` counts, from those frames, how many times the page settled (nothing greyed) on a
 view after an answer: 1 is the new pair drawn once; 2 is the old pair redrawn, then the new one.
 """
@@ -33,17 +34,26 @@ PROBE = """
     const m = pair && pair.className.match(/st-key-annotate_pair_(\\d+)/);
     return m ? Number(m[1]) : null;
   };
-  window.__probe = {frames: [], keys: [], shown};
-  document.addEventListener('keydown', e => window.__probe.keys.push([performance.now(), e.key, shown()]), true);
-  document.addEventListener('click', e => window.__probe.keys.push([performance.now(), 'click', shown()]), true);
+  const waiting = [];
+  const probe = window.__probe = {frames: [], keys: [], shown,
+    // resolves with the id of the next pair other than `otherThan` painted with nothing greyed out
+    next: otherThan => new Promise(resolve => { waiting.push([otherThan, resolve]); record(); })};
   const main = () => document.querySelector('[data-testid="stMain"]');
-  (function frame() {
-    const m = main();
-    window.__probe.frames.push([performance.now(), shown(),
-      document.querySelectorAll('[data-stale="true"]').length, m ? m.scrollTop : -1]);
-    if (window.__probe.frames.length > 20000) window.__probe.frames.splice(0, 10000);
-    requestAnimationFrame(frame);
-  })();
+  let pending = false;
+  function record() {  // in the frame painted after a change: what the annotator sees
+    pending = false;
+    const m = main(), pair = shown(), stale = document.querySelectorAll('[data-stale="true"]').length;
+    probe.frames.push([performance.now(), pair, stale, m ? m.scrollTop : -1]);
+    if (probe.frames.length > 20000) probe.frames.splice(0, 10000);
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      if (pair !== null && stale === 0 && pair !== waiting[i][0]) { waiting[i][1](pair); waiting.splice(i, 1); }
+    }
+  }
+  new MutationObserver(() => { if (!pending) { pending = true; requestAnimationFrame(record); } })
+    .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  document.addEventListener('keydown', e => probe.keys.push([performance.now(), e.key, shown()]), true);
+  document.addEventListener('click', e => probe.keys.push([performance.now(), 'click', shown()]), true);
+  record();
 })();
 """
 

@@ -7,12 +7,14 @@ turns what the store says into one sentence for the page.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import AuthError, DeconfoundError, LabelError, StalePairError
 from collector.serving import Collector
+from collector.store import Store
 from collector.store.people import clean_name
 
 STRENGTHS = {"Slightly better": 1, "Clearly better": 2, "Much better": 3}
@@ -133,6 +135,16 @@ def sign_up(collector: Collector, name: str) -> tuple[dict[str, Any], str]:
     if collector.store.annotator_by_name(name) is not None:
         raise DeconfoundError(f"The name “{name}” is taken: choose another (a nickname is fine).")
     return collector.store.add_annotator(name, group="self-registered")
+
+
+SERVER_URL_META = "server_url"  # where the app last ran for this database (written by the app)
+
+
+def login_base_url(store: Store, given: str | None = None) -> tuple[str, bool]:
+    """The app's address for printed login links, and whether it is known rather than guessed:
+    ``given``, else ``$DECONFOUND_BASE_URL``, else where the app last ran for this database."""
+    url = given or os.environ.get("DECONFOUND_BASE_URL") or store.get_meta(SERVER_URL_META)
+    return (url, True) if url else ("http://localhost:8501/", False)
 
 
 def personal_link(base_url: str, token: str) -> str:

@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
+from collector.annotate import SERVER_URL_META
 from collector.serving import Collector
 from collector.setup import DEFAULT_DB
 from collector.store import Store
 
-SERVER_URL_META = "server_url"  # where this database's app was last served, for printed login links
 
 
 def db_path() -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from acquisition.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
+from collector.annotate import login_base_url, personal_link
 from collector.errors import ConfigError, DeconfoundError
 from collector.export import FORMATS, card_path, export
 from collector.qc import (
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default=None, help="the objective they judge by, e.g. helpfulness")
     p.add_argument("--covariate", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                    help="a covariate to record (repeatable)")
-    p.add_argument("--base-url", default="http://127.0.0.1:8501", help="the app's address for the login URL")
+    p.add_argument("--base-url", default=None,
+                   help="the app's address for the login URL (default: $DECONFOUND_BASE_URL, else the "
+                        "address the app last ran at for this database)")
     add("list", "List annotators with their group and label counts.", asub)
     p = add("exclude", "Exclude an annotator's labels from training, effects and the TRL export "
                        "(kept in the database, flagged in the pairs export).", asub)
@@ -123,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("worker", "Retrain the reward model whenever enough new labels arrived (runs until stopped).")
     p.add_argument("--config", default=None, help="TOML training config")
-    p.add_argument("--poll", type=float, default=5.0, help="seconds between checks for new labels")
+    p.add_argument("--poll", type=float, default=None,
+                   help="seconds between checks for new labels (default: poll_seconds in --config, else 10)")
     p.add_argument("--once", action="store_true", help="train once if due, then exit")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training and embedding (default 1)")
     p.add_argument("--parent-pid", type=int, default=None,
@@ -237,7 +241,11 @@ def run(args: argparse.Namespace) -> None:
         elif args.command == "annotator" and args.annotator_command == "add":
             row, token = store.add_annotator(args.name, args.group, dict(args.covariate), args.objective)
             print(f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).")
-            print(f"Login URL: {args.base_url.rstrip('/')}/?token={token}")
+            base, known = login_base_url(store, args.base_url)
+            print(f"Login URL: {personal_link(base, token)}")
+            if not known:
+                print("(The app has not run for this database yet, so this address is a guess: start it with "
+                      "`make run`, or set DECONFOUND_BASE_URL to the address annotators use.)", file=sys.stderr)
         elif args.command == "annotator" and args.annotator_command == "exclude":
             row = exclude_annotator(store, args.id, args.reason)
             print(f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "

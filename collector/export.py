@@ -44,7 +44,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
     for r in store.served_pair_log():
         left_ev, right_ev = json.loads(r["left_edit_vector"]), json.loads(r["right_edit_vector"])
         status = r["status"]
-        if status == "served":
+        if status in ("served", "expired"):  # open, or replaced after its lease ran out
             status = "unlabelled"
         rows.append({
             "served_pair_id": r["id"], "status": status, "label": r["choice"],
@@ -63,8 +63,9 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
             "acquisition_score": r["acquisition_score"], "model_version": r["model_version"],
             "seed": r["seed"],
-            "served_at": _iso(r["served_at"]), "labelled_at": _iso(r["labelled_at"]),
-            "skipped_at": _iso(r["skipped_at"]), "latency_ms": r["latency_ms"],
+            "served_at": _iso(r["served_at"]), "shown_at": _iso(r["shown_at"]),
+            "labelled_at": _iso(r["labelled_at"]), "skipped_at": _iso(r["skipped_at"]),
+            "latency_ms": r["latency_ms"],
             "qc_kind": r["qc_kind"], "origin_served_pair_id": r["origin_served_pair_id"],
             "qc_expected": r["qc_expected"], "excluded": bool(r["annotator_excluded"]),
             "excluded_reason": r["annotator_excluded_reason"],
@@ -81,7 +82,7 @@ def _pairs_columns() -> list[str]:
         "right_base_response_id", "left_text", "right_text", "left_edit_vector",
         "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
-        "served_at", "labelled_at", "skipped_at", "latency_ms",
+        "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
     ]
     return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]

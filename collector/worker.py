@@ -21,7 +21,7 @@ THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
               "TOKENIZERS_PARALLELISM": "false"}
 
 
-def spawn_worker(db_path: str | Path, config_path: str | None = None, poll_seconds: float = 10.0,
+def spawn_worker(db_path: str | Path, config_path: str | None = None,
                  log_path: str | Path | None = None) -> subprocess.Popen:
     """Start the trainer for ``db_path`` as a child process; it is stopped when this process exits.
 
@@ -29,8 +29,7 @@ def spawn_worker(db_path: str | Path, config_path: str | None = None, poll_secon
         config_path: a training TOML (``models/examples/training.toml``), default built in.
         log_path: where the worker's output goes (default: beside the database, ``worker.log``).
     """
-    command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--poll", str(poll_seconds),
-               "--parent-pid", str(os.getpid())]
+    command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--parent-pid", str(os.getpid())]
     if config_path:
         command += ["--config", str(config_path)]
     log_path = Path(log_path) if log_path else Path(db_path).resolve().parent / "worker.log"

@@ -53,6 +53,7 @@ class TrainingConfig:
     seed: int = 0
     eval_responses: int = 40  # base responses edited per attribute for reward sensitivity
     min_labels: int = 20  # no model before this many labels with a winner
+    poll_seconds: float = 10.0  # how often the worker looks for new labels and texts
     params: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self, where: str = "training") -> None:
@@ -64,6 +65,8 @@ class TrainingConfig:
             raise ConfigError(f"{where}.holdout: must be in (0, 0.9); got {self.holdout}.")
         if self.retrain_every < 1:
             raise ConfigError(f"{where}.retrain_every: must be at least 1; got {self.retrain_every}.")
+        if not 0 < self.poll_seconds <= 3600:
+            raise ConfigError(f"{where}.poll_seconds: must be in (0, 3600]; got {self.poll_seconds}.")
 
 
 def load_training_config(path: str | None) -> TrainingConfig:
@@ -325,7 +328,7 @@ class OnlineTrainer:
                 self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def run(self, stop: threading.Event, poll_seconds: float = 5.0, log=print) -> None:
+    def run(self, stop: threading.Event, poll_seconds: float | None = None, log=print) -> None:
         """Poll for new labels and retrain when due, until ``stop`` is set; errors are logged,
         never raised, so the app keeps serving the previous model. Returns at once when
         another trainer already serves this database."""
@@ -333,7 +336,7 @@ class OnlineTrainer:
             if not locked:
                 log(f"worker: another trainer already runs for {self.db_path}; this one exits.")
                 return
-            self._poll(stop, poll_seconds, log)
+            self._poll(stop, poll_seconds or self.config.poll_seconds, log)
 
     def _poll(self, stop: threading.Event, poll_seconds: float, log) -> None:
         while not stop.is_set():

@@ -1,10 +1,19 @@
-import pytest
+import os
 
-from acquisition.config import to_dict
-from acquisition.policies import RandomisedAttributesConfig
-from collector.serving import Collector
-from collector.setup import load_demo_pool
-from collector.store import Store
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before torch loads: two torch pools on two cores fight
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # one reward-model test took 6 s with 1 thread, 36 s with 2
+
+from acquisition.config import to_dict  # noqa: E402
+from acquisition.policies import RandomisedAttributesConfig  # noqa: E402
+from collector.serving import Collector  # noqa: E402
+from collector.setup import load_demo_pool  # noqa: E402
+from collector.store import Store  # noqa: E402
 
 
 @pytest.fixture

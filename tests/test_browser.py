@@ -165,6 +165,11 @@ def test_every_answer_lands_on_the_pair_shown(server, tmp_path):
         finally:
             s.close()
         assert 1200 <= latency <= 6000, latency
+        s = Store(db)
+        try:
+            assert s.get_meta("server_url") == f"{url}/"  # `annotator add` prints links with it
+        finally:
+            s.close()
         assert all(r["annotator_id"] == annotator["id"] and r["status"] == "labelled" for r in rows)
         page.screenshot(path=str(tmp_path / "annotate-desktop.png"))
 

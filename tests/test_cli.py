@@ -71,3 +71,24 @@ def test_simulate_without_known_quality_explains(tmp_path, capsys):
     main(["init", "--db", str(db)])
     assert main(["simulate", "--labels", "1", "--db", str(db)]) == 1
     assert "known quality" in capsys.readouterr().err
+
+
+def test_login_url_uses_the_address_the_app_runs_at(tmp_path, capsys, monkeypatch):
+    from collector.store import Store
+
+    db = str(tmp_path / "x.db")
+    main(["init", "--db", db])
+    capsys.readouterr()
+    monkeypatch.delenv("DECONFOUND_BASE_URL", raising=False)
+    assert main(["annotator", "add", "Ada", "--db", db]) == 0
+    out, err = capsys.readouterr()
+    assert "http://localhost:8501/?token=" in out and "guess" in err  # said, not silently wrong
+    s = Store(db)
+    s.set_meta("server_url", "http://127.0.0.1:8600/")  # what the app records when it starts
+    s.close()
+    assert main(["annotator", "add", "Bo", "--db", db]) == 0
+    out, err = capsys.readouterr()
+    assert "Login URL: http://127.0.0.1:8600/?token=" in out and err == ""
+    monkeypatch.setenv("DECONFOUND_BASE_URL", "https://label.example.org/study")
+    assert main(["annotator", "add", "Cy", "--db", db]) == 0
+    assert "Login URL: https://label.example.org/study/?token=" in capsys.readouterr().out

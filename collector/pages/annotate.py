@@ -28,7 +28,7 @@ from collector.errors import DeconfoundError
 
 # the action bar stays at the bottom of the window while the responses scroll under it
 PAGE_CSS = """<style>
-div:has(> .st-key-annotate_actions) {position: sticky; bottom: 0; z-index: 50;}
+[data-testid="stLayoutWrapper"]:has(> .st-key-annotate_actions) {position: sticky; bottom: 0; z-index: 50;}
 .st-key-annotate_actions {padding: 0.5rem 0 0.6rem; background: var(--background-color, #ffffff);
   border-top: 1px solid rgba(49, 51, 63, 0.2);}
 .st-key-annotate_actions [data-testid="stForm"] {padding: 0;}

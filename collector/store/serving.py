@@ -347,7 +347,7 @@ class ServingMixin:
                    a.excluded AS annotator_excluded, a.excluded_reason AS annotator_excluded_reason,
                    l.id AS label_id, l.choice AS choice, l.strength AS strength,
                    l.rationale AS rationale, l.latency_ms AS latency_ms,
-                   l.created_at AS labelled_at
+                   l.shown_at AS shown_at, l.created_at AS labelled_at
             FROM served_pairs sp
             JOIN prompts p ON p.id = sp.prompt_id
             JOIN responses lr ON lr.id = sp.left_response_id
