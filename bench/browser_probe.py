@@ -2,7 +2,7 @@
 the browser benchmark.
 
 ``PROBE`` (run in the page) records, in the animation frame after every change to the page,
-which served pair it shows (the ``annotate_pair_<id>`` container holding the action bar), how
+which served pair it shows (the pair whose "A is better" button, keyed ``annotate_left_<id>``, is in the action bar), how
 many elements Streamlit has greyed out as stale, and the scroll position; every keydown and
 click records the pair whose action bar was on screen.
 ``paints`` counts, from those frames, how many times the page settled (nothing greyed) on a
@@ -30,8 +30,8 @@ PROBE = """
   if (window.__probe) return;
   const shown = () => {
     const bar = document.querySelector('.st-key-annotate_actions');
-    const pair = bar && bar.closest('[class*="st-key-annotate_pair_"]');
-    const m = pair && pair.className.match(/st-key-annotate_pair_(\\d+)/);
+    const button = bar && bar.querySelector('[class*="st-key-annotate_left_"]');
+    const m = button && button.className.match(/st-key-annotate_left_(\\d+)/);
     return m ? Number(m[1]) : null;
   };
   const waiting = [];

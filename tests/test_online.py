@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +174,48 @@ def test_worker_fits_the_design_space_gp_for_the_active_policy(db, acquisition):
     pair = store.served_pair(collector.next_pair(annotator["id"]).served_pair_id)
     assert pair["model_version"] == version and 0 < pair["propensity_score"] <= 1
     store.close()
+
+
+def test_one_trainer_per_database(db, tmp_path):
+    first = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
+    second = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
+    said = []
+    with first.trainer_lock(wait=False) as locked:
+        assert locked
+        with second.trainer_lock(wait=False) as other:
+            assert not other
+        second.run(threading.Event(), poll_seconds=0.01, log=said.append)  # returns at once
+    assert said and "another trainer already runs" in said[0]
+    with second.trainer_lock(wait=False) as locked:
+        assert locked  # free again once the first let go
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
+    """The app starts the trainer as a child process; a SIGKILLed app (no clean-up runs) must
+    not leave it training on."""
+    app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from collector.worker import spawn_worker
+        print(spawn_worker({str(db)!r}).pid, flush=True)
+        time.sleep(120)
+        """)], stdout=subprocess.PIPE, text=True)
+    worker = int(app.stdout.readline())
+    deadline = time.time() + 60
+    while time.time() < deadline and "trainer.lock" not in {p.name for p in (db.parent / "models").glob("*")}:
+        time.sleep(0.2)  # the worker has started and taken the trainer lock
+    assert _alive(worker)
+    app.send_signal(signal.SIGKILL)
+    app.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker)

@@ -118,7 +118,7 @@ def _action_bar(annotator_id: int, pair_id: int, result: AnswerResult | None) ->
     with st.container(key="annotate_actions"):
         if result is not None and result.keeps_pair:
             st.error(result.message)
-        with st.form(f"annotate_form_{pair_id}", border=False, enter_to_submit=False):
+        with st.form("annotate_form", border=False, enter_to_submit=False):
             with st.container(horizontal=True, gap="small"):
                 for choice, label in ACTIONS.items():
                     st.form_submit_button(
@@ -146,7 +146,7 @@ def labelling(annotator_id: int) -> None:
     new_on_screen = st.session_state.get("annotate_shown", (None,))[0] != pair_id
     if new_on_screen:  # first, so the window is at the top before the new pair is drawn
         st.html(SCROLL_TO_TOP % pair_id, unsafe_allow_javascript=True)
-    with st.container(key=f"annotate_pair_{pair_id}"):
+    with st.container(key="annotate_pair"):  # one block updated in place from pair to pair
         with st.container(horizontal=True, vertical_alignment="center"):
             st.caption(f"Pair #{pair_id} · {escape_markdown(pair.task_type)}")
             st.caption(f"{done} labels given" if done != 1 else "1 label given")
