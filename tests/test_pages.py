@@ -54,8 +54,8 @@ def test_token_in_url_logs_in_and_labels_advance(app_db):
     at = _open_app(token)
     first = _shown_pair(at)
     assert "**Response A**" in [m.value for m in at.markdown]
-    at.segmented_control(key=f"annotate_strength_{first}").set_value("Clearly better")
-    at.text_input(key=f"annotate_reason_{first}").input("more accurate")
+    at.segmented_control(key="annotate_strength").set_value("Clearly better")
+    at.text_input(key="annotate_reason").input("more accurate")
     _press(at, "right")
     assert not at.exception
     assert _shown_pair(at) != first
@@ -63,6 +63,7 @@ def test_token_in_url_logs_in_and_labels_advance(app_db):
     assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in labels] == [
         (first, "right", 2, "more accurate")]
     assert "1 label given" in [c.value for c in at.caption]
+    assert at.text_input(key="annotate_reason").value == "" and at.segmented_control(key="annotate_strength").value is None
     assert any(f"Saved pair #{first}: B is better." in s.value for s in at.success)
 
 
@@ -89,14 +90,14 @@ def test_strength_only_with_a_winner_and_the_answer_stays_on_screen(app_db):
     db, token = app_db
     at = _open_app(token)
     pair = _shown_pair(at)
-    at.segmented_control(key=f"annotate_strength_{pair}").set_value("Much better")
-    at.text_input(key=f"annotate_reason_{pair}").input("equal to me")
+    at.segmented_control(key="annotate_strength").set_value("Much better")
+    at.text_input(key="annotate_reason").input("equal to me")
     _press(at, "tie")
     assert _labels(db) == []
     assert _shown_pair(at) == pair
     assert any("goes with A or B" in e.value for e in at.error)
-    assert at.text_input(key=f"annotate_reason_{pair}").value == "equal to me"  # kept to try again
-    at.segmented_control(key=f"annotate_strength_{pair}").set_value(None)
+    assert at.text_input(key="annotate_reason").value == "equal to me"  # kept to try again
+    at.segmented_control(key="annotate_strength").set_value(None)
     _press(at, "tie")
     assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in _labels(db)] == [
         (pair, "tie", None, "equal to me")]
@@ -108,7 +109,7 @@ def test_a_storage_failure_shows_one_sentence_and_keeps_the_answer(app_db):
     db, token = app_db
     at = _open_app(token)
     pair = _shown_pair(at)
-    at.text_input(key=f"annotate_reason_{pair}").input("clearer")
+    at.text_input(key="annotate_reason").input("clearer")
     store = _collector(str(db)).store  # the app's own connection
     store.db.execute("PRAGMA query_only = ON")  # every write now fails as on a read-only disk
     try:
@@ -119,7 +120,7 @@ def test_a_storage_failure_shows_one_sentence_and_keeps_the_answer(app_db):
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "read-only" in errors[0] and "Nothing was saved" in errors[0]
     assert "Traceback" not in errors[0] and "sqlite3" not in errors[0]
-    assert _shown_pair(at) == pair and at.text_input(key=f"annotate_reason_{pair}").value == "clearer"
+    assert _shown_pair(at) == pair and at.text_input(key="annotate_reason").value == "clearer"
     assert _labels(db) == []
     _press(at, "left")
     assert [(l["served_pair_id"], l["rationale"]) for l in _labels(db)] == [(pair, "clearer")]

@@ -105,8 +105,7 @@ def _on_answer(annotator_id: int, served_pair_id: int, choice: str) -> None:
     shown_pair, shown_at = state.get("annotate_shown", (None, None))
     answered = state.setdefault("annotate_answered", [])
     result = answer(get_collector(), annotator_id, served_pair_id, choice,
-                    state.get(f"annotate_strength_{served_pair_id}"),
-                    state.get(f"annotate_reason_{served_pair_id}"),
+                    state.get("annotate_strength"), state.get("annotate_reason"),
                     shown_at=shown_at if shown_pair == served_pair_id else None,
                     answered_at=answered_at, answered_here=served_pair_id in answered)
     if result.kind in ("saved", "skipped"):
@@ -126,9 +125,10 @@ def _action_bar(annotator_id: int, pair_id: int, result: AnswerResult | None) ->
                         type="primary" if choice in ("left", "right") else "tertiary" if choice == "skip" else "secondary",
                         on_click=_on_answer, args=(annotator_id, pair_id, choice))
             with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):
+                # keyed once, not per pair (cheaper to redraw); emptied whenever a new pair is shown
                 st.segmented_control("How much better? (only with A or B)", list(STRENGTHS),
-                                     key=f"annotate_strength_{pair_id}")
-                st.text_input("Why? (optional, one sentence)", key=f"annotate_reason_{pair_id}",
+                                     key="annotate_strength")
+                st.text_input("Why? (optional, one sentence)", key="annotate_reason",
                               max_chars=MAX_REASON_CHARS, width=420, placeholder="Why? (optional, one sentence)")
 
 
@@ -146,6 +146,7 @@ def labelling(annotator_id: int) -> None:
     new_on_screen = st.session_state.get("annotate_shown", (None,))[0] != pair_id
     if new_on_screen:  # first, so the window is at the top before the new pair is drawn
         st.html(SCROLL_TO_TOP % pair_id, unsafe_allow_javascript=True)
+        st.session_state["annotate_strength"], st.session_state["annotate_reason"] = None, ""
     with st.container(key="annotate_pair"):  # one block updated in place from pair to pair
         with st.container(horizontal=True, vertical_alignment="center"):
             st.caption(f"Pair #{pair_id} · {escape_markdown(pair.task_type)}")
