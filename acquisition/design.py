@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-DESIGN_FILE = "design_scores.npz"
+
+@dataclass(frozen=True)
+class DesignScores:
+    """One model version's scores of every unordered pair of design points."""
+
+    attributes: list[str]
+    scores: np.ndarray  # `(2^A * (2^A - 1) / 2,)`, in ``itertools.combinations`` order
+    acquisition: str = "eubo"  # which acquisition function scored them
 
 
 def design_points(attributes: list[str]) -> np.ndarray:
@@ -60,22 +67,3 @@ def design_scores(attributes: list[str], comparisons: list[tuple[frozenset, froz
         torch.manual_seed(seed)
         bald = PairwiseBayesianActiveLearningByDisagreement(pref_model=model, num_samples=512)
         return bald(X[pairs]).numpy().astype(float)
-
-
-def eubo_design_scores(attributes: list[str], comparisons: list[tuple[frozenset, frozenset]]) -> np.ndarray:
-    """EUBO of every pair of design points (see ``design_scores``)."""
-    return design_scores(attributes, comparisons, "eubo")
-
-
-def save_design_scores(folder: Path, attributes: list[str], scores: np.ndarray, acquisition: str = "eubo") -> None:
-    np.savez(folder / DESIGN_FILE, attributes=np.array(attributes), scores=scores,
-             acquisition=np.array(acquisition))
-
-
-def load_design_scores(models_dir: Path, version: str | None) -> tuple[list[str], np.ndarray, str] | None:
-    """``(attributes, scores, acquisition)`` stored with checkpoint ``version``, or ``None``."""
-    if not version or not (models_dir / version / DESIGN_FILE).exists():
-        return None
-    data = np.load(models_dir / version / DESIGN_FILE)
-    acquisition = str(data["acquisition"]) if "acquisition" in data.files else "eubo"
-    return [str(a) for a in data["attributes"]], data["scores"], acquisition

@@ -135,7 +135,8 @@ def build_database(folder: Path, annotators: int, warm_labels: int) -> tuple[Pat
         tokens = [store.add_annotator(f"bench-{i}", group="bench")[1] for i in range(annotators)]
     finally:
         store.close()
-    from models.online import make_trainer, set_torch_threads
+    from collector.worker import make_trainer
+    from models.online import set_torch_threads
 
     set_torch_threads(1)
     make_trainer(db).train_once()  # embeds the texts so far: the worker retrains from the first label

@@ -118,3 +118,18 @@ def paints_after(frames: list[list[float]], since: float,
     if first_new is None:
         return paints, None, None
     return paints, first_new[0], first_new[1]
+
+
+def old_pair_redrawn(frames: list[list[float]], since: float, until: float, old: int) -> bool:
+    """Whether, after the page started working on the press at ``since`` (something greyed
+    out), it settled on the ``old`` pair again before ``until``: the double paint the
+    annotator would read as a lost click."""
+    working = False
+    for t, pair, stale, _scroll in frames:
+        if not since <= t < until:
+            continue
+        if stale > 0:
+            working = True
+        elif working and pair == old:
+            return True
+    return False

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acquisition.config import to_dict  # noqa: E402
+from acquisition.core.config import to_dict  # noqa: E402
 import acquisition  # noqa: E402,F401  (registers every policy)
 from acquisition.policies import POLICIES, load_policy_file  # noqa: E402
 from collector.serving import Collector  # noqa: E402

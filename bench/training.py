@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench.serving import big_pool, latencies_idle_and_busy, pct  # noqa: E402
 from collector.serving import Collector  # noqa: E402
 from collector.store import Store  # noqa: E402
-from acquisition.config import to_dict  # noqa: E402
+from acquisition.core.config import to_dict  # noqa: E402
 from acquisition.policies import RandomisedAttributesConfig  # noqa: E402
 from models.reward import ModelConfig, PairData, build_model, pairwise_accuracy  # noqa: E402
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from collector.errors import AuthError, DeconfoundError, LabelError, StalePairError
+from acquisition.core.errors import AuthError, DeconfoundError, LabelError, StalePairError
 from collector.serving import Collector
 from collector.store import Store
 from collector.store.people import clean_name

@@ -105,7 +105,7 @@ def researcher_password() -> str | None:
 def require_researcher(page: str) -> None:
     """Show the researcher login and stop the page until the password is given; one login
     (``research_ok`` in the session) opens every researcher page."""
-    from collector.errors import DeconfoundError
+    from acquisition.core.errors import DeconfoundError
     from collector.research import check_password
 
     if st.session_state.get("research_ok"):

@@ -8,10 +8,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from acquisition.config import to_dict
+from acquisition.core.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
 from collector.annotate import login_base_url, personal_link
-from collector.errors import ConfigError, DeconfoundError
+from acquisition.core.errors import ConfigError, DeconfoundError
 from collector.export import FORMATS, card_path, export
 from collector.qc import (
     add_gold_file,
@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> None:
         run_causal(world, Path(args.out), Path(args.cache), command=" ".join(["python -m collector", *sys.argv[1:]]))
         return
     if args.command in ("train", "worker"):
-        from models.online import load_training_config, make_trainer
+        from collector.worker import make_trainer
+        from models.online import load_training_config
 
         config = load_training_config(args.config)
         if args.command == "train":
@@ -290,7 +291,8 @@ def run(args: argparse.Namespace) -> None:
             if not args.no_embed and (result.new_prompts or result.new_responses):
                 print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
         elif args.command == "rewrite":
-            from acquisition.rewriter import LLMRewriter, load_rewriter_config, run_rewrite_job
+            from acquisition.rewriter import LLMRewriter, load_rewriter_config
+            from collector.rewrite_job import run_rewrite_job
 
             config = load_rewriter_config(args.config)
             config.model = args.model or config.model

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from acquisition.editors import EDITORS
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.store import Store
 
 FORMATS = ("trl", "trl-conversational", "arena", "pairs")

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acquisition.config import from_dict, load_toml, to_dict
+from acquisition.core.config import from_dict, load_toml, to_dict
 from acquisition.editors import apply_edit_vector, get_editor
-from collector.errors import ConfigError, ImportFormatError
+from acquisition.core.errors import ConfigError, ImportFormatError
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 QC_KINDS = ("regular", "repeat", "gold", "attention")

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acquisition.config import loads_toml, to_dict
-from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document
-from acquisition.rewriter import load_rewrite_pairs
-from collector.errors import AuthError, ConfigError
+from acquisition.core.config import loads_toml, to_dict
+from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
+from collector.serving import policy_inputs
+from acquisition.core.errors import AuthError, ConfigError
 from collector.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "acquisition" / "examples"
@@ -45,9 +45,8 @@ def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0, group: st
     edits each side gets and the propensities, given the labels collected so far."""
     name, config = parse_policy_text(text)
     pool = store.pool_snapshot()
-    policy = build_policy(name, config, pool, served_count=store.served_count,
-                          label_cells=store.labelled_cells_since,
-                          rewrite_pairs=load_rewrite_pairs(store) if name in ("counterfactual_pairs", "mixture") else None)
+    needed = policy_needs(name, config)
+    policy = build_policy(name, config, pool, **policy_inputs(store, needed, store.get_meta("model_version")))
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):

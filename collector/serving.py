@@ -1,30 +1,45 @@
 """Serving pairs and taking labels: the functions the annotator page, the CLI and the
 simulated annotators all call.
 
-``Collector`` holds one ``Store`` and caches the pool snapshot and the active policy; both are
-rebuilt only when the pool version or the active policy version moves, so producing the next
-pair is a couple of indexed queries plus the policy's own work.
+``Collector`` holds one ``Store`` and caches the active policy, built over a pool snapshot with
+the inputs it declared; it is rebuilt only when one of those moves, so producing the next pair
+is a couple of indexed queries plus the policy's own work.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from acquisition.policies.active import load_acquisition_scores
-from acquisition.design import load_design_scores
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector
-from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy
-from acquisition.rewriter import load_rewrite_pairs
-from collector.errors import ConfigError
+from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
 from collector.qc import QualityControl
-from collector.store import DEFAULT_LEASE_SECONDS, PoolSnapshot, SideRecord, Store
+from collector.rewrite_job import load_rewrite_pairs
+from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
+from models.checkpoints import Checkpoints
+
+MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
+
+
+def policy_inputs(store: Store, needed: frozenset[str], model_version: str | None) -> dict[str, Any]:
+    """What a policy declared it needs (``Policy.needs``), from the database and the checkpoint
+    of ``model_version``; nothing else is read."""
+    checkpoints = Checkpoints.for_database(store.path) if store.path != ":memory:" else None
+    providers: dict[str, Callable[[], Any]] = {
+        "acquisition_scores": lambda: checkpoints.acquisition_scores(model_version) if checkpoints else None,
+        "design_scores": lambda: checkpoints.design_scores(model_version) if checkpoints else None,
+        "rewrite_pairs": lambda: load_rewrite_pairs(store),
+        "served_count": lambda: store.served_count,
+        "label_cells": lambda: store.labelled_cells_since,
+    }
+    return {name: providers[name]() for name in needed}
 
 
 def off_topic_donor(pool: PoolSnapshot, prompt_id: int) -> Callable[[int], str]:
@@ -60,36 +75,28 @@ class Collector:
         self.lease_seconds = lease_seconds
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
-        self._policy_key: tuple[int, int] | None = None
+        self._policy_key: tuple[Any, ...] | None = None
         self._policy: Policy | None = None
         self._policy_row: dict[str, Any] | None = None
         self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
 
     # ------------------------------------------------------------------ policy
     def active_policy(self) -> tuple[Policy, dict[str, Any]]:
-        """The active policy instance and its stored row, rebuilt when either version moves."""
+        """The active policy instance and its stored row, rebuilt when the pool, the policy or
+        an input it declared (the live model's scores, the stored rewrites) moves."""
         row = self.store.active_policy()
         if row is None:
             raise ConfigError(
                 "No active policy: run `python -m collector init` or `policy apply FILE` first."
             )
-        model_version = self.store.get_meta("model_version")
-        serves_rewrites = row["name"] in ("counterfactual_pairs", "mixture")  # stored LLM rewrites
-        rewrite_version = self.store.get_meta("rewrite_version") if serves_rewrites else None
+        needed = policy_needs(row["name"], row["config"])
+        model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
+        rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
         key = (self.store.pool_version, row["version"], model_version, rewrite_version)
         with self._lock:
             if key != self._policy_key:
-                scores = design = None
-                if row["name"] in ("active", "mixture") and self.store.path != ":memory:":
-                    models_dir = Path(self.store.path).resolve().parent / "models"
-                    scores = load_acquisition_scores(models_dir, model_version)
-                    design = load_design_scores(models_dir, model_version)
-                rewrite_pairs = load_rewrite_pairs(self.store) if serves_rewrites else None
                 self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(),
-                                            acquisition_scores=scores, design_scores=design,
-                                            served_count=self.store.served_count,
-                                            label_cells=self.store.labelled_cells_since,
-                                            rewrite_pairs=rewrite_pairs)
+                                            **policy_inputs(self.store, needed, model_version))
                 self._policy_key, self._policy_row = key, row
             return self._policy, self._policy_row  # type: ignore[return-value]
 

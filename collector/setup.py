@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from acquisition.config import to_dict
+from acquisition.core.config import to_dict
 from acquisition.policies import RandomisedAttributesConfig
-from collector.errors import DeconfoundError
+from acquisition.core.errors import DeconfoundError
 from collector.store import Store
 
 DEMO_POOL = Path(__file__).with_name("demo_pool.jsonl")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.editors import EDITORS
-from collector.errors import ConfigError, DeconfoundError
+from acquisition.core.errors import ConfigError, DeconfoundError
 from collector.serving import Collector
 from collector.store import Store
 

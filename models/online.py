@@ -1,9 +1,9 @@
 """Online training: retrain when enough new labels arrived, write a versioned checkpoint,
-switch the serving model atomically.
+switch the serving model atomically (``models.checkpoints``).
 
-Training only reads labels, so a crash or a kill mid-training cannot cost one. A checkpoint
-is written to a temporary folder and renamed into place; ``CURRENT`` is replaced with
-``os.replace`` only after that, so the previous model keeps serving until the new one is whole.
+Training only reads labels, so a crash or a kill mid-training cannot cost one. The trainer
+reads the database through ``LabelSource``, the few ``Store`` methods it uses; the collector
+hands it a way to open one (``collector.worker.make_trainer``).
 """
 
 from __future__ import annotations
@@ -12,27 +12,39 @@ import contextlib
 import fcntl
 import functools
 import json
-import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from acquisition.policies.active import save_acquisition_scores
-from acquisition.design import design_scores, save_design_scores
-from acquisition.editors import DEFAULT_ATTRIBUTES
-from acquisition.config import from_dict, load_toml
+from acquisition.core.config import from_dict, load_toml
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
+from acquisition.design import DesignScores, design_scores
 from acquisition.editors import EDITORS, word_count
-from collector.errors import ConfigError
-from collector.store import Store
+from acquisition.policies import design_request
+from models.checkpoints import Checkpoints
 from models.reward import ModelConfig, PairData, RewardModel, build_model, pairwise_accuracy
 
 TARGETS = {"left": 1.0, "right": 0.0, "tie": 0.5}
+
+
+class LabelSource(Protocol):
+    """What training reads from the database (``collector.store.Store`` has it all)."""
+
+    def label_count(self, annotator_id: int | None = None) -> int: ...
+    def training_rows(self, include_excluded: bool = False) -> list[dict[str, Any]]: ...
+    def decisive_edit_vectors(self) -> list[dict[str, Any]]: ...
+    def pool_snapshot(self) -> PoolSnapshot: ...
+    def active_policy(self) -> dict[str, Any] | None: ...
+    def texts_after(self, prompt_id: int, response_id: int) -> tuple[list[str], int, int]: ...
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def close(self) -> None: ...
 
 
 def set_torch_threads(threads: int) -> None:
@@ -139,7 +151,7 @@ def flipped_attribute_accuracy(model: RewardModel, test: PairData, test_rows: li
     return {"ood_accuracy": accuracy, "ood_pairs": int(len(flipped))}
 
 
-def attribute_sensitivity(model: RewardModel, store: Store, embed, n: int, seed: int) -> dict[str, Any]:
+def attribute_sensitivity(model: RewardModel, store: LabelSource, embed, n: int, seed: int) -> dict[str, Any]:
     """Mean reward change when each editor's attribute is switched on, in reward SDs, and
     Pearson(reward, length in words), over ``n`` base responses of the pool."""
     pool = store.pool_snapshot()
@@ -158,7 +170,7 @@ def attribute_sensitivity(model: RewardModel, store: Store, embed, n: int, seed:
     return out
 
 
-def pair_disagreement(model: RewardModel, store: Store, embed) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+def pair_disagreement(model: RewardModel, store: LabelSource, embed) -> tuple[list[tuple[int, int, int]], np.ndarray]:
     """The ensemble's disagreement (std of P(first preferred) across members) for every
     unordered base pair of the pool: what the ``active`` policy samples by."""
     pool = store.pool_snapshot()
@@ -173,61 +185,54 @@ def pair_disagreement(model: RewardModel, store: Store, embed) -> tuple[list[tup
     return pairs, model.preference(P, A, B)[1]
 
 
-def design_space_scores(store: Store) -> tuple[list[str], np.ndarray, str] | None:
-    """EUBO or BALD (as the active policy asks) over its attribute design space from a
-    PairwiseGP on the labelled edit-vector comparisons; ``None`` when the active policy has
-    no ``active`` part or there are no comparisons between different edit vectors yet."""
+def design_space_scores(store: LabelSource) -> DesignScores | None:
+    """The design-space scores the active policy asks for (``Policy.design_request``: EUBO or
+    BALD over its attributes) from a PairwiseGP on the labelled edit-vector comparisons; ``None``
+    when it asks for none or there are no comparisons between different edit vectors yet."""
     row = store.active_policy()
-    if row is None:
+    request = design_request(row["name"], row["config"]) if row else None
+    if request is None:
         return None
-    configs = [row["config"]] if row["name"] == "active" else [
-        c.get("config", {}) for c in row["config"].get("components", []) if c.get("name") == "active"
-    ] if row["name"] == "mixture" else []
-    acquisition = configs[0].get("design_acquisition", "eubo") if configs else "none"
-    if acquisition == "none":
-        return None
-    attributes = list(configs[0].get("attributes") or DEFAULT_ATTRIBUTES)
+    attributes, acquisition = request
     comparisons = []
     for r in store.decisive_edit_vectors():
         left = frozenset(a for a, e in json.loads(r["left_edit_vector"]).items() if e.get("on") and a in attributes)
         right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if e.get("on") and a in attributes)
         comparisons.append((left, right) if r["choice"] == "left" else (right, left))
     try:
-        return attributes, design_scores(attributes, comparisons, acquisition), acquisition
+        return DesignScores(attributes, design_scores(attributes, comparisons, acquisition), acquisition)
     except ValueError:
         return None
 
 
 class OnlineTrainer:
-    """Retrains the reward model from a database and publishes checkpoints under ``models_dir``.
+    """Retrains the reward model from a database and publishes its checkpoints.
 
     Args:
-        db_path: the SQLite database (opened by the trainer itself, read-mostly).
-        models_dir: where ``v<N>/`` checkpoints and the ``CURRENT`` pointer live.
+        open_store: opens the database (a ``LabelSource``; the trainer closes what it opens).
+        checkpoints: where versions are published (``Checkpoints`` or its folder).
         embedder: an ``models.embeddings.Embedder`` (or anything with ``embed(texts)``).
     """
 
-    def __init__(self, db_path: str | Path, models_dir: str | Path, config: TrainingConfig, embedder) -> None:
+    def __init__(self, open_store: Callable[[], LabelSource], checkpoints: Checkpoints | str,
+                 config: TrainingConfig, embedder: Any) -> None:
         config.validate()
-        self.db_path, self.models_dir, self.config, self.embedder = str(db_path), Path(models_dir), config, embedder
+        self.open_store, self.config, self.embedder = open_store, config, embedder
+        self.checkpoints = checkpoints if isinstance(checkpoints, Checkpoints) else Checkpoints(checkpoints)
+        self.checkpoints.folder.mkdir(parents=True, exist_ok=True)
         self._lock_depth = 0
-        self.models_dir.mkdir(parents=True, exist_ok=True)
 
     def current_version(self) -> str | None:
-        pointer = self.models_dir / "CURRENT"
-        return pointer.read_text().strip() if pointer.exists() else None
+        return self.checkpoints.current_version()
 
     def load_current(self) -> RewardModel | None:
-        version = self.current_version()
-        if version is None:
-            return None
-        return RewardModel.from_state(torch.load(self.models_dir / version / "model.pt", weights_only=False))
+        return self.checkpoints.load_model()
 
-    def due(self, store: Store) -> bool:
+    def due(self, store: LabelSource) -> bool:
         trained_on = int(store.get_meta("model_labels", "0") or 0)
         return store.label_count() - trained_on >= self.config.retrain_every
 
-    def embed_pending(self, store: Store) -> int:
+    def embed_pending(self, store: LabelSource) -> int:
         """Embed every prompt and response (edited copies included) added since the last call,
         so texts are cached soon after they enter the pool; returns how many were new."""
         texts, last_prompt, last_response = store.texts_after(
@@ -247,7 +252,7 @@ class OnlineTrainer:
             return self._train_once(on_start)
 
     def _train_once(self, on_start=None) -> dict[str, Any]:
-        store = Store(self.db_path)
+        store = self.open_store()
         try:
             started = time.time()
             labels_seen = store.label_count()
@@ -277,35 +282,16 @@ class OnlineTrainer:
             pairs, scores = pair_disagreement(model, store, self.embedder.embed)
             design = design_space_scores(store)
             metrics["train_seconds"] = round(time.time() - started, 2)
-            version = self._publish(model, metrics, pairs, scores, design)
+            version = self.checkpoints.publish(model.state(), asdict(self.config), metrics, pairs, scores, design)
             store.set_meta("model_version", version)
             store.set_meta("model_labels", str(labels_seen))
             return {"version": version, **metrics}
         finally:
             store.close()
 
-    def _publish(self, model: RewardModel, metrics: dict[str, Any],
-                 pairs: list[tuple[int, int, int]], scores: np.ndarray,
-                 design: tuple[list[str], np.ndarray] | None = None) -> str:
-        existing = [int(p.name[1:]) for p in self.models_dir.glob("v*") if p.name[1:].isdigit()]
-        version = f"v{max(existing, default=0) + 1}"
-        tmp = self.models_dir / f".tmp-{version}-{os.getpid()}"
-        tmp.mkdir()
-        torch.save(model.state(), tmp / "model.pt")
-        (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        save_acquisition_scores(tmp, pairs, scores)
-        if design is not None:
-            save_design_scores(tmp, *design)
-        tmp.rename(self.models_dir / version)
-        pointer = self.models_dir / ".CURRENT.tmp"
-        pointer.write_text(version)
-        os.replace(pointer, self.models_dir / "CURRENT")
-        return version
-
     @contextlib.contextmanager
     def trainer_lock(self, wait: bool) -> Iterator[bool]:
-        """This database's trainer lock (``models_dir/trainer.lock``) for the ``with`` block;
+        """This database's trainer lock (``trainer.lock`` in the checkpoints) for the ``with`` block;
         yields ``False`` when another process holds it and ``wait`` is off. One trainer per
         database at a time, so two never pick the same version number. Re-entrant."""
         if self._lock_depth:
@@ -315,7 +301,7 @@ class OnlineTrainer:
             finally:
                 self._lock_depth -= 1
             return
-        with open(self.models_dir / "trainer.lock", "a+") as handle:
+        with open(self.checkpoints.lock_path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
@@ -334,14 +320,14 @@ class OnlineTrainer:
         another trainer already serves this database."""
         with self.trainer_lock(wait=False) as locked:
             if not locked:
-                log(f"worker: another trainer already runs for {self.db_path}; this one exits.")
+                log(f"worker: another trainer already publishes to {self.checkpoints.folder}; this one exits.")
                 return
             self._poll(stop, poll_seconds or self.config.poll_seconds, log)
 
     def _poll(self, stop: threading.Event, poll_seconds: float, log) -> None:
         while not stop.is_set():
             try:
-                store = Store(self.db_path)
+                store = self.open_store()
                 try:
                     self.embed_pending(store)
                     due = self.due(store)
@@ -356,20 +342,3 @@ class OnlineTrainer:
             except Exception as exc:  # keep serving the previous model whatever happened
                 log(f"worker: training failed, previous model stays live: {exc!r}")
             stop.wait(poll_seconds)
-
-
-def models_dir_for(db_path: str | Path) -> Path:
-    """Checkpoints live in ``models/`` beside the database (``data/models/`` by default)."""
-    return Path(db_path).resolve().parent / "models"
-
-
-def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, progress: bool = False) -> OnlineTrainer:
-    """A trainer with the on-disk embedding cache beside the database."""
-    from models.embeddings import Embedder
-
-    models_dir_for(db_path).mkdir(parents=True, exist_ok=True)
-    embedder = Embedder(cache_path=models_dir_for(db_path) / "embeddings.sqlite")
-    if progress:
-        plain = embedder.embed
-        embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
-    return OnlineTrainer(db_path, models_dir_for(db_path), config or TrainingConfig(), embedder)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 
 REWARD_MODELS: dict[str, type["RewardModel"]] = {}
 

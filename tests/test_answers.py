@@ -9,7 +9,7 @@ import time
 import pytest
 
 from collector.annotate import answer
-from collector.errors import LabelError, StalePairError, StorageError
+from acquisition.core.errors import LabelError, StalePairError, StorageError
 from collector.serving import Collector
 from collector.setup import init_db
 from collector.store import Store

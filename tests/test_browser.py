@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from bench.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
+from bench.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, old_pair_redrawn, streamlit_app
 
 from collector.setup import init_db
 from collector.simulate import SimulatedAnnotatorConfig, simulate
@@ -144,8 +144,7 @@ def test_every_answer_lands_on_the_pair_shown(server, tmp_path):
         assert _labels(db) == [(first, "left"), *meant]
         assert page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0  # next pair from the top
         frames = page.evaluate("window.__probe.frames")
-        paints, _ms, _pair = paints_after(frames, presses[0][0], presses[1][0])
-        assert paints <= 1  # the old pair is never drawn again after the press
+        assert not old_pair_redrawn(frames, presses[0][0], presses[1][0], second), frames  # one paint
 
         current = _settle(page)
         tab2 = _open(browser, url, token, {"width": 1280, "height": 800}, requests)
@@ -198,7 +197,7 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
         expect(page.get_by_text(re.compile(r"^n=\d+")).first).to_be_visible()  # labels behind each estimate
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         page.get_by_role("link", name="Data").click()  # same session: no second login
-        download_button = page.get_by_role("button", name="JSONL").first
+        download_button = page.locator(".st-key-data_download_trl_jsonl button")  # by key, as AppTests do
         expect(download_button).to_be_visible(timeout=30000)
         with page.expect_download(timeout=30000) as download:
             download_button.click()

@@ -1,5 +1,6 @@
 """The dashboard's data loading, tables and figures (pure functions; the page is in test_dashboard_page.py)."""
 
+from functools import partial
 import hashlib
 import json
 import math
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acquisition.config import to_dict
+from acquisition.core.config import to_dict
 from acquisition.effects import amce
 from acquisition.policies import RandomisedAttributesConfig, load_policy_file
 from collector import dashboard
@@ -17,6 +18,7 @@ from collector.serving import Collector
 from collector.setup import init_db
 from collector.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 from collector.store import Store
+from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig
 from models.reward import ModelConfig
 
@@ -259,14 +261,14 @@ class HashEmbedder:
 
 
 def test_model_curves_from_real_checkpoints_include_ood_accuracy(file_store, tmp_path):
-    trainer = OnlineTrainer(file_store.path, tmp_path / "models", TrainingConfig(
+    trainer = OnlineTrainer(partial(Store, file_store.path), tmp_path / "models", TrainingConfig(
         retrain_every=30, min_labels=10, eval_responses=10, params=ModelConfig(hidden=16, ensemble=2, epochs=3)),
         HashEmbedder())
     simulate(file_store, labels=80, seed=1)
     trainer.train_once()
     simulate(file_store, labels=40, seed=2)
     trainer.train_once()
-    checkpoints = dashboard.load_checkpoints(tmp_path / "models")
+    checkpoints = dashboard.load_checkpoints(Checkpoints(tmp_path / "models"))
     assert checkpoints["version"].tolist() == [1, 2] and checkpoints["labels"].tolist() == [80, 120]
     assert (checkpoints["ood_pairs"] > 0).all() and (checkpoints["ood_pairs"] <= checkpoints["test_pairs"]).all()
     assert checkpoints["ood_accuracy"].between(0, 1).all()
@@ -274,7 +276,7 @@ def test_model_curves_from_real_checkpoints_include_ood_accuracy(file_store, tmp
     names = {t.name for t in fig.data}
     assert {"held-out", "OOD: flipped attributes", "Pearson(reward, length)", "emoji"} <= names
     assert list(next(t for t in fig.data if t.name == "held-out").x) == ["v1", "v2"]
-    assert "No checkpoint" in dashboard.build_model_figure(dashboard.load_checkpoints(tmp_path / "none")).layout.annotations[0].text
+    assert "No checkpoint" in dashboard.build_model_figure(dashboard.load_checkpoints(Checkpoints(tmp_path / "none"))).layout.annotations[0].text
 
 
 def test_flipped_pairs_are_those_whose_style_favours_the_loser():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from acquisition.design import design_points, design_scores
+from acquisition.design import DesignScores, design_points, design_scores
 
 
 def _comparisons(n=40, seed=0):
@@ -51,5 +51,5 @@ def test_active_policy_uses_only_scores_from_its_own_acquisition():
     pool = s.pool_snapshot()
     scores = np.arange(6, dtype=float)
     config = {"attributes": ["bold", "emoji"], "design_acquisition": "bald"}
-    assert build_policy("active", config, pool, design_scores=(["bold", "emoji"], scores, "eubo")).design_weight is None
-    assert build_policy("active", config, pool, design_scores=(["bold", "emoji"], scores, "bald")).design_weight is not None
+    assert build_policy("active", config, pool, design_scores=DesignScores(["bold", "emoji"], scores, "eubo")).design_weight is None
+    assert build_policy("active", config, pool, design_scores=DesignScores(["bold", "emoji"], scores, "bald")).design_weight is not None

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acquisition.config import to_dict
+from acquisition.core.config import to_dict
 from acquisition.effects import amce, amce_one, labelled_pairs
 from acquisition.policies import RandomisedAttributesConfig
 from collector.export import pairs_frame

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from acquisition.editors import DEFAULT_ATTRIBUTES
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.export import FORMATS, arena_frame, card_path, export, pairs_frame, trl_conversational_frame, trl_frame
 from collector.importers import import_file
 from collector.simulate import simulate
@@ -148,7 +148,7 @@ def test_arena_export_round_trips_with_ties(collected, tmp_path):
 def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
     """Import the HH-RLHF sample, collect labels from scripted annotators who answer with the
     human preference of the file, export TRL, import it into a fresh database: same pairs."""
-    from acquisition.config import to_dict
+    from acquisition.core.config import to_dict
     from acquisition.policies import RandomisedAttributesConfig
     from collector.serving import Collector
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.errors import ImportFormatError
+from acquisition.core.errors import ImportFormatError
 from collector.importers import import_file, parse_file
 from collector.store import Store
 

@@ -1,5 +1,6 @@
 """Online training: new labels bump the version; a killed run costs nothing."""
 
+from functools import partial
 import hashlib
 import json
 import signal
@@ -17,6 +18,7 @@ from collector.serving import Collector
 from collector.setup import init_db
 from collector.simulate import simulate
 from collector.store import Store
+from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import ModelConfig
 
@@ -45,7 +47,7 @@ def db(tmp_path):
 
 
 def test_worker_picks_up_new_labels_and_bumps_the_version(db, tmp_path):
-    trainer = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
+    trainer = OnlineTrainer(partial(Store, db), tmp_path / "models", FAST, HashEmbedder())
     store = Store(db)
     simulate(store, labels=40, seed=1)
     assert trainer.due(store)
@@ -82,17 +84,19 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
     models = tmp_path / "models"
     store = Store(db)
     simulate(store, labels=40, seed=1)
-    OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()
+    OnlineTrainer(partial(Store, db), models, FAST, HashEmbedder()).train_once()
     simulate(store, labels=40, seed=2)
     labels_before = store.labels()
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from functools import partial
         from test_online import HashEmbedder
+        from collector.store import Store
         from models.online import OnlineTrainer, TrainingConfig
         from models.reward import ModelConfig
         config = TrainingConfig(min_labels=10, params=ModelConfig(epochs=100000, ensemble=2, hidden=16))
-        OnlineTrainer({str(db)!r}, {str(models)!r}, config, HashEmbedder()).train_once(
+        OnlineTrainer(partial(Store, {str(db)!r}), {str(models)!r}, config, HashEmbedder()).train_once(
             on_start=lambda: print("training started", flush=True))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -104,13 +108,13 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
     assert store.labels() == labels_before
     assert store.get_meta("model_version") == "v1"
     # the next run recovers and publishes
-    assert OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"] == "v2"
+    assert OnlineTrainer(partial(Store, db), models, FAST, HashEmbedder()).train_once()["version"] == "v2"
     store.close()
 
 
 def test_training_config_file_loads_and_bad_values_name_the_field(tmp_path):
     from models.online import load_training_config
-    from collector.errors import ConfigError
+    from acquisition.core.errors import ConfigError
 
     config = load_training_config(str(ROOT / "models" / "examples" / "training.toml"))
     assert config.model == "bt_mlp" and config.params.ensemble == 4
@@ -128,7 +132,7 @@ def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
             calls.append(list(texts))
             return super().embed(texts)
 
-    trainer = OnlineTrainer(db, tmp_path / "models", FAST, Recording())
+    trainer = OnlineTrainer(partial(Store, db), tmp_path / "models", FAST, Recording())
     store = Store(db)
     first = trainer.embed_pending(store)
     assert first == store.counts()["prompts"] + store.counts()["base_responses"]
@@ -139,13 +143,11 @@ def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
 
 
 def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
-    from acquisition.policies.active import load_acquisition_scores
-
     store = Store(db)
     simulate(store, labels=40, seed=1)
-    trainer = OnlineTrainer(db, Path(db).parent / "models", FAST, HashEmbedder())
+    trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models", FAST, HashEmbedder())
     version = trainer.train_once()["version"]
-    scores = load_acquisition_scores(Path(db).parent / "models", version)
+    scores = Checkpoints.for_database(db).acquisition_scores(version)
     assert scores is not None and len(scores.scores) > 0
     store.activate_policy("active", {"uniform_share": 0.2})
     annotator, _ = store.add_annotator("active-user")
@@ -157,16 +159,15 @@ def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
 
 @pytest.mark.parametrize("acquisition", ["eubo", "bald"])
 def test_worker_fits_the_design_space_gp_for_the_active_policy(db, acquisition):
-    from acquisition.design import load_design_scores
-
     store = Store(db)
     store.activate_policy("active", {"attributes": ["bold", "emoji", "hedging"], "uniform_share": 0.3,
                                      "design_acquisition": acquisition})
     simulate(store, labels=60, seed=3)
     models = Path(db).parent / "models"
-    version = OnlineTrainer(db, models, FAST, HashEmbedder()).train_once()["version"]
-    attributes, scores, used = load_design_scores(models, version)
-    assert attributes == ["bold", "emoji", "hedging"] and scores.shape == (28,) and used == acquisition
+    version = OnlineTrainer(partial(Store, db), models, FAST, HashEmbedder()).train_once()["version"]
+    design = Checkpoints(models).design_scores(version)
+    assert design.attributes == ["bold", "emoji", "hedging"] and design.scores.shape == (28,)
+    assert design.acquisition == acquisition
     annotator, _ = store.add_annotator("eubo-user")
     collector = Collector(store, seed=0)
     policy, _ = collector.active_policy()
@@ -177,15 +178,15 @@ def test_worker_fits_the_design_space_gp_for_the_active_policy(db, acquisition):
 
 
 def test_one_trainer_per_database(db, tmp_path):
-    first = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
-    second = OnlineTrainer(db, tmp_path / "models", FAST, HashEmbedder())
+    first = OnlineTrainer(partial(Store, db), tmp_path / "models", FAST, HashEmbedder())
+    second = OnlineTrainer(partial(Store, db), tmp_path / "models", FAST, HashEmbedder())
     said = []
     with first.trainer_lock(wait=False) as locked:
         assert locked
         with second.trainer_lock(wait=False) as other:
             assert not other
         second.run(threading.Event(), poll_seconds=0.01, log=said.append)  # returns at once
-    assert said and "another trainer already runs" in said[0]
+    assert said and "another trainer already publishes" in said[0]
     with second.trainer_lock(wait=False) as locked:
         assert locked  # free again once the first let go
 

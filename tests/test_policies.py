@@ -4,7 +4,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from acquisition.config import loads_toml
+from acquisition.design import DesignScores
+
+from acquisition.core.config import loads_toml
 from acquisition.policies import (
     POLICIES,
     AnnotatorContext,
@@ -12,7 +14,7 @@ from acquisition.policies import (
     parse_policy_config,
     parse_policy_document,
 )
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.store import Store
 
 # small configs so every outcome can be enumerated by sampling
@@ -176,7 +178,7 @@ def test_active_eubo_edits_have_exact_propensities_and_follow_the_gp(tiny_pool):
     # design space over two attributes: 4 points, 6 pairs; EUBO favours pair ({}, {bold})
     scores = np.array([5.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     policy = build_policy("active", {"attributes": ["bold", "emoji"], "uniform_share": 0.3},
-                          tiny_pool, design_scores=(["bold", "emoji"], scores))
+                          tiny_pool, design_scores=DesignScores(["bold", "emoji"], scores))
     assert len(policy.design_pairs) == 6
     top = set(policy.design_pairs[int(np.argmax(scores))])
     rng = np.random.default_rng(1)

@@ -4,10 +4,10 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from acquisition.config import from_dict, to_dict
+from acquisition.core.config import from_dict, to_dict
 from acquisition.policies import RandomisedAttributesConfig
 from collector.cli import main
-from collector.errors import ConfigError, ImportFormatError, NotFoundError
+from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundError
 from collector.export import pairs_frame, trl_frame
 from collector.qc import (
     QCConfig,

@@ -6,19 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from acquisition.config import loads_toml, from_dict
+from acquisition.core.config import loads_toml, from_dict
 from acquisition.policies import AnnotatorContext, build_policy
-from acquisition.rewriter import (
-    LLMRewriter,
-    RewriterConfig,
-    base_state,
-    load_rewrite_pairs,
-    load_rewriter_config,
-    rewrite_check,
-    run_rewrite_job,
-)
+from acquisition.rewriter import LLMRewriter, RewriterConfig, base_state, load_rewriter_config, rewrite_check
+from collector.rewrite_job import load_rewrite_pairs, run_rewrite_job
 from collector.cli import main
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.serving import Collector
 from collector.store import Store
 

@@ -1,6 +1,6 @@
 import pytest
 
-from collector.errors import AuthError, DeconfoundError, LabelError
+from acquisition.core.errors import AuthError, DeconfoundError, LabelError
 from collector.store import Store
 
 

@@ -12,7 +12,7 @@ References: Singhal et al., *A Long Way to Go: Investigating Length Correlations
 Sharma et al., *Towards Understanding Sycophancy in Language Models* (2023).
 """
 
-from acquisition.editors.base import (
+from acquisition.editors.editor import (
     DEFAULT_ATTRIBUTES,
     EDITORS,
     Editor,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from acquisition.editors.base import Editor, _sentences, _split_blocks, register_editor, word_count
+from acquisition.editors.editor import Editor, _sentences, _split_blocks, register_editor, word_count
 
 
 def _tokens(text: str) -> list[str]:

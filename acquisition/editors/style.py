@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import re
 
-from acquisition.editors.base import (
+from acquisition.editors.editor import (
     Editor,
     _join_blocks,
     _map_prose,

@@ -1,24 +1,27 @@
 """Acquisition policies, one module each, registered by name in ``POLICIES``.
 
-``base`` holds the contract (``Policy.propose(annotator, rng) -> Proposal`` with an exact
+``policy`` holds the contract (``Policy.propose(annotator, rng) -> Proposal`` with an exact
 propensity, validated in one place), the registry and the TOML loaders; importing this
 package registers every built-in policy.
 """
 
-from acquisition.policies.base import (
+from acquisition.policies.policy import (
+    INPUTS,
     POLICIES,
     AnnotatorContext,
     InvalidProposal,
     Policy,
     Proposal,
     ProposedSide,
-    _on,
     arm_name,
     build_policy,
     coin_flip_probability,
+    design_request,
     load_policy_file,
+    on_set,
     parse_policy_config,
     parse_policy_document,
+    policy_needs,
     register_policy,
     validate_proposal,
 )
@@ -31,9 +34,9 @@ from acquisition.policies.active import ActiveConfig, Active
 from acquisition.policies.overlap import OverlapTargeting, OverlapTargetingConfig
 
 __all__ = [
-    "POLICIES", "AnnotatorContext", "InvalidProposal", "Policy", "Proposal", "ProposedSide", "arm_name",
-    "build_policy", "coin_flip_probability", "load_policy_file", "parse_policy_config",
-    "parse_policy_document", "register_policy", "validate_proposal",
+    "INPUTS", "POLICIES", "AnnotatorContext", "InvalidProposal", "Policy", "Proposal", "ProposedSide", "arm_name",
+    "build_policy", "coin_flip_probability", "design_request", "load_policy_file", "parse_policy_config",
+    "on_set", "parse_policy_document", "policy_needs", "register_policy", "validate_proposal",
     "Observational", "ObservationalConfig", "RandomisedAttributes", "RandomisedAttributesConfig",
     "CounterfactualPairs", "CounterfactualPairsConfig", "Mixture", "MixtureComponent", "MixtureConfig",
     "AssignmentRandomisation", "AssignmentRandomisationConfig", "ActiveConfig", "Active",

@@ -14,29 +14,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from acquisition.design import design_points
+from acquisition.design import DesignScores, design_points
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
-from acquisition.policies.base import (
+from acquisition.policies.policy import (
     AnnotatorContext,
     Policy,
     Proposal,
     ProposedSide,
-    _on,
+    on_set,
     arm_name,
     coin_flip_probability,
     register_policy,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from collector.errors import ConfigError
-from collector.store import PoolSnapshot
-
-
-SCORES_FILE = "acquisition_scores.npz"
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass(frozen=True)
@@ -45,22 +41,6 @@ class AcquisitionScores:
 
     version: str
     scores: dict[tuple[int, int, int], float]  # (prompt_id, low response id, high response id) -> score
-
-
-def save_acquisition_scores(folder: Path, pairs: list[tuple[int, int, int]], scores: np.ndarray) -> None:
-    arr = np.array(pairs, dtype=np.int64).reshape(-1, 3)
-    np.savez(folder / SCORES_FILE, pairs=arr, scores=np.asarray(scores, dtype=np.float64))
-
-
-def load_acquisition_scores(models_dir: Path, version: str | None) -> AcquisitionScores | None:
-    """The scores stored with checkpoint ``version``, or ``None`` if there are none."""
-    if not version or not (models_dir / version / SCORES_FILE).exists():
-        return None
-    data = np.load(models_dir / version / SCORES_FILE)
-    return AcquisitionScores(version, {
-        (int(p), int(min(a, b)), int(max(a, b))): float(s)
-        for (p, a, b), s in zip(data["pairs"], data["scores"])
-    })
 
 
 @dataclass
@@ -93,10 +73,19 @@ class Active(Policy):
     name = "active"
     description = "Base pairs where the reward-model ensemble disagrees most, mixed with a uniform slice."
     config_class = ActiveConfig
+    inputs = ("acquisition_scores", "design_scores")
+
+    @classmethod
+    def needs(cls, config: ActiveConfig) -> frozenset[str]:
+        return frozenset(cls.inputs if config.design_acquisition != "none" else cls.inputs[:1])
+
+    @classmethod
+    def design_request(cls, config: ActiveConfig) -> tuple[list[str], str] | None:
+        return None if config.design_acquisition == "none" else (list(config.attributes), config.design_acquisition)
 
     def __init__(self, config: ActiveConfig, pool: PoolSnapshot,
                  acquisition_scores: AcquisitionScores | None = None,
-                 design_scores: tuple[list[str], np.ndarray] | None = None) -> None:
+                 design_scores: DesignScores | None = None) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]
         self.on_probability = {e.name: config.probability for e in self.editors}
@@ -124,18 +113,18 @@ class Active(Policy):
         self._cdf = np.cumsum(self.probability)
         self._index = {p: i for i, p in enumerate(pairs)}
 
-    def _setup_design(self, config: ActiveConfig, design_scores: tuple[list[str], np.ndarray] | None) -> None:
+    def _setup_design(self, config: ActiveConfig, design_scores: DesignScores | None) -> None:
         """Sampling weights over unordered pairs of distinct design points, from EUBO or BALD
         (only scores computed with the configured acquisition are used)."""
         names = list(config.attributes)
         self.design_pairs: list[tuple[frozenset, frozenset]] = []
         self.design_weight: np.ndarray | None = None
-        if (config.design_acquisition == "none" or design_scores is None or design_scores[0] != names
-                or (design_scores[2] if len(design_scores) > 2 else "eubo") != config.design_acquisition):
+        if (config.design_acquisition == "none" or design_scores is None or list(design_scores.attributes) != names
+                or design_scores.acquisition != config.design_acquisition):
             return
         points = [frozenset(a for a, bit in zip(names, row) if bit) for row in design_points(names)]
         self.design_pairs = [(points[i], points[j]) for i, j in itertools.combinations(range(len(points)), 2)]
-        scores = np.asarray(design_scores[1], dtype=float)
+        scores = np.asarray(design_scores.scores, dtype=float)
         if len(scores) != len(self.design_pairs):
             self.design_pairs = []
             return
@@ -186,9 +175,9 @@ class Active(Policy):
         a, b = sorted((left.base_response_id, right.base_response_id))
         i = self._index.get((prompt_id, a, b))
         names = {e.name for e in self.editors}
-        if i is None or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
+        if i is None or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
             return 0.0, 0.0
-        p_arm = 0.5 * self._edits_probability(_on(left.edit_vector), _on(right.edit_vector))
+        p_arm = 0.5 * self._edits_probability(on_set(left.edit_vector), on_set(right.edit_vector))
         return float(self.probability[i]) * p_arm, p_arm
 
     def candidate_table(self) -> dict[str, Any]:

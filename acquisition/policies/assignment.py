@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.policies.base import AnnotatorContext, Policy, Proposal, ProposedSide, _on, register_policy
-from collector.errors import ConfigError
-from collector.store import PoolPrompt, PoolSnapshot
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot
 
 
 @dataclass
@@ -34,6 +34,8 @@ class AssignmentRandomisation(Policy):
     name = "assignment_randomisation"
     description = "Prompts assigned uniformly at random, with a share in pool order as the observational arm."
     config_class = AssignmentRandomisationConfig
+
+    inputs = ("served_count",)
 
     def __init__(self, config: AssignmentRandomisationConfig, pool: PoolSnapshot,
                  served_count: Any = None) -> None:
@@ -61,7 +63,7 @@ class AssignmentRandomisation(Policy):
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
-        if _on(left.edit_vector) or _on(right.edit_vector):
+        if on_set(left.edit_vector) or on_set(right.edit_vector):
             return 0.0, 0.0
         p_pair_given_prompt = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         if not p_pair_given_prompt:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed
-from acquisition.policies.base import AnnotatorContext, Policy, Proposal, ProposedSide, _on, register_policy
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from collector.errors import ConfigError
-from collector.store import PoolSnapshot
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass
@@ -39,6 +39,12 @@ class CounterfactualPairs(Policy):
     name = "counterfactual_pairs"
     description = "A response against its copy with exactly one attribute changed; sides at random."
     config_class = CounterfactualPairsConfig
+
+    inputs = ("rewrite_pairs",)
+
+    @classmethod
+    def needs(cls, config: CounterfactualPairsConfig) -> frozenset[str]:
+        return frozenset(cls.inputs if config.source == "rewrites" else ())
 
     def __init__(self, config: CounterfactualPairsConfig, pool: PoolSnapshot, rewrite_pairs: Any = None) -> None:
         super().__init__(config, pool)
@@ -113,7 +119,7 @@ class CounterfactualPairs(Policy):
         if left.response_id is not None or right.response_id is not None:
             return 0.0, 0.0  # stored rewrites are not rule-based copies
         prompt = self._servable_by_id.get(prompt_id)
-        on = (_on(left.edit_vector), _on(right.edit_vector))
+        on = (on_set(left.edit_vector), on_set(right.edit_vector))
         if (prompt is None or left.base_response_id != right.base_response_id
                 or left.base_response_id not in prompt.response_ids):
             return 0.0, 0.0

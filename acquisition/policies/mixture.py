@@ -7,9 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.policies.base import POLICIES, AnnotatorContext, Policy, Proposal, ProposedSide, build_policy, parse_policy_config, register_policy
-from collector.errors import ConfigError
-from collector.store import PoolSnapshot
+from acquisition.policies.policy import (
+    POLICIES,
+    AnnotatorContext,
+    Policy,
+    Proposal,
+    ProposedSide,
+    build_policy,
+    design_request,
+    parse_policy_config,
+    policy_needs,
+    register_policy,
+)
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass
@@ -43,9 +54,18 @@ class Mixture(Policy):
     description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
     config_class = MixtureConfig
 
-    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, **deps: Any) -> None:
+    @classmethod
+    def needs(cls, config: MixtureConfig) -> frozenset[str]:
+        return frozenset().union(*(policy_needs(c.name, c.config) for c in config.components))
+
+    @classmethod
+    def design_request(cls, config: MixtureConfig) -> tuple[list[str], str] | None:
+        requests = [design_request(c.name, c.config) for c in config.components]
+        return next((r for r in requests if r is not None), None)
+
+    def __init__(self, config: MixtureConfig, pool: PoolSnapshot, **inputs: Any) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool, **deps) for c in config.components]
+        self.components = [build_policy(c.name, c.config, pool, **inputs) for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.policies.base import AnnotatorContext, Policy, Proposal, ProposedSide, _on, register_policy
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Observational(Policy):
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
-        if _on(left.edit_vector) or _on(right.edit_vector):
+        if on_set(left.edit_vector) or on_set(right.edit_vector):
             return 0.0, 0.0
         p = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         return (p * 0.5, 0.5) if p else (0.0, 0.0)

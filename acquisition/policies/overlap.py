@@ -31,18 +31,18 @@ from typing import Any
 import numpy as np
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
-from acquisition.policies.base import (
+from acquisition.policies.policy import (
     AnnotatorContext,
     Policy,
     Proposal,
     ProposedSide,
-    _on,
+    on_set,
     arm_name,
     register_policy,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from collector.errors import ConfigError
-from collector.store import PoolPrompt, PoolSnapshot
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot
 
 
 MAX_ATTRIBUTES = 10  # 2**10 combinations per cell is still cheap to weigh per request
@@ -79,6 +79,8 @@ class OverlapTargeting(Policy):
     name = "overlap_targeting"
     description = "Over-samples the attribute combinations and prompt types each group has labelled least."
     config_class = OverlapTargetingConfig
+
+    inputs = ("label_cells",)
 
     def __init__(self, config: OverlapTargetingConfig, pool: PoolSnapshot,
                  label_cells: Callable[[int], list[dict[str, Any]]] | None = None) -> None:
@@ -179,14 +181,14 @@ class OverlapTargeting(Policy):
         names = set(self.attributes)
         if (prompt is None or left.base_response_id == right.base_response_id
                 or not {left.base_response_id, right.base_response_id} <= set(prompt.response_ids)
-                or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names):
+                or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names):
             return 0.0, 0.0
         p_types = self.type_probabilities(annotator.group)
         t = self.types.index(prompt.task_type)
         k = len(prompt.response_ids)
         p_combo = self.combo_probabilities(annotator.group, prompt.task_type)
         index = {c: n for n, c in enumerate(self.combos)}
-        arm_p = 0.5 * p_combo[index[_on(left.edit_vector)]] * p_combo[index[_on(right.edit_vector)]]
+        arm_p = 0.5 * p_combo[index[on_set(left.edit_vector)]] * p_combo[index[on_set(right.edit_vector)]]
         p_pair = p_types[t] / len(self.by_type[prompt.task_type]) / (k * (k - 1) / 2)
         return float(p_pair * arm_p), float(arm_p)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, edit_seed, get_editor
-from acquisition.policies.base import AnnotatorContext, Policy, Proposal, ProposedSide, _on, arm_name, coin_flip_probability, register_policy
-from collector.errors import ConfigError
-from collector.store import PoolSnapshot
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, arm_name, coin_flip_probability, register_policy
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass
@@ -84,7 +84,7 @@ class RandomisedAttributes(Policy):
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
         p_pair = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         names = {e.name for e in self.editors}
-        if not p_pair or not (_on(left.edit_vector) | _on(right.edit_vector)) <= names:
+        if not p_pair or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
             return 0.0, 0.0
-        p_arm = 0.5 * coin_flip_probability((_on(left.edit_vector), _on(right.edit_vector)), self.on_probability)
+        p_arm = 0.5 * coin_flip_probability((on_set(left.edit_vector), on_set(right.edit_vector)), self.on_probability)
         return p_pair * p_arm, p_arm

@@ -19,6 +19,8 @@ independent of quality (placement probability 0.5), evaluated OOD.
 
 from __future__ import annotations
 
+import functools
+
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acquisition.config import to_dict
+from acquisition.core.config import to_dict
 from acquisition.editors import apply_edit_vector, edit_seed
 from acquisition.effects import amce, labelled_pairs
 from acquisition.policies import parse_policy_config
@@ -36,7 +38,8 @@ from collector.benchmark.world import World
 from collector.export import pairs_frame
 from collector.simulate import simulate, true_left_outcome
 from collector.store import Store
-from models.online import OnlineTrainer, TrainingConfig, build_pair_data, models_dir_for
+from models.checkpoints import Checkpoints
+from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import RewardModel, build_model
 
 
@@ -232,7 +235,7 @@ def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: i
         sub_stores.append((s, groups, {rid: on for rid, on in ids.items() if on}))
     trainer = None
     if arm == "active_mixture":
-        trainer = OnlineTrainer(db, models_dir_for(db), TrainingConfig(
+        trainer = OnlineTrainer(functools.partial(Store, db), Checkpoints.for_database(db), TrainingConfig(
             model=world.models[0], retrain_every=world.arms.retrain_every, eval_responses=0,
             min_labels=10, seed=seed, params=world.model), embedder)
     step = world.arms.retrain_every if trainer else labels

@@ -33,7 +33,7 @@ from collector.benchmark.engine import (
 )
 from collector.benchmark.sources import Item, file_items, split_items, synthetic_items
 from collector.benchmark.world import World
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 
 Log = Callable[[str], None]
 

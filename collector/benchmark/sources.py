@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.simulate import quality_gap_for_flip_rate
 
 

@@ -2,7 +2,7 @@
 
 A world names its data source, the simulated annotators (``collector.simulate``), the
 observational confounding knobs, the policies and reward models to compare, and the sweeps.
-Every table is checked by ``acquisition.config.from_dict``: a wrong key, type or range names
+Every table is checked by ``acquisition.core.config.from_dict``: a wrong key, type or range names
 the field (``worlds/x.toml.confounding.rho_spurious: must be in (0, 1) ...``).
 """
 
@@ -12,9 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acquisition.config import from_dict, load_toml
+from acquisition.core.config import from_dict, load_toml
 from acquisition.editors import EDITORS
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 from collector.simulate import SimulatedAnnotatorConfig
 from models.reward import REWARD_MODELS, ModelConfig
 

@@ -29,7 +29,6 @@ from collector.dashboard.data import (
     randomised,
     regular_labels,
     data_version,
-    checkpoints_dir,
     load_checkpoints,
 )
 from collector.dashboard.tables import (

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
+from models.checkpoints import Checkpoints
 from collector.store import Store, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
 
 ATTRIBUTES = tuple(sorted(EDITORS))
@@ -130,19 +131,12 @@ def data_version(store: Store) -> tuple:
     return counts["labels"], counts["served_pairs"], excluded
 
 
-def checkpoints_dir(db_path: str | Path) -> Path:
-    """Where the online trainer publishes ``v<N>/`` beside the database (as
-    ``models.online.models_dir_for``, without importing torch into the page)."""
-    return Path(db_path).resolve().parent / "models"
-
-
-def load_checkpoints(models_dir: str | Path) -> pd.DataFrame:
-    """One row per published checkpoint ``v<N>/metrics.json``, in version order."""
+def load_checkpoints(checkpoints: Checkpoints) -> pd.DataFrame:
+    """One row per published checkpoint with its metrics, in version order."""
     rows = []
-    for path in Path(models_dir).glob("v*/metrics.json"):
-        if path.parent.name[1:].isdigit():
-            try:
-                rows.append({"version": int(path.parent.name[1:]), **json.loads(path.read_text())})
-            except (OSError, json.JSONDecodeError):
-                continue  # a checkpoint being written; the next refresh reads it
+    for version in checkpoints.versions():
+        try:
+            rows.append({"version": int(version[1:]), **checkpoints.metrics(version)})
+        except (OSError, json.JSONDecodeError):
+            continue  # a checkpoint being written; the next refresh reads it
     return pd.DataFrame(rows).sort_values("version", ignore_index=True) if rows else pd.DataFrame(columns=["version"])

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.errors import ImportFormatError
+from acquisition.core.errors import ImportFormatError
 from collector.importers.formats import FORMATS, PARSERS, _LineError, _type_name, detect_format
 from collector.importers.reading import _decompress, _rows
 from collector.store import Store
@@ -219,7 +219,7 @@ def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",
 def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:
     """Embed every prompt and response not embedded yet into the cache beside the database
     (the online trainer's ``embed_pending``), printing a progress line; returns how many."""
-    from models.online import make_trainer
+    from collector.worker import make_trainer
 
     store = Store(db_path)
     try:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from collector.errors import ImportFormatError
+from acquisition.core.errors import ImportFormatError
 
 
 def _decompress(path: str, data: bytes) -> bytes:

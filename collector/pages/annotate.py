@@ -24,7 +24,7 @@ from collector.annotate import (
     signup_open,
 )
 from collector.app_state import base_url, get_collector
-from collector.errors import DeconfoundError
+from acquisition.core.errors import DeconfoundError
 
 # the action bar stays at the bottom of the window while the responses scroll under it
 PAGE_CSS = """<style>

@@ -7,6 +7,8 @@ the annotators' pages never wait on it. Only the open tab is computed.
 
 import streamlit as st
 
+from models.checkpoints import Checkpoints
+
 from collector import dashboard
 from collector.app_state import db_path, get_collector, require_researcher
 
@@ -94,7 +96,7 @@ def panels() -> None:
                             key="dashboard_overlap")
     with model:
         if model.open:
-            checkpoints = dashboard.load_checkpoints(dashboard.checkpoints_dir(path))
+            checkpoints = dashboard.load_checkpoints(Checkpoints.for_database(path))
             st.plotly_chart(dashboard.build_model_figure(checkpoints), key="dashboard_model")
             st.caption("OOD accuracy: held-out pairs whose style attributes favour the rejected "
                        "response (the spurious correlation flipped); its pair count is in the table.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from collector.app_state import get_collector, require_researcher
 from collector.card import build_card
-from collector.errors import DeconfoundError
+from acquisition.core.errors import DeconfoundError
 from collector.export import FORMATS, export_bytes
 from collector.importers import FORMATS as IMPORT_FORMATS
 from collector.importers import import_upload

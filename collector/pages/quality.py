@@ -3,7 +3,7 @@
 import streamlit as st
 
 from collector.app_state import get_collector, require_researcher
-from collector.errors import DeconfoundError
+from acquisition.core.errors import DeconfoundError
 from collector.qc import (
     ATTENTION_KINDS,
     add_gold_text,

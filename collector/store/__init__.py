@@ -18,14 +18,12 @@ from collector.store.core import (
     CHOICES,
     DEFAULT_LEASE_SECONDS,
     SCHEMA_VERSION,
-    PoolPrompt,
-    PoolSnapshot,
     SideRecord,
     StoreBase,
     edit_key,
-    text_hash,
     token_hash,
 )
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
 from collector.store.people import PeopleMixin
 from collector.store.pool import PoolMixin
 from collector.store.quality import QualityMixin
@@ -42,7 +40,7 @@ class Store(PoolMixin, PeopleMixin, ServingMixin, QualityMixin, StoreBase):
 
 
 __all__ = [
-    "ADDED_COLUMNS", "ADDED_INDEXES", "CHOICES", "DEFAULT_LEASE_SECONDS", "SCHEMA_VERSION", "PoolPrompt",
-    "PoolSnapshot", "SideRecord", "Store", "StoreBase", "edit_key", "read_connection", "read_edit_flag_codes",
-    "read_policy_configs", "read_served_pair_codes", "text_hash", "token_hash",
+    "ADDED_COLUMNS", "ADDED_INDEXES", "CHOICES", "DEFAULT_LEASE_SECONDS", "SCHEMA_VERSION", "SideRecord", "Store",
+    "StoreBase", "edit_key", "read_connection", "read_edit_flag_codes", "read_policy_configs",
+    "read_served_pair_codes", "token_hash",
 ]

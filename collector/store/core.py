@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from collector.errors import DeconfoundError, NotFoundError, StorageError
+from acquisition.core.errors import DeconfoundError, StorageError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
 
 # 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
@@ -88,11 +89,6 @@ def storage_error(exc: sqlite3.Error, path: str, writing: bool) -> StorageError:
 
 
 
-def text_hash(text: str) -> str:
-    """`sha256` hex digest of a text, the key for de-duplication and embedding caches."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(("deconfound-token:" + token).encode("utf-8")).hexdigest()
 
@@ -105,37 +101,6 @@ def edit_key(edit_vector: dict[str, Any]) -> str:
     on = {a: e for a, e in sorted(edit_vector.items())
           if e.get("on") or str(e.get("editor", "")).startswith("llm:")}
     return json.dumps(on, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class PoolPrompt:
-    id: int
-    text: str
-    task_type: str
-    response_ids: tuple[int, ...]
-
-
-@dataclass
-class PoolSnapshot:
-    """Read-only view of the base pool that policies choose from (edited copies excluded)."""
-
-    version: int
-    prompts: list[PoolPrompt]
-    response_text: dict[int, str]
-    response_quality: dict[int, float | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._by_id = {p.id: p for p in self.prompts}
-
-    @property
-    def servable(self) -> list[PoolPrompt]:
-        return [p for p in self.prompts if len(p.response_ids) >= 2]
-
-    def prompt(self, prompt_id: int) -> PoolPrompt:
-        try:
-            return self._by_id[prompt_id]
-        except KeyError:
-            raise NotFoundError(f"No prompt with id {prompt_id} in the pool.") from None
 
 
 @dataclass(frozen=True)

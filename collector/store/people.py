@@ -9,7 +9,7 @@ from typing import Any
 
 import unicodedata
 
-from collector.errors import AuthError, DeconfoundError, NotFoundError
+from acquisition.core.errors import AuthError, DeconfoundError, NotFoundError
 from collector.store.core import token_hash
 
 MAX_NAME_CHARS = 80

@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from collector.errors import NotFoundError
-from collector.store.core import PoolPrompt, PoolSnapshot, text_hash
+from acquisition.core.errors import NotFoundError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
 
 
 class PoolMixin:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from collector.errors import ImportFormatError
-from collector.store.core import DEFAULT_LEASE_SECONDS, text_hash
+from acquisition.core.errors import ImportFormatError
+from collector.store.core import DEFAULT_LEASE_SECONDS
+from acquisition.core.pool import text_hash
 
 
 class QualityMixin:

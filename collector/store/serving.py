@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from collector.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
+from acquisition.core.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
 from collector.store.core import (
     CHOICES,
     DEFAULT_LEASE_SECONDS,
@@ -14,8 +14,8 @@ from collector.store.core import (
     WINNERS,
     SideRecord,
     edit_key,
-    text_hash,
 )
+from acquisition.core.pool import text_hash
 
 
 class ServingMixin:

@@ -21,12 +21,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from acquisition.config import from_dict, load_toml
-from collector.errors import ConfigError, DeconfoundError
-from collector.store import PoolPrompt, PoolSnapshot
+from acquisition.core.config import from_dict, load_toml
+from acquisition.core.errors import ConfigError, DeconfoundError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot
 
 
 POLICIES: dict[str, type["Policy"]] = {}
+
+# What a policy can ask the serving side for, beyond its config and the pool; a policy names
+# the ones it needs (``Policy.needs``) and receives exactly those as ``__init__`` arguments.
+INPUTS = {
+    "acquisition_scores": "the live model's disagreement per base pair (``AcquisitionScores``)",
+    "design_scores": "the live model's scores over the attribute design space (``DesignScores``)",
+    "rewrite_pairs": "stored LLM rewrite / rewrite-of-rewrite pairs (``list[RewritePair]``)",
+    "served_count": "``annotator id -> pairs served to them so far``",
+    "label_cells": "``last label id -> labels since, with their design cells``",
+}
 
 
 def register_policy(cls: type["Policy"]) -> type["Policy"]:
@@ -68,7 +78,7 @@ def validate_proposal(proposal: Proposal, pool: PoolSnapshot) -> Proposal:
                 f"response {side.base_response_id} does not belong to prompt {proposal.prompt_id}"
             )
     if (proposal.left.base_response_id == proposal.right.base_response_id
-            and _on(proposal.left.edit_vector) == _on(proposal.right.edit_vector)):
+            and on_set(proposal.left.edit_vector) == on_set(proposal.right.edit_vector)):
         raise InvalidProposal(f"both sides are the same response ({proposal.left.base_response_id})")
     for p in (proposal.propensity_score, proposal.arm_propensity):
         if not (0.0 < p <= 1.0) or math.isnan(p):
@@ -76,7 +86,7 @@ def validate_proposal(proposal: Proposal, pool: PoolSnapshot) -> Proposal:
     return proposal
 
 
-def _on(edit_vector: dict[str, dict[str, Any]]) -> frozenset[str]:
+def on_set(edit_vector: dict[str, dict[str, Any]]) -> frozenset[str]:
     return frozenset(a for a, e in edit_vector.items() if e.get("on"))
 
 
@@ -87,11 +97,26 @@ class AnnotatorContext:
 
 
 class Policy(ABC):
-    """Contract: ``propose(annotator, rng) -> Proposal`` with an exact propensity."""
+    """Contract: ``propose(annotator, rng) -> Proposal`` with an exact propensity.
+
+    ``inputs`` names what ``__init__`` takes from ``INPUTS`` (checked once, at class creation);
+    ``needs(config)`` narrows it for one config, and ``design_request(config)`` tells the
+    trainer which design-space scores to compute for it."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     config_class: ClassVar[type]
+    inputs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def needs(cls, config: Any) -> frozenset[str]:
+        """The inputs this policy needs with ``config`` (default: every one it takes)."""
+        return frozenset(cls.inputs)
+
+    @classmethod
+    def design_request(cls, config: Any) -> tuple[list[str], str] | None:
+        """``(attributes, acquisition)`` when the policy samples edits by design-space scores."""
+        return None
 
     def __init__(self, config: Any, pool: PoolSnapshot) -> None:
         self.config = config
@@ -106,6 +131,12 @@ class Policy(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        unknown = set(cls.inputs) - set(INPUTS)
+        params = inspect.signature(cls.__init__).parameters
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if unknown or not (takes_all or set(cls.inputs) <= set(params)):
+            raise TypeError(f"{cls.__name__}.inputs {sorted(cls.inputs)}: each must be in INPUTS "
+                            f"({', '.join(INPUTS)}) and an argument of __init__")
         if "propose" in cls.__dict__:
             inner = cls.__dict__["propose"]
 
@@ -170,7 +201,7 @@ def coin_flip_probability(on_sets: tuple[frozenset[str], ...], probability: dict
 
 def arm_name(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> str:
     def side(v: dict[str, dict[str, Any]]) -> str:
-        return "+".join(sorted(_on(v))) or "none"
+        return "+".join(sorted(on_set(v))) or "none"
 
     return f"L:{side(left)}|R:{side(right)}"
 
@@ -182,20 +213,32 @@ def parse_policy_config(name: str, config: dict[str, Any] | None, where: str = "
     return from_dict(POLICIES[name].config_class, config or {}, f"{where}.config")
 
 
-def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot, **deps: Any) -> Policy:
-    """Instantiate a registered policy from a validated config (or a raw TOML table).
-
-    ``deps`` are what the serving layer can offer (``acquisition_scores``: the live model's
-    disagreement per base pair; ``design_scores``; ``served_count``; ``label_cells``: the
-    labelled profiles so far); each policy receives the ones its ``__init__`` names, and a
-    policy that takes ``**deps`` (``mixture``) receives them all."""
+def build_policy(name: str, config: dict[str, Any] | Any, pool: PoolSnapshot, **inputs: Any) -> Policy:
+    """Instantiate a registered policy from a validated config (or a raw TOML table), giving it
+    the ``inputs`` (see ``INPUTS``) it needs; a policy that takes ``**inputs`` (``mixture``)
+    receives them all."""
     if isinstance(config, dict):
         config = parse_policy_config(name, config)
     cls = POLICIES[name]
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return cls(config, pool, **deps)
-    return cls(config, pool, **{k: v for k, v in deps.items() if k in params and v is not None})
+        return cls(config, pool, **inputs)
+    needed = cls.needs(config)
+    return cls(config, pool, **{k: v for k, v in inputs.items() if k in needed and v is not None})
+
+
+def policy_needs(name: str, config: dict[str, Any] | Any) -> frozenset[str]:
+    """The inputs the registered policy ``name`` needs with ``config``."""
+    if isinstance(config, dict):
+        config = parse_policy_config(name, config)
+    return POLICIES[name].needs(config)
+
+
+def design_request(name: str, config: dict[str, Any] | Any) -> tuple[list[str], str] | None:
+    """``(attributes, acquisition)`` of the design-space scores the policy ``name`` samples by."""
+    if isinstance(config, dict):
+        config = parse_policy_config(name, config)
+    return POLICIES[name].design_request(config)
 
 
 def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple[str, Any]:

@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 
 T = TypeVar("T")
 

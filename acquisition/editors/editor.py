@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from collector.errors import ConfigError
+from acquisition.core.errors import ConfigError
 
 EDITORS: dict[str, "Editor"] = {}
 
