@@ -34,11 +34,11 @@ test: db
 	$(PY) -m pytest -q
 
 bench: db
-	$(PY) bench/serving.py
-	$(PY) bench/embeddings.py
-	$(PY) bench/training.py
-	$(PY) bench/dashboard.py
-	$(PY) bench/browser.py
+	$(PY) collector/benchmarks/speed/bench_serving.py
+	$(PY) collector/benchmarks/speed/bench_embeddings.py
+	$(PY) collector/benchmarks/speed/bench_training.py
+	$(PY) collector/benchmarks/speed/bench_dashboard.py
+	$(PY) collector/benchmarks/speed/bench_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

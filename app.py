@@ -9,14 +9,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from collector.app_state import is_researcher, record_server_url, require_researcher, start_worker
+from collector.app.state import is_researcher, record_server_url, require_researcher, start_worker
 
 ICON = str(Path(__file__).resolve().parent / "collector" / "assets" / "icon.png")  # local: no font host
 RESEARCHER_PAGES = [  # (file, title, icon, url path)
-    ("collector/pages/research.py", "Researcher", ":material/science:", "researcher"),
-    ("collector/pages/dashboard.py", "Dashboard", ":material/monitoring:", "dashboard"),
-    ("collector/pages/quality.py", "Quality", ":material/verified:", "quality"),
-    ("collector/pages/data.py", "Data", ":material/database:", "data"),
+    ("collector/app/pages/research.py", "Researcher", ":material/science:", "researcher"),
+    ("collector/app/pages/dashboard.py", "Dashboard", ":material/monitoring:", "dashboard"),
+    ("collector/app/pages/quality.py", "Quality", ":material/verified:", "quality"),
+    ("collector/app/pages/data.py", "Data", ":material/database:", "data"),
 ]
 
 
@@ -34,7 +34,7 @@ st.set_page_config(page_title="Deconfound", page_icon=ICON, layout="wide")
 start_worker()  # retrains the reward model in a process of its own
 record_server_url()  # the CLI prints login links with this server's address
 
-annotate = st.Page("collector/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True)
+annotate = st.Page("collector/app/pages/annotate.py", title="Annotate", icon=":material/thumbs_up_down:", default=True)
 if is_researcher():
     navigation = st.navigation([annotate, *[st.Page(path, title=title, icon=icon, url_path=url)
                                             for path, title, icon, url in RESEARCHER_PAGES]])

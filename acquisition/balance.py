@@ -66,7 +66,7 @@ def balance_report(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group"
     """SMD of every attribute between left and right within each stratum of ``by``.
 
     Args:
-        pairs: a ``pairs`` export (``collector.export.pairs_frame``).
+        pairs: a ``pairs`` export (``collector.io.export.pairs_frame``).
 
     Returns:
         columns ``stratum``, ``attribute``, ``smd``, ``n``; stratum ``all`` covers every row.

@@ -91,7 +91,7 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
     """Each attribute's AMCE on the choice with a 95% CI, overall or within ``by`` cells.
 
     Args:
-        pairs: ``collector.export.pairs_frame(store)`` (or a frame with its columns).
+        pairs: ``collector.io.export.pairs_frame(store)`` (or a frame with its columns).
         attributes: which to estimate; default every attribute some pair randomised.
         by: columns to estimate within, e.g. ``["annotator_group"]`` or ``["task_type"]``.
         left_outcome: a column holding the outcome for the left side instead of the label

@@ -1,29 +1,19 @@
-"""Deconfound's collector: storage, serving, annotators, simulation, export and the CLI.
+"""Deconfound's collector: storage, serving, the app, data in and out, the CLI and benchmarks.
 
 The Python API mirrors the CLI::
 
-    from collector import Store, Collector, init_db
-    from collector.simulate import simulate
-    from collector.export import export
+    from collector import Collector, Store, init_db
+    from collector.serving.simulate import simulate
+    from collector.io.export import export
 
-Names are imported lazily so that ``acquisition`` can import ``collector.errors`` and
-``collector.store`` without a circular import. ``simulate`` and ``export`` are imported from
-their modules: a package attribute of the same name as a submodule becomes the submodule as
-soon as anything imports it.
+Layers import one way (checked by import-linter in ``make test``): ``collector`` uses
+``models``, which uses ``acquisition``, which builds on ``acquisition.core``.
 """
 
-from importlib import import_module
-from typing import Any
+from acquisition.core.errors import DeconfoundError
+from collector.serving.service import Collector, PairView
+from collector.serving.simulate import SimulatedAnnotatorConfig
+from collector.store import Store
+from collector.store.create import init_db
 
-_API = {
-    "Collector": "collector.serving", "PairView": "collector.serving",
-    "DeconfoundError": "collector.errors", "Store": "collector.store",
-    "SimulatedAnnotatorConfig": "collector.simulate", "init_db": "collector.setup",
-}
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'collector' has no attribute {name!r}")
+__all__ = ["Collector", "DeconfoundError", "PairView", "SimulatedAnnotatorConfig", "Store", "init_db"]

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from acquisition.core.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
-from collector.annotate import login_base_url, personal_link
+from collector.app.annotator import login_base_url, personal_link
 from acquisition.core.errors import ConfigError, DeconfoundError
-from collector.export import FORMATS, card_path, export
-from collector.qc import (
+from collector.io.frames import FORMATS
+from collector.io.export import card_path, export
+from collector.serving.quality_control import (
     add_gold_file,
     annotator_quality,
     exclude_annotator,
@@ -25,9 +26,9 @@ from collector.qc import (
     qc_version,
     update_qc_config,
 )
-from collector.importers import FORMATS as IMPORT_FORMATS
-from collector.setup import DEFAULT_DB, init_db
-from collector.simulate import SimulatedAnnotatorConfig, simulate
+from collector.io.importers import FORMATS as IMPORT_FORMATS
+from collector.store.create import DEFAULT_DB, init_db
+from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 
 
@@ -192,14 +193,14 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "benchmark":
         from pathlib import Path
 
-        from collector.benchmark import configure, run_causal
+        from collector.benchmarks.causal import configure, run_causal
 
         world = configure(args.world, args.data, args.seeds, args.labels, args.quick, args.embedder,
                           sweeps=not args.no_sweeps)
         run_causal(world, Path(args.out), Path(args.cache), command=" ".join(["python -m collector", *sys.argv[1:]]))
         return
     if args.command in ("train", "worker"):
-        from collector.worker import make_trainer
+        from collector.serving.worker import make_trainer
         from models.online import load_training_config
 
         config = load_training_config(args.config)
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> None:
         else:
             import threading
 
-            from collector.worker import exit_with_parent
+            from collector.serving.worker import exit_with_parent
             from models.online import set_torch_threads
 
             if args.parent_pid is not None:
@@ -270,10 +271,10 @@ def run(args: argparse.Namespace) -> None:
             print(json.dumps(result))
         elif args.command == "balance":
             from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
-            from collector.export import pairs_frame, trl_frame
+            from collector.io.frames import pairs_frame, trl_frame
 
             print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
-            print(chosen_rejected_smd(trl_frame(store)).to_string(index=False, float_format="%.3f"))
+            print(chosen_rejected_smd(trl_frame(pairs_frame(store))).to_string(index=False, float_format="%.3f"))
             print("\nSMD between left and right, by stratum:")
             pairs = pairs_frame(store)
             report = balance_report(pairs)
@@ -284,7 +285,7 @@ def run(args: argparse.Namespace) -> None:
                 print(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd")
                       .to_string(float_format="%.3f"))
         elif args.command == "import":
-            from collector.importers import embed_new_texts, import_file
+            from collector.io.importers import embed_new_texts, import_file
 
             result = import_file(store, args.path, args.format, args.task_type)
             print(result.summary())
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> None:
                 print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
         elif args.command == "rewrite":
             from acquisition.rewriter import LLMRewriter, load_rewriter_config
-            from collector.rewrite_job import run_rewrite_job
+            from collector.serving.rewrite_job import run_rewrite_job
 
             config = load_rewriter_config(args.config)
             config.model = args.model or config.model

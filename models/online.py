@@ -3,7 +3,7 @@ switch the serving model atomically (``models.checkpoints``).
 
 Training only reads labels, so a crash or a kill mid-training cannot cost one. The trainer
 reads the database through ``LabelSource``, the few ``Store`` methods it uses; the collector
-hands it a way to open one (``collector.worker.make_trainer``).
+hands it a way to open one (``collector.serving.worker.make_trainer``).
 """
 
 from __future__ import annotations

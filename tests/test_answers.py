@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from collector.annotate import answer
+from collector.app.annotator import answer
 from acquisition.core.errors import LabelError, StalePairError, StorageError
-from collector.serving import Collector
-from collector.setup import init_db
+from collector.serving.service import Collector
+from collector.store.create import init_db
 from collector.store import Store
 
 

@@ -4,8 +4,9 @@
 def test_readme_python_api(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from collector import Collector, Store, init_db
-    from collector.export import export, pairs_frame
-    from collector.simulate import simulate
+    from collector.io.export import export
+    from collector.io.frames import pairs_frame
+    from collector.serving.simulate import simulate
     from acquisition.effects import amce
 
     init_db("data/deconfound.db", demo=True)

@@ -3,8 +3,8 @@ import pytest
 
 from acquisition.balance import balance_report, chosen_rejected_smd, smd
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
-from collector.export import pairs_frame, trl_frame
-from collector.simulate import simulate
+from collector.io.frames import pairs_frame, trl_frame
+from collector.serving.simulate import simulate
 from collector.store import Store
 
 
@@ -15,7 +15,7 @@ def test_smd_basics():
 
 def test_randomised_attributes_keep_every_attribute_balanced_over_2000_labels(store):
     simulate(store, labels=2000, annotators=6, groups=["a", "b"], seed=11)
-    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
     for attribute in DEFAULT_ATTRIBUTES:
         assert abs(table.loc[attribute, "smd"]) < 0.1, table
     report = balance_report(pairs_frame(store))
@@ -41,7 +41,7 @@ def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
     store.add_pool(records, source="test")
     store.activate_policy("observational", {})
     simulate(store, labels=2000, seed=5)
-    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
     assert table.loc["list_format", "smd"] > 0.5
     store.close()
 
@@ -49,7 +49,7 @@ def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
 def test_positive_control_shows_up_as_a_real_effect(store):
     store.activate_policy("randomised_attributes", {"attributes": ["drop_answer", "bold"], "probability": 0.5})
     simulate(store, labels=800, seed=2)
-    table = chosen_rejected_smd(trl_frame(store)).set_index("attribute")
+    table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
     assert table.loc["drop_answer", "smd"] < -0.3
     assert abs(table.loc["bold", "smd"]) < 0.15
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from acquisition.effects import amce
-from collector.card import build_card, markdown_table
-from collector.export import pairs_frame
-from collector.importers import import_file
-from collector.simulate import SimulatedAnnotatorConfig, simulate
+from collector.io.card import build_card, markdown_table
+from collector.io.frames import pairs_frame
+from collector.io.importers import import_file
+from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 
 
@@ -33,7 +33,7 @@ def two_policies(store):
 
 
 def test_card_states_policies_arms_counts_and_groups(two_policies):
-    card = build_card(two_policies, fmt="trl", export_name="out.jsonl", rows=123)
+    card = build_card(two_policies, pairs_frame(two_policies), fmt="trl", export_name="out.jsonl", rows=123)
     assert card.startswith("# Dataset card: out.jsonl")
     assert "Format `trl`, 123 rows" in card
     policies = table_rows(section(card, "Policies and versions"))
@@ -56,7 +56,7 @@ def test_card_states_policies_arms_counts_and_groups(two_policies):
 
 
 def test_card_amce_table_is_the_estimators(two_policies):
-    card = build_card(two_policies)
+    card = build_card(two_policies, pairs_frame(two_policies))
     text = section(card, "Attribute effects (AMCE)")
     rows = table_rows(text.split("By annotator group:")[1].split("By prompt type:")[0])
     assert rows[0] == ["annotator_group", "attribute", "estimate", "se", "ci95", "n_labels", "method"]
@@ -74,11 +74,11 @@ def test_card_lists_excluded_labels_and_why(two_policies):
     pairs = pairs_frame(two_policies)
     flagged = pairs["annotator_id"] == pairs["annotator_id"].iloc[0]
     pairs = pairs.assign(excluded=flagged, excluded_reason=flagged.map({True: "failed gold pairs", False: None}))
-    text = section(build_card(two_policies, fmt="arena", pairs=pairs), "Excluded labels")
+    text = section(build_card(two_policies, pairs, fmt="arena"), "Excluded labels")
     assert "skipped and unlabelled pairs are not in an Arena export" in text
     assert f"{int(flagged.sum())} labels are excluded" in text
     assert table_rows(text)[1] == ["failed gold pairs", str(int(flagged.sum())), "1"]
-    text = section(build_card(two_policies, pairs=pairs.assign(excluded=False)), "Excluded labels")
+    text = section(build_card(two_policies, pairs.assign(excluded=False)), "Excluded labels")
     assert "No annotator's labels are excluded." in text
 
 
@@ -91,7 +91,7 @@ def test_card_describes_imported_data_and_an_empty_collection(tmp_path):
         "conversation_b": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": "B"}],
     }) for i, w in enumerate(["model_a", "tie", "model_b"])))
     import_file(store, path)
-    card = build_card(store, fmt="pairs")
+    card = build_card(store, pairs_frame(store), fmt="pairs")
     assert table_rows(section(card, "Imported data"))[1] == ["a.jsonl", "arena", "3", "1", "3"]
     assert "No pair has been served." in section(card, "Arms and propensities")
     assert "No labels yet." in section(card, "Attribute effects (AMCE)")
@@ -105,12 +105,12 @@ def test_markdown_table_escapes_cells():
 
 def test_card_balance_matches_acquisition_balance(two_policies):
     from acquisition.balance import balance_report, chosen_rejected_smd
-    from collector.export import trl_frame
+    from collector.io.frames import trl_frame
 
-    text = section(build_card(two_policies), "Balance")
+    text = section(build_card(two_policies, pairs_frame(two_policies)), "Balance")
     first, second = text.split("SMD between left and right")
     chosen = {r[0]: r for r in table_rows(first)[1:]}
-    want = chosen_rejected_smd(trl_frame(two_policies)).set_index("attribute")
+    want = chosen_rejected_smd(trl_frame(pairs_frame(two_policies))).set_index("attribute")
     assert chosen and set(chosen) == set(want.index[want["n"] > 0])
     for attribute, row in chosen.items():
         assert row[1] == f"{want.loc[attribute, 'smd']:.3f}" and row[2] == str(want.loc[attribute, "n"])
@@ -125,15 +125,15 @@ def test_card_balance_matches_acquisition_balance(two_policies):
 
 
 def test_excluding_an_annotator_shows_in_the_card_and_leaves_the_exports(two_policies, tmp_path):
-    from collector.export import arena_frame, trl_frame
-    from collector.qc import exclude_annotator
+    from collector.io.frames import arena_frame, trl_frame
+    from collector.serving.quality_control import exclude_annotator
 
     victim = two_policies.annotators()[0]
     n_labels = two_policies.label_count(victim["id"])
-    before_trl, before_arena = len(trl_frame(two_policies)), len(arena_frame(two_policies))
+    before_trl, before_arena = len(trl_frame(pairs_frame(two_policies))), len(arena_frame(pairs_frame(two_policies)))
     exclude_annotator(two_policies, victim["id"], "gold accuracy 0.40")
-    text = section(build_card(two_policies, fmt="trl"), "Excluded labels")
+    text = section(build_card(two_policies, pairs_frame(two_policies), fmt="trl"), "Excluded labels")
     assert f"{n_labels} labels are excluded" in text
     assert table_rows(text)[1] == ["gold accuracy 0.40", str(n_labels), "1"]
-    assert len(arena_frame(two_policies)) == before_arena - n_labels
-    assert len(trl_frame(two_policies)) < before_trl
+    assert len(arena_frame(pairs_frame(two_policies))) == before_arena - n_labels
+    assert len(trl_frame(pairs_frame(two_policies))) < before_trl

@@ -12,11 +12,11 @@ import pytest
 from acquisition.core.config import to_dict
 from acquisition.effects import amce
 from acquisition.policies import RandomisedAttributesConfig, load_policy_file
-from collector import dashboard
-from collector.export import pairs_frame
-from collector.serving import Collector
-from collector.setup import init_db
-from collector.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
+from collector.app import panels as dashboard
+from collector.io.frames import pairs_frame
+from collector.serving.service import Collector
+from collector.store.create import init_db
+from collector.serving.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 from collector.store import Store
 from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig

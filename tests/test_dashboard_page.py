@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.qc import update_qc_config
-from collector.setup import init_db
-from collector.simulate import SimulatedAnnotatorConfig, simulate
+from collector.serving.quality_control import update_qc_config
+from collector.store.create import init_db
+from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "pages" / "dashboard.py"
+PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "dashboard.py"
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.card import build_card
-from collector.export import FORMATS, export_bytes, trl_frame
-from collector.setup import init_db
-from collector.simulate import simulate
+from collector.io.card import build_card
+from collector.io.frames import pairs_frame, FORMATS, trl_frame
+from collector.io.export import export_bytes
+from collector.store.create import init_db
+from collector.serving.simulate import simulate
 from collector.store import Store
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "pages" / "data.py"
+PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "data.py"
 
 
 @pytest.fixture
@@ -90,6 +91,6 @@ def test_download_contents_are_the_exports(data_db, fmt):
     parquet = pd.read_parquet(io.BytesIO(export_bytes(store, fmt, "parquet")))
     assert len(jsonl) == len(parquet) > 0 and list(jsonl.columns) == list(parquet.columns)
     if fmt == "trl":
-        assert list(parquet["chosen"]) == list(trl_frame(store)["chosen"])
-    assert build_card(store, fmt=fmt).startswith("# Dataset card")
+        assert list(parquet["chosen"]) == list(trl_frame(pairs_frame(store))["chosen"])
+    assert build_card(store, pairs_frame(store), fmt=fmt).startswith("# Dataset card")
     store.close()

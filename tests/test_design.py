@@ -43,7 +43,7 @@ def test_unknown_acquisition_and_no_comparisons_are_errors():
 
 def test_active_policy_uses_only_scores_from_its_own_acquisition():
     from acquisition.policies import build_policy
-    from collector.setup import load_demo_pool
+    from collector.store.create import load_demo_pool
     from collector.store import Store
 
     s = Store(":memory:")

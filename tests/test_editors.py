@@ -4,7 +4,7 @@ import re
 import pytest
 
 from acquisition.editors import EDITORS, apply_edit_vector, edit_seed
-from collector.setup import load_demo_pool
+from collector.store.create import load_demo_pool
 
 TEXTS = [r["text"] for rec in load_demo_pool() for r in rec["responses"]]
 

@@ -7,8 +7,8 @@ import pytest
 from acquisition.core.config import to_dict
 from acquisition.effects import amce, amce_one, labelled_pairs
 from acquisition.policies import RandomisedAttributesConfig
-from collector.export import pairs_frame
-from collector.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
+from collector.io.frames import pairs_frame
+from collector.serving.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 
 
 def _true_left(store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig) -> pd.Series:

@@ -6,9 +6,10 @@ import pytest
 
 from acquisition.editors import DEFAULT_ATTRIBUTES
 from acquisition.core.errors import ConfigError
-from collector.export import FORMATS, arena_frame, card_path, export, pairs_frame, trl_conversational_frame, trl_frame
-from collector.importers import import_file
-from collector.simulate import simulate
+from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
+from collector.io.export import card_path, export
+from collector.io.importers import import_file
+from collector.serving.simulate import simulate
 from collector.store import Store
 
 
@@ -26,7 +27,7 @@ def collected(store, collector, annotator):
 
 
 def test_trl_has_prompt_chosen_rejected_and_excludes_ties(collected):
-    df = trl_frame(collected)
+    df = trl_frame(pairs_frame(collected))
     assert list(df.columns[:3]) == ["prompt", "chosen", "rejected"]
     labels = pd.DataFrame(collected.labels())
     assert len(df) == int(labels["choice"].isin(["left", "right"]).sum())
@@ -47,7 +48,7 @@ def test_pairs_log_has_every_served_pair_with_status(collected):
 
 
 def test_randomised_attributes_are_balanced_between_chosen_and_rejected(collected):
-    df = trl_frame(collected)
+    df = trl_frame(pairs_frame(collected))
     for a in DEFAULT_ATTRIBUTES:
         assert 0.35 < df[f"chosen_{a}"].mean() < 0.65, a
         assert 0.35 < df[f"rejected_{a}"].mean() < 0.65, a
@@ -94,7 +95,7 @@ def test_every_format_loads_with_pandas_and_datasets_and_has_a_card(collected, t
 
 
 def test_trl_conversational_rows_are_message_lists(collected):
-    standard, conversational = trl_frame(collected), trl_conversational_frame(collected)
+    standard, conversational = trl_frame(pairs_frame(collected)), trl_conversational_frame(pairs_frame(collected))
     assert len(standard) == len(conversational)
     row, conv = standard.iloc[0], conversational.iloc[0]
     assert conv["prompt"] == [{"role": "user", "content": row["prompt"]}]
@@ -104,7 +105,7 @@ def test_trl_conversational_rows_are_message_lists(collected):
 
 
 def test_arena_battles_keep_ties_and_both_bad(collected):
-    arena, pairs = arena_frame(collected), pairs_frame(collected)
+    arena, pairs = arena_frame(pairs_frame(collected)), pairs_frame(collected)
     labelled = pairs[pairs["status"] == "labelled"].set_index("served_pair_id")
     assert len(arena) == len(labelled)
     assert {"model_a", "model_b", "tie", "tie (bothbad)"} <= set(arena["winner"])
@@ -123,7 +124,7 @@ def test_trl_export_round_trips_through_import(collected, tmp_path, fmt, ext):
     fresh = Store(tmp_path / "fresh.db")
     result = import_file(fresh, out)
     assert result.format == "trl" and result.new_preferences == n
-    exported = trl_frame(collected)
+    exported = trl_frame(pairs_frame(collected))
     want = list(zip(exported["prompt"], exported["chosen"], exported["rejected"]))
     got = [(r["prompt"], r["chosen"], r["rejected"]) for r in fresh.imported_preferences()]
     assert got == want
@@ -136,7 +137,7 @@ def test_arena_export_round_trips_with_ties(collected, tmp_path):
     export(collected, "arena", out)
     fresh = Store(":memory:")
     import_file(fresh, out)
-    arena = arena_frame(collected)
+    arena = arena_frame(pairs_frame(collected))
     got = [(r["prompt"], r["outcome"]) for r in fresh.imported_preferences()]
     want = [(c[0]["content"], {"model_a": "chosen", "model_b": "chosen", "tie": "tie",
                                "tie (bothbad)": "both_bad"}[w])
@@ -150,7 +151,7 @@ def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
     human preference of the file, export TRL, import it into a fresh database: same pairs."""
     from acquisition.core.config import to_dict
     from acquisition.policies import RandomisedAttributesConfig
-    from collector.serving import Collector
+    from collector.serving.service import Collector
 
     store = Store(tmp_path / "hh.db")
     import_file(store, HH)
@@ -177,7 +178,7 @@ def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
     assert export(store, "trl", out) == decided
     fresh = Store(tmp_path / "fresh.db")
     import_file(fresh, out)
-    exported = trl_frame(store)
+    exported = trl_frame(pairs_frame(store))
     assert [(r["prompt"], r["chosen"], r["rejected"]) for r in fresh.imported_preferences()] == list(
         zip(exported["prompt"], exported["chosen"], exported["rejected"]))
     card = card_path(out).read_text()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from acquisition.core.errors import ImportFormatError
-from collector.importers import import_file, parse_file
+from collector.io.importers import import_file, parse_file
 from collector.store import Store
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"

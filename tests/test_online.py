@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.serving import Collector
-from collector.setup import init_db
-from collector.simulate import simulate
+from collector.serving.service import Collector
+from collector.store.create import init_db
+from collector.serving.simulate import simulate
 from collector.store import Store
 from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
@@ -205,7 +205,7 @@ def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
     app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from collector.worker import spawn_worker
+        from collector.serving.worker import spawn_worker
         print(spawn_worker({str(db)!r}).pid, flush=True)
         time.sleep(120)
         """)], stdout=subprocess.PIPE, text=True)

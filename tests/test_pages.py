@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.setup import init_db
+from collector.store.create import init_db
 from collector.store import Store
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -104,7 +104,7 @@ def test_strength_only_with_a_winner_and_the_answer_stays_on_screen(app_db):
 
 
 def test_a_storage_failure_shows_one_sentence_and_keeps_the_answer(app_db):
-    from collector.app_state import _collector
+    from collector.app.state import _collector
 
     db, token = app_db
     at = _open_app(token)

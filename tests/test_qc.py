@@ -8,8 +8,8 @@ from acquisition.core.config import from_dict, to_dict
 from acquisition.policies import RandomisedAttributesConfig
 from collector.cli import main
 from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundError
-from collector.export import pairs_frame, trl_frame
-from collector.qc import (
+from collector.io.frames import pairs_frame, trl_frame
+from collector.serving.quality_control import (
     QCConfig,
     add_gold_file,
     add_gold_text,
@@ -22,8 +22,8 @@ from collector.qc import (
     qc_version,
     update_qc_config,
 )
-from collector.serving import Collector
-from collector.setup import init_db, load_demo_pool
+from collector.serving.service import Collector
+from collector.store.create import init_db, load_demo_pool
 from collector.store import Store
 
 GOLD = [
@@ -248,10 +248,10 @@ def test_gold_pairs_are_served_with_their_expected_side_and_never_twice(store):
     # gold labels never train, and leave the TRL export; the pairs export keeps them
     trained = {r["served_pair_id"] for r in store.training_rows()}
     assert trained and not trained & {p["id"] for p in gold}
-    assert not set(trl_frame(store)["served_pair_id"]) & {p["id"] for p in gold}
+    assert not set(trl_frame(pairs_frame(store))["served_pair_id"]) & {p["id"] for p in gold}
     pairs = pairs_frame(store)
     assert (pairs.loc[pairs["qc_kind"] == "gold", "qc_expected"].notna()).all()
-    assert len(trl_frame(store, include_qc=True)) > len(trl_frame(store))
+    assert len(trl_frame(pairs_frame(store), include_qc=True)) > len(trl_frame(pairs_frame(store)))
 
 
 # ---------------------------------------------------------------------- attention checks
@@ -327,8 +327,8 @@ def test_exclusion_keeps_labels_flags_them_and_removes_them_from_training(store,
     assert store.label_count() == 10  # kept
     trained = {r["served_pair_id"] for r in store.training_rows()}
     assert len(trained) == 5 and len(store.training_rows(include_excluded=True)) == 10
-    assert set(trl_frame(store)["annotator_id"]) == {b["id"]}
-    assert set(trl_frame(store, include_excluded=True)["annotator_id"]) == {a["id"], b["id"]}
+    assert set(trl_frame(pairs_frame(store))["annotator_id"]) == {b["id"]}
+    assert set(trl_frame(pairs_frame(store), include_excluded=True)["annotator_id"]) == {a["id"], b["id"]}
     pairs = pairs_frame(store)
     flagged = pairs[pairs["annotator_id"] == a["id"]]
     assert flagged["excluded"].all() and (flagged["excluded_reason"] == "gold accuracy 0.2").all()

@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.qc import add_gold_text, qc_config, update_qc_config
-from collector.setup import init_db
-from collector.simulate import simulate
+from collector.serving.quality_control import add_gold_text, qc_config, update_qc_config
+from collector.store.create import init_db
+from collector.serving.simulate import simulate
 from collector.store import Store
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "pages" / "quality.py"
+PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "quality.py"
 GOLD = [
     {"prompt": "What is 2 + 2?", "chosen": "2 + 2 is 4.", "rejected": "2 + 2 is 5.",
      "chosen_quality": 5, "rejected_quality": 1},

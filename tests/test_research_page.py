@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.setup import init_db
+from collector.store.create import init_db
 from collector.store import Store
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "pages" / "research.py"
+PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "research.py"
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_invalid_policy_names_the_field(research_db):
 
 
 def test_balance_tables_show_once_there_are_labels_and_follow_new_labels(research_db):
-    from collector.simulate import simulate
+    from collector.serving.simulate import simulate
 
     at = _logged_in()
     assert any("No labels with a winner yet" in i.value for i in at.info)

@@ -9,10 +9,10 @@ import pytest
 from acquisition.core.config import loads_toml, from_dict
 from acquisition.policies import AnnotatorContext, build_policy
 from acquisition.rewriter import LLMRewriter, RewriterConfig, base_state, load_rewriter_config, rewrite_check
-from collector.rewrite_job import load_rewrite_pairs, run_rewrite_job
+from collector.serving.rewrite_job import load_rewrite_pairs, run_rewrite_job
 from collector.cli import main
 from acquisition.core.errors import ConfigError
-from collector.serving import Collector
+from collector.serving.service import Collector
 from collector.store import Store
 
 POOL = [

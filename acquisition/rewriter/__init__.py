@@ -2,7 +2,7 @@
 
 Rule-based editors (``acquisition/editors/``) switch an attribute in microseconds, at serve
 time. An LLM rewrite takes seconds, so it never runs on the request path: the batch job
-(``collector.serving.rewrite_job``) pre-generates rewrites and stores them as variants of their
+(``collector.serving.service.rewrite_job``) pre-generates rewrites and stores them as variants of their
 base response, and ``counterfactual_pairs`` with ``source = "rewrites"`` serves the stored rows.
 
 Rewrite-of-rewrite, after RATE (Reber et al., *RATE: Causal Explainability of Reward Models
@@ -24,7 +24,7 @@ from acquisition.rewriter.instructions import (
     load_rewriter_config,
 )
 from acquisition.rewriter.llm import LLMRewriter, check_model_dir
-from acquisition.rewriter.pairs import SOURCE, RewritePair, rewrite_pairs
+from acquisition.rewriter.rewrite_pairs import SOURCE, RewritePair, rewrite_pairs
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS", "SOURCE", "AttributeInstruction", "LLMRewriter", "RewritePair", "RewriterConfig",

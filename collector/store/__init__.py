@@ -7,12 +7,14 @@ two processes (the app and ``python -m collector simulate``) can share one file.
 sqlite-utils' own ``insert``/``upsert`` commit through ``with conn:``, which would end an
 enclosing transaction early, so writes that must be atomic use ``StoreBase._insert``.
 
-``Store`` is assembled from parts, one file each: ``core`` (connection, transactions, schema,
-meta), ``pool``, ``people`` (annotators, policies), ``serving`` (served pairs, variants, labels)
-and ``quality`` (quality control); ``reads`` holds the dashboard's read-only queries.
+``Store`` is assembled from parts, one file each: ``connection`` (connection, transactions,
+schema, meta), ``pool_tables`` (prompts, responses, imported preferences), ``people``
+(annotators, policies), ``served_pairs`` (served pairs, variants, labels) and ``qc_tables``
+(repeats, gold items, exclusions); ``reads`` holds the dashboard's read-only queries and
+``create`` makes a new database (``init_db``, the demo pool).
 """
 
-from collector.store.core import (
+from collector.store.connection import (
     ADDED_COLUMNS,
     ADDED_INDEXES,
     CHOICES,
@@ -23,15 +25,14 @@ from collector.store.core import (
     edit_key,
     token_hash,
 )
-from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
 from collector.store.people import PeopleMixin
-from collector.store.pool import PoolMixin
-from collector.store.quality import QualityMixin
+from collector.store.pool_tables import PoolTablesMixin
+from collector.store.qc_tables import QCTablesMixin
 from collector.store.reads import read_connection, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
-from collector.store.serving import ServingMixin
+from collector.store.served_pairs import ServedPairsMixin
 
 
-class Store(PoolMixin, PeopleMixin, ServingMixin, QualityMixin, StoreBase):
+class Store(PoolTablesMixin, PeopleMixin, ServedPairsMixin, QCTablesMixin, StoreBase):
     """Deconfound's database: pool, annotators, policies, served pairs and labels.
 
     Args:

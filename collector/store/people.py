@@ -10,7 +10,7 @@ from typing import Any
 import unicodedata
 
 from acquisition.core.errors import AuthError, DeconfoundError, NotFoundError
-from collector.store.core import token_hash
+from collector.store.connection import token_hash
 
 MAX_NAME_CHARS = 80
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collector.store.core import StoreBase
+from collector.store.connection import StoreBase
 
 
 # ---------------------------------------------------------------------- read-only analysis queries

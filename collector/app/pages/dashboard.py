@@ -1,0 +1,121 @@
+"""Dashboard page (researcher): progress, effects, balance and overlap, model, agreement, quality.
+
+Data loads are cached per database and data version (label and served-pair counts, exclusions)
+with a TTL, read on their own read-only connection, and refreshed by a fragment on a timer, so
+the annotators' pages never wait on it. Only the open tab is computed.
+"""
+
+import streamlit as st
+
+from models.checkpoints import Checkpoints
+
+from collector.app import panels as dashboard
+from collector.app.state import db_path, get_collector, require_researcher
+
+REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
+TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]
+
+
+@st.cache_resource(ttl=120, max_entries=2, show_spinner="Loading the served-pair log...")
+def _pairs(path: str, version: tuple):
+    """Shared, not copied, between sessions: the panels only read it."""
+    return dashboard.load_pairs(path, flags=False)
+
+
+@st.cache_resource(ttl=120, max_entries=2, show_spinner="Reading the edit vectors...")
+def _flagged(path: str, version: tuple):
+    """The log with each attribute's flags, for the tabs that need them."""
+    pairs = _pairs(path, version)
+    upto = int(pairs["served_pair_id"].max()) if len(pairs) else 0
+    return dashboard.with_flags(pairs, dashboard.load_flags(path, upto))
+
+
+@st.cache_data(ttl=120, max_entries=2, show_spinner="Estimating effects...")
+def _effects(path: str, version: tuple):
+    return dashboard.effects_table(_flagged(path, version))
+
+
+@st.cache_data(ttl=120, max_entries=2, show_spinner="Computing agreement...")
+def _agreement(path: str, version: tuple):
+    return dashboard.agreement_table(_pairs(path, version))
+
+
+@st.cache_data(ttl=300, max_entries=2, show_spinner="Computing balance on a sample...")
+def _balance(path: str, version: tuple):
+    return dashboard.balance_table(get_collector().store, _flagged(path, version))
+
+
+collector = get_collector()
+store = collector.store
+st.title("Dashboard")
+
+require_researcher("dashboard")
+
+refresh = st.sidebar.selectbox("Refresh every", list(REFRESH), index=2, key="dashboard_refresh")
+
+
+@st.fragment(run_every=REFRESH[refresh])
+def panels() -> None:
+    path = db_path()
+    version = dashboard.data_version(store)
+    pairs = _pairs(path, version)
+    summary = dashboard.progress_summary(pairs)
+    total = summary.iloc[0]
+    cols = st.columns(5)
+    cols[0].metric("Labels", f"{int(total['labels']):,}")
+    cols[1].metric("Annotators", int(total["annotators"]))
+    cols[2].metric("Median latency", f"{total['median_latency_s']:.1f} s" if total["labels"] else "-")
+    cols[3].metric("Skipped", f"{total['skip_rate']:.1%}" if total["skip_rate"] == total["skip_rate"] else "-")
+    cols[4].metric("Both bad", f"{total['both_bad_rate']:.1%}" if total["labels"] else "-")
+
+    progress, effects, balance, model, agreement, quality = st.tabs(
+        TABS, key="dashboard_tab", on_change="rerun")
+    with progress:
+        if progress.open:
+            st.plotly_chart(dashboard.build_progress_figure(pairs), key="dashboard_progress")
+            st.dataframe(summary, hide_index=True)
+    with effects:
+        if effects.open:
+            st.caption(
+                "AMCE: P(a response is chosen | attribute on) - P(chosen | off), from the randomised "
+                "arms only, weighted by the stored arm propensities (difference in means where the "
+                "design is uniform); 95% CIs clustered by pair; ties count half, both-bad labels, "
+                "quality-control items and excluded annotators are left out.")
+            table = _effects(path, version)
+            st.plotly_chart(dashboard.build_effects_figure(table), key="dashboard_effects")
+            st.dataframe(table, hide_index=True)
+    with balance:
+        if balance.open:
+            table = _balance(path, version)
+            st.plotly_chart(dashboard.build_balance_figure(table), key="dashboard_balance")
+            st.caption("Each arm against the reference arm (observational where there is one), within "
+                       "annotator groups; attributes are read from the texts where they were not "
+                       "randomised, on a seeded random sample of up to 3,000 served pairs.")
+            st.dataframe(table, hide_index=True)
+            st.plotly_chart(dashboard.build_overlap_figure(dashboard.overlap_counts(_flagged(path, version))),
+                            key="dashboard_overlap")
+    with model:
+        if model.open:
+            checkpoints = dashboard.load_checkpoints(Checkpoints.for_database(path))
+            st.plotly_chart(dashboard.build_model_figure(checkpoints), key="dashboard_model")
+            st.caption("OOD accuracy: held-out pairs whose style attributes favour the rejected "
+                       "response (the spurious correlation flipped); its pair count is in the table.")
+            st.dataframe(checkpoints, hide_index=True)
+    with agreement:
+        if agreement.open:
+            table = _agreement(path, version)
+            st.plotly_chart(dashboard.build_agreement_figure(table), key="dashboard_agreement")
+            st.caption("An item is the same unordered pair of response rows; a choice is the response "
+                       "row chosen (or tie / both bad); each annotator's first label of an item counts.")
+            st.dataframe(table, hide_index=True)
+    with quality:
+        if quality.open:
+            try:
+                from collector.serving.quality_control import annotator_quality
+            except ImportError:
+                st.info("Quality control is not installed in this version.")
+            else:
+                st.dataframe(annotator_quality(store), hide_index=True)
+
+
+panels()

@@ -1,0 +1,68 @@
+"""Data page (researcher password): import preference data, download every export and its card."""
+
+import streamlit as st
+
+from collector.app.state import get_collector, require_researcher
+from collector.io.card import build_card
+from acquisition.core.errors import DeconfoundError
+from collector.io.frames import FORMATS, pairs_frame
+from collector.io.export import export_bytes
+from collector.io.importers import FORMATS as IMPORT_FORMATS
+from collector.io.importers import import_upload
+
+FORMAT_LABELS = {
+    "trl": "TRL (prompt / chosen / rejected)",
+    "trl-conversational": "TRL conversational (message lists)",
+    "arena": "Chatbot Arena battles (ties included)",
+    "pairs": "Full served-pair log",
+}
+MIME = {"jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
+
+
+collector = get_collector()
+store = collector.store
+st.title("Data")
+
+require_researcher("data")
+
+st.subheader("Import preference data")
+st.caption(
+    "HH-RLHF, TRL (standard or conversational), UltraFeedback binarized, Chatbot Arena battles "
+    "or CSV with prompt / chosen / rejected columns; JSON Lines, JSON, CSV or Parquet, gzipped "
+    "or not. The whole file is imported or nothing is; the prompts and responses join the pool "
+    "and the human preferences are kept beside them."
+)
+uploaded = st.file_uploader("Preference file", key="data_upload",
+                            type=["jsonl", "json", "csv", "gz", "parquet"])
+left, right = st.columns(2)
+import_format = left.selectbox("Format", ["auto", *IMPORT_FORMATS], key="data_import_format")
+task_type = right.text_input("Prompt type for rows without one", value="general", key="data_task_type")
+if st.button("Import", type="primary", key="data_import", disabled=uploaded is None):
+    try:
+        result = import_upload(store, uploaded.name, uploaded.getvalue(), import_format, task_type or None)
+        st.success(result.summary() + " The trainer embeds the new texts in the background.")
+    except DeconfoundError as exc:
+        st.error(str(exc))
+
+st.subheader("Export")
+st.caption(
+    "Every export carries the assignment mechanism (policy, version, arm, propensities, edit "
+    "vectors, display position). The dataset card states the policies, arms, counts, balance, "
+    "attribute effects, annotator groups and exclusions. Files are built when you click."
+)
+for fmt in FORMATS:
+    cols = st.columns([3, 1, 1, 1])
+    cols[0].markdown(f"**{FORMAT_LABELS.get(fmt, fmt)}** (`{fmt}`)")
+    for col, ext in zip(cols[1:3], ("jsonl", "parquet")):
+        col.download_button(
+            ext.upper() if ext == "jsonl" else "Parquet",
+            data=lambda fmt=fmt, ext=ext: export_bytes(store, fmt, ext),
+            file_name=f"deconfound-{fmt}.{ext}", mime=MIME[ext], key=f"data_download_{fmt}_{ext}",
+            on_click="ignore",
+        )
+    cols[3].download_button(
+        "Card",
+        data=lambda fmt=fmt: build_card(store, pairs_frame(store), fmt=fmt, export_name=f"deconfound-{fmt}"),
+        file_name=f"deconfound-{fmt}.card.md", mime="text/markdown", key=f"data_download_{fmt}_card",
+        on_click="ignore",
+    )

@@ -1,0 +1,191 @@
+"""The dashboard's tables: progress, effects (AMCE), balance between arms, overlap counts and
+agreement (Krippendorff's alpha, pairwise agreement)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from acquisition.balance import arm_balance
+from acquisition.effects import amce, labelled_pairs
+from collector.app.panels.loading import SCOPES, randomised, regular_labels
+from collector.store import Store
+
+
+def _bin_seconds(epoch_ns: np.ndarray) -> int:
+    """A time bin (1 min, 10 min, 1 h, 6 h or 1 day) giving at most ~150 points over the span."""
+    span = (epoch_ns.max() - epoch_ns.min()) / 1e9 if len(epoch_ns) else 0
+    return next((s for s in (60, 600, 3600, 21600) if span / s <= 150), 86400)
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, list]:
+    """``(codes, categories)`` of a column (-1 for missing), cheap for the loader's categoricals."""
+    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
+def progress_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per annotator group (and ``all``): annotators, labels, median latency, skip and both-bad rates."""
+    status, status_names = _codes(pairs["status"])
+    label, label_names = _codes(pairs["label"])
+    group, group_names = _codes(pairs["annotator_group"])
+    labelled_all = status == (status_names.index("labelled") if "labelled" in status_names else -2)
+    skipped_all = status == (status_names.index("skipped") if "skipped" in status_names else -2)
+    both_bad = label == (label_names.index("both_bad") if "both_bad" in label_names else -2)
+    latency = pairs["latency_ms"].to_numpy(float, na_value=np.nan)
+    annotator = pairs["annotator_id"].to_numpy()
+    rows = []
+    for i, name in [(-1, "all")] + sorted(enumerate(group_names), key=lambda x: x[1]):
+        here = np.ones(len(pairs), bool) if i < 0 else group == i
+        labelled = here & labelled_all
+        n_labels, skipped = int(labelled.sum()), int((here & skipped_all).sum())
+        rows.append({
+            "annotator_group": name, "annotators": int(np.unique(annotator[here]).size), "labels": n_labels,
+            "median_latency_s": float(np.nanmedian(latency[labelled])) / 1000 if n_labels else math.nan,
+            "skip_rate": skipped / (n_labels + skipped) if n_labels + skipped else math.nan,
+            "both_bad_rate": float(both_bad[labelled].mean()) if n_labels else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """AMCE of every randomised attribute, overall, by annotator group and by prompt type.
+
+    Returns:
+        ``[scope, cell, attribute, estimate, se, ci_low, ci_high, n_labels, n_on, n_off, method]``.
+    """
+    attributes = randomised(pairs)
+    parts = []
+    for scope, column in SCOPES.items():
+        table = amce(pairs, attributes=attributes, by=[column] if column else [])
+        table.insert(0, "cell", table.pop(column).astype(str) if column else "all")
+        table.insert(0, "scope", scope)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+def balance_table(store: Store, pairs: pd.DataFrame, sample: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """``acquisition.balance.arm_balance`` within annotator groups, on a seeded random sample of
+    at most ``sample`` served pairs: attributes that were not randomised are read from the texts,
+    which takes seconds over 100,000 pairs, and a few thousand pairs pin an SMD to about +-0.05.
+    The sample's sizes are in ``n_arm`` and ``n_reference``."""
+    part = pairs.sample(n=min(sample, len(pairs)), random_state=seed) if len(pairs) else pairs
+    arms = [store.served_pair(int(i))["arm"] for i in part["served_pair_id"]]
+    texts = {int(r): store.response(int(r))["text"]
+             for r in pd.unique(part[["left_response_id", "right_response_id"]].to_numpy().ravel())}
+    part = part.assign(arm=arms, left_text=part["left_response_id"].map(texts),
+                       right_text=part["right_response_id"].map(texts))
+    return arm_balance(part, by=("annotator_group",))
+
+
+def _combination(pairs: pd.DataFrame, side: str, attributes: list[str]) -> pd.Series:
+    on = [pairs[f"{side}_{a}"].fillna(False).to_numpy(bool) for a in attributes]
+    return pd.Series(sum((o.astype(np.int64) << i for i, o in enumerate(on)), np.zeros(len(pairs), np.int64)),
+                     index=pairs.index)
+
+
+def overlap_counts(pairs: pd.DataFrame, max_rows: int = 128) -> pd.DataFrame:
+    """Labelled responses (each side of a labelled randomised pair is one) per combination of the
+    randomised attributes switched on x prompt type x annotator group, zeros included.
+
+    Every combination is listed while there are at most ``max_rows`` of them; beyond that only the
+    combinations some response carried (the empty ones are counted in the figure's title).
+
+    Returns:
+        ``[combination, task_type, annotator_group, labels]``.
+    """
+    attributes = randomised(pairs)
+    labelled = labelled_pairs(pairs)
+    if not attributes or labelled.empty:
+        return pd.DataFrame(columns=["combination", "task_type", "annotator_group", "labels"])
+    designed = labelled[labelled[[f"left_{a}" for a in attributes]].notna().any(axis=1)]
+    codes = pd.concat([_combination(designed, s, attributes) for s in ("left", "right")])
+    frame = pd.DataFrame({"code": codes.to_numpy(),
+                          "task_type": pd.concat([designed["task_type"]] * 2).to_numpy(),
+                          "annotator_group": pd.concat([designed["annotator_group"]] * 2).to_numpy()})
+    counts = frame.groupby(["code", "task_type", "annotator_group"]).size()
+    all_codes = range(2 ** len(attributes)) if 2 ** len(attributes) <= max_rows else sorted(frame["code"].unique())
+    index = pd.MultiIndex.from_product([all_codes, sorted(pairs["task_type"].dropna().unique()),
+                                        sorted(pairs["annotator_group"].dropna().unique())],
+                                       names=["code", "task_type", "annotator_group"])
+    out = counts.reindex(index, fill_value=0).rename("labels").reset_index()
+    names = {c: "+".join(a for i, a in enumerate(attributes) if c >> i & 1) or "none" for c in all_codes}
+    out.insert(0, "combination", out.pop("code").map(names))
+    out.attrs["combinations"] = 2 ** len(attributes)
+    return out
+
+
+def _unit_value_counts(units: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n_uc, unit, value)``: how often each value occurs in each unit, one entry per present
+    (unit, value), with integer codes for both."""
+    unit_code = np.unique(np.asarray(units), return_inverse=True)[1].ravel()
+    value_code = np.unique(np.asarray(values), return_inverse=True)[1].ravel()
+    pairs, n_uc = np.unique(np.stack([unit_code, value_code], axis=1), axis=0, return_counts=True)
+    return n_uc.astype(float), pairs[:, 0], pairs[:, 1]
+
+
+def krippendorff_alpha_nominal(units: np.ndarray, values: np.ndarray) -> float:
+    """Krippendorff's alpha for nominal data (Krippendorff 2011, "Computing Krippendorff's
+    alpha-reliability"): ``1 - (n - 1) * (n - sum_c o_cc) / (n^2 - sum_c n_c^2)``, where ``o`` is
+    the coincidence matrix, ``n_c`` its margins and ``n`` the number of pairable values (those in
+    units with at least two). NaN with no pairable values; 1.0 when every value is the same.
+
+    Args:
+        units: `(m,)` the unit each value belongs to; values: `(m,)` the category assigned.
+    """
+    if len(units) == 0:
+        return math.nan
+    n_uc, unit, value = _unit_value_counts(units, values)
+    m_u = np.bincount(unit, weights=n_uc)  # values per unit
+    pairable = m_u[unit] >= 2
+    n_uc, unit, value = n_uc[pairable], unit[pairable], value[pairable]
+    n = n_uc.sum()
+    if n == 0:
+        return math.nan
+    o_cc = (n_uc * (n_uc - 1) / (m_u[unit] - 1)).sum()  # diagonal of the coincidence matrix
+    n_c = np.bincount(value, weights=n_uc)
+    expected = n ** 2 - (n_c ** 2).sum()
+    if expected == 0:
+        return 1.0  # a single category: nothing to disagree on
+    return float(1 - (n - 1) * (n - o_cc) / expected)
+
+
+def pairwise_agreement(units: np.ndarray, values: np.ndarray) -> float:
+    """Share of agreeing pairs among all pairs of values within the same unit (NaN without pairs)."""
+    if len(units) == 0:
+        return math.nan
+    n_uc, unit, _ = _unit_value_counts(units, values)
+    m_u = np.bincount(unit, weights=n_uc)
+    pairs = (m_u * (m_u - 1) / 2).sum()
+    return float((n_uc * (n_uc - 1) / 2).sum() / pairs) if pairs else math.nan
+
+
+def agreement_items(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Labels as ``(item, annotator_id, annotator_group, choice)``: an item is the unordered pair
+    of response rows shown, the choice is the response row chosen (-1 tie, -2 both bad); each
+    annotator's first label of an item counts."""
+    labels = regular_labels(pairs)
+    left, right = labels["left_response_id"].to_numpy(np.int64), labels["right_response_id"].to_numpy(np.int64)
+    low, high = np.minimum(left, right), np.maximum(left, right)
+    label = labels["label"].astype(str).to_numpy()
+    choice = np.select([label == "left", label == "right", label == "tie"], [left, right, -1], -2)
+    items = pd.DataFrame({"item": low * (int(high.max(initial=0)) + 1) + high,
+                          "annotator_id": labels["annotator_id"].to_numpy(),
+                          "annotator_group": labels["annotator_group"].astype(str).to_numpy(), "choice": choice})
+    return items.drop_duplicates(["item", "annotator_id"])
+
+
+def agreement_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per annotator group (and ``all``): items labelled by two or more annotators of that group,
+    the labels on them, Krippendorff's alpha (nominal) and pairwise agreement."""
+    items = agreement_items(pairs)
+    rows = []
+    for group, part in [("all", items)] + list(items.groupby("annotator_group")):
+        shared = part[part.groupby("item")["annotator_id"].transform("size").to_numpy() >= 2]
+        unit, value = shared["item"].to_numpy(), shared["choice"].to_numpy()
+        rows.append({"annotator_group": group, "items": int(shared["item"].nunique()), "labels": len(shared),
+                     "krippendorff_alpha": krippendorff_alpha_nominal(unit, value),
+                     "pairwise_agreement": pairwise_agreement(unit, value)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,96 @@
+"""Plain functions behind the researcher page (no Streamlit here)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acquisition import EXAMPLES
+from acquisition.core.config import loads_toml, to_dict
+from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
+from collector.serving.service import policy_inputs
+from acquisition.core.errors import AuthError, ConfigError
+from collector.store import Store
+
+
+
+def check_password(given: str, expected: str | None) -> None:
+    """Raise ``AuthError`` unless ``given`` matches the configured researcher password."""
+    if not expected:
+        raise AuthError(
+            "The researcher area is locked: set DECONFOUND_RESEARCHER_PASSWORD (or "
+            "researcher_password in .streamlit/secrets.toml) and restart the app."
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("Wrong researcher password.")
+
+
+def example_policies() -> dict[str, str]:
+    """Example policy files by policy name."""
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.toml"))}
+
+
+def parse_policy_text(text: str, source: str = "policy") -> tuple[str, Any]:
+    """Validate a policy file's text; errors name the field."""
+    return parse_policy_document(loads_toml(text, source), source)
+
+
+def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0, group: str = "default") -> pd.DataFrame:
+    """Pairs the policy would serve to an annotator of ``group`` now (nothing is written): the
+    edits each side gets and the propensities, given the labels collected so far."""
+    name, config = parse_policy_text(text)
+    pool = store.pool_snapshot()
+    needed = policy_needs(name, config)
+    policy = build_policy(name, config, pool, **policy_inputs(store, needed, store.get_meta("model_version")))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        p = policy.propose(AnnotatorContext(0, group), rng)
+
+        def edits(side: Any) -> str:
+            return ", ".join(sorted(a for a, e in side.edit_vector.items() if e["on"])) or "none"
+
+        rows.append({
+            "prompt": pool.prompt(p.prompt_id).text[:80], "left response": p.left.base_response_id,
+            "left edits": edits(p.left), "right response": p.right.base_response_id,
+            "right edits": edits(p.right), "arm": p.arm,
+            "propensity_score": p.propensity_score, "arm_propensity": p.arm_propensity,
+        })
+    return pd.DataFrame(rows)
+
+
+def activate_policy_text(store: Store, text: str) -> dict[str, Any]:
+    """Validate and activate; the next served pair uses it, recorded with the new version."""
+    name, config = parse_policy_text(text)
+    if not store.pool_snapshot().servable:
+        raise ConfigError("The pool has no prompt with two responses; load a pool before activating.")
+    return store.activate_policy(name, to_dict(config))
+
+
+def active_policy_summary(store: Store) -> dict[str, Any]:
+    row = store.active_policy()
+    if row is None:
+        return {"policy": None}
+    return {"policy": row["name"], "version": row["version"], "config": json.dumps(row["config"], indent=2)}
+
+
+def balance_tables(store: Store) -> dict[str, pd.DataFrame] | None:
+    """The researcher page's balance tables (chosen vs rejected, left vs right, arms vs the
+    reference), or ``None`` before any label has a winner."""
+    from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
+    from collector.io.frames import pairs_frame, trl_frame
+
+    trl = trl_frame(pairs_frame(store))
+    if not len(trl):
+        return None
+    pairs = pairs_frame(store)
+    return {
+        "chosen_rejected": chosen_rejected_smd(trl),
+        "left_right": balance_report(pairs).pivot(index="attribute", columns="stratum", values="smd"),
+        "arms": arm_balance(pairs, by=("annotator_group", "task_type")),
+    }

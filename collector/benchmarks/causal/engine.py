@@ -1,0 +1,284 @@
+"""The benchmark's moving parts: pools, one collection run per arm, training, evaluation.
+
+Everything goes through the product's own code paths: each arm is a temporary SQLite
+database (``Store``) holding a pool, with a real policy activated; simulated annotators label
+through ``Collector`` (``collector.serving.simulate.simulate``); reward models are trained on
+``Store.training_rows()`` with ``models.online.build_pair_data`` and ``models.reward``; the
+active arm's ensemble-disagreement scores are published by the worker's ``OnlineTrainer``.
+
+Where confounding lives: in the *texts*. In the natural pool (what an observational
+collection serves), each spurious attribute is written into the better response with
+probability ``rho_spurious`` and into the worse one otherwise; a latent attribute (one with a
+true effect) sits where it agrees with the base quality with probability
+``(1 + rho_latent) / 2``. The interventional arms start from the clean texts and switch the
+attributes with the editors at random. ID test pairs are drawn like the natural pool on
+held-out prompts; OOD pairs flip the placement probabilities; the oracle is the same model
+and number of labels collected observationally from a pool where the attributes are
+independent of quality (placement probability 0.5), evaluated OOD.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acquisition.core.config import to_dict
+from acquisition.editors import apply_edit_vector, edit_seed
+from acquisition.effects import amce, labelled_pairs
+from acquisition.policies import parse_policy_config
+from collector.benchmarks.causal.sources import Item
+from collector.benchmarks.causal.world import World
+from collector.io.frames import pairs_frame
+from collector.serving.simulate import simulate, true_left_outcome
+from collector.store import Store
+from models.checkpoints import Checkpoints
+from models.online import OnlineTrainer, TrainingConfig, build_pair_data
+from models.reward import RewardModel, build_model
+
+
+def bake(text: str, attributes: set[str]) -> str:
+    """``text`` with ``attributes`` written in by their editors (seeded by the text itself, so
+    the same text always gets the same edit)."""
+    if not attributes:
+        return text
+    key = zlib.crc32(text.encode())
+    vector = {a: {"on": True, "editor": a, "seed": edit_seed(key, a)} for a in sorted(attributes)}
+    return apply_edit_vector(text, vector)[0]
+
+
+@dataclass
+class Placement:
+    """Which attributes are written into each item's better and worse response."""
+
+    on_better: list[set[str]]
+    on_worse: list[set[str]]
+
+
+def place(items: list[Item], world: World, rng: np.random.Generator, flipped: bool = False,
+          p_spurious: float | None = None, p_latent: float | None = None) -> Placement:
+    """Draw the natural placement (or its flipped, OOD version) of the confounded attributes."""
+    conf = world.confounding
+    p_s = conf.rho_spurious if p_spurious is None else p_spurious
+    p_l = (1.0 + conf.rho_latent) / 2.0 if p_latent is None else p_latent
+    if flipped:
+        p_s, p_l = 1.0 - p_s, 1.0 - p_l
+    latent_sign = np.sign(world.annotators.effect(conf.latent)) if conf.latent else 0.0
+    on_better: list[set[str]] = []
+    on_worse: list[set[str]] = []
+    for _ in items:
+        b, w = set(), set()
+        for a in conf.spurious:
+            (b if rng.random() < p_s else w).add(a)
+        if conf.latent:
+            agrees = rng.random() < p_l  # the latent attribute's contribution favours the better response
+            (b if agrees == (latent_sign > 0) else w).add(conf.latent)
+        on_better.append(b)
+        on_worse.append(w)
+    return Placement(on_better, on_worse)
+
+
+@dataclass
+class Pool:
+    """Records for ``Store.add_pool`` and the attributes written into each response text."""
+
+    records: list[dict[str, Any]]
+    baked: dict[str, set[str]] = field(default_factory=dict)  # response text -> attributes in it
+
+
+def build_pool(items: list[Item], placement: Placement | None = None) -> Pool:
+    records, baked = [], {}
+    for i, item in enumerate(items):
+        sides = []
+        for text, quality, on in ((item.better, item.quality_better, placement.on_better[i] if placement else set()),
+                                  (item.worse, item.quality_worse, placement.on_worse[i] if placement else set())):
+            written = bake(text, on)
+            baked[written] = set(on)
+            sides.append({"text": written, "quality": quality})
+        records.append({"prompt": item.prompt, "task_type": item.task_type, "responses": sides})
+    return Pool(records, baked)
+
+
+@dataclass
+class TestSet:
+    """Held-out pairs as embeddings, first = the truly preferred response (``group`` may name
+    the annotator group whose preference is the truth)."""
+
+    name: str
+    prompt: np.ndarray  # `(n, d)`
+    first: np.ndarray  # `(n, d)`
+    second: np.ndarray  # `(n, d)`
+    group: str | None = None
+    texts: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def true_utility(quality: float, on: set[str], world: World, group: str | None = None) -> float:
+    return quality + sum(world.annotators.effect(a, group) for a in on)
+
+
+def test_pairs(items: list[Item], placement: Placement, world: World,
+               group: str | None = None) -> list[tuple[str, str, str]]:
+    """``(prompt, preferred, other)`` texts by the true utility; exact ties are left out."""
+    out = []
+    for i, item in enumerate(items):
+        ub = true_utility(item.quality_better, placement.on_better[i], world, group)
+        uw = true_utility(item.quality_worse, placement.on_worse[i], world, group)
+        if ub == uw:
+            continue
+        b, w = bake(item.better, placement.on_better[i]), bake(item.worse, placement.on_worse[i])
+        out.append((item.prompt, b, w) if ub > uw else (item.prompt, w, b))
+    return out
+
+
+def embed_test(name: str, triples: list[tuple[str, str, str]], embed, group: str | None = None) -> TestSet:
+    return TestSet(name, embed([t[0] for t in triples]), embed([t[1] for t in triples]),
+                   embed([t[2] for t in triples]), group, triples)
+
+
+def accuracy(model: RewardModel, test: TestSet) -> float:
+    """Share of test pairs where the model prefers the truly preferred response."""
+    if not len(test.prompt):
+        return float("nan")
+    group = None
+    if test.group is not None and model.per_group and test.group in model.group_names:
+        group = np.full(len(test.prompt), model.group_names.index(test.group), np.int64)
+    p, _ = model.preference(test.prompt, test.first, test.second, group)
+    return float((p > 0.5).mean())
+
+
+def arm_policy(arm: str, world: World) -> tuple[str, dict[str, Any]]:
+    """The policy (name, config table) an arm activates; validated like a policy file."""
+    attrs = list(world.arms.randomised)
+    randomised = {"attributes": attrs, "probability": 0.5}
+    if arm in ("observational", "oracle"):
+        name, config = "observational", {}
+    elif arm == "assignment_randomisation":
+        name, config = "assignment_randomisation", {"observational_share": 0.0}
+    elif arm == "randomised_attributes":
+        name, config = "randomised_attributes", randomised
+    elif arm == "counterfactual_pairs":
+        share = world.arms.counterfactual_share
+        name, config = "mixture", {"components": [
+            {"name": "counterfactual_pairs", "weight": share, "config": {"attributes": attrs}},
+            {"name": "randomised_attributes", "weight": 1.0 - share, "config": randomised},
+        ]}
+    elif arm == "active_mixture":
+        share = world.arms.active_share
+        name, config = "mixture", {"components": [
+            {"name": "active", "weight": share, "config": {
+                "uniform_share": world.arms.active_uniform_share, "attributes": attrs, "probability": 0.5,
+                "design_acquisition": world.arms.active_design}},
+            {"name": "randomised_attributes", "weight": 1.0 - share, "config": randomised},
+        ]}
+    else:
+        raise ValueError(f"unknown arm {arm!r}")
+    return name, to_dict(parse_policy_config(name, config, f"arm {arm}"))
+
+
+def uses_clean_pool(arm: str) -> bool:
+    return arm not in ("observational", "oracle")
+
+
+@dataclass
+class Collection:
+    """One arm's finished collection: its databases (one per pool) with the attributes written
+    into each base response, by response id."""
+
+    arm: str
+    seed: int
+    stores: list[tuple[Store, dict[int, set[str]]]]
+
+    @property
+    def store(self) -> Store:
+        return self.stores[0][0]
+
+    @property
+    def baked(self) -> dict[int, set[str]]:
+        return self.stores[0][1]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every label of the arm, all pools, each pool in the order its labels were given."""
+        return [r for s, _ in self.stores for r in s.training_rows()]
+
+    def close(self) -> None:
+        for s, _ in self.stores:
+            s.close()
+
+
+def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: int, workdir: Path,
+            embedder, labels: int | None = None) -> Collection:
+    """Collect ``labels`` labels for one arm and seed in a fresh database under ``workdir``.
+
+    Args:
+        pools: ``(pool, groups)``: each pool is served to its own annotator groups (one pool for
+            every arm, except the observational ``rho_assignment`` arm where each group sees the
+            prompts it was assigned); labels are split evenly over the pools.
+    """
+    db = workdir / f"{arm}-seed{seed}" / "arm.db"
+    store = Store(db)
+    name, config = arm_policy(arm, world)
+    labels = world.labels if labels is None else labels
+    # one database per pool (its own observational policy), labels merged at training time
+    sub_stores: list[tuple[Store, list[str], dict[int, set[str]]]] = []
+    for k, (pool, groups) in enumerate(pools):
+        s = store if k == 0 else Store(db.parent / f"pool{k}" / "arm.db")
+        s.add_pool(pool.records, source=world.name)
+        s.activate_policy(name, config)
+        snapshot = s.pool_snapshot()
+        ids = {rid: pool.baked.get(text, set()) for rid, text in snapshot.response_text.items()}
+        sub_stores.append((s, groups, {rid: on for rid, on in ids.items() if on}))
+    trainer = None
+    if arm == "active_mixture":
+        trainer = OnlineTrainer(functools.partial(Store, db), Checkpoints.for_database(db), TrainingConfig(
+            model=world.models[0], retrain_every=world.arms.retrain_every, eval_responses=0,
+            min_labels=10, seed=seed, params=world.model), embedder)
+    step = world.arms.retrain_every if trainer else labels
+    done, chunk = 0, 0
+    while done < labels:
+        n = min(step, labels - done)
+        for k, (s, groups, ids) in enumerate(sub_stores):
+            share = n // len(sub_stores) + (1 if k < n % len(sub_stores) else 0)
+            simulate(s, labels=share, annotators=max(world.arms.annotators, len(groups)), groups=groups,
+                     seed=seed * 100_003 + chunk * 101 + k, config=world.annotators, base_attributes=ids)
+        done += n
+        chunk += 1
+        if trainer is not None and done < labels:
+            trainer.train_once()
+    return Collection(arm, seed, [(s, ids) for s, _, ids in sub_stores])
+
+
+def train(rows: list[dict[str, Any]], model_name: str, world: World, embed, seed: int) -> RewardModel:
+    data, _ = build_pair_data(rows, embed)
+    model = build_model(model_name, world.model, data.prompt.shape[1], data.group_names)
+    model.fit(data, seed=seed)
+    return model
+
+
+def sensitivity(model: RewardModel, items: list[Item], attribute: str, embed) -> float:
+    """Mean reward change when ``attribute`` is written into held-out responses, in reward SDs
+    (the same definition as ``models.online.attribute_sensitivity``)."""
+    texts = [t for item in items for t in (item.better, item.worse)]
+    prompts = embed([item.prompt for item in items for _ in (0, 1)])
+    base = model.reward(prompts, embed(texts))[0]
+    edited = model.reward(prompts, embed([bake(t, {attribute}) for t in texts]))[0]
+    return float((edited - base).mean() / (base.std() or 1.0))
+
+
+def amce_rows(collection: Collection, world: World) -> pd.DataFrame:
+    """Each randomised attribute's estimated AMCE with its 95% CI, beside the true AMCE on the
+    same realised design (from the simulator's exact choice probabilities)."""
+    pairs = labelled_pairs(pairs_frame(collection.store))
+    attrs = list(world.arms.randomised)
+    estimate = amce(pairs, attributes=attrs)
+    truth = amce(pairs.assign(true_left=true_left_outcome(collection.store, pairs, world.annotators, collection.baked)),
+                 attributes=attrs, left_outcome="true_left")
+    merged = estimate.merge(truth[["attribute", "estimate"]].rename(columns={"estimate": "true_amce"}), on="attribute")
+    merged["covered"] = (merged.ci_low <= merged.true_amce) & (merged.true_amce <= merged.ci_high)
+    merged["nominal_effect"] = [world.annotators.effect(a) for a in merged.attribute]
+    return merged.assign(arm=collection.arm, seed=collection.seed)

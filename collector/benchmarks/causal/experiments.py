@@ -1,0 +1,262 @@
+"""The benchmark's experiments, each a plain function of a ``World`` returning rows.
+
+- ``compare_policies``: every arm (and the oracle) collects ``labels`` labels per seed; each
+  reward model is trained on them; ID / OOD / clean accuracy, the spurious attribute's reward
+  sensitivity, labels-to-target curves (the headline model trained on the first ``n`` labels
+  in the order they were collected) and each randomised attribute's AMCE against the truth.
+- ``sweep_rho_latent``: limited overlap. A second latent quality factor (an attribute with a
+  true effect, ``drop_answer`` by default) correlates with the base quality at ``rho_latent``
+  in the natural pool; observational collection vs randomising that attribute. ID follows
+  each rho; the OOD test set is the same for every rho (the correlation flipped at the
+  largest rho swept), so the OOD column is comparable along the sweep.
+- ``sweep_rho_assignment``: confounded assignment. Two annotator groups (= the two prompt
+  types) judge by opposite objectives (opposite true effects of one attribute written into a
+  random side); observationally each group sees its own prompt type with probability
+  ``rho_assignment``. ``bt_mlp``, ``multihead`` and ``adversarial`` are evaluated on
+  consistent (group = prompt type) and inconsistent pairs; the ``assignment_randomisation``
+  policy is the product's way to get ``rho = 0.5``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from collector.benchmarks.causal.engine import (
+    Collection, Placement, Pool, accuracy, amce_rows, build_pool, collect, embed_test, place, sensitivity,
+    test_pairs, train, uses_clean_pool,
+)
+from collector.benchmarks.causal.sources import Item, file_items, split_items, synthetic_items
+from collector.benchmarks.causal.world import World
+from acquisition.core.errors import ConfigError
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_items(world: World) -> tuple[list[Item], list[Item]]:
+    src = world.source
+    if src.kind == "synthetic":
+        items = synthetic_items(src.train + src.test, src.seed, src.hidden_quality)
+    else:
+        items = file_items(src.path, src.flip_rate, world.annotators.noise)
+    return split_items(items, src.train, src.test, src.seed)
+
+
+def _pre_embed(embed, pools: list[Pool], items: list[Item], tests: list[list[tuple[str, str, str]]]) -> None:
+    """Embed every text known before collection in one length-sorted batch (cached)."""
+    texts = {r["prompt"] for p in pools for r in p.records}
+    texts |= {resp["text"] for p in pools for r in p.records for resp in r["responses"]}
+    texts |= {item.prompt for item in items}
+    texts |= {t for triples in tests for triple in triples for t in triple}
+    embed(sorted(texts))
+
+
+def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> dict[str, list[dict[str, Any]]]:
+    train_items, test_items = load_items(world)
+    main, curves, effects = [], [], []
+    spurious = world.confounding.spurious
+    for seed in range(world.seeds):
+        rng = np.random.default_rng(1_000 + seed)
+        natural = build_pool(train_items, place(train_items, world, rng))
+        oracle = build_pool(train_items, place(train_items, world, rng, p_spurious=0.5, p_latent=0.5))
+        clean = build_pool(train_items)
+        tests_txt = {
+            "id": test_pairs(test_items, place(test_items, world, rng), world),
+            "ood": test_pairs(test_items, place(test_items, world, rng, flipped=True), world),
+            "clean": test_pairs(test_items, Placement([set()] * len(test_items), [set()] * len(test_items)), world),
+        }
+        started = time.perf_counter()
+        _pre_embed(embed, [natural, oracle, clean], test_items, list(tests_txt.values()))
+        log(f"[seed {seed}] pools and test sets embedded in {time.perf_counter() - started:.1f} s")
+        tests = {k: embed_test(k, v, embed) for k, v in tests_txt.items()}
+        for arm in [*world.policies, "oracle"]:
+            started = time.perf_counter()
+            pool = oracle if arm == "oracle" else (clean if uses_clean_pool(arm) else natural)
+            collection = collect(world, arm, [(pool, ["default"])], seed, workdir, embedder)
+            rows = collection.rows()
+            collected = time.perf_counter() - started
+            for n in world.curve_points if arm != "oracle" else [world.labels]:
+                model = train(rows[:n], world.models[0], world, embed, seed)
+                curves.append({"policy": arm, "seed": seed, "labels": n,
+                               "id_accuracy": accuracy(model, tests["id"]), "ood_accuracy": accuracy(model, tests["ood"])})
+            for name in world.models:
+                model = train(rows, name, world, embed, seed)
+                row = {"policy": arm, "model": name, "seed": seed, "labels": len(rows),
+                       **{f"{k}_accuracy": accuracy(model, t) for k, t in tests.items()}}
+                for a in spurious:
+                    row[f"sensitivity_{a}"] = sensitivity(model, test_items, a, embed)
+                main.append(row)
+            if arm not in ("observational", "oracle"):
+                effects.extend(amce_rows(collection, world).to_dict("records"))
+            collection.close()
+            log(f"[seed {seed}] {arm}: {len(rows)} labels, collected in {collected:.1f} s, "
+                f"{world.models[0]} OOD {main[-len(world.models)]['ood_accuracy']:.3f} "
+                f"({time.perf_counter() - started:.1f} s)")
+    return {"main": main, "curves": curves, "amce": effects}
+
+
+def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
+    """OOD accuracy as the latent factors' correlation grows, observational vs randomised."""
+    latent = world.sweeps.latent
+    base = dataclasses.replace(
+        world, confounding=dataclasses.replace(world.confounding, spurious=[], latent=latent),
+        arms=dataclasses.replace(world.arms, randomised=[latent]),  # randomise exactly the latent factor
+    )
+    train_items, test_items = load_items(base)
+    out = []
+    for seed in range(world.seeds):
+        clean = build_pool(train_items)
+        randomised = collect(base, "randomised_attributes", [(clean, ["default"])], seed, workdir / "latent", embedder)
+        random_model = train(randomised.rows(), world.models[0], base, embed, seed)
+        randomised.close()
+        # one OOD test set for every rho: the correlation flipped at the largest rho swept
+        ood_p = 1.0 - (1.0 + max(world.sweeps.rho_latent)) / 2.0
+        ood = embed_test("ood", test_pairs(test_items, place(test_items, base, np.random.default_rng(7_000 + seed),
+                                                             p_latent=ood_p), base), embed)
+        for rho in world.sweeps.rho_latent:
+            w = dataclasses.replace(base, confounding=dataclasses.replace(base.confounding, rho_latent=rho))
+            rng = np.random.default_rng(5_000 + seed)
+            natural = build_pool(train_items, place(train_items, w, rng))
+            tests = {"id": embed_test("id", test_pairs(test_items, place(test_items, w, rng), w), embed), "ood": ood}
+            obs = collect(w, "observational", [(natural, ["default"])], seed, workdir / f"latent-{rho}", embedder)
+            model = train(obs.rows(), world.models[0], w, embed, seed)
+            obs.close()
+            for policy, m in (("observational", model), ("randomised_attributes", random_model)):
+                out.append({"sweep": "rho_latent", "rho": rho, "policy": policy, "model": world.models[0], "seed": seed,
+                            "id_accuracy": accuracy(m, tests["id"]), "ood_accuracy": accuracy(m, tests["ood"])})
+            log(f"[rho_latent {rho} seed {seed}] observational OOD {out[-2]['ood_accuracy']:.3f}, "
+                f"randomised OOD {out[-1]['ood_accuracy']:.3f}")
+    return out
+
+
+def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
+    """Consistent / inconsistent accuracy of each model as assignment gets more confounded."""
+    spec = world.assignment
+    groups = sorted(spec.group_effects)
+    annotators = dataclasses.replace(
+        world.annotators,
+        group_effects={**world.annotators.group_effects, **{g: {spec.attribute: e} for g, e in spec.group_effects.items()}},
+        objectives={g: f"{'likes' if e > 0 else 'dislikes'} {spec.attribute}" for g, e in spec.group_effects.items()},
+    )
+    w = dataclasses.replace(world, annotators=annotators,
+                            confounding=dataclasses.replace(world.confounding, spurious=[], latent=""))
+    train_items, test_items = load_items(w)
+    types = {item.task_type for item in train_items}
+    if not set(groups) <= types:
+        raise ConfigError(
+            f"assignment.group_effects: groups must be prompt types of the source ({', '.join(sorted(types))}); "
+            f"got {', '.join(groups)}."
+        )
+    out = []
+    for seed in range(world.seeds):
+        rng = np.random.default_rng(9_000 + seed)
+
+        def objective_placement(items: list[Item]) -> Placement:
+            sides = rng.random(len(items)) < 0.5
+            return Placement([{spec.attribute} if s else set() for s in sides],
+                             [set() if s else {spec.attribute} for s in sides])
+
+        train_place = objective_placement(train_items)
+        test_place = objective_placement(test_items)
+        tests = []
+        for kind in ("consistent", "inconsistent"):
+            for g in groups:
+                keep = [i for i, it in enumerate(test_items) if (it.task_type == g) == (kind == "consistent")]
+                sub = Placement([test_place.on_better[i] for i in keep], [test_place.on_worse[i] for i in keep])
+                tests.append((kind, embed_test(kind, test_pairs([test_items[i] for i in keep], sub, w, group=g), embed, group=g)))
+        runs: list[tuple[str, float | None, Collection]] = []
+        for rho in world.sweeps.rho_assignment:
+            own = rng.random(len(train_items)) < rho
+            assigned = {g: [i for i, it in enumerate(train_items) if (it.task_type == g) == bool(own[i])] for g in groups}
+            pools = []
+            for g in groups:
+                idx = assigned[g]
+                sub = Placement([train_place.on_better[i] for i in idx], [train_place.on_worse[i] for i in idx])
+                pools.append((build_pool([train_items[i] for i in idx], sub), [g]))
+            runs.append(("observational", rho, collect(w, "observational", pools, seed, workdir / f"assign-{rho}", embedder)))
+        whole = build_pool(train_items, train_place)
+        runs.append(("assignment_randomisation", None,
+                     collect(w, "assignment_randomisation", [(whole, groups)], seed, workdir / "assign-random", embedder)))
+        for policy, rho, collection in runs:
+            rows = collection.rows()
+            for name in world.sweeps.models:
+                model = train(rows, name, w, embed, seed)
+                acc = {kind: [] for kind in ("consistent", "inconsistent")}
+                for kind, test in tests:
+                    acc[kind].append((accuracy(model, test), len(test.prompt)))
+                row = {"sweep": "rho_assignment", "rho": rho, "policy": policy, "model": name, "seed": seed}
+                for kind, parts in acc.items():
+                    n = sum(k for _, k in parts)
+                    row[f"{kind}_accuracy"] = sum(a * k for a, k in parts) / n if n else float("nan")
+                out.append(row)
+            collection.close()
+            log(f"[rho_assignment {rho if rho is not None else 'randomised'} seed {seed}] "
+                + ", ".join(f"{r['model']} {r['consistent_accuracy']:.3f}/{r['inconsistent_accuracy']:.3f}"
+                            for r in out[-len(world.sweeps.models):]))
+    return out
+
+
+def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, float]]:
+    """``{policy: {id_accuracy, ood_accuracy, oracle_ood_accuracy}}`` means over seeds."""
+    rows = [r for r in main if r["model"] == model]
+    oracle = float(np.mean([r["ood_accuracy"] for r in rows if r["policy"] == "oracle"]))
+    out: dict[str, dict[str, float]] = {}
+    for policy in dict.fromkeys(r["policy"] for r in rows if r["policy"] != "oracle"):
+        sel = [r for r in rows if r["policy"] == policy]
+        out[policy] = {"id_accuracy": round(float(np.mean([r["id_accuracy"] for r in sel])), 4),
+                       "ood_accuracy": round(float(np.mean([r["ood_accuracy"] for r in sel])), 4),
+                       "oracle_ood_accuracy": round(oracle, 4)}
+    return out
+
+
+def labels_to_target(curves: list[dict[str, Any]], policy: str, reference: str = "randomised_attributes") -> dict[str, Any]:
+    """Labels ``policy`` needs (mean curve over seeds, linear interpolation) to reach the
+    ``reference`` policy's final mean OOD accuracy; ``None`` if it never does."""
+    def mean_curve(name: str) -> list[tuple[int, float]]:
+        points = sorted({r["labels"] for r in curves if r["policy"] == name})
+        return [(n, float(np.mean([r["ood_accuracy"] for r in curves if r["policy"] == name and r["labels"] == n])))
+                for n in points]
+
+    ref, cur = mean_curve(reference), mean_curve(policy)
+    if not ref or not cur:
+        return {"policy": policy, "reference": reference, "target": None, "labels": None, "share": None}
+    target_labels, target = ref[-1]
+    needed = None
+    for i, (n, a) in enumerate(cur):
+        if a >= target:
+            if i == 0:
+                needed = n  # already there at the first point: an upper bound
+            else:
+                n0, a0 = cur[i - 1]
+                needed = int(round(n0 + (target - a0) / (a - a0) * (n - n0)))
+            break
+    return {"policy": policy, "reference": reference, "target": round(target, 4),
+            "reference_labels": target_labels, "labels": needed,
+            "share": None if needed is None else round(needed / target_labels, 3)}
+
+
+def run(world: World, workdir: Path, embedder, log: Log = _stderr) -> dict[str, Any]:
+    """Every experiment the world asks for; returns the results as plain data."""
+    embed = embedder.embed
+    started = time.perf_counter()
+    results: dict[str, Any] = {"world": dataclasses.asdict(world)}
+    results.update(compare_policies(world, workdir, embed, embedder, log))
+    results["headline"] = headline(results["main"], world.models[0])
+    results["labels_to_target"] = [labels_to_target(results["curves"], p) for p in world.policies
+                                   if p != "randomised_attributes"]
+    results["sweeps"] = []
+    if world.sweeps.rho_latent:
+        results["sweeps"] += sweep_rho_latent(world, workdir, embed, embedder, log)
+    if world.sweeps.rho_assignment:
+        results["sweeps"] += sweep_rho_assignment(world, workdir, embed, embedder, log)
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return results

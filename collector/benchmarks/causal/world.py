@@ -1,0 +1,231 @@
+"""World files: what a benchmark run simulates, as TOML validated into dataclasses.
+
+A world names its data source, the simulated annotators (``collector.serving.simulate``), the
+observational confounding knobs, the policies and reward models to compare, and the sweeps.
+Every table is checked by ``acquisition.core.config.from_dict``: a wrong key, type or range names
+the field (``worlds/x.toml.confounding.rho_spurious: must be in (0, 1) ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from acquisition.core.config import from_dict, load_toml
+from acquisition.editors import EDITORS
+from acquisition.core.errors import ConfigError
+from collector.serving.simulate import SimulatedAnnotatorConfig
+from models.reward import REWARD_MODELS, ModelConfig
+
+WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
+ARMS = ("observational", "randomised_attributes", "counterfactual_pairs", "active_mixture")
+SOURCES = ("synthetic", "file")
+EMBEDDERS = ("minilm", "bag_of_words")
+
+
+@dataclass
+class SourceConfig:
+    # "synthetic": generated prompts and responses with a known latent quality;
+    # "file": human preference pairs (HH-RLHF, TRL, UltraFeedback, ...), the human label as truth
+    kind: str = "synthetic"
+    path: str = ""  # the file for kind = "file" (any format collector.io.importers reads)
+    train: int = 1000  # prompts (each with one better and one worse response) in the training pool
+    test: int = 500  # held-out prompts for the ID / OOD test sets
+    hidden_quality: float = 0.0  # synthetic: SD of the quality no text feature shows (lowers the ceiling)
+    flip_rate: float = 0.1  # file: P(the simulated annotator prefers the human-rejected response), ties aside
+    seed: int = 0  # shuffles the source before the train / test split
+
+    def validate(self, where: str) -> None:
+        if self.kind not in SOURCES:
+            raise ConfigError(f"{where}.kind: must be one of {', '.join(SOURCES)}; got {self.kind!r}.")
+        if self.kind == "file" and not self.path:
+            raise ConfigError(f"{where}.path: kind = \"file\" needs the path of a preference file.")
+        if self.train < 20 or self.test < 20:
+            raise ConfigError(f"{where}.train / test: need at least 20 prompts each; got {self.train} / {self.test}.")
+        if self.hidden_quality < 0:
+            raise ConfigError(f"{where}.hidden_quality: must be zero or positive; got {self.hidden_quality}.")
+        if not 0.0 < self.flip_rate < 0.5:
+            raise ConfigError(f"{where}.flip_rate: must be strictly between 0 and 0.5; got {self.flip_rate}.")
+
+
+@dataclass
+class ConfoundingConfig:
+    # attributes whose presence tracks quality in the natural (observational) pool; true effect 0
+    spurious: list[str] = field(default_factory=lambda: ["verbosity"])
+    # P(a spurious attribute sits on the better response) in the natural pool (0.5: independent)
+    rho_spurious: float = 0.9
+    # an attribute WITH a true effect (a second latent quality factor), or "" for none
+    latent: str = ""
+    # correlation between the latent attribute's contribution and the base quality in the pool
+    rho_latent: float = 0.0
+
+    def validate(self, where: str) -> None:
+        for i, a in enumerate(self.spurious):
+            if a not in EDITORS:
+                raise ConfigError(f"{where}.spurious[{i}]: unknown attribute {a!r}; known: {', '.join(sorted(EDITORS))}.")
+        if self.latent and self.latent not in EDITORS:
+            raise ConfigError(f"{where}.latent: unknown attribute {self.latent!r}; known: {', '.join(sorted(EDITORS))}.")
+        if self.latent in self.spurious:
+            raise ConfigError(f"{where}.latent: {self.latent!r} is also listed as spurious.")
+        if not 0.0 < self.rho_spurious < 1.0:
+            raise ConfigError(f"{where}.rho_spurious: must be strictly between 0 and 1; got {self.rho_spurious}.")
+        if not 0.0 <= self.rho_latent < 1.0:
+            raise ConfigError(f"{where}.rho_latent: must be in [0, 1); got {self.rho_latent}.")
+
+
+@dataclass
+class ArmsConfig:
+    # attributes the interventional arms switch at random (must include spurious and latent)
+    randomised: list[str] = field(default_factory=lambda: ["verbosity", "list_format", "sycophantic_opener", "emoji"])
+    counterfactual_share: float = 0.3  # counterfactual_pairs arm: share of minimal pairs (rest randomised)
+    active_share: float = 0.5  # active_mixture arm: share served by `active` (rest randomised)
+    active_uniform_share: float = 0.2  # `active`'s own uniform slice
+    retrain_every: int = 200  # active_mixture: the worker retrains after this many new labels
+    # active's edit vectors: "none" (coin flips) or "eubo" (BoTorch EUBO over the design space)
+    active_design: str = "none"
+    annotators: int = 4  # simulated annotators per arm (spread over the groups)
+
+    def validate(self, where: str) -> None:
+        for i, a in enumerate(self.randomised):
+            if a not in EDITORS:
+                raise ConfigError(f"{where}.randomised[{i}]: unknown attribute {a!r}; known: {', '.join(sorted(EDITORS))}.")
+        for key in ("counterfactual_share", "active_share", "active_uniform_share"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"{where}.{key}: must be strictly between 0 and 1; got {getattr(self, key)}.")
+        if self.active_design not in ("none", "eubo"):
+            raise ConfigError(f"{where}.active_design: must be 'none' or 'eubo'; got {self.active_design!r}.")
+        if self.retrain_every < 10:
+            raise ConfigError(f"{where}.retrain_every: must be at least 10; got {self.retrain_every}.")
+        if self.annotators < 1:
+            raise ConfigError(f"{where}.annotators: must be at least 1; got {self.annotators}.")
+
+
+@dataclass
+class AssignmentConfig:
+    """The ``rho_assignment`` experiment: annotator groups are the prompt types, each judging by
+    its own objective (a per-group true effect of ``attribute``); in observational collection a
+    group sees prompts of its own type with probability ``rho_assignment``."""
+
+    attribute: str = "verbosity"
+    group_effects: dict[str, float] = field(default_factory=lambda: {"everyday": 3.0, "technical": -3.0})
+
+    def validate(self, where: str) -> None:
+        if self.attribute not in EDITORS:
+            raise ConfigError(f"{where}.attribute: unknown attribute {self.attribute!r}; known: {', '.join(sorted(EDITORS))}.")
+        if len(self.group_effects) != 2:
+            raise ConfigError(f"{where}.group_effects: give exactly two groups (prompt types); got {len(self.group_effects)}.")
+
+
+@dataclass
+class SweepsConfig:
+    rho_latent: list[float] = field(default_factory=list)  # e.g. [0.0, 0.3, 0.6, 0.9]; [] skips
+    rho_assignment: list[float] = field(default_factory=list)  # e.g. [0.5, 0.8, 0.9, 1.0]; [] skips
+    models: list[str] = field(default_factory=lambda: ["bt_mlp", "multihead", "adversarial"])
+    latent: str = "drop_answer"  # the attribute with a true effect whose correlation is swept
+
+    def validate(self, where: str) -> None:
+        for i, r in enumerate(self.rho_latent):
+            if not 0.0 <= r < 1.0:
+                raise ConfigError(f"{where}.rho_latent[{i}]: must be in [0, 1); got {r}.")
+        for i, r in enumerate(self.rho_assignment):
+            if not 0.5 <= r <= 1.0:
+                raise ConfigError(f"{where}.rho_assignment[{i}]: must be in [0.5, 1]; got {r}.")
+        _check_models(self.models, f"{where}.models")
+        if self.latent not in EDITORS:
+            raise ConfigError(f"{where}.latent: unknown attribute {self.latent!r}; known: {', '.join(sorted(EDITORS))}.")
+
+
+def _check_models(models: list[str], where: str) -> None:
+    if not models:
+        raise ConfigError(f"{where}: name at least one reward model; known: {', '.join(sorted(REWARD_MODELS))}.")
+    for i, m in enumerate(models):
+        if m not in REWARD_MODELS:
+            raise ConfigError(f"{where}[{i}]: unknown reward model {m!r}; known: {', '.join(sorted(REWARD_MODELS))}.")
+
+
+@dataclass
+class World:
+    name: str = "world"
+    labels: int = 1000  # labels collected per arm and seed
+    seeds: int = 3
+    curve: list[int] = field(default_factory=list)  # label counts for the labels-to-target curves ([]: quarters)
+    policies: list[str] = field(default_factory=lambda: list(ARMS))
+    models: list[str] = field(default_factory=lambda: ["bt_mlp"])  # the first is the headline model
+    embedder: str = "minilm"  # "bag_of_words": a hashed bag-of-words stand-in for tests
+    source: SourceConfig = field(default_factory=SourceConfig)
+    confounding: ConfoundingConfig = field(default_factory=ConfoundingConfig)
+    annotators: SimulatedAnnotatorConfig = field(default_factory=SimulatedAnnotatorConfig)
+    arms: ArmsConfig = field(default_factory=ArmsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
+    sweeps: SweepsConfig = field(default_factory=SweepsConfig)
+
+    def validate(self, where: str) -> None:
+        if self.labels < 40:
+            raise ConfigError(f"{where}.labels: must be at least 40; got {self.labels}.")
+        if self.seeds < 1:
+            raise ConfigError(f"{where}.seeds: must be at least 1; got {self.seeds}.")
+        for i, n in enumerate(self.curve):
+            if not 20 <= n <= self.labels:
+                raise ConfigError(f"{where}.curve[{i}]: must be between 20 and labels ({self.labels}); got {n}.")
+        for i, p in enumerate(self.policies):
+            if p not in ARMS:
+                raise ConfigError(f"{where}.policies[{i}]: unknown arm {p!r}; known: {', '.join(ARMS)}.")
+        _check_models(self.models, f"{where}.models")
+        if self.embedder not in EMBEDDERS:
+            raise ConfigError(f"{where}.embedder: must be one of {', '.join(EMBEDDERS)}; got {self.embedder!r}.")
+        self.annotators.validate(f"{where}.annotators")
+        latent = self.confounding.latent
+        if latent and self.annotators.effect(latent) == 0:
+            raise ConfigError(
+                f"{where}.confounding.latent: {latent!r} has no true effect; give it one under "
+                "[annotators.attribute_effects] (a latent factor changes quality; spurious ones go in spurious)."
+            )
+        needed = set(self.confounding.spurious) | ({self.confounding.latent} - {""})
+        missing = sorted(needed - set(self.arms.randomised))
+        if missing:
+            raise ConfigError(
+                f"{where}.arms.randomised: must include every confounded attribute so the interventional "
+                f"arms randomise it; missing {', '.join(missing)}."
+            )
+
+    @property
+    def curve_points(self) -> list[int]:
+        return sorted(set(self.curve)) if self.curve else [self.labels * k // 4 for k in (1, 2, 3, 4)]
+
+
+def load_world(path: str | Path) -> World:
+    """Read and validate a world file; errors name the file and the field."""
+    return from_dict(World, load_toml(path), str(path))
+
+
+def world_path(name_or_path: str) -> Path:
+    """A world file by path, or by name from ``collector/benchmarks/causal/worlds/``."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix == ".toml":
+        return path
+    candidate = WORLDS_DIR / f"{name_or_path}.toml"
+    if not candidate.exists():
+        known = ", ".join(sorted(p.stem for p in WORLDS_DIR.glob("*.toml")))
+        raise ConfigError(f"{name_or_path}: no such world file or built-in world; built-in: {known}.")
+    return candidate
+
+
+def quick(world: World) -> World:
+    """The ``--quick`` configuration: 200 training and 150 test prompts, 300 labels, 2 seeds,
+    the headline model only, the confounded attributes plus one other randomised, two curve
+    points and no sweeps; chosen so a cold-cache run embeds about 3,000 texts and stays under
+    5 minutes on 2 cores."""
+    confounded = [*world.confounding.spurious, *([world.confounding.latent] if world.confounding.latent else [])]
+    others = [a for a in world.arms.randomised if a not in confounded]
+    labels = min(world.labels, 300)
+    return dataclasses.replace(
+        world,
+        labels=labels, seeds=min(world.seeds, 2), curve=[labels // 2, labels], models=world.models[:1],
+        source=dataclasses.replace(world.source, train=min(world.source.train, 200),
+                                   test=min(world.source.test, 150)),
+        arms=dataclasses.replace(world.arms, randomised=confounded + others[:1],
+                                 retrain_every=max(min(world.arms.retrain_every, labels // 3), 10)),
+        sweeps=dataclasses.replace(world.sweeps, rho_latent=[], rho_assignment=[]),
+    )

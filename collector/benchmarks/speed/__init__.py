@@ -1,0 +1,1 @@
+"""Speed benchmarks, one module each, run by ``make bench``; each prints its figures."""

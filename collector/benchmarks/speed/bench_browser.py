@@ -1,0 +1,202 @@
+"""The annotator's page in real browsers: click (key press) to next pair painted, paints per
+answer and the server's CPU time per answer, with 1, 10 and 20 annotators labelling at once
+while the reward model retrains beside the app.
+
+Each annotator is a Chromium page (Playwright, Debian's /usr/bin/chromium) logged in with its own
+token (one after the other, as people arrive); once all have a pair on screen they label
+together: wait until a pair is painted (nothing greyed out), read for 1-3 s (``--think``; real
+annotators take 10 s or more), press 1 or 2. Click-to-painted runs from the key press to the first animation frame
+that shows the next pair with nothing greyed out, both in the page's clock. The server's CPU
+time is read from /proc for the Streamlit process alone (the trainer is its own process and the
+browsers run beside it on the same cores: their cost is not in the figure).
+
+Targets (issue 10): p95 at most 250 ms with one annotator while the model retrains, at most 1 s
+with 20; one paint per answer; at most 50 ms of server CPU per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+from collector.benchmarks.speed.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
+from collector.store.create import init_db
+from collector.serving.simulate import simulate
+from collector.store import Store
+
+TRAINING = """# retrain after every new label: the model is always retraining while people label
+model = "bt_mlp"
+retrain_every = 1
+min_labels = 20
+poll_seconds = 0.5
+"""
+BENCH_FLAGS = [*CHROMIUM_FLAGS, "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+               "--disable-backgrounding-occluded-windows"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _version_number(version: str | None) -> int:
+    return int(version[1:]) if version else 0
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def _settled(page, other_than: int | None, timeout: float = 120.0) -> int:
+    """The next pair (other than ``other_than``) painted with nothing greyed out: one call that
+    the page answers when it happens, so waiting costs the browser nothing."""
+    return int(await asyncio.wait_for(page.evaluate("id => window.__probe.next(id)", other_than), timeout))
+
+
+async def _annotator(browser, url: str, token: str, answers: int, seed: int, think: tuple[float, float],
+                     turn: asyncio.Event, ready: list, start: asyncio.Event) -> dict:
+    rng = random.Random(seed)
+    await turn.wait()
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    started = time.monotonic()
+    await page.goto(f"{url}/?token={token}")
+    await page.wait_for_selector(".st-key-annotate_actions", timeout=120_000)
+    await page.evaluate(PROBE)
+    first_pair_s = time.monotonic() - started
+    pair = await _settled(page, None)
+    ready.append(seed)
+    await start.wait()  # every annotator has a pair on screen: answering starts together
+    for _ in range(answers):
+        await asyncio.sleep(rng.uniform(*think))
+        await page.keyboard.press(rng.choice("12"))
+        pair = await _settled(page, pair)
+    await asyncio.sleep(0.5)
+    frames, keys = await page.evaluate("[window.__probe.frames, window.__probe.keys]")
+    await context.close()
+    presses = [k[0] for k in keys if k[1] in ("1", "2")]
+    results, repaints = [], []
+    for i, t in enumerate(presses):
+        until = presses[i + 1] if i + 1 < len(presses) else float("inf")
+        paints, ms, _next = paints_after(frames, t, until)
+        results.append((ms, paints))
+        if paints > 1:
+            repaints.append([[round(f[0] - t), *f[1:]] for f in frames if t <= f[0] < until])
+    return {"first_pair_s": first_pair_s, "answers": results, "repaints": repaints}
+
+
+async def _run_level(url: str, tokens: list[str], answers: int, server_pid: int,
+                     think: tuple[float, float] = (1.0, 3.0)) -> tuple[list[dict], float, float]:
+    """Every annotator's results, with the server's CPU seconds and the wall seconds from the
+    moment all of them had a first pair on screen to the last answer painted."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BENCH_FLAGS)
+        try:
+            ready: list[int] = []
+            start, turns = asyncio.Event(), [asyncio.Event() for _ in tokens]
+            tasks = [asyncio.create_task(_annotator(browser, url, t, answers, i, think, turns[i], ready, start))
+                     for i, t in enumerate(tokens)]
+            for i, turn in enumerate(turns):  # log in one after the other
+                turn.set()
+                while len(ready) <= i and not any(t.done() for t in tasks):
+                    await asyncio.sleep(0.05)
+            cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
+            start.set()
+            sessions = await asyncio.gather(*tasks)
+            return sessions, cpu_seconds(server_pid) - cpu_before, time.monotonic() - wall_before
+        finally:
+            await browser.close()
+
+
+def build_database(folder: Path, annotators: int, warm_labels: int) -> tuple[Path, list[str]]:
+    """The demo pool, ``warm_labels`` simulated labels (so the trainer has work from the start)
+    and ``annotators`` people with tokens."""
+    db = folder / "browser.db"
+    init_db(db, demo=True)
+    store = Store(db)
+    try:
+        simulate(store, labels=warm_labels, annotators=4, seed=0)
+        tokens = [store.add_annotator(f"bench-{i}", group="bench")[1] for i in range(annotators)]
+    finally:
+        store.close()
+    from collector.serving.worker import make_trainer
+    from models.online import set_torch_threads
+
+    set_torch_threads(1)
+    make_trainer(db).train_once()  # embeds the texts so far: the worker retrains from the first label
+    return db, tokens
+
+
+def measure(levels: list[int], answers: int, trainer: bool, warm_labels: int,
+            think: tuple[float, float]) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        db, tokens = build_database(folder, max(levels), warm_labels)
+        (folder / "training.toml").write_text(TRAINING)
+        env = {"DECONFOUND_WORKER": "1" if trainer else "0", "DECONFOUND_TRAINING_CONFIG": str(folder / "training.toml")}
+        with streamlit_app(db, env, log=folder / "server.log") as (url, server):
+            asyncio.run(_run_level(url, tokens[:1], 3, server.pid))  # warm-up: imports and caches
+            for n in levels:
+                store = Store(db)
+                labels_before, version_before = store.label_count(), store.get_meta("model_version")
+                store.close()
+                sessions, cpu, wall = asyncio.run(_run_level(url, tokens[:n], answers, server.pid, think))
+                store = Store(db)
+                stored, version = store.label_count() - labels_before, store.get_meta("model_version")
+                store.close()
+                timed = [ms for s in sessions for ms, _p in s["answers"] if ms is not None]
+                paints = [p for s in sessions for _ms, p in s["answers"]]
+                rows.append({
+                    "annotators": n, "trainer": trainer, "answers": len(paints), "labels_stored": stored,
+                    "p50_ms": statistics.median(timed), "p95_ms": pct(timed, 0.95), "max_ms": max(timed),
+                    "unpainted": len(paints) - len(timed), "paints_mean": statistics.mean(paints),
+                    "paints_max": max(paints), "server_cpu_ms_per_answer": 1000 * cpu / max(1, stored),
+                    "first_pair_p95_s": pct([s["first_pair_s"] for s in sessions], 0.95),
+                    "wall_s": wall, "models_published": _version_number(version) - _version_number(version_before),
+                    "load_avg_1m": os.getloadavg()[0],
+                })
+                print(json.dumps(rows[-1]), flush=True)
+                for frames in [r for s in sessions for r in s["repaints"]][:3]:
+                    print("  an answer painted more than once, frames (ms after the press, pair, greyed, scroll):",
+                          frames, file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,10,20", help="concurrent annotators per run (default 1,10,20)")
+    parser.add_argument("--answers", type=int, default=30, help="answers per annotator (default 30)")
+    parser.add_argument("--warm-labels", type=int, default=600, help="simulated labels before the run (default 600)")
+    parser.add_argument("--think", default="1,3", help="seconds each annotator reads a pair, min,max (default 1,3)")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    think = tuple(float(x) for x in args.think.split(","))
+    rows = measure([1], args.answers, trainer=False, warm_labels=args.warm_labels, think=think)
+    rows += measure(levels, args.answers, trainer=True, warm_labels=args.warm_labels, think=think)
+    print(f"\nBrowser benchmark: {args.answers} answers per annotator, {think[0]:g}-{think[1]:g} s reading each "
+          f"pair, {os.cpu_count()} cores shared by the server, the trainer and every browser")
+    print("| annotators | trainer | click to next pair painted p50 / p95 / max | paints per answer (mean, max) "
+          "| server CPU per answer | labels stored / answers |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['annotators']} | {'retraining' if r['trainer'] else 'off'} | {r['p50_ms']:.0f} / "
+              f"{r['p95_ms']:.0f} / {r['max_ms']:.0f} ms | {r['paints_mean']:.2f}, {r['paints_max']} | "
+              f"{r['server_cpu_ms_per_answer']:.1f} ms | {r['labels_stored']} / {r['answers']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Embedding throughput of models.embeddings on short sentences and on chat-length responses.
+
+Prints texts/s for `n` one-line sentences and `n` chat responses (~160 characters) embedded with a
+fresh in-memory cache (model already loaded), then the time to embed the same texts again from a
+warm cache, in memory and in an SQLite file. One line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+
+from models.embeddings import Embedder
+
+SUBJECTS = ["The old fisherman", "A young engineer", "My neighbour", "The committee", "Our cat",
+            "The new intern", "A travelling musician", "The city council", "Her grandmother", "The robot"]
+VERBS = ["repaired", "painted", "questioned", "ignored", "celebrated", "measured", "borrowed",
+         "described", "photographed", "rebuilt"]
+OBJECTS = ["the wooden bridge", "a broken bicycle", "the annual budget", "an ancient map",
+           "the garden fence", "a noisy printer", "the school library", "a red umbrella"]
+PLACES = ["before dawn", "in the rain", "after lunch", "near the harbour", "without asking",
+          "during the storm", "at the market", "on Sunday"]
+CHAT = [
+    "Sure, here is a quick overview of {t}.", "Great question about {t}!",
+    "The short answer is that {t} depends on your goals.", "In most cases {t} works best when kept simple.",
+    "A common mistake with {t} is skipping the basics.", "I'd start by reading the documentation on {t}.",
+    "You can test {t} on a small example first.", "Keep in mind that {t} can change over time.",
+    "Many people find {t} easier with a checklist.", "Let me know if you want more detail on {t}.",
+]
+TOPICS = ["sourdough baking", "Python decorators", "marathon training", "tax deductions", "houseplants",
+          "SQL indexes", "learning Spanish", "budget travel", "home networking", "watercolour painting"]
+
+
+def one_liners(n: int, rng: random.Random) -> list[str]:
+    """`n` distinct one-line sentences of about 50 characters."""
+    out: set[str] = set()
+    while len(out) < n:
+        out.add(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(PLACES)}.")
+    return sorted(out, key=lambda _: rng.random())
+
+
+def chat_responses(n: int, rng: random.Random, target: int = 160) -> list[str]:
+    """`n` distinct chat-style responses of about `target` characters, built from sentence templates."""
+    out: set[str] = set()
+    while len(out) < n:
+        topic, parts = rng.choice(TOPICS), []
+        while sum(len(p) + 1 for p in parts) < target - 30:
+            parts.append(rng.choice(CHAT).format(t=topic))
+        out.add(" ".join(parts))
+    return sorted(out, key=lambda _: rng.random())
+
+
+def timed(embedder: Embedder, texts: list[str]) -> float:
+    """Seconds taken by one `embed` call."""
+    start = time.perf_counter()
+    embedder.embed(texts)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="texts per set")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    rng = random.Random(0)
+    sets = {"one-line sentences": one_liners(args.n, rng), "chat responses": chat_responses(args.n, rng)}
+
+    start = time.perf_counter()
+    Embedder(batch_size=args.batch_size, device=args.device).embed(["warm-up"])
+    print(f"model load + first text: {time.perf_counter() - start:.2f} s")
+
+    for name, texts in sets.items():
+        mean_chars = sum(map(len, texts)) / len(texts)
+        emb = Embedder(batch_size=args.batch_size, device=args.device)
+        emb.embed(["load the model outside the timing"])
+        cold = timed(emb, texts)
+        print(f"{name} (n={len(texts)}, mean {mean_chars:.0f} chars), cold cache: "
+              f"{len(texts) / cold:.0f} texts/s ({cold:.2f} s)")
+        warm = timed(emb, texts)
+        print(f"{name}, warm in-memory cache: {warm * 1000:.1f} ms for {len(texts)} texts")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "emb.sqlite"
+            Embedder(cache_path=path).embed(texts)
+            disk = Embedder(cache_path=path)
+            warm_disk = timed(disk, texts)
+            assert disk.cache_misses == 0
+            print(f"{name}, warm SQLite cache (new instance): {warm_disk * 1000:.1f} ms for {len(texts)} texts")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""The dataset card written beside every export (``<out>.card.md``): what was collected and how.
+
+A reader of an export needs the assignment mechanism to analyse it, so the card states it in
+words and tables: the policies and versions that served pairs, the arms with their
+propensities, the counts, the balance of attributes, the attribute effects (AMCE) the
+randomisation identifies, the annotator groups, which labels are excluded and why, and any
+imported human preference data. Everything is computed from the database at export time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acquisition.balance import arm_family, indicator, smd
+from acquisition.editors import EDITORS
+from acquisition.effects import amce
+from collector.io.frames import trl_frame
+from collector.store import Store
+
+FORMAT_NOTES = {
+    "trl": "TRL preference rows (`prompt`, `chosen`, `rejected` strings), one per label with a "
+           "winner; ties, both-bad, skipped and unlabelled pairs are left out.",
+    "trl-conversational": "TRL preference rows in conversational form (`prompt` a user message, "
+                          "`chosen`/`rejected` an assistant message each), one per label with a winner.",
+    "arena": "Chatbot Arena battles (`model_a`, `model_b`, `winner`, `conversation_a/b`), one per "
+             "label including ties (`tie`) and both-bad (`tie (bothbad)`); side A is the left "
+             "(displayed first) response and each \"model\" is a response (`response-<id>`).",
+    "pairs": "The full served-pair log, one row per served pair (labelled, skipped or unlabelled).",
+}
+MAX_ARM_ROWS = 40
+
+
+def _cell(value: Any, floatfmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return format(value, floatfmt)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", formats: dict[str, str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table (no dependency on ``tabulate``); ``formats`` overrides
+    ``floatfmt`` per column."""
+    if df.empty:
+        return "_(none)_"
+    fmts = [(formats or {}).get(str(c), floatfmt) for c in df.columns]
+    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(_cell(v, f) for v, f in zip(row, fmts)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def policies_section(store: Store, pairs: pd.DataFrame) -> str:
+    policies = pd.DataFrame(store.policies())
+    if policies.empty:
+        return "No policy has been activated."
+    served = pairs.groupby("policy_version").size() if len(pairs) else pd.Series(dtype=int)
+    labelled = pairs[pairs["status"] == "labelled"].groupby("policy_version").size() if len(pairs) else served
+    table = pd.DataFrame({
+        "version": policies["version"], "policy": policies["name"],
+        "activated": [_iso(t) for t in policies["created_at"]],
+        "active now": ["yes" if a else "" for a in policies["is_active"]],
+        "served pairs": [int(served.get(v, 0)) for v in policies["version"]],
+        "labels": [int(labelled.get(v, 0)) for v in policies["version"]],
+    })
+    configs = []
+    for row in policies.to_dict("records"):
+        if int(served.get(row["version"], 0)) or row["is_active"]:
+            config = json.dumps(json.loads(row["config"]), indent=2, sort_keys=True)
+            configs.append(f"Version {row['version']} (`{row['name']}`):\n\n```json\n{config}\n```")
+    return markdown_table(table) + "\n\nConfiguration of each version that served pairs or is active:\n\n" + "\n\n".join(configs)
+
+
+def arms_section(pairs: pd.DataFrame) -> str:
+    if pairs.empty:
+        return "No pair has been served."
+    df = pairs.assign(family=pairs["arm"].map(arm_family), labelled=pairs["status"] == "labelled")
+    keys = ["policy", "policy_version", "family"]
+    summary = df.groupby(keys, sort=True).agg(
+        served=("served_pair_id", "size"), labelled=("labelled", "sum"), arms=("arm", "nunique"),
+        propensity_min=("propensity_score", "min"), propensity_median=("propensity_score", "median"),
+        propensity_max=("propensity_score", "max"), arm_propensity_min=("arm_propensity", "min"),
+        arm_propensity_median=("arm_propensity", "median"), arm_propensity_max=("arm_propensity", "max"),
+    ).reset_index().rename(columns={"family": "arm family"})
+    text = (
+        "`propensity_score` is the probability that the policy served exactly that pair to that "
+        "annotator; `arm_propensity` is the probability of the arm (edits and display position) "
+        "given the prompt and its base pair, the weight an inverse-propensity estimate divides by.\n\n"
+        + markdown_table(summary, ".4g")
+    )
+    arms = df.groupby(["policy", "policy_version", "arm"], sort=True).agg(
+        served=("served_pair_id", "size"), labelled=("labelled", "sum"),
+        arm_propensity=("arm_propensity", "median"),
+    ).reset_index()
+    if len(arms) <= MAX_ARM_ROWS:
+        text += "\n\nEvery arm (`L:`/`R:` list the attributes switched on, left and right):\n\n" + markdown_table(arms, ".4g")
+    else:
+        text += (f"\n\n{len(arms)} distinct arms; each row of the export carries its own `arm` and "
+                 "`arm_propensity`.")
+    return text
+
+
+def counts_section(store: Store, pairs: pd.DataFrame, imported: pd.DataFrame) -> str:
+    counts = store.counts()
+    status = pairs["status"].value_counts() if len(pairs) else pd.Series(dtype=int)
+    labels = pairs["label"].value_counts() if len(pairs) else pd.Series(dtype=int)
+    rows = [
+        ("prompts", counts["prompts"]), ("base responses", counts["base_responses"]),
+        ("edited copies", counts["edited_responses"]), ("annotators", counts["annotators"]),
+        ("served pairs", counts["served_pairs"]), ("labelled", int(status.get("labelled", 0))),
+        ("skipped", int(status.get("skipped", 0))), ("unlabelled (open or expired lease)", int(status.get("unlabelled", 0))),
+        *[(f"labels: {c}", int(labels.get(c, 0))) for c in ("left", "right", "tie", "both_bad")],
+        ("imported human preferences", len(imported)),
+    ]
+    return markdown_table(pd.DataFrame(rows, columns=["what", "count"]))
+
+
+def groups_section(store: Store, pairs: pd.DataFrame) -> str:
+    annotators = pd.DataFrame(store.annotators())
+    if annotators.empty:
+        return "No annotators."
+    labelled = pairs[pairs["status"] == "labelled"]
+    rows = []
+    for group, part in annotators.groupby("group_name", sort=True):
+        covariates = sorted({k for c in part["covariates"] for k in json.loads(c or "{}")})
+        objectives = sorted({o for o in part["objective"] if o})
+        row = {
+            "group": group, "annotators": len(part),
+            "simulated": int(part["is_simulated"].sum()),
+            "objectives": ", ".join(objectives), "covariates recorded": ", ".join(covariates),
+            "labels": int((labelled["annotator_group"] == group).sum()),
+        }
+        if "excluded" in part.columns:
+            row["excluded annotators"] = int(part["excluded"].fillna(0).astype(int).sum())
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows))
+
+
+def _indicators(df: pd.DataFrame, side: str) -> dict[str, pd.Series]:
+    """``acquisition.balance.indicator`` for every attribute, measuring each distinct text once
+    (texts repeat across pairs, and measuring is what costs)."""
+    text_col = f"{side}_text" if f"{side}_text" in df.columns else side
+    unique = pd.DataFrame({text_col: df[text_col].drop_duplicates().to_numpy()})
+    out = {}
+    for attribute in sorted(EDITORS):
+        measured = dict(zip(unique[text_col], indicator(unique, side, attribute)))
+        values = df[text_col].map(measured).astype(float)
+        flags = df.get(f"{side}_{attribute}")
+        if flags is not None:
+            values = flags.astype("Float64").astype(float).where(flags.notna(), values)
+        out[attribute] = values
+    return out
+
+
+def _smd_rows(first: dict[str, pd.Series], second: dict[str, pd.Series], index: pd.Index) -> dict[str, float]:
+    rows = {}
+    for attribute in first:
+        a, b = first[attribute].loc[index], second[attribute].loc[index]
+        keep = a.notna() & b.notna()
+        rows[attribute] = smd(a[keep], b[keep]) if keep.any() else math.nan
+    return rows
+
+
+def balance_section(pairs: pd.DataFrame, trl: pd.DataFrame) -> str:
+    """Chosen vs rejected, and left vs right within annotator groups and prompt types, as in
+    ``acquisition.balance`` (``chosen_rejected_smd``, ``balance_report``)."""
+    if trl.empty:
+        return "No labels with a winner yet."
+    chosen, rejected = _indicators(trl, "chosen"), _indicators(trl, "rejected")
+    table = pd.DataFrame([
+        {"attribute": a, "smd": value, "n": int((chosen[a].notna() & rejected[a].notna()).sum()),
+         "chosen_rate": chosen[a].mean(), "rejected_rate": rejected[a].mean()}
+        for a, value in _smd_rows(chosen, rejected, trl.index).items()
+    ])
+    table = table[table["n"] > 0]
+    text = ("Standardised mean difference (SMD) of each attribute between chosen and rejected "
+            "responses (|SMD| < 0.1 is balanced; an attribute comes from the edit vector where "
+            "it was randomised and is read from the text otherwise):\n\n" + markdown_table(table))
+    left, right = _indicators(pairs, "left"), _indicators(pairs, "right")
+    strata = {"all": pairs.index}
+    for col in ("annotator_group", "task_type"):
+        for value, part in pairs.groupby(col, sort=True):
+            strata[f"{col}={value}"] = part.index
+    pivot = pd.DataFrame({name: _smd_rows(left, right, index) for name, index in strata.items()})
+    pivot = pivot.dropna(how="all").rename_axis("attribute").reset_index()
+    if len(pivot):
+        text += "\n\nSMD between left and right, by annotator group and prompt type:\n\n" + markdown_table(pivot)
+    return text
+
+
+def effects_section(pairs: pd.DataFrame) -> str:
+    if pairs.empty or not pairs["label"].isin(["left", "right", "tie"]).any():
+        return "No labels yet."
+    parts = []
+    for by, title in (((), "All annotators"), (("annotator_group",), "By annotator group"),
+                      (("task_type",), "By prompt type")):
+        table = amce(pairs, by=by)
+        if table.empty:
+            continue
+        table = table.assign(ci95=[f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else ""
+                                   for lo, hi in zip(table["ci_low"], table["ci_high"])])
+        parts.append(f"{title}:\n\n" + markdown_table(
+            table[[*by, "attribute", "estimate", "se", "ci95", "n_labels", "method"]], ".3f", {"estimate": "+.3f"}))
+    if not parts:
+        return "No attribute was randomised on both sides of a labelled pair, so no effect is identified."
+    return (
+        "Average marginal component effect of each randomised attribute on the choice: "
+        "P(a response is chosen | attribute on) - P(chosen | off), from the randomised arms only, "
+        "weighted by 1 / `arm_propensity` (a difference in means where the design is uniform), "
+        "with 95% confidence intervals clustered by served pair (`acquisition/effects.py`). "
+        "Ties count as half a choice; both-bad labels are left out.\n\n" + "\n\n".join(parts)
+    )
+
+
+def exclusions_section(pairs: pd.DataFrame, fmt: str | None) -> str:
+    lines = []
+    if fmt in ("trl", "trl-conversational"):
+        lines.append("By format: ties, both-bad, skipped and unlabelled pairs are not in a TRL export.")
+    elif fmt == "arena":
+        lines.append("By format: skipped and unlabelled pairs are not in an Arena export.")
+    if "qc_kind" in pairs.columns:
+        qc = pairs[pairs["qc_kind"].isin(["gold", "attention"]) & (pairs["status"] == "labelled")]
+        if len(qc):
+            lines.append(f"Quality-control items (gold pairs, attention checks): {len(qc)} labels, kept "
+                         "in the pairs log (`qc_kind`) and left out of the TRL and Arena exports and the effects.")
+    if "excluded" in pairs.columns:
+        excluded = pairs[pairs["excluded"].fillna(False).astype(bool) & (pairs["status"] == "labelled")]
+        if len(excluded):
+            reasons = excluded.groupby(excluded["excluded_reason"].fillna("(no reason given)")).agg(
+                labels=("served_pair_id", "size"), annotators=("annotator_id", "nunique")).reset_index()
+            lines.append(f"{len(excluded)} labels are excluded from training, the TRL and Arena exports "
+                         "and the effects (kept in the database and in the pairs log, flagged "
+                         "`excluded`), for these reasons:\n\n" + markdown_table(reasons.rename(
+                             columns={"excluded_reason": "reason"})))
+        else:
+            lines.append("No annotator's labels are excluded.")
+    else:
+        lines.append("No annotator's labels are excluded (this database records no exclusions).")
+    return "\n\n".join(lines)
+
+
+def imported_section(imported: pd.DataFrame) -> str:
+    if imported.empty:
+        return "None: every label here was collected by Deconfound."
+    table = imported.groupby(["source", "format"], sort=True).agg(
+        preferences=("id", "size"), ties=("tie", "sum"), prompts=("prompt_id", "nunique"),
+    ).reset_index()
+    return ("Human preferences imported with the pool (table `imported_preferences`; not in this "
+            "export, which holds the labels collected here):\n\n" + markdown_table(table))
+
+
+def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export_name: str | None = None,
+               rows: int | None = None) -> str:
+    """The Markdown dataset card for an export of ``store``, from its ``pairs_frame`` (``fmt``,
+    ``export_name``, ``rows`` describe the file it sits beside; all optional)."""
+    trl = trl_frame(pairs)
+    imported = pd.DataFrame(store.imported_preferences())
+    title = f"Dataset card: {export_name}" if export_name else "Dataset card"
+    intro = [f"# {title}",
+             f"Exported by Deconfound on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} "
+             f"from `{Path(store.path).name}`."]
+    if fmt:
+        intro.append(f"Format `{fmt}`{f', {rows} rows' if rows is not None else ''}: {FORMAT_NOTES.get(fmt, '')}")
+    intro.append(
+        "Every row carries its assignment mechanism: `policy`, `policy_version`, `arm`, "
+        "`propensity_score`, `arm_propensity`, the edit vectors and the display position. "
+        "Column descriptions: the project README, section \"Export formats\"."
+    )
+    sections = [
+        ("Counts", counts_section(store, pairs, imported)),
+        ("Policies and versions", policies_section(store, pairs)),
+        ("Arms and propensities", arms_section(pairs)),
+        ("Annotator groups", groups_section(store, pairs)),
+        ("Balance", balance_section(pairs, trl)),
+        ("Attribute effects (AMCE)", effects_section(pairs)),
+        ("Excluded labels", exclusions_section(pairs, fmt)),
+        ("Imported data", imported_section(imported)),
+    ]
+    body = "\n\n".join(intro) + "\n"
+    for heading, text in sections:
+        body += f"\n## {heading}\n\n{text}\n"
+    return body

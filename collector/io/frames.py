@@ -1,0 +1,196 @@
+"""The export formats as data frames: the full served-pair log (``pairs_frame``, read from the
+database once) and the formats derived from it (TRL standard and conversational, Chatbot Arena)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from acquisition.editors import EDITORS
+from collector.store import Store
+
+ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _flags(edit_vector: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """One nullable boolean column per known attribute: on, off, or not randomised (None)."""
+    return {
+        f"{prefix}_{a}": (bool(edit_vector[a]["on"]) if a in edit_vector else None)
+        for a in sorted(EDITORS)
+    }
+
+
+def pairs_frame(store: Store) -> pd.DataFrame:
+    """Every served pair, labelled or not, one row each."""
+    rows = []
+    for r in store.served_pair_log():
+        left_ev, right_ev = json.loads(r["left_edit_vector"]), json.loads(r["right_edit_vector"])
+        status = r["status"]
+        if status in ("served", "expired"):  # open, or replaced after its lease ran out
+            status = "unlabelled"
+        rows.append({
+            "served_pair_id": r["id"], "status": status, "label": r["choice"],
+            "strength": r["strength"], "rationale": r["rationale"],
+            "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
+            "annotator_objective": r["annotator_objective"],
+            "annotator_covariates": r["annotator_covariates"],
+            "prompt_id": r["prompt_id"], "task_type": r["task_type"], "prompt": r["prompt"],
+            "left_response_id": r["left_response_id"], "right_response_id": r["right_response_id"],
+            "left_base_response_id": r["left_base_response_id"],
+            "right_base_response_id": r["right_base_response_id"],
+            "left_text": r["left_text"], "right_text": r["right_text"],
+            "left_edit_vector": r["left_edit_vector"], "right_edit_vector": r["right_edit_vector"],
+            "position_swapped": bool(r["position_swapped"]),
+            "policy": r["policy_name"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
+            "acquisition_score": r["acquisition_score"], "model_version": r["model_version"],
+            "seed": r["seed"],
+            "served_at": _iso(r["served_at"]), "shown_at": _iso(r["shown_at"]),
+            "labelled_at": _iso(r["labelled_at"]), "skipped_at": _iso(r["skipped_at"]),
+            "latency_ms": r["latency_ms"],
+            "qc_kind": r["qc_kind"], "origin_served_pair_id": r["origin_served_pair_id"],
+            "qc_expected": r["qc_expected"], "excluded": bool(r["annotator_excluded"]),
+            "excluded_reason": r["annotator_excluded_reason"],
+            **_flags(left_ev, "left"), **_flags(right_ev, "right"),
+        })
+    return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
+
+
+def _pairs_columns() -> list[str]:
+    base = [
+        "served_pair_id", "status", "label", "strength", "rationale", "annotator_id",
+        "annotator_group", "annotator_objective", "annotator_covariates", "prompt_id",
+        "task_type", "prompt", "left_response_id", "right_response_id", "left_base_response_id",
+        "right_base_response_id", "left_text", "right_text", "left_edit_vector",
+        "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
+        "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
+        "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
+        "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
+    ]
+    return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
+
+
+def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: bool = False) -> pd.DataFrame:
+    """Labelled pairs with a winner (from ``pairs_frame``) as TRL preference rows; ties and
+    both-bad are left out, and so are gold pairs and attention checks (unless ``include_qc``)
+    and excluded annotators' labels (unless ``include_excluded``). Repeats stay: they are real
+    labels of their item."""
+    keep = pairs["label"].isin(["left", "right"])
+    if not include_qc:
+        keep &= pairs["qc_kind"].isin(["regular", "repeat"])
+    if not include_excluded:
+        keep &= ~pairs["excluded"].astype(bool)
+    rows = []
+    for r in pairs[keep].to_dict("records"):
+        win, lose = ("left", "right") if r["label"] == "left" else ("right", "left")
+        row = {
+            "prompt": r["prompt"], "chosen": r[f"{win}_text"], "rejected": r[f"{lose}_text"],
+            "served_pair_id": r["served_pair_id"], "prompt_id": r["prompt_id"],
+            "task_type": r["task_type"],
+            "chosen_response_id": r[f"{win}_response_id"],
+            "rejected_response_id": r[f"{lose}_response_id"],
+            "chosen_position": win,
+            "chosen_edit_vector": r[f"{win}_edit_vector"],
+            "rejected_edit_vector": r[f"{lose}_edit_vector"],
+            "strength": r["strength"], "rationale": r["rationale"],
+            "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
+            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
+            "model_version": r["model_version"], "labelled_at": r["labelled_at"],
+            "latency_ms": r["latency_ms"],
+        }
+        for a in sorted(EDITORS):
+            row[f"chosen_{a}"] = r[f"{win}_{a}"]
+            row[f"rejected_{a}"] = r[f"{lose}_{a}"]
+        rows.append(row)
+    columns = [
+        "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
+        "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
+        "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group",
+        "policy", "policy_version", "arm", "propensity_score", "arm_propensity",
+        "model_version", "labelled_at", "latency_ms",
+    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
+    return _typed(pd.DataFrame(rows, columns=columns))
+
+
+def trl_conversational_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+    """``trl_frame`` in TRL's conversational form: the prompt as one user message, chosen and
+    rejected as one assistant message each; every other column as in ``trl``."""
+    df = trl_frame(pairs)
+    df["prompt"] = [[{"role": "user", "content": t}] for t in df["prompt"]]
+    for col in ("chosen", "rejected"):
+        df[col] = [[{"role": "assistant", "content": t}] for t in df[col]]
+    return df
+
+
+def arena_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Labelled pairs as Chatbot Arena battles: side A is the left (displayed first) response,
+    ``winner`` is ``model_a``/``model_b``/``tie``/``tie (bothbad)``, and the "models" are the
+    responses themselves (``response-<id>``). Skipped and unlabelled pairs, quality-control
+    items and excluded annotators' labels (where those columns exist) are left out."""
+    pairs = pairs[pairs["label"].isin(list(ARENA_WINNER))]
+    if "qc_kind" in pairs.columns:
+        pairs = pairs[pairs["qc_kind"].isna() | pairs["qc_kind"].isin(["regular", "repeat"])]
+    if "excluded" in pairs.columns:
+        pairs = pairs[~pairs["excluded"].fillna(False).astype(bool)]
+    rows = []
+    for r in pairs.to_dict("records"):
+        row = {
+            "question_id": str(r["prompt_id"]),
+            "model_a": f"response-{r['left_response_id']}", "model_b": f"response-{r['right_response_id']}",
+            "winner": ARENA_WINNER[r["label"]], "judge": f"annotator-{r['annotator_id']}",
+            "conversation_a": [{"role": "user", "content": r["prompt"]},
+                               {"role": "assistant", "content": r["left_text"]}],
+            "conversation_b": [{"role": "user", "content": r["prompt"]},
+                               {"role": "assistant", "content": r["right_text"]}],
+            "turn": 1, "anony": True,
+            "tstamp": pd.Timestamp(r["labelled_at"]).timestamp(),
+            "served_pair_id": r["served_pair_id"], "task_type": r["task_type"],
+            "strength": r["strength"], "rationale": r["rationale"],
+            "annotator_group": r["annotator_group"],
+            "a_edit_vector": r["left_edit_vector"], "b_edit_vector": r["right_edit_vector"],
+            "position_swapped": r["position_swapped"],
+            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
+            "model_version": r["model_version"], "latency_ms": r["latency_ms"],
+        }
+        for a in sorted(EDITORS):
+            row[f"a_{a}"], row[f"b_{a}"] = r[f"left_{a}"], r[f"right_{a}"]
+        rows.append(row)
+    columns = [
+        "question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b",
+        "turn", "anony", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
+        "annotator_group", "a_edit_vector", "b_edit_vector", "position_swapped", "policy",
+        "policy_version", "arm", "propensity_score", "arm_propensity", "model_version", "latency_ms",
+    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")]
+    df = pd.DataFrame(rows, columns=columns)
+    for col in columns[-2 * len(EDITORS):]:
+        df[col] = df[col].astype("boolean")
+    for col in ("strength", "latency_ms"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+FRAMES = {"trl": trl_frame, "trl-conversational": trl_conversational_frame, "arena": arena_frame,
+          "pairs": lambda pairs: pairs}  # format -> function of the pairs frame
+FORMATS = tuple(FRAMES)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable dtypes so JSONL and Parquet agree and empty exports still load."""
+    for col in df.columns:
+        if col.startswith(("left_", "right_", "chosen_", "rejected_")) and col.split("_", 1)[1] in EDITORS:
+            df[col] = df[col].astype("boolean")
+    for col in ("strength", "latency_ms", "acquisition_score"):
+        if col in df.columns:
+            df[col] = df[col].astype("Float64" if col == "acquisition_score" else "Int64")
+    return df

@@ -1,0 +1,173 @@
+"""Serving pairs and taking labels: the functions the annotator page, the CLI and the
+simulated annotators all call.
+
+``Collector`` holds one ``Store`` and caches the active policy, built over a pool snapshot with
+the inputs it declared; it is rebuilt only when one of those moves, so producing the next pair
+is a couple of indexed queries plus the policy's own work.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
+from acquisition.editors import apply_edit_vector
+from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
+from collector.serving.quality_control import QualityControl
+from collector.serving.rewrite_job import load_rewrite_pairs
+from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
+from models.checkpoints import Checkpoints
+
+MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
+
+
+def policy_inputs(store: Store, needed: frozenset[str], model_version: str | None) -> dict[str, Any]:
+    """What a policy declared it needs (``Policy.needs``), from the database and the checkpoint
+    of ``model_version``; nothing else is read."""
+    checkpoints = Checkpoints.for_database(store.path) if store.path != ":memory:" else None
+    providers: dict[str, Callable[[], Any]] = {
+        "acquisition_scores": lambda: checkpoints.acquisition_scores(model_version) if checkpoints else None,
+        "design_scores": lambda: checkpoints.design_scores(model_version) if checkpoints else None,
+        "rewrite_pairs": lambda: load_rewrite_pairs(store),
+        "served_count": lambda: store.served_count,
+        "label_cells": lambda: store.labelled_cells_since,
+    }
+    return {name: providers[name]() for name in needed}
+
+
+def off_topic_donor(pool: PoolSnapshot, prompt_id: int) -> Callable[[int], str]:
+    """``seed -> text`` of a base response written for another prompt: what the ``off_topic``
+    editor swaps in, drawn from the pool by the edit's seed."""
+    others = [r for p in pool.prompts if p.id != prompt_id for r in p.response_ids]
+    return lambda seed: pool.response_text[others[seed % len(others)]] if others else ""
+
+
+@dataclass(frozen=True)
+class PairView:
+    """What the annotator page shows for one served pair."""
+
+    served_pair_id: int
+    prompt: str
+    task_type: str
+    left_text: str
+    right_text: str
+
+
+class Collector:
+    """Serves pairs under the active policy and records labels.
+
+    Args:
+        store: the database.
+        seed: seeds the generator that draws each served pair's own seed (``None``: entropy).
+        lease_seconds: how long a served pair stays reserved for its annotator.
+    """
+
+    def __init__(self, store: Store, seed: int | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._policy_key: tuple[Any, ...] | None = None
+        self._policy: Policy | None = None
+        self._policy_row: dict[str, Any] | None = None
+        self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
+
+    # ------------------------------------------------------------------ policy
+    def active_policy(self) -> tuple[Policy, dict[str, Any]]:
+        """The active policy instance and its stored row, rebuilt when the pool, the policy or
+        an input it declared (the live model's scores, the stored rewrites) moves."""
+        row = self.store.active_policy()
+        if row is None:
+            raise ConfigError(
+                "No active policy: run `python -m collector init` or `policy apply FILE` first."
+            )
+        needed = policy_needs(row["name"], row["config"])
+        model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
+        rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
+        key = (self.store.pool_version, row["version"], model_version, rewrite_version)
+        with self._lock:
+            if key != self._policy_key:
+                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(),
+                                            **policy_inputs(self.store, needed, model_version))
+                self._policy_key, self._policy_row = key, row
+            return self._policy, self._policy_row  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ annotator actions
+    def login(self, token: str) -> dict[str, Any]:
+        return self.store.annotator_by_token(token)
+
+    def next_pair(self, annotator_id: int) -> PairView:
+        """The annotator's open pair if they have one, else a new pair from the active policy."""
+        pair = self.store.open_served_pair(annotator_id)
+        if pair is None:
+            pair = self._serve_new(annotator_id)
+        return self.view(pair)
+
+    def _serve_new(self, annotator_id: int) -> dict[str, Any]:
+        annotator = self.store.annotator(annotator_id)
+        policy, row = self.active_policy()
+        if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
+            with self._lock:
+                qc_seed = int(self._rng.integers(2**31))
+            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds)
+            if qc_pair is not None:
+                return qc_pair
+        with self._lock:  # one proposal at a time: history read by prepare() stays put until drawn
+            seed = int(self._rng.integers(2**31))
+            policy.prepare()
+            proposal: Proposal = policy.propose(
+                AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
+            )
+        sides = []
+        for side in (proposal.left, proposal.right):
+            if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored
+                stored = self.store.response(side.response_id)
+                sides.append(SideRecord(side.base_response_id, side.edit_vector, stored["text"],
+                                        json.loads(stored["manipulation_check"] or "{}"), side.response_id))
+                continue
+            base_text = policy.pool.response_text[side.base_response_id]
+            donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
+            text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor)
+            sides.append(SideRecord(side.base_response_id, side.edit_vector, text, check))
+        return self.store.record_served_pair(
+            annotator, proposal.prompt_id, sides[0], sides[1],
+            position_swapped=proposal.position_swapped, policy=row, arm=proposal.arm,
+            propensity_score=proposal.propensity_score, arm_propensity=proposal.arm_propensity,
+            acquisition_score=proposal.acquisition_score,
+            model_version=proposal.model_version or self.store.get_meta("model_version"),
+            seed=seed, lease_seconds=self.lease_seconds,
+        )
+
+    def view(self, pair: dict[str, Any]) -> PairView:
+        prompt = self.store.prompt(pair["prompt_id"])
+        return PairView(
+            served_pair_id=pair["id"], prompt=prompt["text"], task_type=prompt["task_type"],
+            left_text=self.store.response(pair["left_response_id"])["text"],
+            right_text=self.store.response(pair["right_response_id"])["text"],
+        )
+
+    def submit(self, annotator_id: int, served_pair_id: int, choice: str,
+               strength: int | None = None, rationale: str | None = None, *,
+               shown_at: float | None = None, answered_at: float | None = None) -> dict[str, Any]:
+        """Record a label on the served pair it answers; a repeated submission returns the
+        first label unchanged. Raises ``StalePairError`` (nothing written) when that pair is no
+        longer the annotator's open pair, ``LabelError`` for an invalid answer."""
+        label, _created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale,
+                                                  shown_at=shown_at, answered_at=answered_at)
+        return label
+
+    def skip(self, annotator_id: int, served_pair_id: int) -> bool:
+        """Skip the annotator's open pair; ``False`` when it was already skipped."""
+        return self.store.skip_served_pair(annotator_id, served_pair_id)[1]
+
+    def progress(self, annotator_id: int) -> int:
+        """Labels this annotator has given so far."""
+        return self.store.label_count(annotator_id)

@@ -1,0 +1,195 @@
+"""Scripted annotators that label through the same ``Collector`` calls as the page.
+
+By default they prefer the response with the better base quality under Bradley-Terry noise
+with Davidson ties, and ignore every attribute (attributes are spurious unless a true effect
+is configured), so any attribute effect a reward model learns from their labels is spurious.
+
+For the causal benchmark's worlds (``collector/benchmarks/causal``) the simulator also knows:
+
+- ``base_attributes``: attributes already written into a base response's text (a world's
+  natural, confounded pool), whose true effects count exactly like an edit's;
+- ``objectives``: the judging objective recorded for each annotator group;
+- ``true_left_outcome``: each served pair's exact ``P(left) + P(tie) / 2``, whose AMCE on the
+  realised design is the true AMCE (``acquisition.effects.amce(..., left_outcome=...)``);
+- ``quality_gap_for_flip_rate``: the quality gap at which an annotator prefers the truly
+  better response with probability ``1 - flip_rate`` (semi-synthetic data: the human label
+  is the truth, the simulated annotator follows it up to that flip rate).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acquisition.editors import EDITORS
+from acquisition.core.errors import ConfigError, DeconfoundError
+from collector.serving.service import Collector
+from collector.store import Store
+
+
+@dataclass
+class SimulatedAnnotatorConfig:
+    # Bradley-Terry scale: P(left) ~ sigmoid((u_left - u_right) / noise); quality is on a 1-5 scale
+    noise: float = 1.0
+    # Davidson tie parameter: P(tie) = nu * sqrt(pi_l * pi_r) / (pi_l + pi_r + nu * sqrt(pi_l * pi_r))
+    tie_strength: float = 0.1
+    # true effect of each attribute on the utility, in quality points (default: none for style
+    # attributes, which are spurious; quality-changing controls such as drop_answer keep theirs)
+    attribute_effects: dict[str, float] = field(default_factory=dict)
+    # per annotator group overrides of `attribute_effects`: {group: {attribute: effect}}
+    group_effects: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the judging objective recorded for each group's annotators, e.g. {helpful = "helpfulness"}
+    objectives: dict[str, str] = field(default_factory=dict)
+
+    def effect(self, attribute: str, group: str | None = None) -> float:
+        """The true utility effect of ``attribute`` for an annotator of ``group``."""
+        if group is not None and attribute in self.group_effects.get(group, {}):
+            return self.group_effects[group][attribute]
+        if attribute in self.attribute_effects:
+            return self.attribute_effects[attribute]
+        return EDITORS[attribute].default_effect if attribute in EDITORS else 0.0
+
+    def validate(self, where: str = "simulate") -> None:
+        if self.noise <= 0:
+            raise ConfigError(f"{where}.noise: must be positive; got {self.noise}.")
+        if self.tie_strength < 0:
+            raise ConfigError(f"{where}.tie_strength: must be zero or positive; got {self.tie_strength}.")
+        tables = [("attribute_effects", self.attribute_effects)] + [
+            (f"group_effects.{g}", effects) for g, effects in self.group_effects.items()
+        ]
+        for name, effects in tables:
+            for a in effects:
+                if a not in EDITORS:
+                    raise ConfigError(
+                        f"{where}.{name}.{a}: unknown attribute; known: {', '.join(sorted(EDITORS))}."
+                    )
+
+
+def choice_probabilities(
+    quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
+    config: SimulatedAnnotatorConfig, group: str | None = None,
+) -> tuple[float, float, float]:
+    """``(P(left), P(right), P(tie))`` of a simulated annotator of ``group``: Bradley-Terry on
+    quality plus the true attribute effects, with Davidson ties."""
+    u_left = quality_left + sum(config.effect(a, group) for a in on_left)
+    u_right = quality_right + sum(config.effect(a, group) for a in on_right)
+    d = (u_left - u_right) / config.noise
+    pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
+    tie = config.tie_strength * math.sqrt(pi_l * pi_r)
+    total = pi_l + pi_r + tie
+    return pi_l / total, pi_r / total, tie / total
+
+
+def choose(
+    quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
+    config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
+) -> tuple[str, int | None]:
+    """One simulated judgement by an annotator of ``group``: ``(choice, strength)``; a tie
+    has no strength, as on the page."""
+    p_left, p_right, _ = choice_probabilities(quality_left, quality_right, on_left, on_right, config, group)
+    r = rng.random()
+    choice = "left" if r < p_left else ("right" if r < p_left + p_right else "tie")
+    d = abs(math.log(p_left / p_right))
+    strength = 1 if d < 1 else (2 if d < 2.5 else 3)
+    return choice, (None if choice == "tie" else strength)
+
+
+def _on(edit_vector_json: str) -> set[str]:
+    return {a for a, e in json.loads(edit_vector_json).items() if e.get("on")}
+
+
+def quality_gap_for_flip_rate(flip_rate: float, noise: float = 1.0) -> float:
+    """The quality gap at which a Bradley-Terry annotator (no ties) prefers the better response
+    with probability ``1 - flip_rate``."""
+    if not 0.0 < flip_rate < 0.5:
+        raise ConfigError(f"flip_rate: must be strictly between 0 and 0.5; got {flip_rate}.")
+    return noise * math.log((1.0 - flip_rate) / flip_rate)
+
+
+def true_left_outcome(store: Store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig,
+                      base_attributes: Mapping[int, set[str]] | None = None) -> pd.Series:
+    """``P(left) + P(tie) / 2`` of the simulated annotator for each row of a ``pairs_frame``:
+    the outcome whose AMCE on the realised design is the true effect."""
+    base_attributes = base_attributes or {}
+    quality: dict[int, float] = {}
+    out = []
+    for r in pairs.itertuples():
+        q, on = [], []
+        for side in ("left", "right"):
+            rid = int(getattr(r, f"{side}_base_response_id"))
+            if rid not in quality:
+                quality[rid] = float(store.response(rid)["quality"])
+            q.append(quality[rid])
+            on.append(_on(getattr(r, f"{side}_edit_vector")) | set(base_attributes.get(rid, ())))
+        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group)
+        out.append(p_l + p_t / 2)
+    return pd.Series(out, index=pairs.index, dtype=float)
+
+
+def simulate(
+    store: Store,
+    labels: int = 200,
+    annotators: int = 5,
+    groups: list[str] | None = None,
+    seed: int = 0,
+    config: SimulatedAnnotatorConfig | None = None,
+    base_attributes: Mapping[int, set[str]] | None = None,
+) -> dict[str, Any]:
+    """Have ``annotators`` simulated people give ``labels`` labels in turn.
+
+    Annotators named ``sim-<group>-<i>`` are created on first use and reused afterwards, with
+    the objective ``config.objectives`` gives their group. ``base_attributes`` maps a base
+    response id to the attributes its text already carries; their true effects count like
+    an edit's.
+
+    Returns:
+        counts of the choices made and the ids of the simulated annotators.
+    """
+    config = config or SimulatedAnnotatorConfig()
+    config.validate()
+    groups = groups or ["default"]
+    if labels < 0 or annotators < 1:
+        raise ConfigError("simulate: --labels must be >= 0 and --annotators >= 1.")
+    base_attributes = base_attributes or {}
+    rng = np.random.default_rng(seed)
+    collector = Collector(store, seed=seed)
+    existing = {(a["name"], a["group_name"]): a for a in store.annotators() if a["is_simulated"]}
+    people = []
+    for i in range(annotators):
+        group = groups[i % len(groups)]
+        name = f"sim-{group}-{i + 1}"
+        row = existing.get((name, group)) or store.add_annotator(
+            name, group=group, covariates={"simulated": "true"}, objective=config.objectives.get(group),
+            is_simulated=True,
+        )[0]
+        people.append(row)
+    counts: dict[str, int] = {}
+    quality: dict[int, float] = {}
+    for n in range(labels):
+        person = people[n % len(people)]
+        view = collector.next_pair(person["id"])
+        pair = store.served_pair(view.served_pair_id)
+        qs = []
+        for side in ("left", "right"):
+            rid = pair[f"{side}_base_response_id"]
+            if rid not in quality:
+                q = store.response(rid)["quality"]
+                if q is None:
+                    raise DeconfoundError(
+                        f"simulate needs a known quality for every base response; response {rid} "
+                        "has none (the demo pool has them, imported human data does not)."
+                    )
+                quality[rid] = float(q)
+            qs.append(quality[rid])
+        on = [_on(pair[f"{side}_edit_vector"]) | set(base_attributes.get(pair[f"{side}_base_response_id"], ()))
+              for side in ("left", "right")]
+        choice, strength = choose(qs[0], qs[1], on[0], on[1], config, rng, group=person["group_name"])
+        collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
+        counts[choice] = counts.get(choice, 0) + 1
+    return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people]}

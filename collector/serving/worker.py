@@ -1,0 +1,89 @@
+"""The reward-model trainer beside the app, in a process of its own.
+
+Training and embedding are CPU-heavy; in the app's process they would take the cores (and the
+GIL) from every annotator's next pair. ``spawn_worker`` starts ``python -m collector worker``
+as a child of the app at a lower CPU priority, with one torch thread, and the child exits when
+the app does (it watches its parent's process id).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collector.app import REPOSITORY
+from collector.store import Store
+from models.checkpoints import Checkpoints
+
+if TYPE_CHECKING:
+    from models.online import OnlineTrainer, TrainingConfig
+
+WORKER_NICE = 10  # added to the app's niceness: annotators' requests come first
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "TOKENIZERS_PARALLELISM": "false"}
+
+
+def spawn_worker(db_path: str | Path, config_path: str | None = None,
+                 log_path: str | Path | None = None) -> subprocess.Popen:
+    """Start the trainer for ``db_path`` as a child process; it is stopped when this process exits.
+
+    Args:
+        config_path: a training TOML (``models/examples/training.toml``), default built in.
+        log_path: where the worker's output goes (default: beside the database, ``worker.log``).
+    """
+    command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--parent-pid", str(os.getpid())]
+    if config_path:
+        command += ["--config", str(config_path)]
+    log_path = Path(log_path) if log_path else Path(db_path).resolve().parent / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **THREAD_ENV}, cwd=REPOSITORY,
+            preexec_fn=lambda: os.nice(WORKER_NICE),  # noqa: PLW1509 (no threads touched before exec)
+        )
+    atexit.register(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def exit_with_parent(parent_pid: int, check_seconds: float = 1.0) -> None:
+    """In the worker: a daemon thread that ends this process as soon as ``parent_pid`` is gone
+    (also mid-training, where the polling loop would not notice for a while)."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(check_seconds)
+
+    threading.Thread(target=watch, name="deconfound-parent-watch", daemon=True).start()
+
+
+def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, progress: bool = False) -> OnlineTrainer:
+    """The trainer of a database, with the embedding cache in its checkpoint folder."""
+    from models.embeddings import Embedder
+    from models.online import OnlineTrainer, TrainingConfig
+
+    checkpoints = Checkpoints.for_database(db_path)
+    checkpoints.folder.mkdir(parents=True, exist_ok=True)
+    embedder = Embedder(cache_path=checkpoints.embedding_cache)
+    if progress:
+        plain = embedder.embed
+        embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
+    return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config or TrainingConfig(), embedder)

@@ -1,0 +1,292 @@
+"""The storage core: constants, text keys, the pool snapshot, and the connection, transaction,
+schema and meta plumbing every part of ``Store`` builds on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from acquisition.core.errors import DeconfoundError, StorageError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
+
+# 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
+# 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
+SCHEMA_VERSION = 2
+CHOICES = ("left", "right", "tie", "both_bad")
+WINNERS = ("left", "right")  # the choices a strength may go with
+DEFAULT_LEASE_SECONDS = 30 * 60
+MAX_RATIONALE_CHARS = 2000
+
+# Columns added after a table was first created: {table: {column: "TYPE [DEFAULT ...]"}}.
+# `_ensure_schema` adds whichever are missing, so databases made by older code keep working.
+# New tables go straight into `_create_tables` (CREATE ... IF NOT EXISTS).
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    # quality control (collector/serving/quality_control.py): a served pair is 'regular', a 'repeat' of an earlier
+    # regular pair (overlap k), a 'gold' pair or an 'attention' check; qc_expected is the
+    # answer a careful annotator gives as displayed; overlap_done marks a regular pair with k labels
+    "served_pairs": {
+        "qc_kind": "TEXT NOT NULL DEFAULT 'regular'",
+        "origin_served_pair_id": "INTEGER REFERENCES served_pairs(id)",
+        "gold_item_id": "INTEGER REFERENCES gold_items(id)",
+        "qc_expected": "TEXT",
+        "overlap_done": "INTEGER NOT NULL DEFAULT 0",
+    },
+    # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
+    "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL"},
+    # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
+    "responses": {"qc_kind": "TEXT"},
+    # server time the page showed the pair; latency_ms runs from it to the answer
+    "labels": {"shown_at": "REAL"},
+}
+# Data fixes that must run before ADDED_INDEXES (idempotent): older databases could hold several
+# open pairs for one annotator; all but the newest become 'expired' so the unique index holds.
+MIGRATIONS: tuple[str, ...] = (
+    "UPDATE served_pairs SET status = 'expired' WHERE status = 'served' AND id NOT IN "
+    "(SELECT max(id) FROM served_pairs WHERE status = 'served' GROUP BY annotator_id)",
+)
+# Indexes on added columns, created after the columns exist.
+ADDED_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS served_pairs_origin ON served_pairs(origin_served_pair_id, annotator_id) "
+    "WHERE origin_served_pair_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS served_pairs_gold ON served_pairs(gold_item_id, annotator_id) "
+    "WHERE gold_item_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS served_pairs_overlap_open ON served_pairs(id) "
+    "WHERE qc_kind = 'regular' AND status = 'labelled' AND overlap_done = 0",
+    # per-annotator quality reads these indexes only, not the wide rows
+    "CREATE INDEX IF NOT EXISTS served_pairs_quality ON served_pairs(annotator_id, qc_kind, status, qc_expected)",
+    "CREATE INDEX IF NOT EXISTS labels_annotator_latency ON labels(annotator_id, latency_ms)",
+    # at most one open pair per annotator, whatever the concurrency (two tabs, two processes)
+    "CREATE UNIQUE INDEX IF NOT EXISTS served_pairs_one_open ON served_pairs(annotator_id) "
+    "WHERE status = 'served'",
+)
+
+_STORAGE_PROBLEMS = (
+    ("database or disk is full", "the disk holding the database is full"),
+    ("readonly database", "the database is read-only"),
+    ("database is locked", "the database is locked by another process"),
+    ("disk i/o error", "the disk holding the database reported an I/O error"),
+    ("unable to open database", "the database file cannot be opened"),
+    ("file is not a database", "the file is not a SQLite database"),
+    ("malformed", "the database file is damaged"),
+)
+
+
+def storage_error(exc: sqlite3.Error, path: str, writing: bool) -> StorageError:
+    """One readable sentence for a SQLite failure (the raw message stays as the cause)."""
+    text = str(exc).lower()
+    why = next((reason for key, reason in _STORAGE_PROBLEMS if key in text), f"SQLite said: {exc}")
+    action = "Nothing was saved" if writing else "It could not be read"
+    return StorageError(f"{path}: {why}. {action}; try again once this is fixed.")
+
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(("deconfound-token:" + token).encode("utf-8")).hexdigest()
+
+
+def edit_key(edit_vector: dict[str, Any]) -> str:
+    """Canonical string of the attributes switched on (with editor and seed), used to reuse variants.
+
+    An LLM rewrite (editor ``llm:<model>``) changes the text whichever way it switches its
+    attribute, so its entry is kept when it is off too (a rewrite-of-rewrite is a variant)."""
+    on = {a: e for a, e in sorted(edit_vector.items())
+          if e.get("on") or str(e.get("editor", "")).startswith("llm:")}
+    return json.dumps(on, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SideRecord:
+    """One side of a pair as the serving layer hands it to storage."""
+
+    base_response_id: int
+    edit_vector: dict[str, Any]
+    text: str
+    manipulation_check: dict[str, bool]
+    response_id: int | None = None  # a stored variant of the base (an LLM rewrite), served as it is
+
+
+class StoreBase:
+    """Connection, transactions, schema and meta; the mixins in this package add the rest.
+
+    Args:
+        path: SQLite file, or ``":memory:"`` for tests.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._ensure_schema()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
+
+        SQLite failures (disk full, read-only, locked) leave as ``StorageError`` with one
+        readable sentence; nothing of the transaction is kept."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:  # nested: join the outer transaction
+                yield
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path, writing=True) from exc
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # SQLite rolled back itself (e.g. after SQLITE_FULL)
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise storage_error(exc, self.path, writing=True) from exc
+                raise
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cols = ", ".join(f"[{c}]" for c in row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.db.execute(f"INSERT INTO [{table}] ({cols}) VALUES ({marks})", list(row.values()))
+        return int(cur.lastrowid)
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return list(self.db.query(sql, list(params)))
+            except sqlite3.Error as exc:
+                if self.db.conn.in_transaction:
+                    raise  # the enclosing transaction reports it
+                raise storage_error(exc, self.path, writing=False) from exc
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _ensure_schema(self) -> None:
+        """Create missing tables, indexes and columns; every step is idempotent, so an older
+        database is brought up to date in place and nothing in it is lost."""
+        with self._lock:
+            if "meta" in set(self.db.table_names()):
+                found = int(self.get_meta("schema_version", "0"))
+                if found > SCHEMA_VERSION:
+                    raise DeconfoundError(
+                        f"{self.path}: database schema version {found} is newer than this "
+                        f"code's ({SCHEMA_VERSION}); upgrade Deconfound."
+                    )
+            with self.transaction():
+                self._create_tables()
+                for table, columns in ADDED_COLUMNS.items():
+                    have = {row[1] for row in self.db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+                    for column, decl in columns.items():
+                        if column not in have:
+                            self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
+                for statement in (*MIGRATIONS, *ADDED_INDEXES):
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
+
+    def _create_tables(self) -> None:
+        ddl = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS prompts (
+            id INTEGER PRIMARY KEY, text TEXT NOT NULL, text_hash TEXT NOT NULL UNIQUE,
+            task_type TEXT NOT NULL DEFAULT 'general', source TEXT, external_id TEXT,
+            created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS responses (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            text TEXT NOT NULL, text_hash TEXT NOT NULL,
+            parent_response_id INTEGER REFERENCES responses(id),
+            edit_vector TEXT, edit_key TEXT, manipulation_check TEXT,
+            quality REAL, model TEXT, source TEXT, created_at REAL NOT NULL);
+        CREATE UNIQUE INDEX IF NOT EXISTS responses_base_unique
+            ON responses(prompt_id, text_hash) WHERE parent_response_id IS NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS responses_variant_unique
+            ON responses(parent_response_id, edit_key) WHERE parent_response_id IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS responses_prompt ON responses(prompt_id);
+        CREATE TABLE IF NOT EXISTS annotators (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+            group_name TEXT NOT NULL DEFAULT 'default', objective TEXT,
+            covariates TEXT NOT NULL DEFAULT '{}', is_simulated INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS policies (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL UNIQUE,
+            config TEXT NOT NULL, is_active INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS served_pairs (
+            id INTEGER PRIMARY KEY,
+            annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+            annotator_group TEXT NOT NULL,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            left_response_id INTEGER NOT NULL REFERENCES responses(id),
+            right_response_id INTEGER NOT NULL REFERENCES responses(id),
+            left_base_response_id INTEGER NOT NULL REFERENCES responses(id),
+            right_base_response_id INTEGER NOT NULL REFERENCES responses(id),
+            left_edit_vector TEXT NOT NULL, right_edit_vector TEXT NOT NULL,
+            position_swapped INTEGER NOT NULL,
+            policy_id INTEGER REFERENCES policies(id), policy_name TEXT NOT NULL,
+            policy_version INTEGER NOT NULL, arm TEXT NOT NULL,
+            propensity_score REAL NOT NULL, arm_propensity REAL NOT NULL,
+            acquisition_score REAL, model_version TEXT, seed INTEGER,
+            served_at REAL NOT NULL, lease_expires_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'served', skipped_at REAL);
+        CREATE INDEX IF NOT EXISTS served_pairs_annotator ON served_pairs(annotator_id, status);
+        CREATE TABLE IF NOT EXISTS labels (
+            id INTEGER PRIMARY KEY,
+            served_pair_id INTEGER NOT NULL UNIQUE REFERENCES served_pairs(id),
+            annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+            choice TEXT NOT NULL, strength INTEGER, rationale TEXT,
+            latency_ms INTEGER NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS imported_preferences (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            chosen_response_id INTEGER NOT NULL REFERENCES responses(id),
+            rejected_response_id INTEGER NOT NULL REFERENCES responses(id),
+            outcome TEXT NOT NULL, tie INTEGER NOT NULL, margin REAL,
+            source TEXT NOT NULL, format TEXT NOT NULL, file_sha256 TEXT NOT NULL,
+            external_id TEXT, line INTEGER NOT NULL, created_at REAL NOT NULL,
+            UNIQUE (file_sha256, line));
+        CREATE TABLE IF NOT EXISTS gold_items (
+            id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            first_response_id INTEGER NOT NULL REFERENCES responses(id),
+            second_response_id INTEGER NOT NULL REFERENCES responses(id),
+            expected TEXT NOT NULL, note TEXT, source TEXT, line INTEGER, created_at REAL NOT NULL);
+        """
+        for statement in ddl.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", [key])
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    @property
+    def pool_version(self) -> int:
+        return int(self.get_meta("pool_version", "0") or 0)

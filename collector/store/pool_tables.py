@@ -1,0 +1,172 @@
+"""Prompts, base responses and imported human preferences."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from acquisition.core.errors import NotFoundError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
+
+
+class PoolTablesMixin:
+    """Prompts, base responses and imported human preferences."""
+
+    # ------------------------------------------------------------------ pool
+    def add_pool(self, records: Iterable[dict[str, Any]], source: str) -> tuple[int, int]:
+        """Add prompts with their base responses in one transaction.
+
+        Args:
+            records: each ``{"prompt": str, "task_type": str, "responses": [{"text", "quality"?,
+                "model"?}], "external_id"?: str}``.
+            source: where the records came from (file name, ``"demo"``).
+
+        Returns:
+            ``(new_prompts, new_responses)``; texts already present are reused, not duplicated.
+        """
+        now = time.time()
+        new_prompts = new_responses = 0
+        with self.transaction():
+            for record in records:
+                prompt_text = record["prompt"]
+                existing = self._one(
+                    "SELECT id FROM prompts WHERE text_hash = ?", [text_hash(prompt_text)]
+                )
+                if existing:
+                    prompt_id = existing["id"]
+                else:
+                    prompt_id = self._insert("prompts", {
+                        "text": prompt_text, "text_hash": text_hash(prompt_text),
+                        "task_type": record.get("task_type") or "general", "source": source,
+                        "external_id": record.get("external_id"), "created_at": now,
+                    })
+                    new_prompts += 1
+                for response in record["responses"]:
+                    h = text_hash(response["text"])
+                    if self._one(
+                        "SELECT id FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                        "AND parent_response_id IS NULL", [prompt_id, h]
+                    ):
+                        continue
+                    self._insert("responses", {
+                        "prompt_id": prompt_id, "text": response["text"], "text_hash": h,
+                        "quality": response.get("quality"), "model": response.get("model"),
+                        "source": source, "created_at": now,
+                    })
+                    new_responses += 1
+            version = self.pool_version + 1
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('pool_version', ?)", [str(version)]
+            )
+        return new_prompts, new_responses
+
+    def add_imported(
+        self,
+        records: Iterable[dict[str, Any]],
+        preferences: Iterable[dict[str, Any]],
+        source: str,
+        fmt: str,
+        file_sha256: str,
+    ) -> tuple[int, int, int]:
+        """Add an imported file's pool records and its human preferences in ONE transaction.
+
+        Args:
+            records: ``add_pool`` records.
+            preferences: ``{"prompt", "chosen", "rejected", "outcome" ("chosen"/"tie"/"both_bad"),
+                "margin"?, "external_id"?, "line"}``; every text must be in ``records``.
+            source: the file name; fmt: its format; file_sha256: the file's hash (a file
+                imported twice adds its preferences once).
+
+        Returns:
+            ``(new_prompts, new_responses, new_preferences)``.
+        """
+        now = time.time()
+        new_preferences = 0
+        with self.transaction():
+            new_prompts, new_responses = self.add_pool(records, source=source)
+            for pref in preferences:
+                prompt = self._one("SELECT id FROM prompts WHERE text_hash = ?", [text_hash(pref["prompt"])])
+                if prompt is None:
+                    raise NotFoundError(f"{source}, line {pref['line']}: prompt not in the imported records.")
+                ids = []
+                for side in ("chosen", "rejected"):
+                    row = self._one(
+                        "SELECT id FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                        "AND parent_response_id IS NULL", [prompt["id"], text_hash(pref[side])]
+                    )
+                    if row is None:
+                        raise NotFoundError(f"{source}, line {pref['line']}: {side} response not in the imported records.")
+                    ids.append(row["id"])
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO imported_preferences (prompt_id, chosen_response_id, "
+                    "rejected_response_id, outcome, tie, margin, source, format, file_sha256, "
+                    "external_id, line, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [prompt["id"], ids[0], ids[1], pref["outcome"], int(pref["outcome"] != "chosen"),
+                     pref.get("margin"), source, fmt, file_sha256, pref.get("external_id"),
+                     pref["line"], now],
+                )
+                new_preferences += cur.rowcount
+        return new_prompts, new_responses, new_preferences
+
+    def imported_preferences(self) -> list[dict[str, Any]]:
+        """Every imported human preference with its texts (the truth for semi-synthetic studies)."""
+        return self._all(
+            """
+            SELECT ip.*, p.text AS prompt, p.task_type AS task_type,
+                   c.text AS chosen, r.text AS rejected
+            FROM imported_preferences ip
+            JOIN prompts p ON p.id = ip.prompt_id
+            JOIN responses c ON c.id = ip.chosen_response_id
+            JOIN responses r ON r.id = ip.rejected_response_id
+            ORDER BY ip.id
+            """
+        )
+
+    def pool_snapshot(self) -> PoolSnapshot:
+        """The base pool as policies see it; cheap enough to rebuild when the pool version moves."""
+        with self._lock:
+            version = self.pool_version
+            prompts = self._all("SELECT id, text, task_type FROM prompts ORDER BY id")
+            responses = self._all(
+                "SELECT id, prompt_id, text, quality FROM responses "
+                "WHERE parent_response_id IS NULL AND qc_kind IS NULL ORDER BY id"
+            )
+        by_prompt: dict[int, list[int]] = {}
+        for r in responses:
+            by_prompt.setdefault(r["prompt_id"], []).append(r["id"])
+        return PoolSnapshot(
+            version=version,
+            prompts=[
+                PoolPrompt(p["id"], p["text"], p["task_type"], tuple(by_prompt.get(p["id"], ())))
+                for p in prompts
+            ],
+            response_text={r["id"]: r["text"] for r in responses},
+            response_quality={r["id"]: r["quality"] for r in responses},
+        )
+
+    def prompt(self, prompt_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM prompts WHERE id = ?", [prompt_id])
+        if row is None:
+            raise NotFoundError(f"No prompt with id {prompt_id}.")
+        return row
+
+    def response(self, response_id: int) -> dict[str, Any]:
+        row = self._one("SELECT * FROM responses WHERE id = ?", [response_id])
+        if row is None:
+            raise NotFoundError(f"No response with id {response_id}.")
+        return row
+
+    def counts(self) -> dict[str, int]:
+        """Row counts a researcher wants at a glance."""
+        q = {
+            "prompts": "SELECT count(*) AS n FROM prompts",
+            "base_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NULL "
+                              "AND qc_kind IS NULL",
+            "gold_responses": "SELECT count(*) AS n FROM responses WHERE qc_kind = 'gold'",
+            "edited_responses": "SELECT count(*) AS n FROM responses WHERE parent_response_id IS NOT NULL",
+            "annotators": "SELECT count(*) AS n FROM annotators",
+            "served_pairs": "SELECT count(*) AS n FROM served_pairs",
+            "labels": "SELECT count(*) AS n FROM labels",
+        }
+        return {k: int(self._one(sql)["n"]) for k, sql in q.items()}
