@@ -126,7 +126,7 @@ def test_card_balance_matches_acquisition_balance(two_policies):
 
 def test_excluding_an_annotator_shows_in_the_card_and_leaves_the_exports(two_policies, tmp_path):
     from collector.io.frames import arena_frame, trl_frame
-    from collector.serving.quality_control import exclude_annotator
+    from collector.serving.annotator_quality import exclude_annotator
 
     victim = two_policies.annotators()[0]
     n_labels = two_policies.label_count(victim["id"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.serving.quality_control import update_qc_config
+from collector.serving.qc_settings import update_qc_config
 from collector.store.create import init_db
 from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store

@@ -9,18 +9,13 @@ from acquisition.policies import RandomisedAttributesConfig
 from collector.cli import main
 from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundError
 from collector.io.frames import pairs_frame, trl_frame
-from collector.serving.quality_control import (
-    QCConfig,
-    add_gold_file,
-    add_gold_text,
+from collector.serving.qc_settings import QCConfig, parse_assignments, qc_config, qc_version, update_qc_config
+from collector.serving.gold import add_gold_file, add_gold_text
+from collector.serving.annotator_quality import (
     annotator_quality,
     exclude_annotator,
     include_annotator,
     overlap_summary,
-    parse_assignments,
-    qc_config,
-    qc_version,
-    update_qc_config,
 )
 from collector.serving.service import Collector
 from collector.store.create import init_db, load_demo_pool
@@ -213,7 +208,7 @@ def test_a_bad_gold_line_names_line_and_field_and_adds_nothing(store, bad, messa
     before = store.counts()
     with pytest.raises(ImportFormatError) as error:
         add_gold_text(store, text, "gold.jsonl")
-    assert f"gold.jsonl:2: {message}" in str(error.value)
+    assert str(error.value).startswith("gold.jsonl, line 2") and message in str(error.value)
     assert store.counts() == before and store.gold_items() == []
 
 
@@ -221,7 +216,7 @@ def test_a_gold_response_that_is_a_pool_response_is_refused_with_its_line(store)
     prompt = store.pool_snapshot().servable[0]
     pool_text = store.pool_snapshot().response_text[prompt.response_ids[0]]
     text = _gold_text([GOLD[0], {"prompt": prompt.text, "chosen": pool_text, "rejected": "No idea."}])
-    with pytest.raises(ImportFormatError, match=r"gold.jsonl:2: field 'chosen': this text is already response"):
+    with pytest.raises(ImportFormatError, match=r"gold.jsonl, line 2, field 'chosen': this text is already response"):
         add_gold_text(store, text, "gold.jsonl")
     assert store.gold_items() == []
 
@@ -423,7 +418,7 @@ def test_cli_gold_qc_and_exclusion(tmp_path, capsys):
     gold = tmp_path / "gold.jsonl"
     gold.write_text(_gold_text(GOLD[:1]) + '{"prompt": "Q?", "chosen": ""}\n')
     assert main(["gold", "add", str(gold), "--db", db]) == 1
-    assert f"{gold}:2: field 'chosen'" in capsys.readouterr().err
+    assert f"{gold}, line 2, field 'chosen'" in capsys.readouterr().err
     gold.write_text(_gold_text(GOLD[:2]))
     assert main(["gold", "add", str(gold), "--db", db]) == 0
     assert "Added 2 gold pairs (0 already present)." in capsys.readouterr().out

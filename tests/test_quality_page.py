@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.serving.quality_control import add_gold_text, qc_config, update_qc_config
+from collector.serving.gold import add_gold_text
+from collector.serving.qc_settings import qc_config, update_qc_config
 from collector.store.create import init_db
 from collector.serving.simulate import simulate
 from collector.store import Store

@@ -87,3 +87,13 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
         plain = embedder.embed
         embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
     return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config or TrainingConfig(), embedder)
+
+
+def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:
+    """Embed every prompt and response not embedded yet into the database's embedding cache
+    (the online trainer's ``embed_pending``), printing a progress line; returns how many."""
+    store = Store(db_path)
+    try:
+        return make_trainer(db_path, progress=progress).embed_pending(store)
+    finally:
+        store.close()

@@ -107,7 +107,7 @@ class QCTablesMixin:
         added = present = 0
         with self.transaction():
             for item in items:
-                where = f"{source}:{item['line']}"
+                where = f"{source}, line {item['line']}"
                 prompt = self._one("SELECT id FROM prompts WHERE text_hash = ?", [text_hash(item["prompt"])])
                 prompt_id = prompt["id"] if prompt else self._insert("prompts", {
                     "text": item["prompt"], "text_hash": text_hash(item["prompt"]),
@@ -123,7 +123,7 @@ class QCTablesMixin:
                     )
                     if found and found["qc_kind"] != "gold":
                         raise ImportFormatError(
-                            f"{where}: field {side['field']!r}: this text is already response "
+                            f"{where}, field {side['field']!r}: this text is already response "
                             f"{found['id']} of the pool for this prompt; a gold pair's responses "
                             "must not also be served as regular pairs."
                         )

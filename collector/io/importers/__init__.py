@@ -44,7 +44,7 @@ from typing import Any
 
 from acquisition.core.errors import ImportFormatError
 from collector.io.importers.formats import FORMATS, PARSERS, _LineError, _type_name, detect_format
-from collector.io.importers.reading import _decompress, _rows
+from collector.io.importers.reading import read_input, read_rows
 from collector.store import Store
 
 
@@ -128,11 +128,7 @@ def parse_file(path: str | Path, fmt: str = "auto", task_type: str | None = None
     Raises:
         ImportFormatError: naming the file, the line and the field, for the first bad line.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImportFormatError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
-    return parse_bytes(raw, str(path), fmt, task_type)
+    return parse_bytes(read_input(path), str(path), fmt, task_type)
 
 
 def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None = None) -> ParsedImport:
@@ -140,8 +136,7 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
     if fmt != "auto" and fmt not in FORMATS:
         raise ImportFormatError(f"--format: unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
     path = name
-    raw = _decompress(path, raw)
-    kind, rows = _rows(path, raw)
+    kind, rows = read_rows(path, raw)
     records: list[dict[str, Any]] = []
     preferences: list[ImportedPreference] = []
     identical: list[int] = []
@@ -214,15 +209,3 @@ def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",
                   task_type: str | None = None) -> ImportResult:
     """Import an uploaded file's content (the data page); errors name the uploaded file."""
     return import_parsed(store, parse_bytes(raw, name, fmt, task_type))
-
-
-def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:
-    """Embed every prompt and response not embedded yet into the cache beside the database
-    (the online trainer's ``embed_pending``), printing a progress line; returns how many."""
-    from collector.serving.worker import make_trainer
-
-    store = Store(db_path)
-    try:
-        return make_trainer(db_path, progress=progress).embed_pending(store)
-    finally:
-        store.close()

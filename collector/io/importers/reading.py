@@ -9,9 +9,29 @@ import io
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError
+
+
+def read_input(path: str | Path) -> bytes:
+    """A file's bytes, or an ``ImportFormatError`` saying why not (missing, a folder, unreadable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImportFormatError(f"{path}: is a folder, not a file.")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImportFormatError(f"{path}: no such file.") from None
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+
+
+def read_rows(name: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """``("json"|"csv", iterator of (line number, row))`` from a file's bytes, gzipped or not;
+    every decoding and parsing error names ``name`` and the line."""
+    return _rows(name, _decompress(name, raw))
 
 
 def _decompress(path: str, data: bytes) -> bytes:

@@ -1,0 +1,227 @@
+"""What each ``python -m collector`` command does: one small function per command, named after
+it. Commands that read or write the database get the opened ``Store``; the parser lives in
+``collector.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+from acquisition.core.config import to_dict
+from acquisition.core.errors import ConfigError
+from acquisition.policies import POLICIES, load_policy_file
+from collector.app.annotator import login_base_url, personal_link
+from collector.store import Store
+from collector.store.create import init_db
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _training_started() -> None:
+    print("training started", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- the database
+def init(args: argparse.Namespace) -> None:
+    print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
+
+
+def status(args: argparse.Namespace, store: Store) -> None:
+    policy = store.active_policy()
+    print(json.dumps({**store.counts(), "policy": policy and policy["name"],
+                      "policy_version": policy and policy["version"]}, indent=2))
+
+
+# ---------------------------------------------------------------------- annotators
+def annotator_add(args: argparse.Namespace, store: Store) -> None:
+    row, token = store.add_annotator(args.name, args.group, dict(args.covariate), args.objective)
+    print(f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).")
+    base, known = login_base_url(store, args.base_url)
+    print(f"Login URL: {personal_link(base, token)}")
+    if not known:
+        print("(The app has not run for this database yet, so this address is a guess: start it with "
+              "`make run`, or set DECONFOUND_BASE_URL to the address annotators use.)", file=sys.stderr)
+
+
+def annotator_list(args: argparse.Namespace, store: Store) -> None:
+    for a in store.annotators():
+        excluded = f"\texcluded: {a['excluded_reason']}" if a["excluded"] else ""
+        print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels{excluded}")
+
+
+def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.annotator_quality import exclude_annotator
+
+    row = exclude_annotator(store, args.id, args.reason)
+    print(f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "
+          f"Their {store.label_count(row['id'])} labels stay in the database, flagged.")
+
+
+def annotator_include(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.annotator_quality import include_annotator
+
+    row = include_annotator(store, args.id)
+    print(f"Included annotator {row['id']} ({row['name']}) again.")
+
+
+# ---------------------------------------------------------------------- labelling
+def simulate(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.simulate import SimulatedAnnotatorConfig
+    from collector.serving.simulate import simulate as run_simulation
+
+    group_effects: dict[str, dict[str, float]] = {}
+    for group, attribute, value in args.group_effect:
+        group_effects.setdefault(group, {})[attribute] = value
+    config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect),
+                                      group_effects=group_effects)
+    result = run_simulation(store, labels=args.labels, annotators=args.annotators,
+                            groups=[g.strip() for g in args.groups.split(",") if g.strip()],
+                            seed=args.seed, config=config)
+    print(json.dumps(result))
+
+
+def balance(args: argparse.Namespace, store: Store) -> None:
+    from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
+    from collector.io.frames import pairs_frame, trl_frame
+
+    pairs = pairs_frame(store)
+    print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
+    print(chosen_rejected_smd(trl_frame(pairs)).to_string(index=False, float_format="%.3f"))
+    print("\nSMD between left and right, by stratum:")
+    report = balance_report(pairs)
+    print(report.pivot(index="attribute", columns="stratum", values="smd").to_string(float_format="%.3f"))
+    arms = arm_balance(pairs, by=("annotator_group", "task_type"))
+    if len(arms):
+        print("\nSMD between each arm and the reference arm, by stratum:")
+        print(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd")
+              .to_string(float_format="%.3f"))
+
+
+# ---------------------------------------------------------------------- data in and out
+def export(args: argparse.Namespace, store: Store) -> None:
+    from collector.io.export import card_path
+    from collector.io.export import export as write_export
+
+    n = write_export(store, args.format, args.out)
+    print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
+
+
+def import_(args: argparse.Namespace, store: Store) -> None:
+    from collector.io.importers import import_file
+    from collector.serving.worker import embed_new_texts
+
+    result = import_file(store, args.path, args.format, args.task_type)
+    print(result.summary())
+    if not args.no_embed and (result.new_prompts or result.new_responses):
+        print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
+
+
+def rewrite(args: argparse.Namespace, store: Store) -> None:
+    from acquisition.rewriter import LLMRewriter, load_rewriter_config
+    from collector.serving.rewrite_job import run_rewrite_job
+
+    config = load_rewriter_config(args.config)
+    config.model = args.model or config.model
+    attributes = [a.strip() for a in (args.attributes or "").split(",") if a.strip()] or None
+    config.check_attributes(attributes or config.attributes, "--attributes")
+    result = run_rewrite_job(store, LLMRewriter(config, device=args.device), attributes, args.limit,
+                             progress=_progress)
+    print(json.dumps(result))
+
+
+# ---------------------------------------------------------------------- training
+def train(args: argparse.Namespace) -> None:
+    from collector.serving.worker import make_trainer
+    from models.online import load_training_config
+
+    config = load_training_config(args.config)
+    config.model = args.model or config.model
+    print(json.dumps(make_trainer(args.db, config, progress=True).train_once(on_start=_training_started), indent=2))
+
+
+def worker(args: argparse.Namespace) -> None:
+    from collector.serving.worker import exit_with_parent, make_trainer
+    from models.online import load_training_config, set_torch_threads
+
+    if args.parent_pid is not None:
+        exit_with_parent(args.parent_pid)
+    set_torch_threads(args.threads)
+    trainer = make_trainer(args.db, load_training_config(args.config), progress=True)
+    if args.once:
+        store = Store(args.db)
+        try:
+            due = trainer.due(store)
+        finally:
+            store.close()
+        print(json.dumps(trainer.train_once(on_start=_training_started)) if due else "No retraining due.")
+        return
+    try:
+        trainer.run(threading.Event(), poll_seconds=args.poll, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------------- quality control
+def gold_add(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.gold import add_gold_file
+
+    added, present = add_gold_file(store, args.file)
+    print(f"Added {added} gold pairs ({present} already present).")
+
+
+def gold_list(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.gold import gold_frame
+
+    print(gold_frame(store).to_string(index=False, max_colwidth=40))
+
+
+def qc_show(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.qc_settings import qc_config, qc_version
+
+    print(json.dumps({**to_dict(qc_config(store)), "version": qc_version(store)}, indent=2))
+
+
+def qc_set(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.qc_settings import load_qc_file, parse_assignments, update_qc_config
+
+    if not args.file and not args.assignments:
+        raise ConfigError("qc set: give KEY=VALUE pairs or --file FILE.")
+    changes = load_qc_file(args.file) if args.file else {}
+    changes.update(parse_assignments(args.assignments))
+    print(json.dumps(to_dict(update_qc_config(store, changes, args.file or "qc")), indent=2))
+
+
+def qc_report(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.annotator_quality import annotator_quality
+
+    print(annotator_quality(store).to_string(index=False, float_format="%.2f"))
+
+
+# ---------------------------------------------------------------------- policies
+def policy_show(args: argparse.Namespace, store: Store) -> None:
+    print(json.dumps(store.active_policy(), indent=2))
+
+
+def policy_list(args: argparse.Namespace) -> None:
+    for name, cls in sorted(POLICIES.items()):
+        print(f"{name}\t{cls.description}")
+
+
+def policy_apply(args: argparse.Namespace, store: Store) -> None:
+    name, config = load_policy_file(args.file)
+    row = store.activate_policy(name, to_dict(config))
+    print(f"Active policy: {row['name']} version {row['version']}.")
+
+
+# ---------------------------------------------------------------------- benchmarks
+def benchmark_causal(args: argparse.Namespace) -> None:
+    from collector.benchmarks.causal import configure, run_causal
+
+    world = configure(args.world, args.data, args.seeds, args.labels, args.quick, args.embedder,
+                      sweeps=not args.no_sweeps)
+    run_causal(world, Path(args.out), Path(args.cache), command=" ".join(["python -m collector", *sys.argv[1:]]))
