@@ -8,12 +8,13 @@ PORT ?= 8501
 # the served app runs without a file watcher; `make dev` reloads on every save
 SERVE := --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-.PHONY: run dev test bench setup db clean
+.PHONY: run dev test lint bench setup db clean
 
-$(VENV)/.installed: requirements.txt
+# the venv, torch first (pinned CPU wheel), then the packages in editable mode with their
+# dependencies and the test tools (pyproject.toml); redone when either file changes
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first and pinned: the CPU wheel; anything unpinned would pull a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
@@ -30,15 +31,21 @@ dev: db
 	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py $(SERVE) --server.runOnSave true \
 		--server.folderWatchBlacklist .venv,data
 
-test: db
+# layers import one way, the code is clean and typed, then every test
+lint: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: db lint
 	$(PY) -m pytest -q
 
 bench: db
-	$(PY) collector/benchmarks/speed/bench_serving.py
-	$(PY) collector/benchmarks/speed/bench_embeddings.py
-	$(PY) collector/benchmarks/speed/bench_training.py
-	$(PY) collector/benchmarks/speed/bench_dashboard.py
-	$(PY) collector/benchmarks/speed/bench_browser.py
+	$(PY) -m collector.benchmarks.speed.bench_serving
+	$(PY) -m collector.benchmarks.speed.bench_embeddings
+	$(PY) -m collector.benchmarks.speed.bench_training
+	$(PY) -m collector.benchmarks.speed.bench_dashboard
+	$(PY) -m collector.benchmarks.speed.bench_browser
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

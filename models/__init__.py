@@ -1,1 +1,2 @@
-"""Reward models (embeddings, model family, online training) arrive with the reward-model issue."""
+"""Models: sentence embeddings (``embeddings``), the reward-model family (``reward``), online
+training (``online``) and the checkpoint folder it publishes to (``checkpoints``)."""

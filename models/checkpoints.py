@@ -92,8 +92,7 @@ class Checkpoints:
 
     def acquisition_scores(self, version: str | None) -> AcquisitionScores | None:
         """The ensemble's disagreement stored with ``version``, or ``None``."""
-        path = self.folder / version / SCORES_FILE if version else None
-        if path is None or not path.exists():
+        if version is None or not (path := self.folder / version / SCORES_FILE).exists():
             return None
         data = np.load(path)
         return AcquisitionScores(version, {
@@ -102,8 +101,7 @@ class Checkpoints:
 
     def design_scores(self, version: str | None) -> DesignScores | None:
         """The design-space scores stored with ``version``, or ``None``."""
-        path = self.folder / version / DESIGN_FILE if version else None
-        if path is None or not path.exists():
+        if version is None or not (path := self.folder / version / DESIGN_FILE).exists():
             return None
         data = np.load(path)
         acquisition = str(data["acquisition"]) if "acquisition" in data.files else "eubo"

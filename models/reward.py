@@ -140,8 +140,9 @@ class EnsembleNet(nn.Module):
 
 
 class RewardModel(ABC):
-    """Contract: ``fit(data)``, ``reward(prompt, response, group) -> (mean, std)``,
-    ``pair_uncertainty(...)``; the state round-trips through ``state()`` / ``from_state``."""
+    """Contract: ``fit(data)``, ``reward(prompt, response, group) -> (mean, std)`` and
+    ``preference(prompt, first, second, group) -> (P(first preferred), ensemble std)``; the state
+    round-trips through ``state()`` / ``from_state``."""
 
     name: ClassVar[str]
     description: ClassVar[str]

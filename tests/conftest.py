@@ -12,8 +12,8 @@ torch.set_num_threads(1)  # one reward-model test took 6 s with 1 thread, 36 s w
 from acquisition.core.config import to_dict  # noqa: E402
 from acquisition.policies import RandomisedAttributesConfig  # noqa: E402
 from collector.serving.service import Collector  # noqa: E402
-from collector.store.create import load_demo_pool  # noqa: E402
 from collector.store import Store  # noqa: E402
+from collector.store.create import load_demo_pool  # noqa: E402
 
 
 @pytest.fixture

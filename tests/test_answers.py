@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from collector.app.annotator import answer
 from acquisition.core.errors import LabelError, StalePairError, StorageError
+from collector.app.annotator import answer
 from collector.serving.service import Collector
-from collector.store.create import init_db
 from collector.store import Store
+from collector.store.create import init_db
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_double_press_saves_once_and_is_reported_as_a_repeat(collector, annotato
     second = answer(collector, annotator["id"], pair, "right", answered_here=True)
     assert (first.kind, second.kind) == ("saved", "repeat")
     assert "already saved as “A is better”" in second.message
-    assert [(l["served_pair_id"], l["choice"]) for l in collector.store.labels()] == [(pair, "left")]
+    assert [(row["served_pair_id"], row["choice"]) for row in collector.store.labels()] == [(pair, "left")]
 
 
 @pytest.mark.parametrize("choice,strength", [("tie", 3), ("both_bad", 1), ("left", True), ("left", 2.0), ("left", 0)])

@@ -3,11 +3,11 @@
 
 def test_readme_python_api(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    from acquisition.effects import amce
     from collector import Collector, Store, init_db
     from collector.io.export import export
     from collector.io.frames import pairs_frame
     from collector.serving.simulate import simulate
-    from acquisition.effects import amce
 
     init_db("data/deconfound.db", demo=True)
     store = Store("data/deconfound.db")

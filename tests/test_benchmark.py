@@ -2,19 +2,19 @@
 attributes written into the texts, and a small run shows the direction of the effects."""
 
 import dataclasses
-import re
 import json
+import re
 
 import numpy as np
 import pytest
 
 from acquisition.core.config import from_dict, loads_toml
+from acquisition.core.errors import ConfigError
 from collector.benchmarks.causal import configure, run_causal
 from collector.benchmarks.causal.engine import bake, build_pool, place
 from collector.benchmarks.causal.experiments import labels_to_target
 from collector.benchmarks.causal.sources import BagOfWordsEmbedder, synthetic_items
 from collector.benchmarks.causal.world import WORLDS_DIR, World, load_world
-from acquisition.core.errors import ConfigError
 from collector.serving.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
 from collector.store import Store
 

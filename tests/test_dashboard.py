@@ -1,9 +1,9 @@
 """The dashboard's data loading, tables and figures (pure functions; the page is in test_dashboard_page.py)."""
 
-from functools import partial
 import hashlib
 import json
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,9 +15,9 @@ from acquisition.policies import RandomisedAttributesConfig, load_policy_file
 from collector.app import panels as dashboard
 from collector.io.frames import pairs_frame
 from collector.serving.service import Collector
-from collector.store.create import init_db
 from collector.serving.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 from collector.store import Store
+from collector.store.create import init_db
 from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig
 from models.reward import ModelConfig
@@ -65,9 +65,9 @@ def test_agreement_edge_cases():
 def _labels(rows):
     """A minimal dashboard frame: (annotator, group, left response, right response, label)."""
     return pd.DataFrame([{
-        "annotator_id": a, "annotator_group": g, "left_response_id": l, "right_response_id": r,
+        "annotator_id": a, "annotator_group": g, "left_response_id": left, "right_response_id": r,
         "label": label, "qc_kind": "regular", "excluded": False,
-    } for a, g, l, r, label in rows])
+    } for a, g, left, r, label in rows])
 
 
 def test_agreement_items_are_unordered_pairs_and_choices_are_response_rows():
@@ -276,7 +276,8 @@ def test_model_curves_from_real_checkpoints_include_ood_accuracy(file_store, tmp
     names = {t.name for t in fig.data}
     assert {"held-out", "OOD: flipped attributes", "Pearson(reward, length)", "emoji"} <= names
     assert list(next(t for t in fig.data if t.name == "held-out").x) == ["v1", "v2"]
-    assert "No checkpoint" in dashboard.build_model_figure(dashboard.load_checkpoints(Checkpoints(tmp_path / "none"))).layout.annotations[0].text
+    empty = dashboard.build_model_figure(dashboard.load_checkpoints(Checkpoints(tmp_path / "none")))
+    assert "No checkpoint" in empty.layout.annotations[0].text
 
 
 def test_flipped_pairs_are_those_whose_style_favours_the_loser():

@@ -7,9 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from collector.serving.qc_settings import update_qc_config
-from collector.store.create import init_db
 from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
+from collector.store.create import init_db
 
 PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "dashboard.py"
 

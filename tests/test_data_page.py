@@ -8,11 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from collector.io.card import build_card
-from collector.io.frames import pairs_frame, FORMATS, trl_frame
 from collector.io.export import export_bytes
-from collector.store.create import init_db
+from collector.io.frames import FORMATS, pairs_frame, trl_frame
 from collector.serving.simulate import simulate
 from collector.store import Store
+from collector.store.create import init_db
 
 PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "data.py"
 

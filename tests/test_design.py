@@ -43,13 +43,14 @@ def test_unknown_acquisition_and_no_comparisons_are_errors():
 
 def test_active_policy_uses_only_scores_from_its_own_acquisition():
     from acquisition.policies import build_policy
-    from collector.store.create import load_demo_pool
     from collector.store import Store
+    from collector.store.create import load_demo_pool
 
     s = Store(":memory:")
     s.add_pool(load_demo_pool(), source="demo")
     pool = s.pool_snapshot()
     scores = np.arange(6, dtype=float)
     config = {"attributes": ["bold", "emoji"], "design_acquisition": "bald"}
-    assert build_policy("active", config, pool, design_scores=DesignScores(["bold", "emoji"], scores, "eubo")).design_weight is None
-    assert build_policy("active", config, pool, design_scores=DesignScores(["bold", "emoji"], scores, "bald")).design_weight is not None
+    eubo, bald = (DesignScores(["bold", "emoji"], scores, acquisition) for acquisition in ("eubo", "bald"))
+    assert build_policy("active", config, pool, design_scores=eubo).design_weight is None
+    assert build_policy("active", config, pool, design_scores=bald).design_weight is not None

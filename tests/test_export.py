@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from acquisition.editors import DEFAULT_ATTRIBUTES
 from acquisition.core.errors import ConfigError
-from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
+from acquisition.editors import DEFAULT_ATTRIBUTES
 from collector.io.export import card_path, export
+from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
 from collector.io.importers import import_file
 from collector.serving.simulate import simulate
 from collector.store import Store

@@ -1,6 +1,5 @@
 """Online training: new labels bump the version; a killed run costs nothing."""
 
-from functools import partial
 import hashlib
 import json
 import signal
@@ -9,15 +8,16 @@ import sys
 import textwrap
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from collector.serving.service import Collector
-from collector.store.create import init_db
 from collector.serving.simulate import simulate
 from collector.store import Store
+from collector.store.create import init_db
 from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import ModelConfig
@@ -113,8 +113,8 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
 
 
 def test_training_config_file_loads_and_bad_values_name_the_field(tmp_path):
-    from models.online import load_training_config
     from acquisition.core.errors import ConfigError
+    from models.online import load_training_config
 
     config = load_training_config(str(ROOT / "models" / "examples" / "training.toml"))
     assert config.model == "bt_mlp" and config.params.ensemble == 4

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.store.create import init_db
 from collector.store import Store
+from collector.store.create import init_db
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -60,7 +60,7 @@ def test_token_in_url_logs_in_and_labels_advance(app_db):
     assert not at.exception
     assert _shown_pair(at) != first
     labels = _labels(db)
-    assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in labels] == [
+    assert [(row["served_pair_id"], row["choice"], row["strength"], row["rationale"]) for row in labels] == [
         (first, "right", 2, "more accurate")]
     assert "1 label given" in [c.value for c in at.caption]
     assert at.text_input(key="annotate_reason").value == "" and at.segmented_control(key="annotate_strength").value is None
@@ -79,11 +79,11 @@ def test_answer_from_a_stale_tab_writes_nothing_and_says_so(app_db):
     _press(tab2, "right")  # the button drawn with `shown`
     assert not tab2.exception
     labels = _labels(db)
-    assert [(l["served_pair_id"], l["choice"]) for l in labels] == [(shown, "left")]
+    assert [(row["served_pair_id"], row["choice"]) for row in labels] == [(shown, "left")]
     assert any("already answered" in w.value and "another tab" in w.value for w in tab2.warning)
     assert _shown_pair(tab2) == following  # the current pair, still unanswered
     _press(tab2, "tie")
-    assert [(l["served_pair_id"], l["choice"]) for l in _labels(db)] == [(shown, "left"), (following, "tie")]
+    assert [(row["served_pair_id"], row["choice"]) for row in _labels(db)] == [(shown, "left"), (following, "tie")]
 
 
 def test_strength_only_with_a_winner_and_the_answer_stays_on_screen(app_db):
@@ -99,7 +99,7 @@ def test_strength_only_with_a_winner_and_the_answer_stays_on_screen(app_db):
     assert at.text_input(key="annotate_reason").value == "equal to me"  # kept to try again
     at.segmented_control(key="annotate_strength").set_value(None)
     _press(at, "tie")
-    assert [(l["served_pair_id"], l["choice"], l["strength"], l["rationale"]) for l in _labels(db)] == [
+    assert [(row["served_pair_id"], row["choice"], row["strength"], row["rationale"]) for row in _labels(db)] == [
         (pair, "tie", None, "equal to me")]
 
 
@@ -123,7 +123,7 @@ def test_a_storage_failure_shows_one_sentence_and_keeps_the_answer(app_db):
     assert _shown_pair(at) == pair and at.text_input(key="annotate_reason").value == "clearer"
     assert _labels(db) == []
     _press(at, "left")
-    assert [(l["served_pair_id"], l["rationale"]) for l in _labels(db)] == [(pair, "clearer")]
+    assert [(row["served_pair_id"], row["rationale"]) for row in _labels(db)] == [(pair, "clearer")]
 
 
 def test_skip_then_repeat_skip_from_a_stale_view(app_db):
@@ -180,7 +180,7 @@ def test_demo_database_lets_a_new_annotator_sign_up_and_label(app_db):
     try:
         newcomer = [a for a in s.annotators() if a["name"] == "Newcomer"][0]
         assert newcomer["group_name"] == "self-registered"
-        assert [l["choice"] for l in s.labels() if l["annotator_id"] == newcomer["id"]] == ["both_bad"]
+        assert [row["choice"] for row in s.labels() if row["annotator_id"] == newcomer["id"]] == ["both_bad"]
     finally:
         s.close()
 

@@ -4,9 +4,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from acquisition.design import DesignScores
-
 from acquisition.core.config import loads_toml
+from acquisition.core.errors import ConfigError
+from acquisition.design import DesignScores
 from acquisition.policies import (
     POLICIES,
     AnnotatorContext,
@@ -14,7 +14,6 @@ from acquisition.policies import (
     parse_policy_config,
     parse_policy_document,
 )
-from acquisition.core.errors import ConfigError
 from collector.store import Store
 
 # small configs so every outcome can be enumerated by sampling

@@ -5,21 +5,21 @@ import pandas as pd
 import pytest
 
 from acquisition.core.config import from_dict, to_dict
+from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundError
 from acquisition.policies import RandomisedAttributesConfig
 from collector.cli import main
-from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundError
 from collector.io.frames import pairs_frame, trl_frame
-from collector.serving.qc_settings import QCConfig, parse_assignments, qc_config, qc_version, update_qc_config
-from collector.serving.gold import add_gold_file, add_gold_text
 from collector.serving.annotator_quality import (
     annotator_quality,
     exclude_annotator,
     include_annotator,
     overlap_summary,
 )
+from collector.serving.gold import add_gold_file, add_gold_text
+from collector.serving.qc_settings import QCConfig, parse_assignments, qc_config, qc_version, update_qc_config
 from collector.serving.service import Collector
-from collector.store.create import init_db, load_demo_pool
 from collector.store import Store
+from collector.store.create import init_db, load_demo_pool
 
 GOLD = [
     {"prompt": "What is 2 + 2?", "chosen": "2 + 2 is 4.", "rejected": "2 + 2 is 5.",

@@ -6,9 +6,9 @@ from streamlit.testing.v1 import AppTest
 
 from collector.serving.gold import add_gold_text
 from collector.serving.qc_settings import qc_config, update_qc_config
-from collector.store.create import init_db
 from collector.serving.simulate import simulate
 from collector.store import Store
+from collector.store.create import init_db
 
 PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "quality.py"
 GOLD = [

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.store.create import init_db
 from collector.store import Store
+from collector.store.create import init_db
 
 PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "research.py"
 

@@ -6,12 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from acquisition.core.config import loads_toml, from_dict
+from acquisition.core.config import from_dict, loads_toml
+from acquisition.core.errors import ConfigError
 from acquisition.policies import AnnotatorContext, build_policy
 from acquisition.rewriter import LLMRewriter, RewriterConfig, base_state, load_rewriter_config, rewrite_check
-from collector.serving.rewrite_job import load_rewrite_pairs, run_rewrite_job
 from collector.cli import main
-from acquisition.core.errors import ConfigError
+from collector.serving.rewrite_job import load_rewrite_pairs, run_rewrite_job
 from collector.serving.service import Collector
 from collector.store import Store
 

@@ -32,7 +32,3 @@ class AuthError(DeconfoundError):
 
 class ImportFormatError(DeconfoundError):
     """An input file is malformed; the message names the file, line and field."""
-
-
-class PoolError(DeconfoundError):
-    """The pool cannot serve a pair (for example no prompt has two responses)."""

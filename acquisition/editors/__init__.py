@@ -12,6 +12,7 @@ References: Singhal et al., *A Long Way to Go: Investigating Length Correlations
 Sharma et al., *Towards Understanding Sycophancy in Language Models* (2023).
 """
 
+from acquisition.editors import controls, style  # noqa: E402,F401  (registers the editors)
 from acquisition.editors.editor import (
     DEFAULT_ATTRIBUTES,
     EDITORS,
@@ -22,7 +23,6 @@ from acquisition.editors.editor import (
     register_editor,
     word_count,
 )
-from acquisition.editors import controls, style  # noqa: E402,F401  (registers the editors)
 
 __all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_seed", "get_editor",
            "register_editor", "word_count"]

@@ -7,7 +7,7 @@ import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from acquisition.core.errors import ConfigError
 
@@ -130,7 +130,8 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
     edited = reference = text
     for editor in editors:
         if editor.takes_donor and edit_vector[editor.name]["on"]:
-            edited = reference = editor.apply(edited, int(edit_vector[editor.name]["seed"]), donor=donor)
+            swap = cast(Callable[..., str], editor.apply)  # takes_donor: apply(text, seed, donor=...)
+            edited = reference = swap(edited, int(edit_vector[editor.name]["seed"]), donor=donor)
     for editor in reversed(editors):
         if not edit_vector[editor.name]["on"]:
             edited = editor.remove(edited)

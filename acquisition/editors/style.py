@@ -277,7 +277,6 @@ class Verbosity(Editor):
     description = "Filler sentences that add length but no information (at least +40% words)."
     order = 70
     readable_alone = False
-    min_ratio = 1.3
 
     def apply(self, text: str, seed: int) -> str:
         rng = random.Random(seed)

@@ -5,6 +5,12 @@ propensity, validated in one place), the registry and the TOML loaders; importin
 package registers every built-in policy.
 """
 
+from acquisition.policies.active import Active, ActiveConfig
+from acquisition.policies.assignment import AssignmentRandomisation, AssignmentRandomisationConfig
+from acquisition.policies.counterfactual import CounterfactualPairs, CounterfactualPairsConfig
+from acquisition.policies.mixture import Mixture, MixtureComponent, MixtureConfig
+from acquisition.policies.observational import Observational, ObservationalConfig
+from acquisition.policies.overlap import OverlapTargeting, OverlapTargetingConfig
 from acquisition.policies.policy import (
     INPUTS,
     POLICIES,
@@ -25,13 +31,7 @@ from acquisition.policies.policy import (
     register_policy,
     validate_proposal,
 )
-from acquisition.policies.observational import Observational, ObservationalConfig
 from acquisition.policies.randomised import RandomisedAttributes, RandomisedAttributesConfig
-from acquisition.policies.counterfactual import CounterfactualPairs, CounterfactualPairsConfig
-from acquisition.policies.mixture import Mixture, MixtureComponent, MixtureConfig
-from acquisition.policies.assignment import AssignmentRandomisation, AssignmentRandomisationConfig
-from acquisition.policies.active import ActiveConfig, Active
-from acquisition.policies.overlap import OverlapTargeting, OverlapTargetingConfig
 
 __all__ = [
     "INPUTS", "POLICIES", "AnnotatorContext", "InvalidProposal", "Policy", "Proposal", "ProposedSide", "arm_name",

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 from acquisition.design import DesignScores, design_points
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies.policy import (
@@ -25,14 +27,12 @@ from acquisition.policies.policy import (
     Policy,
     Proposal,
     ProposedSide,
-    on_set,
     arm_name,
     coin_flip_probability,
+    on_set,
     register_policy,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 
 
 @dataclass

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed
 from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass

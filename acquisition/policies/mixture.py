@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolSnapshot
 from acquisition.policies.policy import (
     POLICIES,
     AnnotatorContext,
@@ -19,8 +21,6 @@ from acquisition.policies.policy import (
     policy_needs,
     register_policy,
 )
-from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolSnapshot
 
 
 @dataclass

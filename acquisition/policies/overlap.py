@@ -30,20 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.errors import ConfigError
+from acquisition.core.pool import PoolPrompt, PoolSnapshot
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies.policy import (
     AnnotatorContext,
     Policy,
     Proposal,
     ProposedSide,
-    on_set,
     arm_name,
+    on_set,
     register_policy,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
-from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolPrompt, PoolSnapshot
-
 
 MAX_ATTRIBUTES = 10  # 2**10 combinations per cell is still cheap to weigh per request
 
@@ -191,15 +190,3 @@ class OverlapTargeting(Policy):
         arm_p = 0.5 * p_combo[index[on_set(left.edit_vector)]] * p_combo[index[on_set(right.edit_vector)]]
         p_pair = p_types[t] / len(self.by_type[prompt.task_type]) / (k * (k - 1) / 2)
         return float(p_pair * arm_p), float(arm_p)
-
-    def cell_table(self, group: str) -> list[dict[str, Any]]:
-        """The current counts and probabilities of every cell for ``group`` (for previews)."""
-        rows = []
-        p_types = self.type_probabilities(group)
-        for t, ptype in enumerate(self.types):
-            p_combo = self.combo_probabilities(group, ptype)
-            for c, combo in enumerate(self.combos):
-                rows.append({"task_type": ptype, "combination": "+".join(sorted(combo)) or "none",
-                             "labelled_profiles": self.combo_counts[(group, ptype, combo)],
-                             "p_type": float(p_types[t]), "p_side_combination": float(p_combo[c])})
-        return rows

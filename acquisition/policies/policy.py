@@ -25,7 +25,6 @@ from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError, DeconfoundError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot
 
-
 POLICIES: dict[str, type["Policy"]] = {}
 
 # What a policy can ask the serving side for, beyond its config and the pool; a policy names

@@ -6,10 +6,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, edit_seed, get_editor
-from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, arm_name, coin_flip_probability, register_policy
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolSnapshot
+from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, edit_seed, get_editor
+from acquisition.policies.policy import (
+    AnnotatorContext,
+    Policy,
+    Proposal,
+    ProposedSide,
+    arm_name,
+    coin_flip_probability,
+    on_set,
+    register_policy,
+)
 
 
 @dataclass

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from acquisition.core.errors import ConfigError
 from acquisition.rewriter.instructions import RewriterConfig
-
 
 _WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
 _TOKENIZER = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
@@ -61,7 +60,7 @@ class LLMRewriter:
             raise ConfigError(f"{self.path}: not a causal language model transformers can load ({exc}).") from None
         except OSError as exc:
             raise ConfigError(f"{self.path}: could not load the model ({exc}).") from None
-        self.model.to(device).eval()
+        self.model.to(device).eval()  # type: ignore[arg-type]  # a device name is fine
         self.tokenizer.padding_side = "left"  # generated tokens follow every prompt directly
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
@@ -79,10 +78,10 @@ class LLMRewriter:
             return self.config.plain_template.format(system=self.config.system_prompt, user=user)
         messages = [{"role": "system", "content": self.config.system_prompt}, {"role": "user", "content": user}]
         try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
         except Exception:  # some templates refuse a system turn: fold it into the user's
             merged = [{"role": "user", "content": f"{self.config.system_prompt}\n\n{user}"}]
-            return self.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+            return str(self.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True))
 
     def fits(self, prompt: str) -> bool:
         """Whether the prompt plus ``max_new_tokens`` fit in the model's context."""

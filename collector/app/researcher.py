@@ -11,11 +11,10 @@ import pandas as pd
 
 from acquisition import EXAMPLES
 from acquisition.core.config import loads_toml, to_dict
+from acquisition.core.errors import AuthError, ConfigError
 from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
 from collector.serving.service import policy_inputs
-from acquisition.core.errors import AuthError, ConfigError
 from collector.store import Store
-
 
 
 def check_password(given: str, expected: str | None) -> None:

@@ -8,12 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from collector.app import REPOSITORY
-from collector.benchmarks.speed.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, streamlit_app
-from collector.store.create import init_db
+from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, streamlit_app
 from collector.store import Store
-
+from collector.store.create import init_db
 
 DOCS = REPOSITORY / "docs"
 

@@ -11,9 +11,8 @@ import streamlit as st
 
 from collector.app.annotator import SERVER_URL_META
 from collector.serving.service import Collector
-from collector.store.create import DEFAULT_DB
 from collector.store import Store
-
+from collector.store.create import DEFAULT_DB
 
 
 def db_path() -> str:

@@ -18,6 +18,7 @@ from collector.io.card import build_card
 from collector.io.frames import FORMATS, FRAMES, pairs_frame
 from collector.store import Store
 
+
 def card_path(out: str | Path) -> Path:
     """Where an export's dataset card goes: beside it, ``<out>.card.md``."""
     out = Path(out)

@@ -11,7 +11,6 @@ from acquisition.core.errors import ConfigError
 from collector.serving.qc_settings import QC_KINDS, QCConfig, qc_config
 from collector.store import Store
 
-
 QUALITY_COLUMNS = [
     "annotator_id", "annotator", "group", "labels", "gold_seen", "gold_accuracy",
     "attention_seen", "attention_pass_rate", "repeats", "median_latency_ms", "skip_rate",

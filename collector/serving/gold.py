@@ -12,7 +12,6 @@ from acquisition.core.errors import ImportFormatError
 from collector.io.importers.reading import read_input, read_rows
 from collector.store import Store
 
-
 _GOLD_SHAPES = {
     # first field, second field, expected answers allowed (mapped to first/second/tie/both_bad)
     "chosen": ("chosen", "rejected", {"chosen": "first", "tie": "tie", "both_bad": "both_bad"}),

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from acquisition.core.errors import ConfigError
-from acquisition.rewriter import SOURCE, LLMRewriter, RewriterConfig, RewritePair, base_state, rewrite_check, rewrite_pairs
+from acquisition.rewriter import (
+    SOURCE,
+    LLMRewriter,
+    RewritePair,
+    RewriterConfig,
+    base_state,
+    rewrite_check,
+    rewrite_pairs,
+)
 from collector.store import Store
 
 
@@ -74,7 +82,7 @@ def run_rewrite_job(store: Store, rewriter: LLMRewriter, attributes: Sequence[st
     todo = [i for i in todo if (i.base_response_id, i.attribute) not in done]
     if limit is not None:
         todo = todo[:limit]
-    counts = {"stored": 0, "skipped_done": skipped_done, "too_long": 0, "empty": 0, "generated_texts": 0}
+    counts: dict[str, Any] = {"stored": 0, "skipped_done": skipped_done, "too_long": 0, "empty": 0, "generated_texts": 0}
     n_batches = -(-len(todo) // config.batch_size)
     start = time.perf_counter()
     for b in range(n_batches):

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acquisition.editors import EDITORS
 from acquisition.core.errors import ConfigError, DeconfoundError
+from acquisition.editors import EDITORS
 from collector.serving.service import Collector
 from collector.store import Store
 

@@ -15,10 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from collector.app import REPOSITORY
 from collector.store import Store
 from models.checkpoints import Checkpoints
 
@@ -38,15 +38,16 @@ def spawn_worker(db_path: str | Path, config_path: str | None = None,
         config_path: a training TOML (``models/examples/training.toml``), default built in.
         log_path: where the worker's output goes (default: beside the database, ``worker.log``).
     """
+    db_path = Path(db_path).resolve()  # the child may not share this process's working directory
     command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--parent-pid", str(os.getpid())]
     if config_path:
         command += ["--config", str(config_path)]
-    log_path = Path(log_path) if log_path else Path(db_path).resolve().parent / "worker.log"
+    log_path = Path(log_path) if log_path else db_path.parent / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **THREAD_ENV}, cwd=REPOSITORY,
+            env={**os.environ, **THREAD_ENV},
             preexec_fn=lambda: os.nice(WORKER_NICE),  # noqa: PLW1509 (no threads touched before exec)
         )
     atexit.register(_stop, process)
@@ -85,7 +86,11 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     embedder = Embedder(cache_path=checkpoints.embedding_cache)
     if progress:
         plain = embedder.embed
-        embedder.embed = lambda texts: plain(texts, progress=len(texts) > 200)  # type: ignore[method-assign]
+
+        def embed_with_progress(texts: Sequence[str], progress: bool = False) -> Any:
+            return plain(texts, progress=progress or len(texts) > 200)
+
+        embedder.embed = embed_with_progress  # type: ignore[method-assign]
     return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config or TrainingConfig(), embedder)
 
 

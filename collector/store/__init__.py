@@ -32,7 +32,7 @@ from collector.store.reads import read_connection, read_edit_flag_codes, read_po
 from collector.store.served_pairs import ServedPairsMixin
 
 
-class Store(PoolTablesMixin, PeopleMixin, ServedPairsMixin, QCTablesMixin, StoreBase):
+class Store(PoolTablesMixin, QCTablesMixin, ServedPairsMixin, PeopleMixin, StoreBase):
     """Deconfound's database: pool, annotators, policies, served pairs and labels.
 
     Args:

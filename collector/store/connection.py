@@ -166,11 +166,18 @@ class StoreBase:
         cols = ", ".join(f"[{c}]" for c in row)
         marks = ", ".join("?" for _ in row)
         cur = self.db.execute(f"INSERT INTO [{table}] ({cols}) VALUES ({marks})", list(row.values()))
+        assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
         rows = self._all(sql, params)
         return rows[0] if rows else None
+
+    def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """The single value of an aggregate query (``SELECT count(*) ...``)."""
+        row = self._one(sql, params)
+        assert row is not None, "an aggregate query returns one row"
+        return next(iter(row.values()))
 
     def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -189,7 +196,7 @@ class StoreBase:
         database is brought up to date in place and nothing in it is lost."""
         with self._lock:
             if "meta" in set(self.db.table_names()):
-                found = int(self.get_meta("schema_version", "0"))
+                found = int(self.get_meta("schema_version", "0") or 0)
                 if found > SCHEMA_VERSION:
                     raise DeconfoundError(
                         f"{self.path}: database schema version {found} is newer than this "

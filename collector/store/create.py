@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.core.config import to_dict
-from acquisition.policies import RandomisedAttributesConfig
 from acquisition.core.errors import DeconfoundError
+from acquisition.policies import RandomisedAttributesConfig
 from collector.store import Store
 
 DEMO_POOL = Path(__file__).with_name("demo_pool.jsonl")

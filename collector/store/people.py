@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import unicodedata
 from typing import Any
 
-import unicodedata
-
 from acquisition.core.errors import AuthError, DeconfoundError, NotFoundError
-from collector.store.connection import token_hash
+from collector.store.connection import StoreBase, token_hash
 
 MAX_NAME_CHARS = 80
 
@@ -30,7 +29,7 @@ def clean_name(name: object, field: str = "name") -> str:
     return cleaned
 
 
-class PeopleMixin:
+class PeopleMixin(StoreBase):
     """Annotators and versioned policies."""
 
     # ------------------------------------------------------------------ annotators
@@ -77,14 +76,15 @@ class PeopleMixin:
     def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Store a policy config as the next version and make it the active one."""
         with self.transaction():
-            row = self._one("SELECT coalesce(max(version), 0) AS v FROM policies")
-            version = int(row["v"]) + 1
+            version = int(self._scalar("SELECT coalesce(max(version), 0) FROM policies")) + 1
             self.db.execute("UPDATE policies SET is_active = 0 WHERE is_active = 1")
             self._insert("policies", {
                 "name": name, "version": version, "config": json.dumps(config, sort_keys=True),
                 "is_active": 1, "created_at": time.time(),
             })
-        return self.active_policy()
+        row = self.active_policy()
+        assert row is not None  # activated just now
+        return row
 
     def active_policy(self) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM policies WHERE is_active = 1")

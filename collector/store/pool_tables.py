@@ -8,9 +8,10 @@ from typing import Any
 
 from acquisition.core.errors import NotFoundError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
+from collector.store.connection import StoreBase
 
 
-class PoolTablesMixin:
+class PoolTablesMixin(StoreBase):
     """Prompts, base responses and imported human preferences."""
 
     # ------------------------------------------------------------------ pool
@@ -169,4 +170,4 @@ class PoolTablesMixin:
             "served_pairs": "SELECT count(*) AS n FROM served_pairs",
             "labels": "SELECT count(*) AS n FROM labels",
         }
-        return {k: int(self._one(sql)["n"]) for k, sql in q.items()}
+        return {k: int(self._scalar(sql)) for k, sql in q.items()}

@@ -6,11 +6,13 @@ import time
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError
-from collector.store.connection import DEFAULT_LEASE_SECONDS
 from acquisition.core.pool import text_hash
+from collector.store.connection import DEFAULT_LEASE_SECONDS
+from collector.store.people import PeopleMixin
+from collector.store.served_pairs import ServedPairsMixin
 
 
-class QCTablesMixin:
+class QCTablesMixin(ServedPairsMixin, PeopleMixin):
     """Quality control: repeats for overlap k, gold items, exclusion and per-annotator counts."""
 
     # ------------------------------------------------------------------ quality control

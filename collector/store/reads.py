@@ -10,7 +10,6 @@ from typing import Any
 
 from collector.store.connection import StoreBase
 
-
 # ---------------------------------------------------------------------- read-only analysis queries
 # The dashboard reads 100,000-label collections on every refresh. These queries run on a
 # read-only connection of their own (WAL readers never block the writer, and they never take

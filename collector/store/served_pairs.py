@@ -7,18 +7,19 @@ import time
 from typing import Any
 
 from acquisition.core.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
+from acquisition.core.pool import text_hash
 from collector.store.connection import (
     CHOICES,
     DEFAULT_LEASE_SECONDS,
     MAX_RATIONALE_CHARS,
     WINNERS,
     SideRecord,
+    StoreBase,
     edit_key,
 )
-from acquisition.core.pool import text_hash
 
 
-class ServedPairsMixin:
+class ServedPairsMixin(StoreBase):
     """Served pairs, edited variants and labels: what the annotator path writes and training reads."""
 
     # ------------------------------------------------------------------ serving
@@ -231,6 +232,7 @@ class ServedPairsMixin:
                 "UPDATE served_pairs SET status = 'labelled' WHERE id = ?", [served_pair_id]
             )
             label = self._one("SELECT * FROM labels WHERE served_pair_id = ?", [served_pair_id])
+        assert label is not None  # inserted just now
         return label, True
 
     def _owned_pair(self, annotator_id: int, served_pair_id: int) -> dict[str, Any]:
@@ -267,7 +269,7 @@ class ServedPairsMixin:
 
     def served_count(self, annotator_id: int) -> int:
         """Pairs served to this annotator so far (labelled, skipped or open)."""
-        return int(self._one("SELECT count(*) AS n FROM served_pairs WHERE annotator_id = ?", [annotator_id])["n"])
+        return int(self._scalar("SELECT count(*) AS n FROM served_pairs WHERE annotator_id = ?", [annotator_id]))
 
     def labelled_cells_since(self, last_label_id: int = 0) -> list[dict[str, Any]]:
         """Labels with id above ``last_label_id``, each with what places it in a design cell:
@@ -284,10 +286,10 @@ class ServedPairsMixin:
 
     def label_count(self, annotator_id: int | None = None) -> int:
         if annotator_id is None:
-            return int(self._one("SELECT count(*) AS n FROM labels")["n"])
-        return int(self._one(
+            return int(self._scalar("SELECT count(*) AS n FROM labels"))
+        return int(self._scalar(
             "SELECT count(*) AS n FROM labels WHERE annotator_id = ?", [annotator_id]
-        )["n"])
+        ))
 
     def labels(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM labels ORDER BY id")

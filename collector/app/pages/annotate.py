@@ -9,6 +9,7 @@ import time
 
 import streamlit as st
 
+from acquisition.core.errors import DeconfoundError
 from collector.app.annotator import (
     ACTIONS,
     GUIDELINES,
@@ -24,7 +25,6 @@ from collector.app.annotator import (
     signup_open,
 )
 from collector.app.state import base_url, get_collector
-from acquisition.core.errors import DeconfoundError
 
 # the action bar stays at the bottom of the window while the responses scroll under it
 PAGE_CSS = """<style>

@@ -7,10 +7,9 @@ the annotators' pages never wait on it. Only the open tab is computed.
 
 import streamlit as st
 
-from models.checkpoints import Checkpoints
-
 from collector.app import panels as dashboard
 from collector.app.state import db_path, get_collector, require_researcher
+from models.checkpoints import Checkpoints
 
 REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
 TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]

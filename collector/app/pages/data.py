@@ -1,12 +1,14 @@
 """Data page (researcher password): import preference data, download every export and its card."""
 
+import functools
+
 import streamlit as st
 
+from acquisition.core.errors import DeconfoundError
 from collector.app.state import get_collector, require_researcher
 from collector.io.card import build_card
-from acquisition.core.errors import DeconfoundError
-from collector.io.frames import FORMATS, pairs_frame
 from collector.io.export import export_bytes
+from collector.io.frames import FORMATS, pairs_frame
 from collector.io.importers import FORMATS as IMPORT_FORMATS
 from collector.io.importers import import_upload
 
@@ -37,7 +39,7 @@ uploaded = st.file_uploader("Preference file", key="data_upload",
 left, right = st.columns(2)
 import_format = left.selectbox("Format", ["auto", *IMPORT_FORMATS], key="data_import_format")
 task_type = right.text_input("Prompt type for rows without one", value="general", key="data_task_type")
-if st.button("Import", type="primary", key="data_import", disabled=uploaded is None):
+if st.button("Import", type="primary", key="data_import", disabled=uploaded is None) and uploaded is not None:
     try:
         result = import_upload(store, uploaded.name, uploaded.getvalue(), import_format, task_type or None)
         st.success(result.summary() + " The trainer embeds the new texts in the background.")
@@ -50,19 +52,29 @@ st.caption(
     "vectors, display position). The dataset card states the policies, arms, counts, balance, "
     "attribute effects, annotator groups and exclusions. Files are built when you click."
 )
+
+
+def _file(fmt: str, ext: str) -> bytes:
+    return export_bytes(store, fmt, ext)
+
+
+def _card(fmt: str) -> str:
+    return build_card(store, pairs_frame(store), fmt=fmt, export_name=f"deconfound-{fmt}")
+
+
 for fmt in FORMATS:
     cols = st.columns([3, 1, 1, 1])
     cols[0].markdown(f"**{FORMAT_LABELS.get(fmt, fmt)}** (`{fmt}`)")
     for col, ext in zip(cols[1:3], ("jsonl", "parquet")):
         col.download_button(
             ext.upper() if ext == "jsonl" else "Parquet",
-            data=lambda fmt=fmt, ext=ext: export_bytes(store, fmt, ext),
+            data=functools.partial(_file, fmt, ext),
             file_name=f"deconfound-{fmt}.{ext}", mime=MIME[ext], key=f"data_download_{fmt}_{ext}",
             on_click="ignore",
         )
     cols[3].download_button(
         "Card",
-        data=lambda fmt=fmt: build_card(store, pairs_frame(store), fmt=fmt, export_name=f"deconfound-{fmt}"),
+        data=functools.partial(_card, fmt),
         file_name=f"deconfound-{fmt}.card.md", mime="text/markdown", key=f"data_download_{fmt}_card",
         on_click="ignore",
     )

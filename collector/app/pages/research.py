@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from collector.app.state import get_collector, require_researcher
 from acquisition.core.errors import DeconfoundError
 from collector.app.researcher import (
     activate_policy_text,
@@ -11,7 +10,7 @@ from collector.app.researcher import (
     example_policies,
     preview_policy,
 )
-
+from collector.app.state import get_collector, require_researcher
 
 collector = get_collector()
 store = collector.store

@@ -1,8 +1,8 @@
 """The researcher dashboard: the data it reads and pure ``build_*_figure(df) -> Figure`` functions.
 
-No Streamlit here: ``data`` (loading), ``tables`` (the numbers each panel shows) and
-``figures`` (``build_*_figure``), re-exported here. ``load_pairs`` reads one row per served pair with the columns (and names)
-of ``collector.io.export.pairs_frame`` that the panels use, but without texts or edit-vector
+No Streamlit here: ``loading``, ``summaries`` (the numbers each panel shows) and ``figures``
+(``build_*_figure``), re-exported here. ``load_pairs`` reads one row per served pair with the
+columns (and names) of ``collector.io.frames.pairs_frame`` that the panels use, but without texts or edit-vector
 JSON: ``pairs_frame`` takes about 8 s on 100,000 labels, mostly carrying texts the dashboard
 never shows. Its queries live in ``collector/store/reads.py`` and run on a read-only
 SQLite connection of their own (WAL readers never block the writer), so a dashboard refresh
@@ -15,37 +15,68 @@ attribute combinations x prompt types x groups, empty cells shown), model checkp
 (``metrics.json`` of each ``v<N>``) and agreement (Krippendorff's alpha and pairwise agreement).
 """
 
+from collector.app.panels.figures import (
+    build_agreement_figure,
+    build_balance_figure,
+    build_effects_figure,
+    build_model_figure,
+    build_overlap_figure,
+    build_progress_figure,
+)
 from collector.app.panels.loading import (
     ATTRIBUTES,
-    REGULAR,
+    CHOICE,
     EMPTY_COLOUR,
+    REGULAR,
     SCOPES,
     STATUS,
-    CHOICE,
+    data_version,
     design_attributes,
-    load_pairs,
+    load_checkpoints,
     load_flags,
-    with_flags,
+    load_pairs,
     randomised,
     regular_labels,
-    data_version,
-    load_checkpoints,
+    with_flags,
 )
 from collector.app.panels.summaries import (
-    progress_summary,
-    effects_table,
-    balance_table,
-    overlap_counts,
-    krippendorff_alpha_nominal,
-    pairwise_agreement,
     agreement_items,
     agreement_table,
+    balance_table,
+    effects_table,
+    krippendorff_alpha_nominal,
+    overlap_counts,
+    pairwise_agreement,
+    progress_summary,
 )
-from collector.app.panels.figures import (
-    build_progress_figure,
-    build_effects_figure,
-    build_balance_figure,
-    build_overlap_figure,
-    build_model_figure,
-    build_agreement_figure,
-)
+
+__all__ = [
+    "ATTRIBUTES",
+    "CHOICE",
+    "EMPTY_COLOUR",
+    "REGULAR",
+    "SCOPES",
+    "STATUS",
+    "agreement_items",
+    "agreement_table",
+    "balance_table",
+    "build_agreement_figure",
+    "build_balance_figure",
+    "build_effects_figure",
+    "build_model_figure",
+    "build_overlap_figure",
+    "build_progress_figure",
+    "data_version",
+    "design_attributes",
+    "effects_table",
+    "krippendorff_alpha_nominal",
+    "load_checkpoints",
+    "load_flags",
+    "load_pairs",
+    "overlap_counts",
+    "pairwise_agreement",
+    "progress_summary",
+    "randomised",
+    "regular_labels",
+    "with_flags",
+]

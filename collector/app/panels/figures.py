@@ -23,8 +23,8 @@ def _empty(title: str, message: str) -> go.Figure:
 def build_progress_figure(pairs: pd.DataFrame) -> go.Figure:
     """Labels over time by group, labels per annotator, median latency over time by group, and
     each group's skip and both-bad rates."""
-    status, names = _codes(pairs["status"])
-    labelled = pairs[status == (names.index("labelled") if "labelled" in names else -2)]
+    status, statuses = _codes(pairs["status"])
+    labelled = pairs[status == (statuses.index("labelled") if "labelled" in statuses else -2)]
     if labelled.empty:
         return _empty("Collection progress", "No labels yet.")
     fig = make_subplots(rows=2, cols=2, subplot_titles=(

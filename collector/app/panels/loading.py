@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
-from models.checkpoints import Checkpoints
 from collector.store import Store, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
+from models.checkpoints import Checkpoints
 
 ATTRIBUTES = tuple(sorted(EDITORS))
 REGULAR = ("regular", "repeat")  # quality-control kinds that are real labels of their item

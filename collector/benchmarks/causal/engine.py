@@ -20,7 +20,6 @@ independent of quality (placement probability 0.5), evaluated OOD.
 from __future__ import annotations
 
 import functools
-
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +72,7 @@ def place(items: list[Item], world: World, rng: np.random.Generator, flipped: bo
     on_better: list[set[str]] = []
     on_worse: list[set[str]] = []
     for _ in items:
-        b, w = set(), set()
+        b, w = set[str](), set[str]()
         for a in conf.spurious:
             (b if rng.random() < p_s else w).add(a)
         if conf.latent:
@@ -156,6 +155,7 @@ def arm_policy(arm: str, world: World) -> tuple[str, dict[str, Any]]:
     """The policy (name, config table) an arm activates; validated like a policy file."""
     attrs = list(world.arms.randomised)
     randomised = {"attributes": attrs, "probability": 0.5}
+    config: dict[str, Any]
     if arm in ("observational", "oracle"):
         name, config = "observational", {}
     elif arm == "assignment_randomisation":

@@ -27,13 +27,24 @@ from typing import Any, Callable
 
 import numpy as np
 
+from acquisition.core.errors import ConfigError
 from collector.benchmarks.causal.engine import (
-    Collection, Placement, Pool, accuracy, amce_rows, build_pool, collect, embed_test, place, sensitivity,
-    test_pairs, train, uses_clean_pool,
+    Collection,
+    Placement,
+    Pool,
+    accuracy,
+    amce_rows,
+    build_pool,
+    collect,
+    embed_test,
+    place,
+    sensitivity,
+    test_pairs,
+    train,
+    uses_clean_pool,
 )
 from collector.benchmarks.causal.sources import Item, file_items, split_items, synthetic_items
 from collector.benchmarks.causal.world import World
-from acquisition.core.errors import ConfigError
 
 Log = Callable[[str], None]
 
@@ -186,20 +197,20 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
         whole = build_pool(train_items, train_place)
         runs.append(("assignment_randomisation", None,
                      collect(w, "assignment_randomisation", [(whole, groups)], seed, workdir / "assign-random", embedder)))
-        for policy, rho, collection in runs:
+        for policy, rho_value, collection in runs:
             rows = collection.rows()
             for name in world.sweeps.models:
                 model = train(rows, name, w, embed, seed)
-                acc = {kind: [] for kind in ("consistent", "inconsistent")}
+                acc: dict[str, list[tuple[float, int]]] = {kind: [] for kind in ("consistent", "inconsistent")}
                 for kind, test in tests:
                     acc[kind].append((accuracy(model, test), len(test.prompt)))
-                row = {"sweep": "rho_assignment", "rho": rho, "policy": policy, "model": name, "seed": seed}
+                row = {"sweep": "rho_assignment", "rho": rho_value, "policy": policy, "model": name, "seed": seed}
                 for kind, parts in acc.items():
                     n = sum(k for _, k in parts)
                     row[f"{kind}_accuracy"] = sum(a * k for a, k in parts) / n if n else float("nan")
                 out.append(row)
             collection.close()
-            log(f"[rho_assignment {rho if rho is not None else 'randomised'} seed {seed}] "
+            log(f"[rho_assignment {rho_value if rho_value is not None else 'randomised'} seed {seed}] "
                 + ", ".join(f"{r['model']} {r['consistent_accuracy']:.3f}/{r['inconsistent_accuracy']:.3f}"
                             for r in out[-len(world.sweeps.models):]))
     return out

@@ -53,7 +53,7 @@ def amce_summary(results: dict[str, Any]) -> pd.DataFrame:
 
 
 def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    out = {}
+    out: dict[str, pd.DataFrame] = {}
     sweeps = pd.DataFrame(results.get("sweeps", []))
     if sweeps.empty:
         return out
@@ -130,22 +130,15 @@ def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
     if "rho_assignment" in sweeps:
         t = sweeps["rho_assignment"]
         obs = t[t.policy == "observational"]
-        for k, (m, g) in enumerate(obs.groupby("model", sort=False)):
-            for col, kind in ((2, "inconsistent"), (3, "consistent")):
-                fig.add_trace(go.Scatter(x=g.rho.astype(float), y=g[kind], mode="lines+markers", name=f"{m} (rho_assignment)",
-                                         line_color=palette[k % len(palette)], showlegend=col == 2), row=2, col=col)
+        for k, (model_name, g) in enumerate(obs.groupby("model", sort=False)):
+            for column, kind in ((2, "inconsistent"), (3, "consistent")):
+                fig.add_trace(go.Scatter(x=g.rho.astype(float), y=g[kind], mode="lines+markers",
+                                         name=f"{model_name} (rho_assignment)",
+                                         line_color=palette[k % len(palette)], showlegend=column == 2),
+                              row=2, col=column)
     fig.update_layout(height=420 * rows, width=1500, barmode="group", template="plotly_white",
                       title=f"Deconfound causal benchmark: {results['world']['name']}")
     return fig
-
-
-def render(json_path: str | Path, out: Path | None = None) -> str:
-    """Rebuild the text report (and, with ``out``, the figure files) from a results JSON."""
-    path = Path(json_path)
-    results = json.loads(path.read_text())
-    if out is not None:
-        write_outputs(results, out, stem=path.stem)
-    return text_report(results)
 
 
 def write_outputs(results: dict[str, Any], out: Path, stem: str = "benchmark") -> dict[str, str]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acquisition.core.config import from_dict, load_toml
-from acquisition.editors import EDITORS
 from acquisition.core.errors import ConfigError
+from acquisition.editors import EDITORS
 from collector.serving.simulate import SimulatedAnnotatorConfig
 from models.reward import REWARD_MODELS, ModelConfig
 

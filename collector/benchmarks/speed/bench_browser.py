@@ -27,11 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from collector.benchmarks.speed.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
-from collector.store.create import init_db
+from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
 from collector.serving.simulate import simulate
 from collector.store import Store
+from collector.store.create import init_db
 
 TRAINING = """# retrain after every new label: the model is always retraining while people label
 model = "bt_mlp"
@@ -184,7 +183,8 @@ def main() -> None:
     parser.add_argument("--think", default="1,3", help="seconds each annotator reads a pair, min,max (default 1,3)")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    think = tuple(float(x) for x in args.think.split(","))
+    low, high = (float(x) for x in args.think.split(","))
+    think = (low, high)
     rows = measure([1], args.answers, trainer=False, warm_labels=args.warm_labels, think=think)
     rows += measure(levels, args.answers, trainer=True, warm_labels=args.warm_labels, think=think)
     print(f"\nBrowser benchmark: {args.answers} answers per annotator, {think[0]:g}-{think[1]:g} s reading each "

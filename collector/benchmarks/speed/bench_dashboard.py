@@ -21,15 +21,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-
-from collector.app import REPOSITORY
+from typing import Any
 
 import numpy as np
 
-
-from collector.store.create import init_db
+from collector.app import REPOSITORY
 from collector.serving.simulate import SimulatedAnnotatorConfig, choose, simulate
 from collector.store import Store
+from collector.store.create import init_db
 
 GROUPS = ["experts", "crowd", "students"]
 TRUTH = SimulatedAnnotatorConfig(group_effects={"crowd": {"emoji": 1.0}, "experts": {"verbosity": -0.6}})
@@ -59,7 +58,8 @@ def build_database(path: Path, labels: int = 100_000, served_real: int = 3000, a
         quality = store.pool_snapshot().response_quality
         rng = np.random.default_rng(seed)
         extra = labels - len(store.labels())
-        served_rows, label_rows = [], []
+        served_rows: list[dict[str, Any]] = []
+        label_rows: list[list[Any]] = []
         while len(label_rows) < extra:  # ~3% of servings are skipped, ~2% answered both-bad
             template = templates[int(rng.integers(len(templates)))]
             person = people[int(rng.integers(len(people)))]
@@ -73,7 +73,8 @@ def build_database(path: Path, labels: int = 100_000, served_real: int = 3000, a
                 label_rows.append([len(served_rows), person["id"], "both_bad", None, latency_s])
             else:
                 choice, strength = choose(
-                    quality[template["left_base_response_id"]], quality[template["right_base_response_id"]],
+                    float(quality[template["left_base_response_id"]] or 0.0),
+                    float(quality[template["right_base_response_id"]] or 0.0),
                     _on(template["left_edit_vector"]), _on(template["right_edit_vector"]), TRUTH, rng,
                     group=person["group_name"],
                 )
@@ -168,8 +169,8 @@ def first_paint(db: Path, repeats: int) -> None:
 def next_pair_during_refresh(db: Path, pairs: int = 300) -> None:
     """An annotator's next-pair time in the app's process, idle and while the dashboard reloads
     the 100,000-label log and re-estimates every effect in a loop (the heaviest refresh)."""
-    from collector.benchmarks.speed.bench_serving import latencies_idle_and_busy, pct
     from collector.app import panels as dashboard
+    from collector.benchmarks.speed.bench_serving import latencies_idle_and_busy, pct
     from collector.serving.service import Collector
 
     store = Store(db)

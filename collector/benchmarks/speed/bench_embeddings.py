@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from models.embeddings import Embedder
 
 SUBJECTS = ["The old fisherman", "A young engineer", "My neighbour", "The committee", "Our cat",
@@ -47,7 +46,7 @@ def chat_responses(n: int, rng: random.Random, target: int = 160) -> list[str]:
     """`n` distinct chat-style responses of about `target` characters, built from sentence templates."""
     out: set[str] = set()
     while len(out) < n:
-        topic, parts = rng.choice(TOPICS), []
+        topic, parts = rng.choice(TOPICS), list[str]()
         while sum(len(p) + 1 for p in parts) < target - 30:
             parts.append(rng.choice(CHAT).format(t=topic))
         out.add(" ".join(parts))

@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-
 from acquisition import EXAMPLES
 from acquisition.core.config import to_dict
 from acquisition.policies import POLICIES, load_policy_file
 from collector.serving.service import Collector
-from collector.store.create import load_demo_pool
 from collector.store import Store
+from collector.store.create import load_demo_pool
 
 
 def big_pool(n_responses: int) -> list[dict]:
@@ -57,7 +56,7 @@ def annotator_latencies(collector: Collector, annotator_id: int, pairs: int) -> 
 
 
 def latencies_idle_and_busy(collector: Collector, annotator_id: int, pairs: int,
-                            work: Callable[[], None]) -> tuple[list[float], list[float], int]:
+                            work: Callable[[], object]) -> tuple[list[float], list[float], int]:
     """``annotator_latencies`` alone, then while ``work()`` runs over and over in a thread of the
     same process; returns ``(idle, busy, times work ran)``."""
     idle = annotator_latencies(collector, annotator_id, pairs)

@@ -14,19 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from collector.app import REPOSITORY
-from collector.benchmarks import HH_RLHF_SAMPLE
-
 import numpy as np
 
-
+from acquisition.core.config import to_dict
+from acquisition.policies import RandomisedAttributesConfig
+from collector.app import REPOSITORY
+from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.benchmarks.speed.bench_serving import big_pool, latencies_idle_and_busy, pct
 from collector.serving.service import Collector
 from collector.store import Store
-from acquisition.core.config import to_dict
-from acquisition.policies import RandomisedAttributesConfig
 from models.reward import ModelConfig, PairData, build_model, pairwise_accuracy
-
 
 
 def random_pairs(n: int, d: int = 384, seed: int = 0) -> PairData:
@@ -77,7 +74,9 @@ def hh_rlhf_accuracy(seeds: int, train_n: int) -> None:
     for r in rows:
         p, c = split_hh(r["chosen"])
         _, rej = split_hh(r["rejected"])
-        prompts.append(p), chosen.append(c), rejected.append(rej)
+        prompts.append(p)
+        chosen.append(c)
+        rejected.append(rej)
     out = REPOSITORY / "data" / "bench"
     out.mkdir(exist_ok=True)
     embedder = Embedder(cache_path=out / "embeddings.sqlite")

@@ -8,9 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-
 FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "csv")
-OUTCOMES = ("chosen", "tie", "both_bad")
 HH_MARKER = "\n\nAssistant:"
 ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad"}
 
@@ -184,6 +182,7 @@ def _trl(row: dict[str, Any]) -> Parsed:
             chosen_text, rejected_text = render_messages(c), render_messages(r)
         else:
             prompt, chosen_text, rejected_text = _split_messages(c, r, "chosen", "rejected", prompt)
+        assert prompt is not None  # every branch above set it
     else:
         prompt = _text(row, "prompt", allow_empty=False)
         chosen_text, rejected_text = _text(row, "chosen"), _text(row, "rejected")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from collector.app import APP_SCRIPT, REPOSITORY
 
@@ -73,7 +74,7 @@ def streamlit_app(db: str | Path, env: dict[str, str] | None = None,
     if not os.path.exists(CHROMIUM):
         raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     port = free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL
+    out: Any = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
