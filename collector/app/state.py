@@ -111,7 +111,7 @@ def require_researcher(page: str) -> None:
         return
     with st.form(f"{page}_login"):
         password = st.text_input("Researcher password", type="password", key=f"{page}_password")
-        if st.form_submit_button("Enter", type="primary"):
+        if st.form_submit_button("Enter", type="primary", key=f"{page}_enter"):
             try:
                 check_password(password, researcher_password())
                 st.session_state["research_ok"] = True

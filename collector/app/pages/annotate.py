@@ -71,7 +71,7 @@ def _login_screen() -> None:
     with st.form("annotate_login"):
         typed = st.text_input("Your access token", type="password", key="annotate_token_input",
                               help="It is the part after ?token= in the link you were given.")
-        if st.form_submit_button("Start labelling", type="primary"):
+        if st.form_submit_button("Start labelling", type="primary", key="annotate_start"):
             try:
                 _enter(login(collector, typed), typed.strip())
                 st.rerun()
@@ -81,7 +81,7 @@ def _login_screen() -> None:
         with st.form("annotate_signup"):
             st.markdown("**New here?** Enter a name to start labelling straight away.")
             name = st.text_input("Your name", key="annotate_signup_name", max_chars=80)
-            if st.form_submit_button("Sign up and start"):
+            if st.form_submit_button("Sign up and start", key="annotate_signup"):
                 try:
                     annotator, new_token = sign_up(collector, name)
                     _enter(annotator, new_token, "Welcome. Your personal link is in the sidebar: "

@@ -1,15 +1,15 @@
 """The annotator page through AppTest: widgets selected by key, answers bound to the pair shown."""
 
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from collector.app import APP_SCRIPT
 from collector.store import Store
 from collector.store.create import init_db
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = APP_SCRIPT
 
 
 @pytest.fixture
@@ -146,10 +146,10 @@ def test_typed_token_and_bad_token(app_db):
     _db, token = app_db
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.text_input(key="annotate_token_input").input("not-a-token")
-    at.button(key="FormSubmitter:annotate_login-Start labelling").click().run()
+    at.button(key="annotate_start").click().run()
     assert "Unknown token" in at.error[0].value
     at.text_input(key="annotate_token_input").input(token)
-    at.button(key="FormSubmitter:annotate_login-Start labelling").click().run()
+    at.button(key="annotate_start").click().run()
     assert not at.exception
     assert any(b.label == "A is better" for b in at.button)
     assert at.query_params["token"] in (token, [token])  # a reload logs in again
@@ -169,7 +169,7 @@ def test_demo_database_lets_a_new_annotator_sign_up_and_label(app_db):
     db, _token = app_db
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.text_input(key="annotate_signup_name").input("Newcomer")
-    at.button(key="FormSubmitter:annotate_signup-Sign up and start").click().run()
+    at.button(key="annotate_signup").click().run()
     assert not at.exception
     assert any("personal link is in the sidebar" in i.value for i in at.info)
     link = at.sidebar.code[0].value
@@ -192,7 +192,7 @@ def test_sign_up_refuses_taken_long_and_empty_names(app_db, name, message):
     db, _token = app_db
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.text_input(key="annotate_signup_name").input(name)
-    at.button(key="FormSubmitter:annotate_signup-Sign up and start").click().run()
+    at.button(key="annotate_signup").click().run()
     assert not at.exception
     assert any(message in e.value for e in at.error)
     s = Store(db)

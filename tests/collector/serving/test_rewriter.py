@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from acquisition import EXAMPLES
 from acquisition.core.config import from_dict, loads_toml
 from acquisition.core.errors import ConfigError
 from acquisition.policies import AnnotatorContext, build_policy
@@ -287,9 +288,8 @@ def test_config_errors_name_the_field(tmp_path):
 
 
 def test_example_config_loads():
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "acquisition" / "examples" / "rewriter" / "rewriter.toml"
+    path = EXAMPLES / "rewriter" / "rewriter.toml"
     config = load_rewriter_config(path)
     assert config.model == "" and "formal_tone" in config.instructions and config.greedy
 

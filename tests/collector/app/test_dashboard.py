@@ -158,6 +158,7 @@ def _true_left(store: Store, pairs: pd.DataFrame, config: SimulatedAnnotatorConf
     return pd.Series(out, index=pairs.index)
 
 
+@pytest.mark.slow
 def test_effects_table_shows_a_group_effect_for_that_group_only_with_cis_covering_truth(file_store):
     config = SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}})
     simulate(file_store, labels=1500, annotators=6, groups=["fans", "neutral"], seed=3, config=config)

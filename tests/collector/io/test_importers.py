@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 
 from acquisition.core.errors import ImportFormatError
+from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.io.importers import import_file, parse_file
 from collector.store import Store
 
-HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+HH = HH_RLHF_SAMPLE
 needs_hh = pytest.mark.skipif(not HH.exists(), reason="HH-RLHF sample not present")
 
 

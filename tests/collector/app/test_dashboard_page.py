@@ -1,17 +1,17 @@
 """The dashboard page under AppTest, on a database with simulated labels and two checkpoints."""
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from collector.app import REPOSITORY
 from collector.serving.qc_settings import update_qc_config
 from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import init_db
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "dashboard.py"
+PAGE = REPOSITORY / "collector" / "app" / "pages" / "dashboard.py"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _figure(at, index: int = 0) -> dict:
 def _logged_in() -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
     at.text_input(key="dashboard_password").input("s3cret")
-    at.button[0].click().run()
+    at.button(key="dashboard_enter").click().run()
     assert not at.exception
     return at
 
@@ -58,7 +58,7 @@ def test_wrong_password_shows_nothing(page_env):
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
     assert not at.get("plotly_chart")
     at.text_input(key="dashboard_password").input("guess")
-    at.button[0].click().run()
+    at.button(key="dashboard_enter").click().run()
     assert "Wrong researcher password" in at.error[0].value
     assert not at.get("plotly_chart") and not at.metric
 
@@ -67,7 +67,7 @@ def test_locked_without_a_configured_password(page_env, monkeypatch):
     monkeypatch.delenv("DECONFOUND_RESEARCHER_PASSWORD")
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
     at.text_input(key="dashboard_password").input("anything")
-    at.button[0].click().run()
+    at.button(key="dashboard_enter").click().run()
     assert "locked" in at.error[0].value and not at.get("plotly_chart")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collector.app import REPOSITORY
 from collector.serving.service import Collector
 from collector.serving.simulate import simulate
 from collector.store import Store
@@ -21,8 +22,6 @@ from collector.store.create import init_db
 from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import ModelConfig
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class HashEmbedder:
@@ -80,6 +79,7 @@ def test_both_bad_is_counted_not_ranked_and_ties_are_half(db):
     store.close()
 
 
+@pytest.mark.slow
 def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path):
     models = tmp_path / "models"
     store = Store(db)
@@ -89,7 +89,7 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
     labels_before = store.labels()
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
         from functools import partial
         from test_online import HashEmbedder
         from collector.store import Store
@@ -116,7 +116,7 @@ def test_training_config_file_loads_and_bad_values_name_the_field(tmp_path):
     from acquisition.core.errors import ConfigError
     from models.online import load_training_config
 
-    config = load_training_config(str(ROOT / "models" / "examples" / "training.toml"))
+    config = load_training_config(str(REPOSITORY / "models" / "examples" / "training.toml"))
     assert config.model == "bt_mlp" and config.params.ensemble == 4
     bad = tmp_path / "t.toml"
     bad.write_text("[params]\nepochs = 'many'\n")
@@ -199,12 +199,12 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
+@pytest.mark.slow
 def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
     """The app starts the trainer as a child process; a SIGKILLed app (no clean-up runs) must
     not leave it training on."""
     app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
         from collector.serving.worker import spawn_worker
         print(spawn_worker({str(db)!r}).pid, flush=True)
         time.sleep(120)

@@ -18,6 +18,8 @@ from collector.benchmarks.causal.world import WORLDS_DIR, World, load_world
 from collector.serving.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
 from collector.store import Store
 
+pytestmark = pytest.mark.slow  # a real (small) benchmark run
+
 
 @pytest.mark.parametrize("path", sorted(WORLDS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_built_in_worlds_validate(path):

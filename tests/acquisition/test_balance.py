@@ -13,6 +13,7 @@ def test_smd_basics():
     assert smd(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0])) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_randomised_attributes_keep_every_attribute_balanced_over_2000_labels(store):
     simulate(store, labels=2000, annotators=6, groups=["a", "b"], seed=11)
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")

@@ -211,6 +211,7 @@ def _label_row(i, group, ptype, left_on, right_on):
             "right_base_response_id": 2, "left_edit_vector": ev(left_on), "right_edit_vector": ev(right_on)}
 
 
+@pytest.mark.slow
 def test_overlap_targeting_oversamples_rare_cells_with_exact_propensities(tiny_pool):
     # group g has 40 labelled profiles without bold and none with it
     rows = [_label_row(i + 1, "g", "general", False, False) for i in range(20)]

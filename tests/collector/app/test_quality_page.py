@@ -1,16 +1,16 @@
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from collector.app import REPOSITORY
 from collector.serving.gold import add_gold_text
 from collector.serving.qc_settings import qc_config, update_qc_config
 from collector.serving.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "quality.py"
+PAGE = REPOSITORY / "collector" / "app" / "pages" / "quality.py"
 GOLD = [
     {"prompt": "What is 2 + 2?", "chosen": "2 + 2 is 4.", "rejected": "2 + 2 is 5.",
      "chosen_quality": 5, "rejected_quality": 1},
@@ -37,7 +37,7 @@ def quality_db(tmp_path, monkeypatch):
 def _logged_in():
     at = AppTest.from_file(str(PAGE), default_timeout=30).run()
     at.text_input(key="quality_password").input("s3cret")
-    at.button[0].click().run()
+    at.button(key="quality_enter").click().run()
     assert not at.exception
     return at
 
@@ -46,7 +46,7 @@ def test_locked_without_the_password(quality_db):
     at = AppTest.from_file(str(PAGE), default_timeout=30).run()
     assert not at.dataframe
     at.text_input(key="quality_password").input("guess")
-    at.button[0].click().run()
+    at.button(key="quality_enter").click().run()
     assert "Wrong researcher password" in at.error[0].value and not at.dataframe
 
 

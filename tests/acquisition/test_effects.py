@@ -38,6 +38,7 @@ def test_amce_one_matches_difference_in_means_and_its_se():
     assert abs(est - 0.1) < 5 * se and 0.005 < se < 0.03
 
 
+@pytest.mark.slow
 def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
     config = SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}})
     simulate(store, labels=1500, annotators=6, groups=["fans", "neutral"], seed=3, config=config)

@@ -13,6 +13,8 @@ from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import init_db
 
+pytestmark = pytest.mark.slow  # a real Streamlit server and Chromium
+
 CHROMIUM, FLAGS = CHROMIUM, CHROMIUM_FLAGS
 
 

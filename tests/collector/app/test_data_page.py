@@ -1,12 +1,12 @@
 import gzip
 import io
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from collector.app import REPOSITORY
 from collector.io.card import build_card
 from collector.io.export import export_bytes
 from collector.io.frames import FORMATS, pairs_frame, trl_frame
@@ -14,7 +14,7 @@ from collector.serving.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "data.py"
+PAGE = REPOSITORY / "collector" / "app" / "pages" / "data.py"
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _page():
 def _logged_in():
     at = _page().run()
     at.text_input(key="data_password").input("s3cret")
-    at.button[0].click().run()
+    at.button(key="data_enter").click().run()
     assert not at.exception
     return at
 
@@ -45,7 +45,7 @@ def test_locked_without_the_password(data_db):
     at = _page().run()
     assert not at.file_uploader and not at.get("download_button")
     at.text_input(key="data_password").input("guess")
-    at.button[0].click().run()
+    at.button(key="data_enter").click().run()
     assert "Wrong researcher password" in at.error[0].value
     assert not at.file_uploader
 

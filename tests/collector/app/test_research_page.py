@@ -1,12 +1,12 @@
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from collector.app import REPOSITORY
 from collector.store import Store
 from collector.store.create import init_db
 
-PAGE = Path(__file__).resolve().parents[1] / "collector" / "app" / "pages" / "research.py"
+PAGE = REPOSITORY / "collector" / "app" / "pages" / "research.py"
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def research_db(tmp_path, monkeypatch):
 def _logged_in():
     at = AppTest.from_file(str(PAGE), default_timeout=30).run()
     at.text_input(key="research_password").input("s3cret")
-    at.button[0].click().run()
+    at.button(key="research_enter").click().run()
     assert not at.exception
     return at
 
@@ -29,7 +29,7 @@ def _logged_in():
 def test_wrong_password_is_refused(research_db):
     at = AppTest.from_file(str(PAGE), default_timeout=30).run()
     at.text_input(key="research_password").input("guess")
-    at.button[0].click().run()
+    at.button(key="research_enter").click().run()
     assert "Wrong researcher password" in at.error[0].value
 
 

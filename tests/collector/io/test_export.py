@@ -1,11 +1,11 @@
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from acquisition.core.errors import ConfigError
 from acquisition.editors import DEFAULT_ATTRIBUTES
+from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.io.export import card_path, export
 from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
 from collector.io.importers import import_file
@@ -70,7 +70,7 @@ def test_export_refuses_unknown_extension(store, tmp_path):
 
 # ---------------------------------------------------------------------- formats added with import
 
-HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+HH = HH_RLHF_SAMPLE
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -42,6 +42,7 @@ def test_each_model_reports_uncertainty_and_round_trips(name):
     assert np.allclose(clone.reward(data.prompt, data.first)[0], model.reward(data.prompt, data.first)[0])
 
 
+@pytest.mark.slow
 def test_multihead_recovers_opposite_group_preferences_that_bt_averages_away():
     train, test = synthetic(3000, 3, opposite_groups=True), synthetic(600, 4, opposite_groups=True)
     accuracy = {}
