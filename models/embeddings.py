@@ -7,12 +7,15 @@ an SQLite file shared by any number of `Embedder` instances, so each text reache
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import re
 import sqlite3
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,31 @@ class Embedder:
                     print(f"\rembedding {done}/{len(todo)} texts ({rate:.0f}/s)", end=end,
                           file=sys.stderr, flush=True)
         return result
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class BagOfWordsEmbedder:
+    """Hashed bag of words and punctuation (signed feature hashing), L2-normalised: a cheap,
+    deterministic stand-in for MiniLM in tests and the causal benchmark's cheap runs. ``embed(texts) -> (n, dim)``."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _one(self, text: str) -> np.ndarray:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        if key not in self._cache:
+            v = np.zeros(self.dim, np.float32)
+            for token in _TOKEN.findall(text.lower()):
+                h = zlib.crc32(token.encode())
+                v[h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            n = float(np.linalg.norm(v))
+            self._cache[key] = v / n if n else v
+        return self._cache[key]
+
+    def embed(self, texts, progress: bool = False) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._one(t) for t in texts])

@@ -88,15 +88,13 @@ def test_killed_training_leaves_old_model_serving_and_labels_intact(db, tmp_path
     simulate(store, labels=40, seed=2)
     labels_before = store.labels()
     script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
         from functools import partial
-        from test_online import HashEmbedder
         from collector.store import Store
+        from models.embeddings import BagOfWordsEmbedder
         from models.online import OnlineTrainer, TrainingConfig
         from models.reward import ModelConfig
         config = TrainingConfig(min_labels=10, params=ModelConfig(epochs=100000, ensemble=2, hidden=16))
-        OnlineTrainer(partial(Store, {str(db)!r}), {str(models)!r}, config, HashEmbedder()).train_once(
+        OnlineTrainer(partial(Store, {str(db)!r}), {str(models)!r}, config, BagOfWordsEmbedder()).train_once(
             on_start=lambda: print("training started", flush=True))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

@@ -25,7 +25,7 @@ DEFAULT_CACHE = Path("data/cache/benchmark-embeddings.sqlite")
 
 def make_embedder(world: World, cache: Path):
     if world.embedder == "bag_of_words":
-        from collector.benchmarks.causal.sources import BagOfWordsEmbedder
+        from models.embeddings import BagOfWordsEmbedder
 
         return BagOfWordsEmbedder()
     from models.embeddings import Embedder

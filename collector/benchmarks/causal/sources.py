@@ -7,16 +7,13 @@
 - ``file_items``: any preference file ``collector.io.importers.parse_file`` reads (HH-RLHF,
   TRL, UltraFeedback, ...); the human-chosen response is the better one, and the quality gap
   is set so the simulated annotator follows the human label up to the world's flip rate.
-- ``BagOfWordsEmbedder``: a hashed bag-of-words stand-in for MiniLM in tests, cheap and
+- (``models.embeddings.BagOfWordsEmbedder`` is the hashed bag-of-words stand-in for MiniLM in tests, cheap and
   deterministic, which (unlike a random vector per text) lets a model generalise to unseen
   texts the way a sentence embedding does.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,29 +160,3 @@ def split_items(items: list[Item], train: int, test: int, seed: int) -> tuple[li
     return chosen[:train], chosen[train:]
 
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-class BagOfWordsEmbedder:
-    """Hashed bag of words and punctuation (signed feature hashing), L2-normalised: a cheap,
-    deterministic stand-in for MiniLM in tests. ``embed(texts) -> (n, dim)``."""
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _one(self, text: str) -> np.ndarray:
-        key = hashlib.sha256(text.encode()).hexdigest()
-        if key not in self._cache:
-            v = np.zeros(self.dim, np.float32)
-            for token in _TOKEN.findall(text.lower()):
-                h = zlib.crc32(token.encode())
-                v[h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
-            n = float(np.linalg.norm(v))
-            self._cache[key] = v / n if n else v
-        return self._cache[key]
-
-    def embed(self, texts, progress: bool = False) -> np.ndarray:
-        if not len(texts):
-            return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._one(t) for t in texts])

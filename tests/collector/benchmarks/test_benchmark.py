@@ -13,10 +13,11 @@ from acquisition.core.errors import ConfigError
 from collector.benchmarks.causal import configure, run_causal
 from collector.benchmarks.causal.engine import bake, build_pool, place
 from collector.benchmarks.causal.experiments import labels_to_target
-from collector.benchmarks.causal.sources import BagOfWordsEmbedder, synthetic_items
+from collector.benchmarks.causal.sources import synthetic_items
 from collector.benchmarks.causal.world import WORLDS_DIR, World, load_world
 from collector.serving.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
 from collector.store import Store
+from models.embeddings import BagOfWordsEmbedder
 
 pytestmark = pytest.mark.slow  # a real (small) benchmark run
 
