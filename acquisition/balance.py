@@ -28,18 +28,17 @@ def smd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def indicator(df: pd.DataFrame, side: str, attribute: str) -> pd.Series:
-    """1.0 / 0.0 per row: the edit vector's switch if randomised, else the measured attribute.
-    Attributes with no single-text reading (verbosity, off_topic) give NaN on unrandomised rows."""
+    """1.0 / 0.0 / NaN per row, from ``Editor.state``: the edit vector's switch where the policy
+    randomised the attribute (the ``<side>_<attribute>`` column), else what the text shows
+    (read from it; off for the positive controls; NaN for verbosity)."""
     flags = df.get(f"{side}_{attribute}")
     text_col = f"{side}_text" if f"{side}_text" in df.columns else side
     editor = EDITORS[attribute]
-    if not editor.readable_alone:
-        measured = pd.Series(np.nan, index=df.index)
-    else:
-        measured = df[text_col].map(lambda t: float(editor.is_on(t)))
-    if flags is None:
-        return measured
-    return flags.astype("Float64").astype(float).where(flags.notna(), measured)
+    switched = pd.Series(np.nan, index=df.index) if flags is None else flags.astype("Float64").astype(float)
+    unswitched = switched.isna()
+    if unswitched.any():  # read only the texts no policy switched
+        switched[unswitched] = df.loc[unswitched, text_col].map(lambda t: editor.state(None, t))
+    return switched
 
 
 def regular_pairs(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,7 @@ class DropAnswer(Editor):
     order = 1
     quality_changing = True
     default_effect = -2.0
+    unedited = "off"  # a response no policy edited still has its answer
 
     def _answer(self, text: str) -> str | None:
         blocks = _split_blocks(text)
@@ -93,7 +94,7 @@ class OffTopic(Editor):
     order = 0  # first: style edits on the same side apply to the swapped-in answer
     quality_changing = True
     default_effect = -3.0
-    readable_alone = False
+    unedited = "off"  # a response no policy edited answers its own prompt
     takes_donor = True
     max_overlap = 0.25  # share of the base's content words an unrelated answer may still contain
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from abc import ABC, abstractmethod
@@ -88,8 +89,26 @@ class Editor(ABC):
     order: ClassVar[int]  # position in the application sequence; wrappers come last
     quality_changing: ClassVar[bool] = False  # a positive control: the edit changes real quality
     default_effect: ClassVar[float] = 0.0  # simulated annotators' true effect, in quality points
-    readable_alone: ClassVar[bool] = True  # False: `measure` of one text cannot tell (needs the base)
+    # what a response no policy edited shows: "read" (``is_on`` of the text tells), "off" (only
+    # the edit creates it: the positive controls), "unknown" (an amount that needs the base)
+    unedited: ClassVar[str] = "read"
     takes_donor: ClassVar[bool] = False  # True: `apply` accepts `donor`, texts written for other prompts
+
+    @property
+    def readable_alone(self) -> bool:
+        """Whether one text tells if it shows the attribute."""
+        return self.unedited == "read"
+
+    def state(self, switch: bool | None, text: str) -> float:
+        """The attribute as every table reads it: ``1.0`` on, ``0.0`` off, NaN unknown. The edit
+        vector's switch where a policy randomised it, else what the unedited text shows."""
+        if switch is not None:
+            return 1.0 if switch else 0.0
+        if self.unedited == "off":
+            return 0.0
+        if self.unedited == "unknown":
+            return math.nan
+        return 1.0 if self.is_on(text) else 0.0
 
     @abstractmethod
     def apply(self, text: str, seed: int) -> str: ...

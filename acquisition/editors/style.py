@@ -276,7 +276,7 @@ class Verbosity(Editor):
     name = "verbosity"
     description = "Filler sentences that add length but no information (at least +40% words)."
     order = 70
-    readable_alone = False
+    unedited = "unknown"  # padding is an amount relative to the base
 
     def apply(self, text: str, seed: int) -> str:
         rng = random.Random(seed)

@@ -130,7 +130,7 @@ class OverlapTargeting(Policy):
         if base_id not in self._measured:
             text = self.pool.response_text.get(base_id, "")
             self._measured[base_id] = frozenset(
-                e.name for e in self.editors if e.readable_alone and e.is_on(text)
+                e.name for e in self.editors if e.state(None, text) == 1.0
             )
         return self._measured[base_id]
 

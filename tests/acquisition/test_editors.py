@@ -109,3 +109,35 @@ def test_served_off_topic_side_carries_an_answer_from_another_prompt(store, coll
         sides = {view.left_text, view.right_text}
         assert len(sides & own) == 1 and len(sides & other) == 1
         collector.submit(annotator["id"], view.served_pair_id, "left")
+
+
+@pytest.mark.parametrize("name", sorted(EDITORS))
+def test_every_editor_reads_one_state_on_off_or_unknown(name):
+    """``Editor.state`` is the one reading balance, effects and the card use: the switch where a
+    policy randomised the attribute, else what the unedited text shows."""
+    editor = EDITORS[name]
+    for i, text in enumerate(TEXTS[:12]):
+        edited = editor.apply(text, seed=i)
+        assert editor.state(True, edited) == 1.0 and editor.state(False, text) == 0.0
+        unedited = editor.state(None, text)
+        if editor.unedited == "read":
+            assert unedited == float(editor.is_on(text)) == 0.0  # demo responses carry no style attribute
+            assert editor.state(None, edited) == 1.0
+        elif editor.unedited == "off":
+            assert unedited == 0.0 and editor.quality_changing  # only the edit creates a positive control
+        else:
+            assert editor.unedited == "unknown" and unedited != unedited  # NaN: needs the base
+
+
+def test_drop_answer_reads_off_wherever_no_policy_applied_it(store):
+    """Its measure is a word count; read as "on" it made every response look edited (chosen and
+    rejected rates of 1.0 on databases where no policy applied it)."""
+    from acquisition.balance import chosen_rejected_smd
+    from collector.io.frames import pairs_frame, trl_frame
+    from collector.serving.simulate import simulate
+
+    simulate(store, labels=120, seed=2)  # randomised_attributes, which never touches drop_answer
+    table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
+    assert table.loc["drop_answer", "chosen_rate"] == 0.0 and table.loc["drop_answer", "rejected_rate"] == 0.0
+    assert table.loc["off_topic", "chosen_rate"] == 0.0
+    assert 0.2 < table.loc["verbosity", "chosen_rate"] < 0.8  # randomised: its switch, not the text
