@@ -197,9 +197,18 @@ def qc_set(args: argparse.Namespace, store: Store) -> None:
 
 
 def qc_report(args: argparse.Namespace, store: Store) -> None:
+    from acquisition.agreement import agreement_labels, agreement_table
+    from collector.app.panels import load_pairs
     from collector.serving.annotator_quality import annotator_quality
 
     print(annotator_quality(store).to_string(index=False, float_format="%.2f"))
+    print("\nAgreement on items two or more annotators labelled (Krippendorff's alpha, nominal, coded by "
+          "which response won; 95% bootstrap CI over items):")
+    pairs = load_pairs(store.path, flags=False) if store.path != ":memory:" else None
+    if pairs is None or pairs.empty:
+        print("no labels yet")
+        return
+    print(agreement_table(agreement_labels(pairs)).to_string(index=False, float_format="%.3f"))
 
 
 # ---------------------------------------------------------------------- policies

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from acquisition.agreement import agreement_labels, agreement_table
 from acquisition.balance import arm_family, indicator, smd
 from acquisition.editors import EDITORS
 from acquisition.effects import amce
@@ -222,6 +223,16 @@ def effects_section(pairs: pd.DataFrame) -> str:
     )
 
 
+def agreement_section(pairs: pd.DataFrame) -> str:
+    table = agreement_table(agreement_labels(pairs)) if not pairs.empty else pd.DataFrame()
+    if table.empty or not (table["items"] > 0).any():
+        return "No item has been labelled by two or more annotators (set `overlap` to 2 or more to measure agreement)."
+    return ("Krippendorff's alpha (nominal) and pairwise agreement on items (unordered response pairs) that two "
+            "or more annotators labelled, overall and within each annotator group; choices coded by which "
+            "response won (not the side it was shown on), tie or both bad; 95% bootstrap CI over items:\n\n"
+            + markdown_table(table, ".3f"))
+
+
 def exclusions_section(pairs: pd.DataFrame, fmt: str | None) -> str:
     lines = []
     if fmt in ("trl", "trl-conversational"):
@@ -283,6 +294,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Annotator groups", groups_section(store, pairs)),
         ("Balance", balance_section(pairs, trl)),
         ("Attribute effects (AMCE)", effects_section(pairs)),
+        ("Agreement", agreement_section(pairs)),
         ("Excluded labels", exclusions_section(pairs, fmt)),
         ("Imported data", imported_section(imported)),
     ]

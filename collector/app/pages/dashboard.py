@@ -36,7 +36,7 @@ def _effects(path: str, version: tuple):
 
 @st.cache_data(ttl=120, max_entries=2, show_spinner="Computing agreement...")
 def _agreement(path: str, version: tuple):
-    return dashboard.agreement_table(_pairs(path, version))
+    return dashboard.agreement_summary(_pairs(path, version))
 
 
 @st.cache_data(ttl=300, max_entries=2, show_spinner="Computing balance on a sample...")

@@ -40,13 +40,10 @@ from collector.app.panels.loading import (
     with_flags,
 )
 from collector.app.panels.summaries import (
-    agreement_items,
-    agreement_table,
+    agreement_summary,
     balance_table,
     effects_table,
-    krippendorff_alpha_nominal,
     overlap_counts,
-    pairwise_agreement,
     progress_summary,
 )
 
@@ -57,8 +54,7 @@ __all__ = [
     "REGULAR",
     "SCOPES",
     "STATUS",
-    "agreement_items",
-    "agreement_table",
+    "agreement_summary",
     "balance_table",
     "build_agreement_figure",
     "build_balance_figure",
@@ -69,12 +65,10 @@ __all__ = [
     "data_version",
     "design_attributes",
     "effects_table",
-    "krippendorff_alpha_nominal",
     "load_checkpoints",
     "load_flags",
     "load_pairs",
     "overlap_counts",
-    "pairwise_agreement",
     "progress_summary",
     "randomised",
     "regular_labels",

@@ -172,15 +172,20 @@ def build_model_figure(checkpoints: pd.DataFrame) -> go.Figure:
 
 
 def build_agreement_figure(table: pd.DataFrame) -> go.Figure:
-    """Krippendorff's alpha and pairwise agreement per group, with the items behind each."""
+    """Krippendorff's alpha (with its bootstrap 95% CI over items) and pairwise agreement per
+    group, with the items and labels behind each."""
     table = table[table["items"] > 0] if len(table) else table
     if table.empty:
         return _empty("Agreement", "No item has been labelled by two annotators of the same group yet.")
     fig = go.Figure()
-    for column, name in (("krippendorff_alpha", "Krippendorff's alpha (nominal)"),
-                         ("pairwise_agreement", "pairwise agreement")):
-        fig.add_trace(go.Bar(x=table["annotator_group"], y=table[column], name=name,
-                             text=[f"{v:.2f}<br>{n:,} items" for v, n in zip(table[column], table["items"])]))
+    fig.add_trace(go.Bar(x=table["annotator_group"], y=table["krippendorff_alpha"], name="Krippendorff's alpha (nominal)",
+                         error_y={"type": "data", "symmetric": False,
+                                  "array": (table["alpha_ci_high"] - table["krippendorff_alpha"]).fillna(0),
+                                  "arrayminus": (table["krippendorff_alpha"] - table["alpha_ci_low"]).fillna(0)},
+                         text=[f"{v:.2f}<br>{n:,} items, {m:,} labels" for v, n, m in
+                               zip(table["krippendorff_alpha"], table["items"], table["labels"])]))
+    fig.add_trace(go.Bar(x=table["annotator_group"], y=table["pairwise_agreement"], name="pairwise agreement",
+                         text=[f"{v:.2f}" for v in table["pairwise_agreement"]]))
     fig.update_layout(title="Agreement on items labelled by several annotators", barmode="group",
                       yaxis_range=[min(0.0, float(table["krippendorff_alpha"].min()) - 0.05), 1.05], height=380)
     return fig

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from acquisition.agreement import agreement_labels, agreement_table
 from acquisition.balance import arm_balance
 from acquisition.effects import amce, labelled_pairs
 from collector.app.panels.loading import SCOPES, randomised, regular_labels
@@ -117,75 +118,7 @@ def overlap_counts(pairs: pd.DataFrame, max_rows: int = 128) -> pd.DataFrame:
     return out
 
 
-def _unit_value_counts(units: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(n_uc, unit, value)``: how often each value occurs in each unit, one entry per present
-    (unit, value), with integer codes for both."""
-    unit_code = np.unique(np.asarray(units), return_inverse=True)[1].ravel()
-    value_code = np.unique(np.asarray(values), return_inverse=True)[1].ravel()
-    pairs, n_uc = np.unique(np.stack([unit_code, value_code], axis=1), axis=0, return_counts=True)
-    return n_uc.astype(float), pairs[:, 0], pairs[:, 1]
-
-
-def krippendorff_alpha_nominal(units: np.ndarray, values: np.ndarray) -> float:
-    """Krippendorff's alpha for nominal data (Krippendorff 2011, "Computing Krippendorff's
-    alpha-reliability"): ``1 - (n - 1) * (n - sum_c o_cc) / (n^2 - sum_c n_c^2)``, where ``o`` is
-    the coincidence matrix, ``n_c`` its margins and ``n`` the number of pairable values (those in
-    units with at least two). NaN with no pairable values; 1.0 when every value is the same.
-
-    Args:
-        units: `(m,)` the unit each value belongs to; values: `(m,)` the category assigned.
-    """
-    if len(units) == 0:
-        return math.nan
-    n_uc, unit, value = _unit_value_counts(units, values)
-    m_u = np.bincount(unit, weights=n_uc)  # values per unit
-    pairable = m_u[unit] >= 2
-    n_uc, unit, value = n_uc[pairable], unit[pairable], value[pairable]
-    n = n_uc.sum()
-    if n == 0:
-        return math.nan
-    o_cc = (n_uc * (n_uc - 1) / (m_u[unit] - 1)).sum()  # diagonal of the coincidence matrix
-    n_c = np.bincount(value, weights=n_uc)
-    expected = n ** 2 - (n_c ** 2).sum()
-    if expected == 0:
-        return 1.0  # a single category: nothing to disagree on
-    return float(1 - (n - 1) * (n - o_cc) / expected)
-
-
-def pairwise_agreement(units: np.ndarray, values: np.ndarray) -> float:
-    """Share of agreeing pairs among all pairs of values within the same unit (NaN without pairs)."""
-    if len(units) == 0:
-        return math.nan
-    n_uc, unit, _ = _unit_value_counts(units, values)
-    m_u = np.bincount(unit, weights=n_uc)
-    pairs = (m_u * (m_u - 1) / 2).sum()
-    return float((n_uc * (n_uc - 1) / 2).sum() / pairs) if pairs else math.nan
-
-
-def agreement_items(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Labels as ``(item, annotator_id, annotator_group, choice)``: an item is the unordered pair
-    of response rows shown, the choice is the response row chosen (-1 tie, -2 both bad); each
-    annotator's first label of an item counts."""
-    labels = regular_labels(pairs)
-    left, right = labels["left_response_id"].to_numpy(np.int64), labels["right_response_id"].to_numpy(np.int64)
-    low, high = np.minimum(left, right), np.maximum(left, right)
-    label = labels["label"].astype(str).to_numpy()
-    choice = np.select([label == "left", label == "right", label == "tie"], [left, right, -1], -2)
-    items = pd.DataFrame({"item": low * (int(high.max(initial=0)) + 1) + high,
-                          "annotator_id": labels["annotator_id"].to_numpy(),
-                          "annotator_group": labels["annotator_group"].astype(str).to_numpy(), "choice": choice})
-    return items.drop_duplicates(["item", "annotator_id"])
-
-
-def agreement_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per annotator group (and ``all``): items labelled by two or more annotators of that group,
-    the labels on them, Krippendorff's alpha (nominal) and pairwise agreement."""
-    items = agreement_items(pairs)
-    rows = []
-    for group, part in [("all", items)] + list(items.groupby("annotator_group")):
-        shared = part[part.groupby("item")["annotator_id"].transform("size").to_numpy() >= 2]
-        unit, value = shared["item"].to_numpy(), shared["choice"].to_numpy()
-        rows.append({"annotator_group": group, "items": int(shared["item"].nunique()), "labels": len(shared),
-                     "krippendorff_alpha": krippendorff_alpha_nominal(unit, value),
-                     "pairwise_agreement": pairwise_agreement(unit, value)})
-    return pd.DataFrame(rows)
+def agreement_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The Agreement panel: ``acquisition.agreement.agreement_table`` on the labels of regular
+    pairs and repeats from included annotators (checks and excluded annotators leave)."""
+    return agreement_table(agreement_labels(pairs))

@@ -33,35 +33,6 @@ def file_store(tmp_path):
 
 
 # ---------------------------------------------------------------------- agreement
-def test_krippendorff_alpha_on_a_hand_computed_example():
-    # units 1: a a, 2: a b, 3: b b -> n = 6, n_a = n_b = 3, o_aa = o_bb = 2 (unit 1 and unit 3),
-    # alpha = 1 - (n - 1)(n - sum o_cc) / (n^2 - sum n_c^2) = 1 - 5 * 2 / (36 - 18) = 4/9
-    units, values = np.array([1, 1, 2, 2, 3, 3]), np.array(["a", "a", "a", "b", "b", "b"])
-    assert dashboard.krippendorff_alpha_nominal(units, values) == pytest.approx(4 / 9)
-    assert dashboard.pairwise_agreement(units, values) == pytest.approx(2 / 3)  # 2 of 3 pairs agree
-    # a unit with a single value is not pairable and changes nothing
-    assert dashboard.krippendorff_alpha_nominal(np.append(units, 4), np.append(values, "c")) == pytest.approx(4 / 9)
-
-
-def test_krippendorff_alpha_matches_the_published_nominal_example():
-    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 coders, 12 units with
-    # missing values; nominal alpha = 0.743
-    coders = [[1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
-              [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
-              [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
-              [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None]]
-    units = [u for coder in coders for u, v in enumerate(coder) if v is not None]
-    values = [v for coder in coders for v in coder if v is not None]
-    assert dashboard.krippendorff_alpha_nominal(np.array(units), np.array(values)) == pytest.approx(0.743, abs=5e-4)
-
-
-def test_agreement_edge_cases():
-    assert math.isnan(dashboard.krippendorff_alpha_nominal(np.array([]), np.array([])))
-    assert math.isnan(dashboard.krippendorff_alpha_nominal(np.array([1, 2]), np.array(["a", "b"])))
-    assert dashboard.krippendorff_alpha_nominal(np.array([1, 1, 2, 2]), np.array(["a"] * 4)) == 1.0
-    assert math.isnan(dashboard.pairwise_agreement(np.array([1, 2]), np.array(["a", "a"])))
-
-
 def _labels(rows):
     """A minimal dashboard frame: (annotator, group, left response, right response, label)."""
     return pd.DataFrame([{
@@ -70,23 +41,18 @@ def _labels(rows):
     } for a, g, left, r, label in rows])
 
 
-def test_agreement_items_are_unordered_pairs_and_choices_are_response_rows():
+def test_agreement_panel_reads_regular_labels_position_free():
     pairs = _labels([
         (1, "g", 10, 11, "left"),   # chose response 10
-        (2, "g", 11, 10, "right"),  # same item shown swapped, also chose response 10
+        (2, "g", 11, 10, "right"),  # the same item shown swapped, also response 10
         (3, "g", 10, 11, "tie"),
-        (1, "g", 10, 11, "right"),  # annotator 1 again on the same item: only the first label counts
         (4, "h", 20, 21, "both_bad"),
         (5, "h", 21, 20, "both_bad"),
     ])
-    items = dashboard.agreement_items(pairs)
-    assert len(items) == 5 and items["item"].nunique() == 2
-    assert sorted(items[items["annotator_group"] == "g"]["choice"]) == [-1, 10, 10]
-    table = dashboard.agreement_table(pairs).set_index("annotator_group")
+    table = dashboard.agreement_summary(pairs).set_index("annotator_group")
     assert table.loc["g", "items"] == 1 and table.loc["g", "labels"] == 3
-    assert table.loc["g", "pairwise_agreement"] == pytest.approx(1 / 3)  # 10-10 agree; 10-tie twice not
-    assert table.loc["h", "pairwise_agreement"] == 1.0 and table.loc["h", "krippendorff_alpha"] == 1.0
-    assert table.loc["all", "items"] == 2
+    assert table.loc["g", "pairwise_agreement"] == pytest.approx(1 / 3)
+    assert table.loc["h", "krippendorff_alpha"] == 1.0 and table.loc["all", "items"] == 2
     fig = dashboard.build_agreement_figure(table.reset_index())
     assert {t.name for t in fig.data} == {"Krippendorff's alpha (nominal)", "pairwise agreement"}
 
@@ -95,7 +61,7 @@ def test_excluded_annotators_and_checks_leave_agreement():
     pairs = _labels([(1, "g", 10, 11, "left"), (2, "g", 10, 11, "right"), (3, "g", 10, 11, "left")])
     pairs.loc[1, "excluded"] = True
     pairs.loc[2, "qc_kind"] = "gold"
-    assert dashboard.agreement_table(pairs).set_index("annotator_group").loc["g", "items"] == 0
+    assert dashboard.agreement_summary(pairs).set_index("annotator_group").loc["g", "items"] == 0
 
 
 # ---------------------------------------------------------------------- loading
