@@ -11,7 +11,7 @@ import pandas as pd
 from acquisition.agreement import agreement_labels, agreement_table
 from acquisition.balance import arm_balance
 from acquisition.effects import amce, labelled_pairs
-from collector.app.panels.loading import SCOPES, randomised, regular_labels
+from collector.app.panels.loading import SCOPES, randomised
 from collector.store import Store
 
 

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import math
 from functools import partial
 
 import numpy as np
