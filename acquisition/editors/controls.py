@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from acquisition.editors.editor import Editor, _sentences, _split_blocks, register_editor, word_count
+from acquisition.editors.editor import Editor, _sentences, _split_blocks, mask, register_editor, unmask, word_count
 
 
 def _tokens(text: str) -> list[str]:
@@ -31,22 +31,30 @@ class DropAnswer(Editor):
     unedited = "off"  # a response no policy edited still has its answer
 
     def _answer(self, text: str) -> str | None:
+        """The part that answers: the first code block, else the first sentence of the first
+        prose paragraph (found with protected spans masked, so it never ends inside one)."""
         blocks = _split_blocks(text)
-        code = [b for c, b in blocks if c]
+        code = [b for k, b in blocks if k == "code"]
         if code:
             return code[0]
-        prose = [b for c, b in blocks if not c]
-        if not prose or sum(len(_sentences(b)) for b in prose) < 2:
+        prose = [b for k, b in blocks if k == "prose"]
+        if not prose or sum(len(_sentences(mask(b)[0])) for b in prose) < 2:
             return None
-        end = re.search(r"(?<=[.!?])\s+", prose[0])
-        return prose[0][:end.start()] if end else prose[0]
+        masked, spans = mask(prose[0])
+        end = re.search(r"(?<=[.!?])\s+", masked)
+        return unmask(masked[:end.start()], spans) if end else prose[0]
 
     def apply(self, text: str, seed: int) -> str:
         answer = self._answer(text)
-        if answer is None:
+        if answer is None or answer not in text:
             return text
-        out = text.replace(answer, "", 1)
-        return re.sub(r"\n{3,}", "\n\n", re.sub(r"^ +| +$", "", out, flags=re.M)).strip()
+        i = text.index(answer)
+        before, after = text[:i], text[i + len(answer):]
+        if not before.strip() or before.endswith("\n"):  # the answer opened its line
+            after = after.lstrip(" \t")
+        if before.strip() and after.strip() and (before.endswith("\n") or after.startswith("\n")):
+            return (before.rstrip("\n") + "\n\n" + after.lstrip("\n")).strip()  # one blank line where it was
+        return (before + after).strip()
 
     def measure(self, text: str) -> float:
         return float(word_count(text))

@@ -35,36 +35,149 @@ def edit_seed(response_id: int, attribute: str) -> int:
     return zlib.crc32(f"{response_id}:{attribute}".encode()) & 0x7FFFFFFF
 
 
-_FENCE = re.compile(r"```.*?```", re.S)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
+# ---------------------------------------------------------------------- what an editor may touch
+# Editors change prose only. A text is cut into segments whose concatenation is the text:
+# fenced or indented code ("code"), structural lines ("raw": headings, tables, blockquotes, HTML
+# lines, rules), runs of prose lines ("prose"), and line ends and blank lines ("eol", "blank").
+# Inside prose, inline code, HTML, links, URLs, math, emphasis and list markers are masked by
+# one private-use character each before an editor sees the prose, and put back after, so they
+# come out byte-identical whatever the editor does with the words around them.
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_RAW_LINE = re.compile(
+    r"^ {0,3}(?:#{1,6}(?:\s|$)|>|\|)"          # headings, blockquotes, table rows
+    r"|^\s*</?[A-Za-z!][^\n]*$"                 # lines that open with an HTML tag or comment
+    r"|^ {0,3}(?:[-*_])(?:\s*(?:[-*_])){2,}\s*$"  # horizontal rules
+    r"|^ {0,3}(?:=+|-+)\s*$"                   # setext heading underlines
+)
+MASKS: dict[str, str] = {  # category -> pattern, masked in this order
+    "code": r"``[^`\n]+``|`[^`\n]+`",
+    "html": r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>\n]*)?/?>|&(?:[A-Za-z]{2,8}|#\d{1,7}|#x[0-9A-Fa-f]{1,6});",
+    "link": r"!?\[[^\]\n]*\]\([^)\n]*\)|!?\[[^\]\n]+\]\[[^\]\n]*\]|<(?:https?|mailto|ftp):[^>\s]+>",
+    "url": r"\b(?:https?|ftp)://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|\bwww\.[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]"
+           r"|\b[\w.+-]+@[\w-]+\.[\w.-]*\w",
+    "math": r"\$\$[^$]+\$\$|\$[^$\n]+\$",
+    "strong": r"\*\*[^*\n]+\*\*|__[^_\n]+__",
+    "emphasis": r"(?<![*\w])\*[^*\s](?:[^*\n]*[^*\s])?\*(?![*\w])|(?<![_\w])_[^_\s](?:[^_\n]*[^_\s])?_(?![_\w])"
+                r"|~~[^~\n]+~~",
+    "marker": r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+",  # at line starts (the pattern runs with re.M)
+    "private": r"[\uE000-\uF8FF]",  # characters of the masking range itself, so they round-trip
+}
+_PLACEHOLDER = 0xE000
+_MAX_MASKS = 0xF8FF - 0xE000
 
-def _split_blocks(text: str) -> list[tuple[bool, str]]:
-    """Paragraph blocks as ``(is_code, block)``; fenced code blocks are never edited."""
-    out: list[tuple[bool, str]] = []
-    pos = 0
-    for m in _FENCE.finditer(text):
-        for para in re.split(r"\n\s*\n", text[pos:m.start()]):
-            if para.strip():
-                out.append((False, para.strip()))
-        out.append((True, m.group(0)))
-        pos = m.end()
-    for para in re.split(r"\n\s*\n", text[pos:]):
-        if para.strip():
-            out.append((False, para.strip()))
+
+def _segments(text: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` pieces whose concatenation is ``text`` exactly; see above for the kinds."""
+    lines = text.splitlines(keepends=True)
+    out: list[tuple[str, str]] = []
+
+    def add(kind: str, piece: str) -> None:
+        body = piece.rstrip("\r\n")
+        if body:
+            out.append((kind, body))
+        if len(body) < len(piece):
+            out.append(("eol", piece[len(body):]))
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE_OPEN.match(line)
+        if fence:
+            close = re.compile(rf"^ {{0,3}}{re.escape(fence.group(1)[0])}{{{len(fence.group(1))},}}\s*$")
+            j = i + 1
+            while j < len(lines) and not close.match(lines[j]):
+                j += 1
+            add("code", "".join(lines[i:j + 1]))
+            i = j + 1
+        elif not line.strip():
+            out.append(("blank", line))
+            i += 1
+        elif _RAW_LINE.match(line):
+            add("raw", line)
+            i += 1
+        else:
+            j = i
+            while (j < len(lines) and lines[j].strip() and not _FENCE_OPEN.match(lines[j])
+                   and not _RAW_LINE.match(lines[j])):
+                j += 1
+            run = lines[i:j]
+            after_break = not out or out[-1][0] == "blank"
+            indented = all(r.startswith(("    ", "\t")) for r in run)
+            add("code" if indented and after_break else "prose", "".join(run))
+            i = j
     return out
 
 
-def _join_blocks(blocks: list[tuple[bool, str]]) -> str:
+def mask(prose: str, keep: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """``prose`` with every protected span (``MASKS``, but the categories in ``keep``) replaced by
+    one private-use character, and the spans in order of their characters."""
+    spans: list[str] = []
+    pattern = "|".join(f"(?:{p})" for c, p in MASKS.items() if c not in keep or c == "private")
+
+    def hide(m: re.Match[str]) -> str:
+        spans.append(m.group(0))
+        return chr(_PLACEHOLDER + len(spans) - 1)
+
+    masked = re.sub(pattern, hide, prose, flags=re.S | re.M) if pattern else prose
+    if len(spans) > _MAX_MASKS:
+        raise ValueError("too many protected spans to mask")
+    return masked, spans
+
+
+def unmask(text: str, spans: list[str]) -> str:
+    return re.sub("[\uE000-\uF8FF]", lambda m: spans[ord(m.group(0)) - _PLACEHOLDER], text)
+
+
+def _map_prose(text: str, fn: Callable[[str], str], keep: frozenset[str] = frozenset()) -> str:
+    """``fn`` applied to every prose run with its protected spans masked (but ``keep``); code,
+    structural lines, line breaks and every protected span come back byte-identical."""
+    out = []
+    for kind, piece in _segments(text):
+        if kind == "prose":
+            try:
+                masked, spans = mask(piece, keep)
+            except ValueError:
+                out.append(piece)  # more protected spans than placeholders: leave the run alone
+                continue
+            piece = unmask(fn(masked), spans)
+        out.append(piece)
+    return "".join(out)
+
+
+def _split_blocks(text: str) -> list[tuple[str, str]]:
+    """Paragraphs (runs between blank lines) as ``(kind, text)``: ``code`` for code blocks,
+    ``prose`` for prose, ``raw`` for anything with structural lines (headings, tables, ...)."""
+    blocks: list[tuple[str, str]] = []
+    current: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if current:
+            kinds = {k for k, _ in current if k in ("code", "raw", "prose")}
+            kind = "code" if kinds == {"code"} else "prose" if kinds == {"prose"} else "raw"
+            blocks.append((kind, "".join(p for _, p in current).strip("\r\n")))
+            current.clear()
+
+    for kind, piece in _segments(text):
+        if kind == "blank":
+            flush()
+        elif kind == "code":
+            flush()
+            blocks.append(("code", piece))
+        else:
+            current.append((kind, piece))
+    flush()
+    return [(k, b) for k, b in blocks if b.strip()]
+
+
+def _join_blocks(blocks: list[tuple[str, str]]) -> str:
     return "\n\n".join(b for _, b in blocks if b.strip())
 
 
-def _map_prose(text: str, fn) -> str:
-    return _join_blocks([(c, b if c else fn(b)) for c, b in _split_blocks(text)])
-
-
 def _prose(text: str) -> str:
-    return "\n\n".join(b for c, b in _split_blocks(text) if not c)
+    """Everything but code blocks: where the style attributes are read."""
+    return "".join(piece for kind, piece in _segments(text) if kind != "code")
 
 
 def _sentences(paragraph: str) -> list[str]:

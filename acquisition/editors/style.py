@@ -7,15 +7,19 @@ import random
 import re
 
 from acquisition.editors.editor import (
+    MASKS,
     Editor,
     _join_blocks,
     _map_prose,
     _prose,
+    _segments,
     _sentences,
     _split_blocks,
     register_editor,
     word_count,
 )
+
+MARKERS = frozenset({"marker"})  # list markers left visible, for the editors that read them
 
 
 @register_editor
@@ -41,7 +45,7 @@ class ListFormat(Editor):
                 return para
             return " ".join(self._bullet.sub("", line).strip() for line in lines if line.strip())
 
-        return _map_prose(text, unlist)
+        return _map_prose(text, unlist, keep=MARKERS)
 
     def measure(self, text: str) -> float:
         return float(len(self._bullet.findall(_prose(text))))
@@ -61,15 +65,26 @@ class Headers(Editor):
             return text
         rng = random.Random(seed)
         blocks = _split_blocks(text)
-        out = [(False, f"## {rng.choice(self._titles)}")]
+        out = [("raw", f"## {rng.choice(self._titles)}")]
         for i, block in enumerate(blocks):
             if i == 2:
-                out.append((False, f"### {rng.choice(self._later)}"))
+                out.append(("raw", f"### {rng.choice(self._later)}"))
             out.append(block)
         return _join_blocks(out)
 
     def remove(self, text: str) -> str:
-        return _map_prose(text, lambda p: self._header.sub("", p).strip())
+        """Drop heading lines (outside code), with the line break and blank line after each."""
+        out: list[str] = []
+        skipping = False
+        for kind, piece in _segments(text):
+            if kind == "raw" and self._header.match(piece.strip()):
+                skipping = True
+                continue
+            if skipping and kind in ("eol", "blank"):
+                continue
+            skipping = False
+            out.append(piece)
+        return "".join(out).strip("\n")
 
     def measure(self, text: str) -> float:
         return float(len(self._header.findall(_prose(text))))
@@ -110,7 +125,7 @@ class Hedging(Editor):
                 lines[j] = prefix + " ".join(sents)
             return "\n".join(lines)
 
-        return _map_prose(text, hedge_para)
+        return _map_prose(text, hedge_para, keep=MARKERS)
 
     def remove(self, text: str) -> str:
         def unhedge(para: str) -> str:
@@ -152,7 +167,7 @@ class Bold(Editor):
         return _map_prose(text, embolden)
 
     def remove(self, text: str) -> str:
-        return _map_prose(text, lambda p: self._span.sub(r"\1", p))
+        return _map_prose(text, lambda p: self._span.sub(r"\1", p), keep=frozenset({"strong"}))
 
     def measure(self, text: str) -> float:
         return float(len(self._span.findall(_prose(text))))
@@ -248,8 +263,9 @@ class Citations(Editor):
         return f"{text}\n\nSources: {refs}."
 
     def remove(self, text: str) -> str:
-        text = re.sub(r"\n\nSources: [^\n]*$", "", text)
-        return self._link.sub(r"\1", text)
+        """Only the references line this editor adds; links the response had stay (they are
+        content: a response with its own links reads as on, and its manipulation check says so)."""
+        return re.sub(r"\n\nSources: (?:\[[^\]\n]+\]\(https?://[^)\s]+\)(?: and )?)+\.$", "", text)
 
     def measure(self, text: str) -> float:
         return float(len(self._link.findall(text)) + len(re.findall(r"(?<!\()https?://", text)))
@@ -344,7 +360,8 @@ class SycophanticOpener(Editor):
         if self.is_on(text):
             return text
         opener = random.Random(seed).choice(self._openers)
-        block_start = text.lstrip().startswith(("#", "-", "*", "`", "|", ">"))
+        first = next((kind for kind, piece in _segments(text.lstrip()) if kind not in ("eol", "blank")), "prose")
+        block_start = first != "prose" or re.match(MASKS["marker"], text.lstrip()) is not None
         return f"{opener}{chr(10) * 2 if block_start else ' '}{text}"
 
     def remove(self, text: str) -> str:
