@@ -25,7 +25,7 @@ from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolSnapshot
 from acquisition.design import DesignScores, design_scores
-from acquisition.editors import EDITORS, word_count
+from acquisition.editors import EDITORS, quality_neutral, word_count
 from acquisition.policies import design_request
 from models.checkpoints import Checkpoints
 from models.reward import ModelConfig, PairData, RewardModel, build_model, pairwise_accuracy
@@ -113,6 +113,8 @@ def build_pair_data(rows: list[dict[str, Any]], embed) -> tuple[PairData, int]:
         propensity=np.array([r["arm_propensity"] for r in ranked], np.float64),
         same_base=np.array([bool(r["same_base"]) for r in ranked]),
         first_parent=col("left_base_text"), second_parent=col("right_base_text"), group_names=groups,
+        first_neutral=np.array([quality_neutral(json.loads(r.get("left_edit_vector") or "{}")) for r in ranked], bool),
+        second_neutral=np.array([quality_neutral(json.loads(r.get("right_edit_vector") or "{}")) for r in ranked], bool),
     )
     return data, both_bad
 

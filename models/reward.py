@@ -12,7 +12,8 @@ epistemic uncertainty; ties are 0.5 targets of the Bradley-Terry likelihood.
 - ``counterfactual_augmented``: uses the counterfactual structure of interventional data
   (RRM, Liu et al., 2024; Crome, 2025): edit-only pairs judged as ties are tie constraints
   with extra weight, edit-only contrasts are down-weighted, and an invariance penalty keeps
-  the reward of an edited copy equal to its parent's for neutral (spurious) edits.
+  the reward of an edited copy equal to its parent's for quality-neutral (spurious) edits only:
+  a positive control (``drop_answer``, ``off_topic``) really changes quality and is not held back.
 
 Any model can weight pairs by inverse propensity (``ipw = true``).
 """
@@ -43,7 +44,9 @@ class PairData:
 
     ``target`` is P(first preferred): 1, 0 or 0.5 for a tie. ``first_parent`` /
     ``second_parent`` hold the base response's embedding for edited copies (else the response's
-    own), ``same_base`` marks edit-only pairs (one base response, different edits).
+    own), ``same_base`` marks edit-only pairs (one base response, different edits), and
+    ``first_neutral`` / ``second_neutral`` mark sides whose edits are all quality-neutral (no
+    positive control switched on): only those are held to their parent's reward.
     """
 
     prompt: np.ndarray  # `(n, d)`
@@ -56,6 +59,8 @@ class PairData:
     first_parent: np.ndarray | None = None  # `(n, d)`
     second_parent: np.ndarray | None = None  # `(n, d)`
     group_names: list[str] = field(default_factory=lambda: ["default"])
+    first_neutral: np.ndarray | None = None  # `(n,)` bool; None: every side neutral
+    second_neutral: np.ndarray | None = None  # `(n,)` bool
 
     def __len__(self) -> int:
         return len(self.target)
@@ -66,7 +71,8 @@ class PairData:
 
         return PairData(self.prompt[idx], self.first[idx], self.second[idx], self.target[idx],
                         self.group[idx], pick(self.propensity), pick(self.same_base),
-                        pick(self.first_parent), pick(self.second_parent), self.group_names)
+                        pick(self.first_parent), pick(self.second_parent), self.group_names,
+                        pick(self.first_neutral), pick(self.second_neutral))
 
 
 @dataclass
@@ -185,6 +191,10 @@ class RewardModel(ABC):
         if self.counterfactual and data.first_parent is not None and data.second_parent is not None:
             t["first_parent"] = torch.as_tensor(data.first_parent, dtype=torch.float32)
             t["second_parent"] = torch.as_tensor(data.second_parent, dtype=torch.float32)
+            everywhere = np.ones(len(data), dtype=np.float32)
+            for side in ("first", "second"):
+                neutral = getattr(data, f"{side}_neutral")
+                t[f"{side}_neutral"] = torch.as_tensor(everywhere if neutral is None else neutral, dtype=torch.float32)
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.net.train()
         loss = torch.zeros(())
@@ -217,10 +227,11 @@ class RewardModel(ABC):
             logits = self.net.discriminate(_GradReverse.apply(h, self.config.adversary_weight))
             labels = torch.cat([g, g]).expand(logits.shape[0], -1)
             loss = loss + nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        if "first_parent" in t:
+        if "first_parent" in t:  # invariance: a neutral edit keeps its parent's reward
             base1, _ = self.net(prompt, t["first_parent"][idx])
             base2, _ = self.net(prompt, t["second_parent"][idx])
-            drift = (out1 - base1).pow(2).mean() + (out2 - base2).pow(2).mean()
+            n1, n2 = t["first_neutral"][idx][None, :, None], t["second_neutral"][idx][None, :, None]
+            drift = ((out1 - base1).pow(2) * n1).mean() + ((out2 - base2).pow(2) * n2).mean()
             loss = loss + self.config.invariance_weight * drift
         return loss
 

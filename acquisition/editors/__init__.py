@@ -20,9 +20,10 @@ from acquisition.editors.editor import (
     apply_edit_vector,
     edit_seed,
     get_editor,
+    quality_neutral,
     register_editor,
     word_count,
 )
 
 __all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_seed", "get_editor",
-           "register_editor", "word_count"]
+           "quality_neutral", "register_editor", "word_count"]

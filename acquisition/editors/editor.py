@@ -243,6 +243,13 @@ class Editor(ABC):
 DEFAULT_ATTRIBUTES = ("verbosity", "list_format", "sycophantic_opener", "bold", "emoji", "hedging")
 
 
+def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
+    """Whether an edited copy keeps its parent's quality: no switched-on attribute is a positive
+    control (``quality_changing``). LLM rewrites count by the attribute they rewrite."""
+    return not any(entry.get("on") and attribute in EDITORS and EDITORS[attribute].quality_changing
+                   for attribute, entry in edit_vector.items())
+
+
 def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
                       donor: Callable[[int], str] | None = None) -> tuple[str, dict[str, bool]]:
     """Apply every switch in an edit vector to a base text.

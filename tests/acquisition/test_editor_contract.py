@@ -130,8 +130,7 @@ def test_positive_controls_remove_or_replace_whole_spans_never_part_of_one(name)
     """The controls change content by design (an answer dropped, an answer from another prompt),
     but never leave a broken span: what is protected in the result was whole in the input."""
     editor = EDITORS[name]
+    donors = {s for t in CORPUS for s in protected_spans(t)} if name == "off_topic" else set()  # swapped-in answers
     for i, text in enumerate(CORPUS):
         edited = editor.apply(text, seed=i)
-        allowed = set(protected_spans(text)) | {s for t in CORPUS for s in protected_spans(t)} if name == "off_topic" \
-            else set(protected_spans(text))
-        assert set(protected_spans(edited)) <= allowed, (name, i, edited[:200])
+        assert set(protected_spans(edited)) <= set(protected_spans(text)) | donors, (name, i, edited[:200])

@@ -52,3 +52,45 @@ def test_multihead_recovers_opposite_group_preferences_that_bt_averages_away():
         accuracy[name] = pairwise_accuracy(model, test)
     assert accuracy["multihead"] > 0.75
     assert accuracy["bt_mlp"] < 0.62
+
+
+def test_the_invariance_penalty_never_holds_a_positive_control_to_its_parent():
+    """counterfactual_augmented keeps a neutral edit's reward at its parent's; applied to a
+    randomised positive control as well (the earlier code), it pulled a broken answer's reward
+    up to the intact one's and taught the model that dropping the answer costs nothing."""
+    import dataclasses
+
+    from acquisition.core.config import to_dict
+    from acquisition.editors import EDITORS
+    from acquisition.policies import RandomisedAttributesConfig
+    from collector.serving.simulate import simulate
+    from collector.store import Store
+    from collector.store.create import load_demo_pool
+    from models.embeddings import BagOfWordsEmbedder
+    from models.online import build_pair_data
+
+    store = Store(":memory:")
+    store.add_pool(load_demo_pool(), source="demo")
+    store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(attributes=["drop_answer", "bold"])))
+    simulate(store, labels=900, seed=0)  # true effects: drop_answer -2 quality points, bold 0
+    embed = BagOfWordsEmbedder(128).embed
+    data, _ = build_pair_data(store.training_rows(), embed)
+    assert 0 < data.first_neutral.mean() < 1  # some sides carry the control, some do not
+    pool = store.pool_snapshot()
+    pairs = [(p.text, pool.response_text[r]) for p in pool.prompts for r in p.response_ids]
+    prompts, bases = embed([p for p, _ in pairs]), [r for _, r in pairs]
+
+    def effect(model, attribute):
+        base = model.reward(prompts, embed(bases))[0]
+        edited = model.reward(prompts, embed([EDITORS[attribute].apply(r, i) for i, r in enumerate(bases)]))[0]
+        return float((edited - base).mean() / base.std())
+
+    config = ModelConfig(hidden=32, ensemble=2, epochs=40, batch_size=128, lr=5e-3, invariance_weight=20.0)
+    fixed = build_model("counterfactual_augmented", config, 128, data.group_names)
+    fixed.fit(data, seed=0)
+    held = build_model("counterfactual_augmented", config, 128, data.group_names)
+    held.fit(dataclasses.replace(data, first_neutral=None, second_neutral=None), seed=0)  # every side held
+    assert effect(fixed, "drop_answer") < -0.5  # the control's true negative effect is learnt
+    assert effect(fixed, "drop_answer") < effect(held, "drop_answer") - 0.3
+    assert abs(effect(fixed, "bold")) < 0.25  # a neutral edit still holds to its parent
+    store.close()
