@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", default="default", help="comma-separated annotator groups")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--noise", type=float, default=1.0, help="Bradley-Terry noise scale (default 1.0)")
+    p.add_argument("--flip-rate", type=float, default=0.1,
+                   help="on imported data with no known quality: how often a simulated annotator disagrees "
+                        "with the human preference (default 0.1)")
     p.add_argument("--effect", action="append", type=_attr_effect, default=[], metavar="ATTR=VALUE",
                    help="a true attribute effect in quality points (default: attributes ignored)")
     p.add_argument("--group-effect", action="append", type=_group_effect, default=[],

@@ -78,10 +78,11 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
     for group, attribute, value in args.group_effect:
         group_effects.setdefault(group, {})[attribute] = value
     config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect),
-                                      group_effects=group_effects)
+                                      group_effects=group_effects, flip_rate=args.flip_rate)
     result = run_simulation(store, labels=args.labels, annotators=args.annotators,
                             groups=[g.strip() for g in args.groups.split(",") if g.strip()],
                             seed=args.seed, config=config)
+    print(result["truth"] + ".", file=sys.stderr)
     print(json.dumps(result))
 
 

@@ -3,6 +3,9 @@
 By default they prefer the response with the better base quality under Bradley-Terry noise
 with Davidson ties, and ignore every attribute (attributes are spurious unless a true effect
 is configured), so any attribute effect a reward model learns from their labels is spurious.
+Where a prompt's responses have no known quality (imported human data), the imported human
+preferences are the truth: the simulated annotator prefers the human-chosen response and
+disagrees with it with probability ``flip_rate`` (ties stay ties; ``simulation_qualities``).
 
 For the causal benchmark's worlds (``collector/benchmarks/causal``) the simulator also knows:
 
@@ -46,6 +49,8 @@ class SimulatedAnnotatorConfig:
     group_effects: dict[str, dict[str, float]] = field(default_factory=dict)
     # the judging objective recorded for each group's annotators, e.g. {helpful = "helpfulness"}
     objectives: dict[str, str] = field(default_factory=dict)
+    # with no known quality: how often an annotator disagrees with the imported human preference
+    flip_rate: float = 0.1
 
     def effect(self, attribute: str, group: str | None = None) -> float:
         """The true utility effect of ``attribute`` for an annotator of ``group``."""
@@ -60,6 +65,8 @@ class SimulatedAnnotatorConfig:
             raise ConfigError(f"{where}.noise: must be positive; got {self.noise}.")
         if self.tie_strength < 0:
             raise ConfigError(f"{where}.tie_strength: must be zero or positive; got {self.tie_strength}.")
+        if not 0.0 < self.flip_rate < 0.5:
+            raise ConfigError(f"{where}.flip_rate: must be strictly between 0 and 0.5; got {self.flip_rate}.")
         tables = [("attribute_effects", self.attribute_effects)] + [
             (f"group_effects.{g}", effects) for g, effects in self.group_effects.items()
         ]
@@ -112,24 +119,88 @@ def quality_gap_for_flip_rate(flip_rate: float, noise: float = 1.0) -> float:
     return noise * math.log((1.0 - flip_rate) / flip_rate)
 
 
+@dataclass(frozen=True)
+class Qualities:
+    """The utility a simulated annotator sees in each base response of the pool."""
+
+    quality: dict[int, float]  # base response id -> quality
+    known: int  # responses whose quality was stored with the pool
+    from_preferences: int  # responses whose quality comes from the imported human preferences
+
+    def describe(self, config: SimulatedAnnotatorConfig) -> str:
+        if not self.from_preferences:
+            return f"simulated annotators judge by the known quality of {self.known} responses"
+        return (f"{self.from_preferences} responses have no known quality: simulated annotators follow the "
+                f"imported human preferences (chosen over rejected, ties as ties), disagreeing with "
+                f"probability {config.flip_rate:g}" + (f"; {self.known} use their known quality" if self.known else ""))
+
+
+def simulation_qualities(store: Store, config: SimulatedAnnotatorConfig) -> Qualities:
+    """Known qualities where every response of a prompt has one; elsewhere qualities derived
+    from the imported human preferences: each preference puts the chosen response
+    ``gap / 2`` above the rejected one (averaged over a response's preferences; a tie or both-bad
+    puts them level), with the gap at which a Bradley-Terry annotator prefers the chosen response
+    with probability ``1 - flip_rate``.
+
+    Raises:
+        DeconfoundError: a servable prompt has neither known qualities nor human preferences,
+            or the pool is empty.
+    """
+    pool = store.pool_snapshot()
+    if not pool.servable:
+        raise DeconfoundError("simulate: the pool has no prompt with two responses; import or "
+                              "`init --demo` a pool first (nothing was written).")
+    stored = pool.response_quality
+    gap = quality_gap_for_flip_rate(config.flip_rate, config.noise)
+    votes: dict[int, list[float]] = {}
+    for pref in store.imported_preferences():
+        half = 0.0 if pref["tie"] else gap / 2
+        votes.setdefault(pref["chosen_response_id"], []).append(half)
+        votes.setdefault(pref["rejected_response_id"], []).append(-half)
+    quality: dict[int, float] = {}
+    known = derived = 0
+    for prompt in pool.servable:
+        ids = prompt.response_ids
+        if all(stored.get(r) is not None for r in ids):
+            quality.update({r: float(stored[r] or 0.0) for r in ids})
+            known += len(ids)
+        elif all(r in votes for r in ids):
+            quality.update({r: float(np.mean(votes[r])) for r in ids})
+            derived += len(ids)
+        else:
+            missing = next(r for r in ids if stored.get(r) is None and r not in votes)
+            raise DeconfoundError(
+                f"simulate: response {missing} of prompt {prompt.id} has neither a known quality nor an imported "
+                "human preference, so a simulated annotator cannot judge it (nothing was written).")
+    return Qualities(quality, known, derived)
+
+
 def true_left_outcome(store: Store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig,
                       base_attributes: Mapping[int, set[str]] | None = None) -> pd.Series:
     """``P(left) + P(tie) / 2`` of the simulated annotator for each row of a ``pairs_frame``:
     the outcome whose AMCE on the realised design is the true effect."""
     base_attributes = base_attributes or {}
-    quality: dict[int, float] = {}
+    quality = simulation_qualities(store, config).quality
     out = []
     for r in pairs.itertuples():
         q, on = [], []
         for side in ("left", "right"):
             rid = int(getattr(r, f"{side}_base_response_id"))
-            if rid not in quality:
-                quality[rid] = float(store.response(rid)["quality"])
             q.append(quality[rid])
             on.append(_on(getattr(r, f"{side}_edit_vector")) | set(base_attributes.get(rid, ())))
         p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group)
         out.append(p_l + p_t / 2)
     return pd.Series(out, index=pairs.index, dtype=float)
+
+
+def _gold_quality(store: Store, response_id: int, cache: dict[int, float]) -> float:
+    """A gold pair's response is outside the pool: its quality comes from the gold file."""
+    q = store.response(response_id)["quality"]
+    if q is None:
+        raise DeconfoundError(f"simulate: gold response {response_id} has no quality (give `<side>_quality` in the "
+                              "gold file for simulated annotators).")
+    cache[response_id] = float(q)
+    return cache[response_id]
 
 
 def simulate(
@@ -149,13 +220,17 @@ def simulate(
     an edit's.
 
     Returns:
-        counts of the choices made and the ids of the simulated annotators.
+        counts of the choices made, the ids of the simulated annotators, and ``truth``: what
+        they judged by (``Qualities.describe``).
     """
     config = config or SimulatedAnnotatorConfig()
     config.validate()
     groups = groups or ["default"]
     if labels < 0 or annotators < 1:
         raise ConfigError("simulate: --labels must be >= 0 and --annotators >= 1.")
+    if store.active_policy() is None:
+        raise ConfigError("simulate: no active policy; run `init` or `policy apply FILE` first (nothing was written).")
+    qualities = simulation_qualities(store, config)  # refuses before anything is written
     base_attributes = base_attributes or {}
     rng = np.random.default_rng(seed)
     collector = Collector(store, seed=seed)
@@ -170,26 +245,17 @@ def simulate(
         )[0]
         people.append(row)
     counts: dict[str, int] = {}
-    quality: dict[int, float] = {}
+    quality = dict(qualities.quality)
     for n in range(labels):
         person = people[n % len(people)]
         view = collector.next_pair(person["id"])
         pair = store.served_pair(view.served_pair_id)
-        qs = []
-        for side in ("left", "right"):
-            rid = pair[f"{side}_base_response_id"]
-            if rid not in quality:
-                q = store.response(rid)["quality"]
-                if q is None:
-                    raise DeconfoundError(
-                        f"simulate needs a known quality for every base response; response {rid} "
-                        "has none (the demo pool has them, imported human data does not)."
-                    )
-                quality[rid] = float(q)
-            qs.append(quality[rid])
+        qs = [quality[rid] if rid in quality else _gold_quality(store, rid, quality)
+              for rid in (pair["left_base_response_id"], pair["right_base_response_id"])]
         on = [_on(pair[f"{side}_edit_vector"]) | set(base_attributes.get(pair[f"{side}_base_response_id"], ()))
               for side in ("left", "right")]
         choice, strength = choose(qs[0], qs[1], on[0], on[1], config, rng, group=person["group_name"])
         collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
         counts[choice] = counts.get(choice, 0) + 1
-    return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people]}
+    return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people],
+            "truth": qualities.describe(config)}
