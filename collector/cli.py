@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> None:
     if "store" not in inspect.signature(handler).parameters:
         handler(args)
         return
-    store = Store(args.db)
+    store = Store(args.db, create=False, readonly=getattr(handler, "reads_only", False))
     try:
         handler(args, store)
     finally:

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from acquisition.core.config import to_dict
@@ -16,6 +17,12 @@ from acquisition.policies import POLICIES, load_policy_file
 from collector.app.annotator import login_base_url, personal_link
 from collector.store import Store
 from collector.store.create import init_db
+
+
+def reads_only(command: Callable[..., None]) -> Callable[..., None]:
+    """Mark a command that only reads the database: it is opened read-only."""
+    command.reads_only = True  # type: ignore[attr-defined]
+    return command
 
 
 def _progress(line: str) -> None:
@@ -31,6 +38,7 @@ def init(args: argparse.Namespace) -> None:
     print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
 
 
+@reads_only
 def status(args: argparse.Namespace, store: Store) -> None:
     policy = store.active_policy()
     print(json.dumps({**store.counts(), "policy": policy and policy["name"],
@@ -48,6 +56,7 @@ def annotator_add(args: argparse.Namespace, store: Store) -> None:
               "`make run`, or set DECONFOUND_BASE_URL to the address annotators use.)", file=sys.stderr)
 
 
+@reads_only
 def annotator_list(args: argparse.Namespace, store: Store) -> None:
     for a in store.annotators():
         excluded = f"\texcluded: {a['excluded_reason']}" if a["excluded"] else ""
@@ -86,6 +95,7 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
     print(json.dumps(result))
 
 
+@reads_only
 def balance(args: argparse.Namespace, store: Store) -> None:
     from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
     from collector.io.frames import pairs_frame, trl_frame
@@ -104,6 +114,7 @@ def balance(args: argparse.Namespace, store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- data in and out
+@reads_only
 def export(args: argparse.Namespace, store: Store) -> None:
     from collector.io.export import card_path
     from collector.io.export import export as write_export
@@ -136,10 +147,16 @@ def rewrite(args: argparse.Namespace, store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- training
+def _existing_database(path: str) -> None:
+    """Refuse a missing or foreign database before a trainer opens it (the trainer opens its own)."""
+    Store(path, create=False).close()
+
+
 def train(args: argparse.Namespace) -> None:
     from collector.serving.worker import make_trainer
     from models.online import load_training_config
 
+    _existing_database(args.db)
     config = load_training_config(args.config)
     config.model = args.model or config.model
     print(json.dumps(make_trainer(args.db, config, progress=True).train_once(on_start=_training_started), indent=2))
@@ -151,10 +168,11 @@ def worker(args: argparse.Namespace) -> None:
 
     if args.parent_pid is not None:
         exit_with_parent(args.parent_pid)
+    _existing_database(args.db)
     set_torch_threads(args.threads)
     trainer = make_trainer(args.db, load_training_config(args.config), progress=True)
     if args.once:
-        store = Store(args.db)
+        store = Store(args.db, create=False)
         try:
             due = trainer.due(store)
         finally:
@@ -175,12 +193,14 @@ def gold_add(args: argparse.Namespace, store: Store) -> None:
     print(f"Added {added} gold pairs ({present} already present).")
 
 
+@reads_only
 def gold_list(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.gold import gold_frame
 
     print(gold_frame(store).to_string(index=False, max_colwidth=40))
 
 
+@reads_only
 def qc_show(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.qc_settings import qc_config, qc_version
 
@@ -197,6 +217,7 @@ def qc_set(args: argparse.Namespace, store: Store) -> None:
     print(json.dumps(to_dict(update_qc_config(store, changes, args.file or "qc")), indent=2))
 
 
+@reads_only
 def qc_report(args: argparse.Namespace, store: Store) -> None:
     from acquisition.agreement import agreement_labels, agreement_table
     from collector.app.panels import load_pairs
@@ -213,6 +234,7 @@ def qc_report(args: argparse.Namespace, store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- policies
+@reads_only
 def policy_show(args: argparse.Namespace, store: Store) -> None:
     print(json.dumps(store.active_policy(), indent=2))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -68,10 +70,13 @@ ADDED_INDEXES: tuple[str, ...] = (
     "WHERE status = 'served'",
 )
 
+LOCK_TIMEOUT_SECONDS = float(os.environ.get("DECONFOUND_LOCK_TIMEOUT", "10"))  # bounded, reported wait
+
 _STORAGE_PROBLEMS = (
     ("database or disk is full", "the disk holding the database is full"),
     ("readonly database", "the database is read-only"),
-    ("database is locked", "the database is locked by another process"),
+    ("database is locked", f"the database is locked by another process (waited {LOCK_TIMEOUT_SECONDS:g} s; "
+                           "set DECONFOUND_LOCK_TIMEOUT to wait longer)"),
     ("disk i/o error", "the disk holding the database reported an I/O error"),
     ("unable to open database", "the database file cannot be opened"),
     ("file is not a database", "the file is not a SQLite database"),
@@ -113,25 +118,96 @@ class SideRecord:
     response_id: int | None = None  # a stored variant of the base (an LLM rewrite), served as it is
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_uri(path: str | Path, **params: str) -> str:
+    """A ``file:`` URI for ``path`` with ``#``, ``?`` and ``%`` escaped, so a path holding them
+    opens that file and no other."""
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return "file:" + quote(str(Path(path).resolve())) + (f"?{query}" if query else "")
+
+
+def check_database_path(path: str | Path, create: bool) -> None:
+    """Refuse, with one sentence, a path that cannot be a Deconfound database: a folder, a file
+    that is not SQLite, a missing file (unless ``create``), a missing parent folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise StorageError(f"{p}: is a folder; give the path of a database file (e.g. {p / 'deconfound.db'}).")
+    if not p.exists():
+        if not create:
+            raise StorageError(f"{p}: no database here; create one with `deconfound init --db {p}` "
+                               "(or check the path).")
+        return
+    try:
+        with open(p, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise StorageError(f"{p}: cannot be read ({exc.strerror or exc}).") from None
+    if header and header != SQLITE_HEADER:
+        raise StorageError(f"{p}: is not a SQLite database (give the path of a Deconfound database).")
+
+
 class StoreBase:
     """Connection, transactions, schema and meta; the mixins in this package add the rest.
 
     Args:
         path: SQLite file, or ``":memory:"`` for tests.
+        create: create the file (and its folder) when it is missing; ``False`` refuses a missing
+            file, as every CLI command but ``init`` does.
+        readonly: open read-only (commands that only read; a read-only database or folder).
+
+    Raises:
+        StorageError: the path is a folder, not SQLite, missing (unless ``create``), another
+            application's SQLite file, or too new for this code.
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, create: bool = True, readonly: bool = False) -> None:
         self.path = str(path)
+        self.readonly = readonly
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db = sqlite_utils.Database(conn)
-        self._lock = threading.RLock()
-        if self.path != ":memory:":
-            self.db.enable_wal()
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self._ensure_schema()
+            check_database_path(self.path, create and not readonly)
+            if not Path(self.path).exists():
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite_uri(self.path, mode="ro") if readonly and self.path != ":memory:" else self.path
+        try:
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                                   timeout=LOCK_TIMEOUT_SECONDS, uri=target.startswith("file:"))
+            self.db = sqlite_utils.Database(conn)
+            self._lock = threading.RLock()
+            self._check_application()
+            if self.path != ":memory:" and not readonly:
+                self.db.enable_wal()
+            self.db.execute("PRAGMA foreign_keys = ON")
+            # every acknowledged write survives power loss: WAL + FULL syncs the log at each commit
+            self.db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, writing=not readonly) from exc
+        if readonly:
+            self._check_schema_current()
+        else:
+            self._ensure_schema()
+
+    def _check_application(self) -> None:
+        """An existing file must be Deconfound's: a ``meta`` table with a schema version, or no
+        tables at all (a new, empty database)."""
+        tables = set(self.db.table_names())
+        if not tables or self.path == ":memory:":
+            return
+        if "meta" not in tables or self.get_meta("schema_version") is None:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StorageError(f"{self.path}: is a SQLite database, but not Deconfound's (its tables: {shown}); "
+                               "give the path of a Deconfound database, or `init` a new one elsewhere.")
+
+    def _check_schema_current(self) -> None:
+        found = int(self.get_meta("schema_version", "0") or 0) if "meta" in set(self.db.table_names()) else 0
+        if found > SCHEMA_VERSION:
+            raise DeconfoundError(f"{self.path}: database schema version {found} is newer than this code's "
+                                  f"({SCHEMA_VERSION}); upgrade Deconfound.")
+        if found < SCHEMA_VERSION:
+            raise StorageError(f"{self.path}: the database needs an upgrade (schema {found} -> {SCHEMA_VERSION}), "
+                               "which a read-only open cannot do; run `deconfound init --db {self.path}` once with "
+                               "write access (it keeps everything and adds what is missing).")
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager

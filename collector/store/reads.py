@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collector.store.connection import StoreBase
+from collector.store.connection import StoreBase, sqlite_uri
 
 # ---------------------------------------------------------------------- read-only analysis queries
 # The dashboard reads 100,000-label collections on every refresh. These queries run on a
@@ -26,7 +26,7 @@ def read_connection(source: "StoreBase | str | Path") -> Iterator[sqlite3.Connec
         with source._lock:
             yield source.db.conn
         return
-    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True, check_same_thread=False)
     try:
         yield conn
     finally:
