@@ -12,6 +12,37 @@ from acquisition.core.errors import AuthError, DeconfoundError, NotFoundError
 from collector.store.connection import StoreBase, token_hash
 
 MAX_NAME_CHARS = 80
+MAX_OBJECTIVE_CHARS = 500
+MAX_COVARIATES = 50
+
+
+def clean_text(value: object, field: str, limit: int) -> str:
+    """Non-empty text of at most ``limit`` characters, stripped."""
+    if not isinstance(value, str):
+        raise DeconfoundError(f"{field} must be text; got {type(value).__name__}.")
+    value = value.strip()
+    if not value:
+        raise DeconfoundError(f"{field} must not be empty.")
+    if len(value) > limit:
+        raise DeconfoundError(f"{field} is {len(value):,} characters; at most {limit:,}.")
+    return value
+
+
+def clean_covariates(covariates: object) -> dict[str, str]:
+    """Covariates as a table of non-empty text keys (80 characters at most) and text values."""
+    if covariates is None:
+        return {}
+    if not isinstance(covariates, dict):
+        raise DeconfoundError(f"covariates must be a table of key = value; got {type(covariates).__name__}.")
+    if len(covariates) > MAX_COVARIATES:
+        raise DeconfoundError(f"covariates: {len(covariates)} keys; at most {MAX_COVARIATES}.")
+    out = {}
+    for key, value in covariates.items():
+        key = clean_name(key, "covariate key")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise DeconfoundError(f"covariates.{key}: must be text or a number; got {type(value).__name__}.")
+        out[key] = clean_text(str(value), f"covariates.{key}", MAX_OBJECTIVE_CHARS)
+    return out
 
 
 def clean_name(name: object, field: str = "name") -> str:
@@ -41,8 +72,16 @@ class PeopleMixin(StoreBase):
         objective: str | None = None,
         is_simulated: bool = False,
     ) -> tuple[dict[str, Any], str]:
-        """Create an annotator and return ``(row, token)``; only the token's hash is stored."""
+        """Create an annotator and return ``(row, token)``; only the token's hash is stored.
+
+        Raises:
+            DeconfoundError: an empty, over-long or non-text name or group, covariates that are
+                not a table of non-empty text keys and text values, a non-text objective.
+        """
         name, group = clean_name(name, "annotator name"), clean_name(group, "annotator group")
+        covariates = clean_covariates(covariates)
+        if objective is not None:
+            objective = clean_text(objective, "objective", MAX_OBJECTIVE_CHARS)
         token = secrets.token_urlsafe(16)
         with self.transaction():
             annotator_id = self._insert("annotators", {

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from acquisition.core.errors import NotFoundError
+from acquisition.core.errors import ImportFormatError, NotFoundError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
 from collector.store.connection import StoreBase
 
@@ -45,10 +45,16 @@ class PoolTablesMixin(StoreBase):
                     new_prompts += 1
                 for response in record["responses"]:
                     h = text_hash(response["text"])
-                    if self._one(
-                        "SELECT id FROM responses WHERE prompt_id = ? AND text_hash = ? "
+                    found = self._one(
+                        "SELECT id, qc_kind FROM responses WHERE prompt_id = ? AND text_hash = ? "
                         "AND parent_response_id IS NULL", [prompt_id, h]
-                    ):
+                    )
+                    if found and found["qc_kind"] == "gold":
+                        where = f"{source}, line {record['line']}" if record.get("line") else source
+                        raise ImportFormatError(
+                            f"{where}: a response is the same text as gold response {found['id']} of this prompt; "
+                            "a gold pair's responses must not also be pool responses (nothing was imported).")
+                    if found:
                         continue
                     self._insert("responses", {
                         "prompt_id": prompt_id, "text": response["text"], "text_hash": h,
