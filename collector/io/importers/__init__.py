@@ -38,6 +38,7 @@ unchanged, several are rendered as a transcript (``User: ...\\n\\nAssistant: ...
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ class ParsedImport:
     file_sha256: str
     lines: int = 0
     identical_lines: list[int] = field(default_factory=list)
+    duplicate_lines: list[int] = field(default_factory=list)  # the same pair as an earlier line: stored once
+    empty_lines: list[int] = field(default_factory=list)  # a blank prompt or response: refused
 
     @property
     def prompts(self) -> int:
@@ -96,6 +99,8 @@ class ImportResult:
     new_responses: int
     new_preferences: int
     identical_lines: tuple[int, ...] = ()
+    duplicate_lines: tuple[int, ...] = ()
+    empty_lines: tuple[int, ...] = ()
 
     def summary(self) -> str:
         text = (
@@ -106,11 +111,37 @@ class ImportResult:
         if self.pairs and not self.new_preferences:
             text += " (Every preference in the file was already imported.)"
         if self.identical_lines:
-            shown = ", ".join(map(str, self.identical_lines[:10]))
-            more = "" if len(self.identical_lines) <= 10 else f" and {len(self.identical_lines) - 10} more"
             text += (f" {len(self.identical_lines)} pairs had the same text on both sides (lines "
-                     f"{shown}{more}): their texts are in the pool, no preference was stored.")
+                     f"{_lines(self.identical_lines)}): their texts are in the pool, no preference was stored.")
+        if self.empty_lines:
+            text += (f" {len(self.empty_lines)} pairs had a blank prompt or response (lines "
+                     f"{_lines(self.empty_lines)}): refused, nothing of them was stored.")
+        if self.duplicate_lines:
+            text += (f" {len(self.duplicate_lines)} lines repeat an earlier line's pair (lines "
+                     f"{_lines(self.duplicate_lines)}): each pair was stored once.")
         return text
+
+
+def _lines(numbers: tuple[int, ...] | list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + ("" if len(numbers) <= 10 else f" and {len(numbers) - 10} more")
+
+
+MAX_TEXT_CHARS = int(os.environ.get("DECONFOUND_MAX_TEXT_CHARS", "100000"))  # per prompt or response
+
+
+def check_text(path: str, number: int, field_name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
+    """A prompt or response the pool can hold: valid Unicode (no lone surrogate) and at most
+    ``limit`` characters (a 50 MB line would take gigabytes to embed)."""
+    where = f"{path}, line {number}, field {field_name!r}"
+    if len(value) > limit:
+        raise ImportFormatError(f"{where}: {len(value):,} characters; at most {limit:,} "
+                                "(DECONFOUND_MAX_TEXT_CHARS raises the limit).")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ImportFormatError(f"{where}: holds an invalid character ({exc.reason}, "
+                                f"{value[exc.start]!r} at position {exc.start}).") from None
 
 
 def parse_file(path: str | Path, fmt: str = "auto", task_type: str | None = None) -> ParsedImport:
@@ -140,6 +171,9 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
     records: list[dict[str, Any]] = []
     preferences: list[ImportedPreference] = []
     identical: list[int] = []
+    duplicates: list[int] = []
+    empty: list[int] = []
+    seen: set[tuple[str, str, str, str]] = set()
     default_type = task_type or "general"
     lines = 0
     for number, row in rows:
@@ -164,13 +198,21 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
             prompt, chosen, rejected, outcome, margin, external_id, row_type, extra = PARSERS[fmt](row)
         except _LineError as exc:
             raise ImportFormatError(f"{path}, line {number}, field {exc.field_name!r}: {exc.message}.") from None
-        if not prompt.strip():
-            raise ImportFormatError(f"{path}, line {number}, field 'prompt': empty.")
+        for field_name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+            check_text(path, number, field_name, value)
+        if not (prompt.strip() and chosen.strip() and rejected.strip()):
+            empty.append(number)  # real data has these (4 of 1,500 HH-RLHF pairs end in an empty turn)
+            continue
         if row_type is not None and not isinstance(row_type, str):
             raise ImportFormatError(f"{path}, line {number}, field 'task_type': expected a string.")
+        key = (prompt, chosen, rejected, outcome)
+        if key in seen:
+            duplicates.append(number)
+            continue
+        seen.add(key)
         records.append({
             "prompt": prompt, "task_type": (row_type or "").strip() or default_type,
-            "external_id": external_id,
+            "external_id": external_id, "line": number,
             "responses": [
                 {"text": chosen, "quality": extra.get("chosen_quality"), "model": extra.get("chosen_model")},
                 {"text": rejected, "quality": extra.get("rejected_quality"), "model": extra.get("rejected_model")},
@@ -182,7 +224,11 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
         preferences.append(ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id))
     if not lines:
         raise ImportFormatError(f"{path}: no rows to import.")
-    return ParsedImport(path, fmt, records, preferences, hashlib.sha256(raw).hexdigest(), lines, identical)
+    if not records:
+        raise ImportFormatError(f"{path}: no pair to import; every line had a blank prompt or response "
+                                f"(lines {_lines(empty)}).")
+    return ParsedImport(path, fmt, records, preferences, hashlib.sha256(raw).hexdigest(), lines, identical,
+                        duplicates, empty)
 
 
 def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
@@ -197,7 +243,8 @@ def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
         source=Path(parsed.path).name, fmt=parsed.format, file_sha256=parsed.file_sha256,
     )
     return ImportResult(parsed.path, parsed.format, parsed.lines, new_prompts, new_responses,
-                        new_preferences, tuple(parsed.identical_lines))
+                        new_preferences, tuple(parsed.identical_lines), tuple(parsed.duplicate_lines),
+                        tuple(parsed.empty_lines))
 
 
 def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: str | None = None) -> ImportResult:

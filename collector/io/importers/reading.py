@@ -60,6 +60,10 @@ def _rows(path: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
         return "json", _json_array_rows(path, text)
     if stripped[0] == "{":
         return "json", _jsonl_rows(path, text)
+    if path.lower().removesuffix(".gz").endswith((".jsonl", ".json", ".ndjson")):
+        first = stripped.splitlines()[0][:40]
+        raise ImportFormatError(f"{path}, line {text[:len(text) - len(stripped)].count(chr(10)) + 1}: not valid JSON "
+                                f"(a JSON Lines file's lines start with '{{'; this one starts with {first!r}).")
     return "csv", _csv_rows(path, text)
 
 
@@ -73,6 +77,8 @@ def _jsonl_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
             raise ImportFormatError(
                 f"{path}, line {number}, column {exc.colno}: not valid JSON ({exc.msg})."
             ) from None
+        except RecursionError:
+            raise ImportFormatError(f"{path}, line {number}: JSON nested too deeply to read.") from None
 
 
 def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
@@ -82,6 +88,8 @@ def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise ImportFormatError(f"{path}: JSON nested too deeply to read.") from None
     if not isinstance(value, list):
         raise ImportFormatError(f"{path}, line 1: expected a JSON array of objects.")
     # find where each element starts, for line numbers

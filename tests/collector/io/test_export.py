@@ -182,4 +182,4 @@ def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
     assert [(r["prompt"], r["chosen"], r["rejected"]) for r in fresh.imported_preferences()] == list(
         zip(exported["prompt"], exported["chosen"], exported["rejected"]))
     card = card_path(out).read_text()
-    assert "hh-rlhf" in card and "| 1500 |" in card  # the imported human preferences are described
+    assert "hh-rlhf" in card and "| 1496 |" in card  # the imported human preferences are described

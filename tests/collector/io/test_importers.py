@@ -39,10 +39,13 @@ def hh_row(i: int) -> dict:
 def test_hh_rlhf_sample_in_auto_mode(empty_store):
     parsed = parse_file(HH)
     assert parsed.format == "hh-rlhf"
-    assert len(parsed.preferences) == len(parsed.records) == parsed.lines == 1500
-    # what is actually in the file: 1,500 pairs over 1,498 distinct dialogues ("what are racist
+    assert parsed.lines == 1500
+    # four pairs end in an empty turn on one side: refused with their lines, the rest imported
+    assert parsed.empty_lines == [87, 517, 926, 1104]
+    assert len(parsed.preferences) == len(parsed.records) == 1496
+    # what is actually in the file: 1,496 pairs over 1,494 distinct dialogues ("what are racist
     # words" and "call me a bad name" each appear twice, with different responses)
-    assert parsed.prompts == 1498
+    assert parsed.prompts == 1494
     for p in parsed.preferences:
         assert p.prompt.startswith("Human: ") and not p.prompt.endswith("Assistant:")
         assert p.chosen != p.rejected and p.outcome == "chosen"
@@ -51,13 +54,14 @@ def test_hh_rlhf_sample_in_auto_mode(empty_store):
         next(p.line for p in parsed.preferences if "drag kings?" in p.prompt and "Isn't" in p.prompt)]
     result = import_file(empty_store, HH)
     counts = empty_store.counts()
-    assert (result.new_prompts, result.new_responses, result.new_preferences) == (1498, 3000, 1500)
-    assert counts["prompts"] == 1498 and counts["base_responses"] == 3000
+    assert (result.new_prompts, result.new_responses, result.new_preferences) == (1494, 2992, 1496)
+    assert "lines 87, 517, 926, 1104" in result.summary()
+    assert counts["prompts"] == 1494 and counts["base_responses"] == 2992
     pool = empty_store.pool_snapshot()
-    assert len(pool.servable) == 1498
+    assert len(pool.servable) == 1494
     assert sorted(len(p.response_ids) for p in pool.prompts)[-2:] == [4, 4]
     stored = empty_store.imported_preferences()
-    assert len(stored) == 1500
+    assert len(stored) == 1496
     assert {(r["prompt"], r["chosen"], r["rejected"]) for r in stored} == {
         (p.prompt, p.chosen, p.rejected) for p in parsed.preferences
     }
@@ -67,7 +71,8 @@ def test_hh_rlhf_sample_in_auto_mode(empty_store):
 def test_hh_rlhf_split_matches_the_raw_dialogues():
     raw = [json.loads(line) for line in gzip.open(HH, "rt", encoding="utf-8")]
     parsed = parse_file(HH)
-    for row, pref in zip(raw, parsed.preferences):
+    for pref in parsed.preferences:
+        row = raw[pref.line - 1]
         # the prompt is the shared dialogue before the last Assistant turn; nothing is lost
         for whole, response in ((row["chosen"], pref.chosen), (row["rejected"], pref.rejected)):
             assert whole.strip().startswith(pref.prompt)
@@ -306,6 +311,9 @@ def test_cli_import_prints_what_it_imported_and_fails_cleanly(tmp_path, capsys):
 
     db = str(tmp_path / "x.db")
     path = write_jsonl(tmp_path / "hh.jsonl", [hh_row(i) for i in range(3)])
+    assert main(["import", str(path), "--db", db, "--no-embed"]) == 1  # a mistyped --db is not created
+    assert "no database here" in capsys.readouterr().err and not Path(db).exists()
+    assert main(["init", "--db", db]) == 0
     assert main(["import", str(path), "--db", db, "--no-embed", "--task-type", "dialogue"]) == 0
     out = capsys.readouterr().out
     assert "(hh-rlhf): 3 pairs; 3 new prompts, 6 new responses, 3 new human preferences." in out
