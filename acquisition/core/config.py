@@ -103,17 +103,37 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a policy, QC, training or world file is a few kB
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; a syntax error names the file and line."""
+    """Read a TOML file; a missing file, a folder, text that is not UTF-8 or a syntax error is
+    one ``ConfigError`` naming the file (and the line where TOML says)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a TOML file.")
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file.") from None
-    return loads_toml(text, str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    return loads_toml(data, str(path))
 
 
-def loads_toml(text: str, source: str = "<text>") -> dict[str, Any]:
+def loads_toml(text: str | bytes, source: str = "<text>") -> dict[str, Any]:
+    """Parse TOML text (or the bytes of an upload, which must be UTF-8)."""
+    if isinstance(text, bytes):
+        data = text
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES:,} bytes; not a config file.")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{source}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                              "save the file as UTF-8.") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -33,6 +33,16 @@ def example_policies() -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.toml"))}
 
 
+def upload_text(data: bytes, name: str, limit: int = 1_000_000) -> str:
+    """An uploaded policy file's text: UTF-8 and small, else one sentence naming the file."""
+    if len(data) > limit:
+        raise ConfigError(f"{name}: larger than {limit:,} bytes; not a policy file.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
+
+
 def parse_policy_text(text: str, source: str = "policy") -> tuple[str, Any]:
     """Validate a policy file's text; errors name the field."""
     return parse_policy_document(loads_toml(text, source), source)

@@ -9,6 +9,7 @@ export is written with a dataset card beside it (``<out>.card.md``, ``collector/
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -33,29 +34,58 @@ def export_frames(store: Store, fmt: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return FRAMES[fmt](pairs), pairs
 
 
-def write_frame(df: pd.DataFrame, out: str | Path) -> None:
-    """``.parquet`` as Parquet, ``.jsonl`` as JSON Lines."""
-    out = Path(out)
+def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
+    """A frame as the bytes of a ``jsonl`` or ``parquet`` file."""
+    if ext == "parquet":
+        buffer = io.BytesIO()
+        df.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+
+
+def check_out_path(out: Path) -> None:
+    """An export path that can be written: ``.jsonl`` or ``.parquet``, not a folder, in a folder
+    (made if missing) that is not a file, with the card's path free too."""
     if out.suffix not in (".jsonl", ".parquet"):
         raise ConfigError(f"--out {out}: the file name must end in .jsonl or .parquet.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    else:
-        df.to_json(out, orient="records", lines=True, force_ascii=False)
+    for path in (out, card_path(out)):
+        if path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a folder; give a file name.")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {out}: {parent} is a file, not a folder.")
+
+
+def write_files(files: dict[Path, bytes]) -> None:
+    """Write every file or none: each to a temporary name beside it, renamed into place once all
+    are written; on any failure the temporary files go and nothing existing is touched."""
+    temporary: dict[Path, Path] = {}
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary[path] = tmp
+            tmp.write_bytes(data)
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
+        where = exc.filename or next(iter(files))
+        raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
 
 
 def export(store: Store, fmt: str, out: str | Path, card: bool = True) -> int:
     """Write ``fmt`` (one of ``FORMATS``) to ``out`` (``.jsonl`` or ``.parquet``) and, unless
-    ``card=False``, the dataset card beside it (``card_path(out)``); returns the row count."""
+    ``card=False``, the dataset card beside it (``card_path(out)``), both or neither; returns the
+    row count."""
     out = Path(out)
-    if out.suffix not in (".jsonl", ".parquet"):
-        raise ConfigError(f"--out {out}: the file name must end in .jsonl or .parquet.")
+    check_out_path(out)
     df, pairs = export_frames(store, fmt)
-    write_frame(df, out)
+    files = {out: frame_bytes(df, out.suffix[1:])}
     if card:
-        card_path(out).write_text(build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df)),
-                                  encoding="utf-8")
+        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df)).encode("utf-8")
+    write_files(files)
     return len(df)
 
 
@@ -64,8 +94,4 @@ def export_bytes(store: Store, fmt: str, ext: str) -> bytes:
     if ext not in ("jsonl", "parquet"):
         raise ConfigError(f"file type {ext!r}: choose jsonl or parquet.")
     df, _pairs = export_frames(store, fmt)
-    if ext == "parquet":
-        buffer = io.BytesIO()
-        df.to_parquet(buffer, index=False)
-        return buffer.getvalue()
-    return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+    return frame_bytes(df, ext)

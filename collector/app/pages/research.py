@@ -9,6 +9,7 @@ from collector.app.researcher import (
     balance_tables,
     example_policies,
     preview_policy,
+    upload_text,
 )
 from collector.app.state import get_collector, require_researcher
 
@@ -35,7 +36,12 @@ st.subheader("Change the policy")
 examples = example_policies()
 start = st.selectbox("Start from an example", list(examples), key="research_example")
 uploaded = st.file_uploader("...or upload a policy file (TOML)", type=["toml"], key="research_upload")
-initial = uploaded.getvalue().decode("utf-8") if uploaded else examples[start]
+initial = examples[start]
+if uploaded is not None:
+    try:
+        initial = upload_text(uploaded.getvalue(), uploaded.name)
+    except DeconfoundError as exc:
+        st.error(str(exc))
 text = st.text_area("Policy file", value=initial, height=260, key=f"research_text_{start}_{uploaded is not None}")
 
 left, right = st.columns(2)
