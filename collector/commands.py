@@ -35,7 +35,7 @@ def _training_started() -> None:
 
 # ---------------------------------------------------------------------- the database
 def init(args: argparse.Namespace) -> None:
-    print(json.dumps(init_db(args.db, demo=args.demo), indent=2))
+    print(json.dumps(init_db(args.db, demo=args.demo, checkpoints=args.checkpoints), indent=2))
 
 
 @reads_only

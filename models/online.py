@@ -44,6 +44,7 @@ class LabelSource(Protocol):
     def texts_after(self, prompt_id: int, response_id: int) -> tuple[list[str], int, int]: ...
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def set_metas(self, values: dict[str, str]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -253,9 +254,18 @@ class OnlineTrainer:
         with self.trainer_lock(wait=True):
             return self._train_once(on_start)
 
+    def recover(self) -> list[str]:
+        """Clean what a killed publish left (``Checkpoints.recover``); hold the trainer lock."""
+        store = self.open_store()
+        try:
+            return self.checkpoints.recover(store.get_meta("model_version"))
+        finally:
+            store.close()
+
     def _train_once(self, on_start=None) -> dict[str, Any]:
         store = self.open_store()
         try:
+            self.checkpoints.recover(store.get_meta("model_version"))
             started = time.time()
             labels_seen = store.label_count()
             rows = store.training_rows()
@@ -284,9 +294,10 @@ class OnlineTrainer:
             pairs, scores = pair_disagreement(model, store, self.embedder.embed)
             design = design_space_scores(store)
             metrics["train_seconds"] = round(time.time() - started, 2)
-            version = self.checkpoints.publish(model.state(), asdict(self.config), metrics, pairs, scores, design)
-            store.set_meta("model_version", version)
-            store.set_meta("model_labels", str(labels_seen))
+            version = self.checkpoints.publish(
+                model.state(), asdict(self.config), metrics, pairs, scores, design,
+                live=store.get_meta("model_version"),
+                commit=lambda v: store.set_metas({"model_version": v, "model_labels": str(labels_seen)}))
             return {"version": version, **metrics}
         finally:
             store.close()
@@ -324,6 +335,8 @@ class OnlineTrainer:
             if not locked:
                 log(f"worker: another trainer already publishes to {self.checkpoints.folder}; this one exits.")
                 return
+            if cleaned := self.recover():
+                log(f"worker: cleaned what an interrupted publish left: {', '.join(cleaned)}")
             self._poll(stop, poll_seconds or self.config.poll_seconds, log)
 
     def _poll(self, stop: threading.Event, poll_seconds: float, log) -> None:

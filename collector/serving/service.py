@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,6 @@ from acquisition.policies import AnnotatorContext, Policy, Proposal, build_polic
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
-from models.checkpoints import Checkpoints
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
 
@@ -31,7 +31,7 @@ MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read
 def policy_inputs(store: Store, needed: frozenset[str], model_version: str | None) -> dict[str, Any]:
     """What a policy declared it needs (``Policy.needs``), from the database and the checkpoint
     of ``model_version``; nothing else is read."""
-    checkpoints = Checkpoints.for_database(store.path) if store.path != ":memory:" else None
+    checkpoints = store.checkpoints() if store.path != ":memory:" else None
     providers: dict[str, Callable[[], Any]] = {
         "acquisition_scores": lambda: checkpoints.acquisition_scores(model_version) if checkpoints else None,
         "design_scores": lambda: checkpoints.design_scores(model_version) if checkpoints else None,
@@ -79,6 +79,7 @@ class Collector:
         self._policy: Policy | None = None
         self._policy_row: dict[str, Any] | None = None
         self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
+        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ policy
     def active_policy(self) -> tuple[Policy, dict[str, Any]]:
@@ -108,8 +109,19 @@ class Collector:
         """The annotator's open pair if they have one, else a new pair from the active policy."""
         pair = self.store.open_served_pair(annotator_id)
         if pair is None:
+            self.release_expired_leases()
             pair = self._serve_new(annotator_id)
         return self.view(pair)
+
+    def release_expired_leases(self, now: float | None = None) -> int:
+        """Release pairs whose lease ran out more than one lease ago (annotators who left), at
+        most once per lease period; returns how many."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if now < self._next_sweep:
+                return 0
+            self._next_sweep = now + self.lease_seconds
+        return self.store.release_expired_leases(now - self.lease_seconds)
 
     def _serve_new(self, annotator_id: int) -> dict[str, Any]:
         annotator = self.store.annotator(annotator_id)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collector.store import Store
-from models.checkpoints import Checkpoints
 
 if TYPE_CHECKING:
     from models.online import OnlineTrainer, TrainingConfig
@@ -81,7 +80,11 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     from models.embeddings import Embedder
     from models.online import OnlineTrainer, TrainingConfig
 
-    checkpoints = Checkpoints.for_database(db_path)
+    store = Store(db_path, create=False)
+    try:
+        checkpoints = store.checkpoints()
+    finally:
+        store.close()
     checkpoints.folder.mkdir(parents=True, exist_ok=True)
     embedder = Embedder(cache_path=checkpoints.embedding_cache)
     if progress:

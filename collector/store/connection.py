@@ -12,12 +12,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import sqlite_utils
 
 from acquisition.core.errors import DeconfoundError, StorageError
+
+if TYPE_CHECKING:
+    from models.checkpoints import Checkpoints
 
 # 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
@@ -366,8 +369,18 @@ class StoreBase:
         return row["value"] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
+        self.set_metas({key: value})
+
+    def set_metas(self, values: dict[str, str]) -> None:
+        """Set several settings in one transaction (a reader sees all of them or none)."""
         with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+            self.db.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+
+    def checkpoints(self) -> Checkpoints:
+        """Where this database's models live (its ``checkpoint_dir`` setting, else beside it)."""
+        from models.checkpoints import Checkpoints
+
+        return Checkpoints.for_database(self.path, self.get_meta("checkpoint_dir"))
 
     @property
     def pool_version(self) -> int:

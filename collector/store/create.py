@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.core.config import to_dict
-from acquisition.core.errors import DeconfoundError
+from acquisition.core.errors import ConfigError, DeconfoundError
 from acquisition.policies import RandomisedAttributesConfig
 from collector.store import Store
 
@@ -30,11 +30,16 @@ def load_demo_pool(path: Path = DEMO_POOL) -> list[dict[str, Any]]:
     return records
 
 
-def init_db(path: str | Path = DEFAULT_DB, demo: bool = False) -> dict[str, Any]:
+def init_db(path: str | Path = DEFAULT_DB, demo: bool = False, checkpoints: str | None = None) -> dict[str, Any]:
     """Create (or open) the database, optionally load the demo pool, and make sure a policy
-    is active: ``randomised_attributes`` by default, since interventional data is the point."""
+    is active: ``randomised_attributes`` by default, since interventional data is the point.
+    ``checkpoints`` sets where its models are written (relative to the database's folder)."""
     store = Store(path)
     try:
+        if checkpoints is not None:
+            if not checkpoints.strip():
+                raise ConfigError("--checkpoints: empty; give a folder (relative to the database's folder).")
+            store.set_meta("checkpoint_dir", checkpoints)
         added = (0, 0)
         if demo:
             added = store.add_pool(load_demo_pool(), source="demo")
@@ -43,7 +48,8 @@ def init_db(path: str | Path = DEFAULT_DB, demo: bool = False) -> dict[str, Any]
         policy = store.active_policy()
         if policy is None:
             policy = store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig()))
-        return {"db": str(path), "new_prompts": added[0], "new_responses": added[1],
+        return {"db": str(path), "checkpoints": str(store.checkpoints().folder),
+                "new_prompts": added[0], "new_responses": added[1],
                 "policy": policy["name"], "policy_version": policy["version"], **store.counts()}
     finally:
         store.close()

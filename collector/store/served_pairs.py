@@ -48,6 +48,17 @@ class ServedPairsMixin(StoreBase):
         )
         return None
 
+    def release_expired_leases(self, older_than: float) -> int:
+        """Mark ``'expired'`` every open pair whose lease ran out before ``older_than`` (the
+        caller leaves a grace period: an answer to a pair whose lease just ran out is still taken).
+        Returns how many were released."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE served_pairs SET status = 'expired' WHERE status = 'served' AND lease_expires_at < ?",
+                [older_than],
+            )
+        return cursor.rowcount
+
     def record_served_pair(
         self,
         annotator: dict[str, Any],
@@ -364,5 +375,5 @@ class ServedPairsMixin(StoreBase):
 
 def _stale_message(pair: dict[str, Any]) -> str:
     why = {"labelled": "was already answered", "skipped": "was skipped",
-           "expired": "was replaced by a newer pair after its lease ran out"}.get(pair["status"], "is not open")
+           "expired": "was released after its lease ran out (a newer pair replaces it)"}.get(pair["status"], "is not open")
     return f"Served pair {pair['id']} {why}; nothing was saved."

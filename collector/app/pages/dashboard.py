@@ -9,7 +9,6 @@ import streamlit as st
 
 from collector.app import panels as dashboard
 from collector.app.state import db_path, get_collector, require_researcher
-from models.checkpoints import Checkpoints
 
 REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
 TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]
@@ -95,7 +94,7 @@ def panels() -> None:
                             key="dashboard_overlap")
     with model:
         if model.open:
-            checkpoints = dashboard.load_checkpoints(Checkpoints.for_database(path))
+            checkpoints = dashboard.load_checkpoints(get_collector().store.checkpoints())
             st.plotly_chart(dashboard.build_model_figure(checkpoints), key="dashboard_model")
             st.caption("OOD accuracy: held-out pairs whose style attributes favour the rejected "
                        "response (the spurious correlation flipped); its pair count is in the table.")

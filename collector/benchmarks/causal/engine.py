@@ -37,7 +37,6 @@ from collector.benchmarks.causal.world import World
 from collector.io.frames import pairs_frame
 from collector.serving.simulate import simulate, true_left_outcome
 from collector.store import Store
-from models.checkpoints import Checkpoints
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import RewardModel, build_model
 
@@ -235,7 +234,7 @@ def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: i
         sub_stores.append((s, groups, {rid: on for rid, on in ids.items() if on}))
     trainer = None
     if arm == "active_mixture":
-        trainer = OnlineTrainer(functools.partial(Store, db), Checkpoints.for_database(db), TrainingConfig(
+        trainer = OnlineTrainer(functools.partial(Store, db), store.checkpoints(), TrainingConfig(
             model=world.models[0], retrain_every=world.arms.retrain_every, eval_responses=0,
             min_labels=10, seed=seed, params=world.model), embedder)
     step = world.arms.retrain_every if trainer else labels

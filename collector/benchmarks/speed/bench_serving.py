@@ -103,7 +103,28 @@ def main() -> None:
                 submit_ms.append((time.perf_counter() - t) * 1000)
             print(f"{name:24s} next pair: median {statistics.median(next_ms):6.2f} ms  p95 {pct(next_ms, .95):6.2f} ms"
                   f"   submit: median {statistics.median(submit_ms):6.2f} ms  p95 {pct(submit_ms, .95):6.2f} ms")
+        durability_cost(store, annotator["id"], args.pairs)
         store.close()
+
+
+def durability_cost(store: Store, annotator_id: int, pairs: int) -> None:
+    """What ``synchronous = FULL`` (a label survives power loss) costs against SQLite's
+    ``NORMAL`` (the last commits may be lost): next pair + submit, alternating blocks of 20."""
+    collector = Collector(store, seed=1)
+    times: dict[str, list[float]] = {"FULL": [], "NORMAL": []}
+    for block in range(max(2, pairs // 20)):
+        mode = "FULL" if block % 2 == 0 else "NORMAL"
+        store.db.execute(f"PRAGMA synchronous = {mode}")
+        for _ in range(20):
+            t = time.perf_counter()
+            view = collector.next_pair(annotator_id)
+            collector.submit(annotator_id, view.served_pair_id, "left")
+            times[mode].append((time.perf_counter() - t) * 1000)
+    store.db.execute("PRAGMA synchronous = FULL")
+    full, normal = (statistics.median(times[m]) for m in ("FULL", "NORMAL"))
+    print(f"durability: serve+submit median {full:.2f} ms with synchronous=FULL, {normal:.2f} ms with NORMAL "
+          f"(x{full / normal:.2f}; p95 {pct(times['FULL'], .95):.2f} vs {pct(times['NORMAL'], .95):.2f} ms, "
+          f"{len(times['FULL'])} answers each)")
 
 
 if __name__ == "__main__":

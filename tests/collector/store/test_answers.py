@@ -103,7 +103,7 @@ def test_a_pair_replaced_after_its_lease_cannot_take_an_answer(db_file):
     time.sleep(0.1)
     new = c.next_pair(annotator_id).served_pair_id  # e.g. a reload in another tab
     assert new != old and c.store.served_pair(old)["status"] == "expired"
-    with pytest.raises(StalePairError, match="replaced by a newer pair"):
+    with pytest.raises(StalePairError, match="released after its lease ran out"):
         c.submit(annotator_id, old, "right")
     assert c.store.label_count() == 0
     result = answer(c, annotator_id, old, "right")
@@ -185,3 +185,18 @@ def test_old_databases_with_several_open_pairs_keep_only_the_newest(tmp_path):
         assert [r["status"] for r in rows] == ["expired", "served"]
     finally:
         s.close()
+
+
+def test_leases_left_by_annotators_who_went_away_are_released(db_file):
+    path, first = db_file
+    store = Store(path)
+    c = Collector(store, seed=0, lease_seconds=60)
+    gone = c.next_pair(first).served_pair_id
+    second, _ = store.add_annotator("later")
+    t0 = time.time()
+    assert c.release_expired_leases(now=t0) == 0  # still on lease
+    assert c.release_expired_leases(now=t0 + 90) == 0  # ran out, but less than one lease ago: an answer is still taken
+    assert c.release_expired_leases(now=t0 + 200) == 1  # ran out more than one lease ago
+    assert store.served_pair(gone)["status"] == "expired"
+    assert c.next_pair(second["id"]).served_pair_id != gone
+    store.close()
