@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from collector.app.state import is_researcher, record_server_url, require_researcher, start_worker
+from collector.app.state import emit_session_cookie, is_researcher, record_server_url, require_researcher, start_worker
 
 ICON = str(Path(__file__).resolve().parent / "collector" / "assets" / "icon.png")  # local: no font host
 RESEARCHER_PAGES = [  # (file, title, icon, url path)
@@ -42,4 +42,5 @@ else:
     navigation = st.navigation([annotate, *[st.Page(_login_page(url), title=title, url_path=url)
                                             for _path, title, _icon, url in RESEARCHER_PAGES]],
                                position="hidden")
+emit_session_cookie()  # after a login or logout: the browser keeps (or drops) the session cookie
 navigation.run()

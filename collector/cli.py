@@ -169,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
             commands.policy_apply)
     p.add_argument("file", help="policy file, see acquisition/examples/")
 
+    res = sub.add_parser("researcher", help="Researcher accounts for the researcher pages.",
+                         description="Researcher accounts for the researcher pages (passwords hashed with argon2id).")
+    rsub = res.add_subparsers(dest="researcher_command", required=True, metavar="ACTION")
+    p = add("add", "Add a researcher account; asks for the password (at least 10 characters).", rsub,
+            commands.researcher_add)
+    p.add_argument("name", help="the name they log in with")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add("list", "List researcher accounts with their last login.", rsub, commands.researcher_list)
+    p = add("remove", "Remove a researcher account and close its sessions.", rsub, commands.researcher_remove)
+    p.add_argument("name")
+    p = add("audit", "Show the audit log: who activated a policy, changed QC, excluded an annotator, exported.",
+            handler=commands.audit)
+    p.add_argument("--limit", type=int, default=200, help="the most recent N entries (default 200)")
+
     bench = sub.add_parser("benchmark", help="Run a benchmark.", description="Run a benchmark.")
     bsub = bench.add_subparsers(dest="benchmark_command", required=True, metavar="NAME")
     text = ("The causal benchmark: simulated annotators label under each policy; reward models are "

@@ -25,6 +25,32 @@ def reads_only(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def cli_actor() -> str:
+    """Who the audit log names for a command run from a shell: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _audit_from_readonly(args: argparse.Namespace, action: str, detail: dict) -> None:
+    """Audit a read-only command (an export): a short write of its own, skipped with a note
+    when the database cannot be written."""
+    from acquisition.core.errors import StorageError
+
+    try:
+        store = Store(args.db, create=False)
+    except StorageError:
+        print("note: the database is read-only; this export is not in the audit log.", file=sys.stderr)
+        return
+    try:
+        store.audit(cli_actor(), action, detail)
+    finally:
+        store.close()
+
+
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -67,6 +93,7 @@ def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.annotator_quality import exclude_annotator
 
     row = exclude_annotator(store, args.id, args.reason)
+    store.audit(cli_actor(), "annotator excluded", {"annotator": row["id"], "reason": row["excluded_reason"]})
     print(f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "
           f"Their {store.label_count(row['id'])} labels stay in the database, flagged.")
 
@@ -75,6 +102,7 @@ def annotator_include(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.annotator_quality import include_annotator
 
     row = include_annotator(store, args.id)
+    store.audit(cli_actor(), "annotator included", {"annotator": row["id"]})
     print(f"Included annotator {row['id']} ({row['name']}) again.")
 
 
@@ -120,6 +148,7 @@ def export(args: argparse.Namespace, store: Store) -> None:
     from collector.io.export import export as write_export
 
     n = write_export(store, args.format, args.out)
+    _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.out), "rows": n})
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 
 
@@ -128,6 +157,7 @@ def import_(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.worker import embed_new_texts
 
     result = import_file(store, args.path, args.format, args.task_type)
+    store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
     print(result.summary())
     if not args.no_embed and (result.new_prompts or result.new_responses):
         print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
@@ -190,6 +220,7 @@ def gold_add(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.gold import add_gold_file
 
     added, present = add_gold_file(store, args.file)
+    store.audit(cli_actor(), "gold added", {"file": str(args.file), "added": added})
     print(f"Added {added} gold pairs ({present} already present).")
 
 
@@ -214,7 +245,9 @@ def qc_set(args: argparse.Namespace, store: Store) -> None:
         raise ConfigError("qc set: give KEY=VALUE pairs or --file FILE.")
     changes = load_qc_file(args.file) if args.file else {}
     changes.update(parse_assignments(args.assignments))
-    print(json.dumps(to_dict(update_qc_config(store, changes, args.file or "qc")), indent=2))
+    config = update_qc_config(store, changes, args.file or "qc")
+    store.audit(cli_actor(), "QC changed", {"changes": changes})
+    print(json.dumps(to_dict(config), indent=2))
 
 
 @reads_only
@@ -247,7 +280,53 @@ def policy_list(args: argparse.Namespace) -> None:
 def policy_apply(args: argparse.Namespace, store: Store) -> None:
     name, config = load_policy_file(args.file)
     row = store.activate_policy(name, to_dict(config))
+    store.audit(cli_actor(), "policy activated", {"policy": row["name"], "version": row["version"]})
     print(f"Active policy: {row['name']} version {row['version']}.")
+
+
+# ---------------------------------------------------------------------- researchers
+def researcher_add(args: argparse.Namespace, store: Store) -> None:
+    import getpass
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise ConfigError("the two passwords differ; nothing was stored.")
+    else:
+        raise ConfigError("no terminal to ask for the password: pipe it in with --password-stdin.")
+    row = store.add_researcher(args.name, password)
+    store.audit(cli_actor(), "researcher added", {"researcher": row["name"]})
+    print(f"Added researcher {row['name']}. With an account, the shared password no longer opens the "
+          "researcher pages.")
+
+
+@reads_only
+def researcher_list(args: argparse.Namespace, store: Store) -> None:
+    import time
+
+    rows = store.researchers()
+    if not rows:
+        print("no researcher accounts (the shared DECONFOUND_RESEARCHER_PASSWORD opens the researcher pages)")
+    for r in rows:
+        last = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["last_login"])) if r["last_login"] else "never"
+        print(f"{r['name']}\tlast login {last}\t{r['open_sessions']} open sessions")
+
+
+def researcher_remove(args: argparse.Namespace, store: Store) -> None:
+    store.remove_researcher(args.name)
+    store.audit(cli_actor(), "researcher removed", {"researcher": args.name})
+    print(f"Removed researcher {args.name}; their sessions are closed.")
+
+
+@reads_only
+def audit(args: argparse.Namespace, store: Store) -> None:
+    import time
+
+    for r in reversed(store.audit_log(args.limit)):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
+        print(f"{when}\t{r['researcher']}\t{r['action']}\t{r['detail']}")
 
 
 # ---------------------------------------------------------------------- benchmarks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -11,21 +10,10 @@ import pandas as pd
 
 from acquisition import EXAMPLES
 from acquisition.core.config import loads_toml, to_dict
-from acquisition.core.errors import AuthError, ConfigError
+from acquisition.core.errors import ConfigError
 from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
 from collector.serving.service import policy_inputs
 from collector.store import Store
-
-
-def check_password(given: str, expected: str | None) -> None:
-    """Raise ``AuthError`` unless ``given`` matches the configured researcher password."""
-    if not expected:
-        raise AuthError(
-            "The researcher area is locked: set DECONFOUND_RESEARCHER_PASSWORD (or "
-            "researcher_password in .streamlit/secrets.toml) and restart the app."
-        )
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise AuthError("Wrong researcher password.")
 
 
 def example_policies() -> dict[str, str]:

@@ -85,14 +85,46 @@ def base_url() -> str:
     return f"{seen.scheme}://{seen.netloc}/{base + '/' if base else ''}"
 
 
+SESSION_COOKIE = "deconfound_researcher"
+
+
+def client_address() -> str:
+    """The browser's address as the server sees it (logins are throttled per client)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # no browser context (AppTest)
+        address = None
+    return address if isinstance(address, str) and address else "unknown"
+
+
+def current_researcher() -> str | None:
+    """The researcher logged in in this browser: this session's login, else the session cookie
+    a login set (so a reload keeps it until the session expires, is logged out or the account
+    is removed). Every call checks the database, so a removed account is out at once."""
+    store = get_collector().store
+    token = st.session_state.get("researcher_token")
+    if token is None:
+        try:
+            token = st.context.cookies.get(SESSION_COOKIE)
+        except Exception:  # no browser context (AppTest)
+            token = None
+        token = token if isinstance(token, str) else None
+    name = store.session_researcher(token)
+    if name is None:
+        st.session_state.pop("researcher_token", None)
+        return None
+    st.session_state["researcher_token"] = token
+    return name
+
+
 def is_researcher() -> bool:
     """Whether this browser session has logged in as a researcher."""
-    return bool(st.session_state.get("research_ok"))
+    return current_researcher() is not None
 
 
 def researcher_password() -> str | None:
-    """The configured researcher password: ``$DECONFOUND_RESEARCHER_PASSWORD``, else
-    ``researcher_password`` in Streamlit secrets; ``None`` when neither is set."""
+    """The shared researcher password used while no researcher account exists:
+    ``$DECONFOUND_RESEARCHER_PASSWORD``, else ``researcher_password`` in Streamlit secrets."""
     if os.environ.get("DECONFOUND_RESEARCHER_PASSWORD"):
         return os.environ["DECONFOUND_RESEARCHER_PASSWORD"]
     try:
@@ -101,20 +133,53 @@ def researcher_password() -> str | None:
         return None
 
 
-def require_researcher(page: str) -> None:
-    """Show the researcher login and stop the page until the password is given; one login
-    (``research_ok`` in the session) opens every researcher page."""
-    from acquisition.core.errors import DeconfoundError
-    from collector.app.researcher import check_password
+def _set_cookie(token: str, seconds: int) -> None:
+    # SameSite=Strict: never sent by another site's page; max-age matches the database session
+    st.html(f"""<script>(window.parent || window).document.cookie =
+        "{SESSION_COOKIE}={token}; path=/; max-age={seconds}; SameSite=Strict";</script>""",
+            unsafe_allow_javascript=True)
 
-    if st.session_state.get("research_ok"):
+
+def emit_session_cookie() -> None:
+    """After a login (or a logout), tell the browser: the entrypoint calls this on every run,
+    before the page, so the script that sets the cookie is in the page that stays drawn."""
+    from collector.store.researchers import SESSION_HOURS
+
+    pending = st.session_state.pop("researcher_cookie", None)
+    if pending is not None:
+        _set_cookie(pending, int(SESSION_HOURS * 3600) if pending else 0)
+
+
+def audit(action: str, detail: dict | None = None) -> None:
+    """Record in the audit log that the logged-in researcher did ``action``."""
+    get_collector().store.audit(current_researcher() or "unknown", action, detail)
+
+
+def require_researcher(page: str) -> None:
+    """Show the researcher login and stop the page until it succeeds; one login opens every
+    researcher page and survives a reload (a session cookie). With researcher accounts the
+    form asks for a name; without, for the shared password. Failed logins are throttled."""
+    from acquisition.core.errors import DeconfoundError
+
+    name = current_researcher()
+    if name is not None:
+        with st.sidebar:
+            st.caption(f"Researcher: {name}")
+            if st.button("Log out", key=f"{page}_logout"):
+                get_collector().store.logout(st.session_state.pop("researcher_token", None))
+                st.session_state["researcher_cookie"] = ""  # expire it in the browser
+                st.rerun()
         return
+    store = get_collector().store
+    accounts = store.has_researchers()
     with st.form(f"{page}_login"):
+        user = st.text_input("Researcher name", key=f"{page}_name") if accounts else ""
         password = st.text_input("Researcher password", type="password", key=f"{page}_password")
         if st.form_submit_button("Enter", type="primary", key=f"{page}_enter"):
             try:
-                check_password(password, researcher_password())
-                st.session_state["research_ok"] = True
+                token = store.login(user, password, client_address(), shared_password=researcher_password())
+                st.session_state["researcher_token"] = token
+                st.session_state["researcher_cookie"] = token  # set on the next run, which draws the page
                 st.rerun()
             except DeconfoundError as exc:
                 st.error(str(exc))

@@ -10,7 +10,8 @@ enclosing transaction early, so writes that must be atomic use ``StoreBase._inse
 ``Store`` is assembled from parts, one file each: ``connection`` (connection, transactions,
 schema, meta), ``pool_tables`` (prompts, responses, imported preferences), ``people``
 (annotators, policies), ``served_pairs`` (served pairs, variants, labels) and ``qc_tables``
-(repeats, gold items, exclusions); ``reads`` holds the dashboard's read-only queries and
+(repeats, gold items, exclusions), ``researchers`` (accounts, sessions, throttled logins, the
+audit log); ``reads`` holds the dashboard's read-only queries and
 ``create`` makes a new database (``init_db``, the demo pool).
 """
 
@@ -29,10 +30,11 @@ from collector.store.people import PeopleMixin
 from collector.store.pool_tables import PoolTablesMixin
 from collector.store.qc_tables import QCTablesMixin
 from collector.store.reads import read_connection, read_edit_flag_codes, read_policy_configs, read_served_pair_codes
+from collector.store.researchers import ResearchersMixin
 from collector.store.served_pairs import ServedPairsMixin
 
 
-class Store(PoolTablesMixin, QCTablesMixin, ServedPairsMixin, PeopleMixin, StoreBase):
+class Store(PoolTablesMixin, QCTablesMixin, ServedPairsMixin, PeopleMixin, ResearchersMixin, StoreBase):
     """Deconfound's database: pool, annotators, policies, served pairs and labels.
 
     Args:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -209,7 +209,7 @@ class StoreBase:
                                   f"({SCHEMA_VERSION}); upgrade Deconfound.")
         if found < SCHEMA_VERSION:
             raise StorageError(f"{self.path}: the database needs an upgrade (schema {found} -> {SCHEMA_VERSION}), "
-                               "which a read-only open cannot do; run `deconfound init --db {self.path}` once with "
+                               f"which a read-only open cannot do; run `deconfound init --db {self.path}` once with "
                                "write access (it keeps everything and adds what is missing).")
 
     # ------------------------------------------------------------------ plumbing
@@ -358,6 +358,20 @@ class StoreBase:
             first_response_id INTEGER NOT NULL REFERENCES responses(id),
             second_response_id INTEGER NOT NULL REFERENCES responses(id),
             expected TEXT NOT NULL, note TEXT, source TEXT, line INTEGER, created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS researchers (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS researcher_sessions (
+            token_hash TEXT PRIMARY KEY, researcher TEXT NOT NULL, client TEXT,
+            created_at REAL NOT NULL, expires_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS login_attempts (
+            id INTEGER PRIMARY KEY, researcher TEXT NOT NULL, client TEXT NOT NULL,
+            outcome TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX IF NOT EXISTS login_attempts_researcher ON login_attempts(researcher, at);
+        CREATE INDEX IF NOT EXISTS login_attempts_client ON login_attempts(client, at);
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id INTEGER PRIMARY KEY, at REAL NOT NULL, researcher TEXT NOT NULL, action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}');
         """
         for statement in ddl.split(";"):
             if statement.strip():

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from acquisition.core.errors import DeconfoundError
-from collector.app.state import get_collector, require_researcher
+from collector.app.state import audit, get_collector, require_researcher
 from collector.serving.annotator_quality import (
     annotator_quality,
     exclude_annotator,
@@ -44,6 +44,7 @@ if len(quality):
     if left.button("Exclude", key="quality_exclude"):
         try:
             row = exclude_annotator(store, labels[picked], reason)
+            audit("annotator excluded", {"annotator": row["id"], "reason": row["excluded_reason"]})
             st.session_state["quality_flash"] = f"Excluded {row['name']}: {row['excluded_reason']}."
             st.rerun()
         except DeconfoundError as exc:
@@ -51,6 +52,7 @@ if len(quality):
     if right.button("Include again", key="quality_include"):
         try:
             row = include_annotator(store, labels[picked])
+            audit("annotator included", {"annotator": row["id"]})
             st.session_state["quality_flash"] = f"{row['name']} is included again."
             st.rerun()
         except DeconfoundError as exc:
@@ -87,6 +89,7 @@ if st.button("Save settings", type="primary", key="quality_save"):
             "attention_kinds": list(attention_kinds), "min_gold_accuracy": float(min_gold_accuracy),
             "min_attention_pass_rate": float(min_attention), "min_checks": int(min_checks),
         })
+        audit("QC changed", {"version": qc_version(store)})
         st.session_state["quality_flash"] = f"Saved quality-control settings, version {qc_version(store)}."
         st.rerun()
     except DeconfoundError as exc:
@@ -102,6 +105,7 @@ uploaded = st.file_uploader("Add gold pairs (JSONL)", type=["jsonl"], key="quali
 if uploaded is not None and st.button("Add gold pairs", key="quality_gold_add"):
     try:
         added, present = add_gold_text(store, uploaded.getvalue(), uploaded.name)
+        audit("gold added", {"file": uploaded.name, "added": added})
         st.session_state["quality_flash"] = f"Added {added} gold pairs ({present} already present)."
         st.rerun()
     except DeconfoundError as exc:

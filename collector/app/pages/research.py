@@ -11,7 +11,7 @@ from collector.app.researcher import (
     preview_policy,
     upload_text,
 )
-from collector.app.state import get_collector, require_researcher
+from collector.app.state import audit, get_collector, require_researcher
 
 collector = get_collector()
 store = collector.store
@@ -54,6 +54,7 @@ if left.button("Validate and preview", key="research_preview"):
 if right.button("Activate", type="primary", key="research_activate"):
     try:
         row = activate_policy_text(store, text)
+        audit("policy activated", {"policy": row["name"], "version": row["version"]})
         st.success(f"Active: {row['name']} version {row['version']}. The next served pair uses it.")
     except DeconfoundError as exc:
         st.error(str(exc))

@@ -39,15 +39,26 @@ def server(tmp_path):
 
 @pytest.fixture
 def research_server(tmp_path):
-    """A database with 300 simulated labels (one group likes emoji) and a researcher password."""
+    """A database with 300 simulated labels (one group likes emoji) and two researcher accounts."""
     db = tmp_path / "research.db"
     init_db(db, demo=True)
     s = Store(db)
     simulate(s, labels=300, annotators=4, groups=["fans", "neutral"], seed=0,
              config=SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}}))
+    s.add_researcher("alice", "correct horse battery")
+    s.add_researcher("bob", "another long password")
     s.close()
-    for url in _streamlit(db, {"DECONFOUND_RESEARCHER_PASSWORD": "s3cret", "DECONFOUND_WORKER": "0"}):
+    env = {"DECONFOUND_WORKER": "0", "DECONFOUND_DOWNLOAD_SECONDS": "1"}
+    for url in _streamlit(db, env):
         yield url, db
+
+
+def _attempts(db, name: str) -> int:
+    s = Store(db)
+    try:
+        return len(s._all("SELECT id FROM login_attempts WHERE researcher = ?", [name]))
+    finally:
+        s.close()
 
 
 def _pair_number(page) -> int:
@@ -188,10 +199,30 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        # six wrong passwords for bob: the sixth is throttled, and so is bob's right password then
         page.goto(f"{url}/dashboard")
-        page.get_by_label("Researcher password").fill("s3cret")
+
+        def try_bob(password: str, attempt: int) -> None:
+            page.get_by_label("Researcher name").fill("bob")
+            page.get_by_label("Researcher password").fill(password)
+            page.get_by_role("button", name="Enter").click()
+            deadline = time.time() + 30  # one answer per click: wait until the server has taken it
+            while _attempts(db, "bob") < attempt + 1 and time.time() < deadline:
+                time.sleep(0.1)
+
+        for attempt in range(6):
+            try_bob(f"guess {attempt}", attempt)
+            message = "Wrong name or password" if attempt < 5 else "Too many failed logins; try again in"
+            expect(page.get_by_text(message)).to_be_visible(timeout=30000)
+        try_bob("another long password", 6)
+        expect(page.get_by_text("Too many failed logins; try again in")).to_be_visible(timeout=30000)
+        page.get_by_label("Researcher name").fill("alice")
+        page.get_by_label("Researcher password").fill("correct horse battery")
         page.get_by_role("button", name="Enter").click()
         expect(page.get_by_text("Collection progress")).to_be_visible(timeout=30000)
+        page.reload()  # the session cookie keeps the login
+        expect(page.get_by_text("Collection progress")).to_be_visible(timeout=30000)
+        expect(page.get_by_label("Researcher password")).to_have_count(0)
         page.get_by_role("tab", name="Effects").click()
         expect(page.get_by_text(re.compile(r"Attribute effects \(AMCE"))).to_be_visible(timeout=30000)
         expect(page.get_by_text(re.compile(r"^annotator group: fans \(n="))).to_be_visible()  # legend, with n
@@ -204,6 +235,14 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
             download_button.click()
         path = tmp_path / download.value.suggested_filename
         download.value.save_as(path)
+        link = download.value.url
+        # the export's /media link, fetched without the researcher's session, is refused
+        stranger = browser.new_context().request
+        deadline, status = time.time() + 20, 200
+        while status == 200 and time.time() < deadline:
+            time.sleep(0.5)
+            status = stranger.get(link).status
+        assert "/media/" in link and status == 404
         browser.close()
 
     exported = pd.read_json(path, lines=True)
@@ -214,3 +253,11 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
         s.close()
     assert path.name == "deconfound-trl.jsonl" and len(exported) == len(decisive)
     assert {"prompt", "chosen", "rejected", "propensity_score", "arm"} <= set(exported.columns)
+    s = Store(db)
+    try:
+        actions = [(row["researcher"], row["action"]) for row in s.audit_log()]
+        attempts = [row["outcome"] for row in s._all("SELECT outcome FROM login_attempts WHERE researcher = 'bob'")]
+    finally:
+        s.close()
+    assert ("alice", "exported") in actions and ("alice", "login") in actions
+    assert attempts == ["failed"] * 5 + ["throttled"] * 2
