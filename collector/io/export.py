@@ -60,18 +60,20 @@ def write_files(files: dict[Path, bytes]) -> None:
     """Write every file or none: each to a temporary name beside it, renamed into place once all
     are written; on any failure the temporary files go and nothing existing is touched."""
     temporary: dict[Path, Path] = {}
+    owner: dict[str, Path] = {}
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             temporary[path] = tmp
+            owner[str(tmp)] = path
             tmp.write_bytes(data)
         for path, tmp in temporary.items():
             os.replace(tmp, path)
     except OSError as exc:
         for tmp in temporary.values():
             tmp.unlink(missing_ok=True)
-        where = exc.filename or next(iter(files))
+        where = owner.get(str(exc.filename), exc.filename) or next(iter(files))
         raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
 
 

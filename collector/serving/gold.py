@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from acquisition.core.errors import ImportFormatError
+from collector.io.importers import check_text
 from collector.io.importers.reading import read_input, read_rows
 from collector.store import Store
 
@@ -50,7 +51,8 @@ def parse_gold(raw: bytes, source: str) -> list[dict[str, Any]]:
         for name in ("prompt", first, second):
             value = record.get(name)
             if not isinstance(value, str) or not value.strip():
-                raise ImportFormatError(f"{where}, field {name!r}: expected a non-empty string, got {value!r}.")
+                raise ImportFormatError(f"{where}, field {name!r}: expected a non-empty string, got {value!r:.80}.")
+            check_text(source, n, name, value)
         if record[first] == record[second]:
             raise ImportFormatError(f"{where}, field {second!r}: the two responses are the same text.")
         if shape == "left" and "expected" not in record:

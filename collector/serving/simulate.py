@@ -226,8 +226,9 @@ def simulate(
     config = config or SimulatedAnnotatorConfig()
     config.validate()
     groups = groups or ["default"]
-    if labels < 0 or annotators < 1:
-        raise ConfigError("simulate: --labels must be >= 0 and --annotators >= 1.")
+    if labels < 1 or annotators < 1:
+        raise ConfigError(f"simulate: --labels must be at least 1 (got {labels}) and --annotators at least 1 "
+                          f"(got {annotators}).")
     if store.active_policy() is None:
         raise ConfigError("simulate: no active policy; run `init` or `policy apply FILE` first (nothing was written).")
     qualities = simulation_qualities(store, config)  # refuses before anything is written

@@ -113,7 +113,13 @@ class PeopleMixin(StoreBase):
 
     # ------------------------------------------------------------------ policies
     def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Store a policy config as the next version and make it the active one."""
+        """Store a policy config as the next version and make it the active one; an unknown
+        policy or a config its policy would refuse is refused here too, before anything is written."""
+        from acquisition.policies import parse_policy_config
+
+        if not isinstance(config, dict):
+            raise DeconfoundError(f"policy {name!r}: config must be a table; got {type(config).__name__}.")
+        parse_policy_config(name, config, f"policy {name!r}")
         with self.transaction():
             version = int(self._scalar("SELECT coalesce(max(version), 0) FROM policies")) + 1
             self.db.execute("UPDATE policies SET is_active = 0 WHERE is_active = 1")
