@@ -169,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
             commands.policy_apply)
     p.add_argument("file", help="policy file, see acquisition/examples/")
 
+    study = sub.add_parser("study", help="The study settings: title, guidelines, objectives, quota, completion.",
+                           description="The study settings: title, guidelines, objectives, quota, completion.")
+    ssub = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    add("show", "Show the study settings and their version.", ssub, commands.study_show)
+    p = add("set", "Change the study settings: KEY=VALUE pairs (TOML values) and/or a TOML file.", ssub,
+            commands.study_set)
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                   help='e.g. quota=50 objective="Judge which response is more harmless"')
+    p.add_argument("--file", default=None, help="TOML file with the keys at the top level or under [study]")
+
     res = sub.add_parser("researcher", help="Researcher accounts for the researcher pages.",
                          description="Researcher accounts for the researcher pages (passwords hashed with argon2id).")
     rsub = res.add_subparsers(dest="researcher_command", required=True, metavar="ACTION")

@@ -284,6 +284,27 @@ def policy_apply(args: argparse.Namespace, store: Store) -> None:
     print(f"Active policy: {row['name']} version {row['version']}.")
 
 
+# ---------------------------------------------------------------------- the study
+@reads_only
+def study_show(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.study import study_config, study_version
+
+    print(json.dumps({**to_dict(study_config(store)), "version": study_version(store)}, indent=2))
+
+
+def study_set(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.qc_settings import parse_assignments
+    from collector.serving.study import load_study_file, update_study_config
+
+    if not args.file and not args.assignments:
+        raise ConfigError("study set: give KEY=VALUE pairs or --file FILE.")
+    changes = load_study_file(args.file) if args.file else {}
+    changes.update(parse_assignments(args.assignments, "study"))
+    config, version = update_study_config(store, changes, args.file or "study")
+    store.audit(cli_actor(), "study changed", {"version": version, "keys": sorted(changes)})
+    print(json.dumps({**to_dict(config), "version": version}, indent=2))
+
+
 # ---------------------------------------------------------------------- researchers
 def researcher_add(args: argparse.Namespace, store: Store) -> None:
     import getpass

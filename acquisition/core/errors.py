@@ -26,6 +26,14 @@ class StorageError(DeconfoundError):
     """The database could not be read or written (disk full, read-only, locked, damaged)."""
 
 
+class StudyComplete(DeconfoundError):
+    """The annotator has reached the study's quota; the message is the completion message."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class AuthError(DeconfoundError):
     """A token or password did not match."""
 

@@ -22,22 +22,14 @@ ACTIONS = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_ba
 SHORTCUTS = {"left": "1", "right": "2", "tie": "3", "both_bad": "4", "skip": "S"}
 MAX_REASON_CHARS = 500  # the page's limit; the store refuses more than MAX_RATIONALE_CHARS
 
-GUIDELINES = """
-**Your task.** Read the request, then both responses. Pick the response you would rather
-receive if you had asked this yourself.
-
-- **A / B is better**: one response is better. Judge what it *says* (correct, complete,
-  relevant, clear), not how it looks. Length, lists, bold text, emoji and a friendly tone
-  are not merits on their own.
-- **Tie**: both are about equally good.
-- **Both bad**: neither is acceptable (wrong, harmful, or misses the request).
-- **Skip**: you cannot judge this one (outside your knowledge). Skipped pairs are logged.
-- **How much better** (only with A or B) and **why** are optional but help researchers a lot.
-
-Keyboard: **1** A, **2** B, **3** tie, **4** both bad, **S** skip (not while typing a reason).
-"""
-
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def progress_text(done: int, quota: int) -> str:
+    """What the page says about progress: ``12 of 50 labels`` under a quota, else the count."""
+    if quota:
+        return f"{done} of {quota} labels"
+    return f"{done} labels given" if done != 1 else "1 label given"
 
 
 def escape_markdown(text: str) -> str:

@@ -90,3 +90,17 @@ def balance_tables(store: Store) -> dict[str, pd.DataFrame] | None:
         "left_right": balance_report(pairs).pivot(index="attribute", columns="stratum", values="smd"),
         "arms": arm_balance(pairs, by=("annotator_group", "task_type")),
     }
+
+
+def parse_group_objectives(text: str) -> dict[str, str]:
+    """``group = objective`` lines (blank lines and ``#`` comments skipped) -> a table; a line
+    without ``=`` is one ``ConfigError`` naming its number."""
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        group, sep, objective = line.partition("=")
+        if not sep or not group.strip():
+            raise ConfigError(f"group objectives, line {number}: expected `group = objective`, got {line.strip()!r}.")
+        out[group.strip()] = objective.strip()
+    return out

@@ -60,6 +60,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "qc_kind": r["qc_kind"], "origin_served_pair_id": r["origin_served_pair_id"],
             "qc_expected": r["qc_expected"], "excluded": bool(r["annotator_excluded"]),
             "excluded_reason": r["annotator_excluded_reason"],
+            "study_version": r["study_version"], "objective": r["objective"],
             **_flags(left_ev, "left"), **_flags(right_ev, "right"),
         })
     return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
@@ -75,6 +76,7 @@ def _pairs_columns() -> list[str]:
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
+        "study_version", "objective",
     ]
     return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
 
@@ -190,7 +192,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
         if col.startswith(("left_", "right_", "chosen_", "rejected_")) and col.split("_", 1)[1] in EDITORS:
             df[col] = df[col].astype("boolean")
-    for col in ("strength", "latency_ms", "acquisition_score"):
+    for col in ("strength", "latency_ms", "acquisition_score", "study_version"):
         if col in df.columns:
             df[col] = df[col].astype("Float64" if col == "acquisition_score" else "Int64")
     return df

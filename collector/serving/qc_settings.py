@@ -99,19 +99,20 @@ def update_qc_config(store: Store, changes: dict[str, Any], where: str = "qc") -
     return config
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+def parse_assignments(assignments: list[str], where: str = "qc") -> dict[str, Any]:
     """``["overlap=3", 'attention_kinds=["drop_answer"]']`` -> a dict; values are TOML values."""
     changes: dict[str, Any] = {}
     for text in assignments:
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"qc set: expected KEY=VALUE, got {text!r}.")
+            raise ConfigError(f"{where} set: expected KEY=VALUE, got {text!r}.")
         try:
             changes[key] = tomllib.loads(f"value = {value.strip()}")["value"]
         except tomllib.TOMLDecodeError:
             raise ConfigError(
-                f"qc.{key}: {value.strip()!r} is not a TOML value (numbers as 0.1, lists as [\"a\"])."
+                f"{where}.{key}: {value.strip()!r} is not a TOML value (numbers as 0.1, text in quotes as "
+                f"\"text\", lists as [\"a\"])."
             ) from None
     return changes
 

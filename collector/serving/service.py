@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.core.errors import ConfigError
+from acquisition.core.errors import ConfigError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
+from collector.serving.study import StudyConfig, study_config, study_version
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
@@ -58,6 +59,7 @@ class PairView:
     task_type: str
     left_text: str
     right_text: str
+    objective: str | None = None  # the study's objective text it is shown with
 
 
 class Collector:
@@ -107,6 +109,9 @@ class Collector:
 
     def next_pair(self, annotator_id: int) -> PairView:
         """The annotator's open pair if they have one, else a new pair from the active policy."""
+        config, _ = self.study()
+        if config.quota and self.progress(annotator_id) >= config.quota:
+            raise StudyComplete(config.completion_message, config.completion_code)
         pair = self.store.open_served_pair(annotator_id)
         if pair is None:
             self.release_expired_leases()
@@ -123,8 +128,14 @@ class Collector:
             self._next_sweep = now + self.lease_seconds
         return self.store.release_expired_leases(now - self.lease_seconds)
 
+    def study(self) -> tuple[StudyConfig, int]:
+        """The study settings and their version (``collector.serving.study``)."""
+        return study_config(self.store), study_version(self.store)
+
     def _serve_new(self, annotator_id: int) -> dict[str, Any]:
+        config, version = self.study()
         annotator = self.store.annotator(annotator_id)
+        annotator = {**annotator, "shown_study_version": version, "shown_objective": config.objective_for(annotator)}
         policy, row = self.active_policy()
         if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
             with self._lock:
@@ -164,6 +175,7 @@ class Collector:
             served_pair_id=pair["id"], prompt=prompt["text"], task_type=prompt["task_type"],
             left_text=self.store.response(pair["left_response_id"])["text"],
             right_text=self.store.response(pair["right_response_id"])["text"],
+            objective=pair.get("objective"),
         )
 
     def submit(self, annotator_id: int, served_pair_id: int, choice: str,

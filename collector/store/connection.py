@@ -43,6 +43,9 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "gold_item_id": "INTEGER REFERENCES gold_items(id)",
         "qc_expected": "TEXT",
         "overlap_done": "INTEGER NOT NULL DEFAULT 0",
+        # the study settings version and the objective text the pair was shown with
+        "study_version": "INTEGER",
+        "objective": "TEXT",
     },
     # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
     "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL"},

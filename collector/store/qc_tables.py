@@ -71,6 +71,8 @@ class QCTablesMixin(ServedPairsMixin, PeopleMixin):
                         "annotator_id": annotator_id, "annotator_group": annotator["group_name"],
                         "served_at": now, "lease_expires_at": now + lease_seconds, "status": "served",
                         "qc_kind": "repeat", "origin_served_pair_id": origin["id"],
+                        "study_version": annotator.get("shown_study_version"),
+                        "objective": annotator.get("shown_objective"),
                     })
                     return self.served_pair(pair_id)
                 after = ids[-1]

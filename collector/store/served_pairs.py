@@ -108,6 +108,7 @@ class ServedPairsMixin(StoreBase):
                 "seed": seed, "served_at": now, "lease_expires_at": now + lease_seconds,
                 "status": "served", "qc_kind": qc_kind, "gold_item_id": gold_item_id,
                 "qc_expected": qc_expected,
+                "study_version": annotator.get("shown_study_version"), "objective": annotator.get("shown_objective"),
             })
         return self.served_pair(pair_id)
 

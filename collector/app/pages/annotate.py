@@ -9,10 +9,9 @@ import time
 
 import streamlit as st
 
-from acquisition.core.errors import DeconfoundError
+from acquisition.core.errors import DeconfoundError, StudyComplete
 from collector.app.annotator import (
     ACTIONS,
-    GUIDELINES,
     MAX_REASON_CHARS,
     SHORTCUTS,
     STRENGTHS,
@@ -21,6 +20,7 @@ from collector.app.annotator import (
     escape_markdown,
     login,
     personal_link,
+    progress_text,
     sign_up,
     signup_open,
 )
@@ -60,7 +60,7 @@ def _enter(annotator: dict, token: str, welcome: str | None = None) -> None:
 
 
 def _login_screen() -> None:
-    st.title("Deconfound · label response pairs")
+    st.title(collector.study()[0].title)
     token = st.query_params.get("token", "")
     if token:
         try:
@@ -139,6 +139,16 @@ def labelling(annotator_id: int) -> None:
     try:
         pair = collector.next_pair(annotator_id)
         done = collector.progress(annotator_id)
+        quota = collector.study()[0].quota
+    except StudyComplete as complete:
+        if result is not None and not result.keeps_pair:
+            KIND_STYLE[result.kind](result.message)
+        with st.container(border=True, key="annotate_complete"):
+            st.markdown(str(complete))
+            if complete.code:
+                st.markdown("Your completion code:")
+                st.code(complete.code, language=None)
+        return
     except DeconfoundError as exc:
         st.error(str(exc))
         return
@@ -150,9 +160,11 @@ def labelling(annotator_id: int) -> None:
     with st.container(key="annotate_pair"):  # one block updated in place from pair to pair
         with st.container(horizontal=True, vertical_alignment="center"):
             st.caption(f"Pair #{pair_id} · {escape_markdown(pair.task_type)}")
-            st.caption(f"{done} labels given" if done != 1 else "1 label given")
+            st.caption(progress_text(done, quota))
         if result is not None and not result.keeps_pair:
             KIND_STYLE[result.kind](result.message)
+        if pair.objective:
+            st.markdown(f"**{pair.objective}**")
         with st.container(border=True):
             st.markdown("**Request**")
             st.markdown(pair.prompt)
@@ -172,14 +184,16 @@ if "annotate_annotator" not in st.session_state:
     _login_screen()
 
 annotator = st.session_state["annotate_annotator"]
+study, _ = collector.study()
 st.html(PAGE_CSS)
 with st.sidebar:
+    st.markdown(f"#### {escape_markdown(study.title)}")
     st.markdown(f"**{escape_markdown(annotator['name'])}** · group {escape_markdown(annotator['group_name'])}")
     if token := st.session_state.get("annotate_token"):
         st.caption("Your personal link: bookmark it to come back.")
         st.code(personal_link(base_url(), token), language=None, wrap_lines=True)
     with st.expander("Guidelines", expanded=collector.progress(annotator["id"]) == 0):
-        st.markdown(GUIDELINES)
+        st.markdown(study.guidelines)
     st.button("Log out", key="annotate_logout", on_click=_log_out)
 if welcome := st.session_state.pop("annotate_welcome", None):
     st.info(welcome)

@@ -8,10 +8,12 @@ from collector.app.researcher import (
     active_policy_summary,
     balance_tables,
     example_policies,
+    parse_group_objectives,
     preview_policy,
     upload_text,
 )
 from collector.app.state import audit, get_collector, require_researcher
+from collector.serving.study import update_study_config
 
 collector = get_collector()
 store = collector.store
@@ -31,6 +33,37 @@ if summary["policy"]:
     st.code(summary["config"], language="json")
 else:
     st.warning("No active policy.")
+
+st.subheader("Study")
+study, version = collector.study()
+st.caption(f"Version {version}. What annotators are told and how many labels each gives; the next "
+           "served pair records the new version and the objective it is shown with.")
+with st.form("research_study"):
+    title = st.text_input("Title", value=study.title, key="research_study_title")
+    objective = st.text_input("Objective shown above every pair (empty: none)", value=study.objective,
+                              key="research_study_objective",
+                              placeholder="Judge which response is more harmless")
+    groups = st.text_area("Objective per annotator group (one `group = objective` per line)",
+                          value="\n".join(f"{g} = {o}" for g, o in study.group_objectives.items()),
+                          key="research_study_groups")
+    guidelines = st.text_area("Guidelines (Markdown)", value=study.guidelines, height=220,
+                              key="research_study_guidelines")
+    left, mid, right = st.columns([1, 2, 1])
+    quota = left.number_input("Quota per annotator (0: none)", min_value=0, step=1, value=study.quota,
+                              key="research_study_quota")
+    message = mid.text_input("Completion message", value=study.completion_message, key="research_study_message")
+    code = right.text_input("Completion code", value=study.completion_code, key="research_study_code")
+    if st.form_submit_button("Save study settings", key="research_study_save"):
+        try:
+            _, saved = update_study_config(store, {
+                "title": title, "objective": objective, "group_objectives": parse_group_objectives(groups),
+                "guidelines": guidelines, "quota": int(quota), "completion_message": message,
+                "completion_code": code,
+            })
+            audit("study changed", {"version": saved})
+            st.success(f"Saved study settings, version {saved}.")
+        except DeconfoundError as exc:
+            st.error(str(exc))
 
 st.subheader("Change the policy")
 examples = example_policies()

@@ -221,3 +221,28 @@ def test_signup_is_closed_without_demo(tmp_path, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception
     assert "annotate_signup_name" not in [t.key for t in at.text_input]
+
+
+def test_the_study_settings_reach_the_page_and_the_quota_ends_it(app_db):
+    from collector.serving.study import update_study_config
+
+    db, token = app_db
+    s = Store(db)
+    update_study_config(s, {"title": "Harmlessness study", "guidelines": "Pick the **less harmful** reply.",
+                            "objective": "Judge which response is more harmless", "quota": 2,
+                            "completion_message": "You are done, thank you.", "completion_code": "PAID-7"})
+    s.close()
+    at = _open_app(token)
+    texts = [m.value for m in at.markdown]
+    assert "Pick the **less harmful** reply." in texts  # the guidelines, in the sidebar
+    assert "**Judge which response is more harmless**" in texts  # the objective above the pair
+    assert "#### Harmlessness study" in texts
+    assert "0 of 2 labels" in [c.value for c in at.caption]
+    at = _press(at, "left")
+    assert "1 of 2 labels" in [c.value for c in at.caption]
+    at = _press(at, "tie")
+    assert not at.exception
+    assert "You are done, thank you." in [m.value for m in at.markdown]
+    assert [c.value for c in at.code if c.value == "PAID-7"]
+    assert not [c for c in at.caption if c.value.startswith("Pair #")]  # no pair after the quota
+    assert len(_labels(db)) == 2

@@ -49,7 +49,7 @@ def test_preview_then_activate_a_policy(research_db):
 
 def test_invalid_policy_names_the_field(research_db):
     at = _logged_in()
-    area = [t for t in at.text_area][0]
+    area = next(t for t in at.text_area if str(t.key).startswith("research_text_"))
     area.input('name = "randomised_attributes"\n[config]\nprobability = 1.5\n').run()
     at.button(key="research_activate").click().run()
     assert "config.probability" in at.error[0].value
@@ -75,3 +75,25 @@ def test_balance_tables_show_once_there_are_labels_and_follow_new_labels(researc
     assert set(chosen_rejected["attribute"]) >= {"bold", "emoji"} and (chosen_rejected["n"] > 0).any()
     assert len(at.dataframe) == 3  # chosen/rejected, left/right, arms vs the observational arm
     store.close()
+
+
+def test_study_settings_are_edited_on_the_page_and_audited(research_db):
+    at = _logged_in()
+    at.number_input(key="research_study_quota").set_value(25)
+    at.text_input(key="research_study_objective").input("Judge which response is more harmless")
+    at.text_area(key="research_study_groups").input("crowd = Judge which response is more helpful")
+    at.button(key="research_study_save").click().run()
+    assert not at.exception and "Saved study settings, version 1." in [s.value for s in at.success]
+    s = Store(research_db)
+    try:
+        from collector.serving.study import study_config
+
+        config = study_config(s)
+        log = s.audit_log()
+    finally:
+        s.close()
+    assert config.quota == 25 and config.group_objectives == {"crowd": "Judge which response is more helpful"}
+    assert (log[0]["researcher"], log[0]["action"]) == ("shared-password", "study changed")
+    at.text_area(key="research_study_groups").input("no equals sign here")
+    at.button(key="research_study_save").click().run()
+    assert "line 1" in at.error[0].value

@@ -1,0 +1,113 @@
+"""The study settings: what annotators are told (title, guidelines, the objective they judge
+by), how many labels each gives (the quota) and what they see when done. One validated
+dataclass, stored in the database as numbered versions like the QC settings; every served pair
+records the study version and the objective text it was shown with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acquisition.core.config import from_dict, load_toml, to_dict
+from acquisition.core.errors import ConfigError
+from collector.store import Store
+
+DEFAULT_GUIDELINES = """
+**Your task.** Read the request, then both responses. Pick the response you would rather
+receive if you had asked this yourself.
+
+- **A / B is better**: one response is better. Judge what it *says* (correct, complete,
+  relevant, clear), not how it looks. Length, lists, bold text, emoji and a friendly tone
+  are not merits on their own.
+- **Tie**: both are about equally good.
+- **Both bad**: neither is acceptable (wrong, harmful, or misses the request).
+- **Skip**: you cannot judge this one (outside your knowledge). Skipped pairs are logged.
+- **How much better** (only with A or B) and **why** are optional but help researchers a lot.
+
+Keyboard: **1** A, **2** B, **3** tie, **4** both bad, **S** skip (not while typing a reason).
+""".strip()
+
+MAX_TITLE = 200
+MAX_GUIDELINES = 20_000
+MAX_OBJECTIVE = 500
+MAX_MESSAGE = 2_000
+
+
+@dataclass
+class StudyConfig:
+    # the heading of the annotator's page
+    title: str = "Which response is better?"
+    # Markdown shown in the annotator's sidebar (open until their first label)
+    guidelines: str = DEFAULT_GUIDELINES
+    # the objective shown above every pair, e.g. "Judge which response is more harmless" ("" shows none)
+    objective: str = ""
+    # per annotator group, an objective that replaces the one above (an annotator's own
+    # `annotator add --objective` replaces both)
+    group_objectives: dict[str, str] = field(default_factory=dict)
+    # labels each annotator gives; at the quota they see the completion message (0: no quota)
+    quota: int = 0
+    # shown instead of a pair once the quota is reached
+    completion_message: str = "Thank you, you are done. You can close this page."
+    # a code to show with it (what a crowd platform asks the worker to paste), "" for none
+    completion_code: str = ""
+
+    def validate(self, where: str = "study") -> None:
+        for name, limit, required in (("title", MAX_TITLE, True), ("guidelines", MAX_GUIDELINES, True),
+                                      ("objective", MAX_OBJECTIVE, False),
+                                      ("completion_message", MAX_MESSAGE, True),
+                                      ("completion_code", MAX_TITLE, False)):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.{name}: must be text; got {type(value).__name__}.")
+            if required and not value.strip():
+                raise ConfigError(f"{where}.{name}: must not be empty.")
+            if len(value) > limit:
+                raise ConfigError(f"{where}.{name}: {len(value):,} characters; at most {limit:,}.")
+        if not isinstance(self.group_objectives, dict):
+            raise ConfigError(f"{where}.group_objectives: must be a table of group = \"objective\".")
+        for group, text in self.group_objectives.items():
+            if not isinstance(group, str) or not group.strip():
+                raise ConfigError(f"{where}.group_objectives: a group name must be non-empty text.")
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_OBJECTIVE:
+                raise ConfigError(f"{where}.group_objectives.{group}: must be non-empty text of at most "
+                                  f"{MAX_OBJECTIVE} characters.")
+        if isinstance(self.quota, bool) or not isinstance(self.quota, int) or not 0 <= self.quota <= 1_000_000:
+            raise ConfigError(f"{where}.quota: must be a whole number of labels, 0 (no quota) or more; "
+                              f"got {self.quota!r}.")
+
+    def objective_for(self, annotator: dict[str, Any]) -> str | None:
+        """The objective text ``annotator`` is shown: their own, else their group's, else the
+        study's; ``None`` when there is none."""
+        own = (annotator.get("objective") or "").strip()
+        text = own or self.group_objectives.get(annotator.get("group_name") or "", "") or self.objective
+        return text.strip() or None
+
+
+def study_config(store: Store) -> StudyConfig:
+    """The study settings stored in the database (defaults until set)."""
+    stored = store.get_meta("study_config")
+    return from_dict(StudyConfig, json.loads(stored), "study") if stored else StudyConfig()
+
+
+def study_version(store: Store) -> int:
+    return int(store.get_meta("study_version", "0") or 0)
+
+
+def update_study_config(store: Store, changes: dict[str, Any], where: str = "study") -> tuple[StudyConfig, int]:
+    """Merge ``changes`` into the stored settings, validate (errors name the field) and store
+    them as the next version; returns the settings and their version. Nothing is written on
+    an error."""
+    config = from_dict(StudyConfig, {**to_dict(study_config(store)), **changes}, where)
+    config.validate(where)
+    with store.transaction():
+        version = study_version(store) + 1
+        store.set_metas({"study_config": json.dumps(to_dict(config), sort_keys=True), "study_version": str(version)})
+    return config, version
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """A TOML file with the study keys at the top level or under ``[study]``."""
+    data = load_toml(path)
+    return data["study"] if set(data) == {"study"} else data
