@@ -53,13 +53,21 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_items(world: World) -> tuple[list[Item], list[Item]]:
+def load_items(world: World, seed: int = 0) -> tuple[list[Item], list[Item]]:
+    """The training pool and test prompts of benchmark seed ``seed``: every seed draws its own
+    split, so test-set sampling error is inside the intervals over seeds."""
     src = world.source
     if src.kind == "synthetic":
         items = synthetic_items(src.train + src.test, src.seed, src.hidden_quality)
     else:
         items = file_items(src.path, src.flip_rate, world.annotators.noise)
-    return split_items(items, src.train, src.test, src.seed)
+    return split_items(items, src.train, src.test, src.seed + seed)
+
+
+def _mirrored(model, tests: dict[str, Any]) -> float:
+    """Accuracy over the mirrored OOD sets: every test item once with the spurious attribute on
+    the better side and once on the worse side, so a spurious detector scores 0.5, not 0."""
+    return float(np.nanmean([accuracy(model, tests["mirror_better"]), accuracy(model, tests["mirror_worse"])]))
 
 
 def _pre_embed(embed, pools: list[Pool], items: list[Item], tests: list[list[tuple[str, str, str]]]) -> None:
@@ -72,10 +80,10 @@ def _pre_embed(embed, pools: list[Pool], items: list[Item], tests: list[list[tup
 
 
 def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> dict[str, list[dict[str, Any]]]:
-    train_items, test_items = load_items(world)
     main, curves, effects = [], [], []
     spurious = world.confounding.spurious
     for seed in range(world.seeds):
+        train_items, test_items = load_items(world, seed)
         rng = np.random.default_rng(1_000 + seed)
         natural = build_pool(train_items, place(train_items, world, rng))
         oracle = build_pool(train_items, place(train_items, world, rng, p_spurious=0.5, p_latent=0.5))
@@ -84,6 +92,8 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
             "id": test_pairs(test_items, place(test_items, world, rng), world),
             "ood": test_pairs(test_items, place(test_items, world, rng, flipped=True), world),
             "clean": test_pairs(test_items, Placement([set()] * len(test_items), [set()] * len(test_items)), world),
+            "mirror_better": test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0, p_latent=0.5), world),
+            "mirror_worse": test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0, p_latent=0.5), world),
         }
         started = time.perf_counter()
         _pre_embed(embed, [natural, oracle, clean], test_items, list(tests_txt.values()))
@@ -98,11 +108,14 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
             for n in world.curve_points if arm != "oracle" else [world.labels]:
                 model = train(rows[:n], world.models[0], world, embed, seed)
                 curves.append({"policy": arm, "seed": seed, "labels": n,
-                               "id_accuracy": accuracy(model, tests["id"]), "ood_accuracy": accuracy(model, tests["ood"])})
+                               "id_accuracy": accuracy(model, tests["id"]), "ood_accuracy": accuracy(model, tests["ood"]),
+                               "clean_accuracy": accuracy(model, tests["clean"]),
+                               "mirrored_ood_accuracy": _mirrored(model, tests)})
             for name in world.models:
                 model = train(rows, name, world, embed, seed)
                 row = {"policy": arm, "model": name, "seed": seed, "labels": len(rows),
-                       **{f"{k}_accuracy": accuracy(model, t) for k, t in tests.items()}}
+                       **{f"{k}_accuracy": accuracy(model, tests[k]) for k in ("id", "ood", "clean")},
+                       "mirrored_ood_accuracy": _mirrored(model, tests)}
                 for a in spurious:
                     row[f"sensitivity_{a}"] = sensitivity(model, test_items, a, embed)
                 main.append(row)
@@ -216,16 +229,30 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
     return out
 
 
-def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, float]]:
-    """``{policy: {id_accuracy, ood_accuracy, oracle_ood_accuracy}}`` means over seeds."""
+HEADLINE_FIGURES = ("id_accuracy", "ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy")
+
+
+def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, Any]]:
+    """``{policy: {id_accuracy, ood_accuracy, oracle_ood_accuracy, clean_accuracy,
+    mirrored_ood_accuracy, ci95: {figure: [low, high]}, n_seeds}}``: means over seeds with
+    t intervals (each seed resamples the split)."""
+    from collector.benchmarks.causal.report import mean_ci95
+
     rows = [r for r in main if r["model"] == model]
-    oracle = float(np.mean([r["ood_accuracy"] for r in rows if r["policy"] == "oracle"]))
-    out: dict[str, dict[str, float]] = {}
+    oracle_ood = [r["ood_accuracy"] for r in rows if r["policy"] == "oracle"]
+    out: dict[str, dict[str, Any]] = {}
     for policy in dict.fromkeys(r["policy"] for r in rows if r["policy"] != "oracle"):
         sel = [r for r in rows if r["policy"] == policy]
-        out[policy] = {"id_accuracy": round(float(np.mean([r["id_accuracy"] for r in sel])), 4),
-                       "ood_accuracy": round(float(np.mean([r["ood_accuracy"] for r in sel])), 4),
-                       "oracle_ood_accuracy": round(oracle, 4)}
+        entry: dict[str, Any] = {}
+        ci: dict[str, list[float] | None] = {}
+        for figure in HEADLINE_FIGURES:
+            mean, low, high = mean_ci95([r[figure] for r in sel])
+            entry[figure] = round(mean, 4)
+            ci[figure] = None if low is None or high is None else [round(low, 4), round(high, 4)]
+        mean, low, high = mean_ci95(oracle_ood)
+        entry["oracle_ood_accuracy"] = round(mean, 4)
+        ci["oracle_ood_accuracy"] = None if low is None or high is None else [round(low, 4), round(high, 4)]
+        out[policy] = {**entry, "ci95": ci, "n_seeds": len(sel)}
     return out
 
 

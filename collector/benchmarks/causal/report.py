@@ -14,30 +14,77 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def _mean_ci(values: pd.Series) -> str:
-    v = values.dropna().to_numpy(dtype=float)
+def mean_ci95(values) -> tuple[float, float | None, float | None]:
+    """Mean and 95% t interval over seeds (t with n - 1 degrees of freedom: 12.7 for 2 seeds,
+    2.26 for 10, not 1.96); no interval from one value."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if not len(v):
-        return "n/a"
+        return float("nan"), None, None
     if len(v) == 1:
-        return f"{v[0]:.3f}"
-    half = 1.96 * v.std(ddof=1) / math.sqrt(len(v))
-    return f"{v.mean():.3f} ± {half:.3f}"
+        return float(v[0]), None, None
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def _mean_ci(values) -> str:
+    mean, low, high = mean_ci95(values)
+    if math.isnan(mean):
+        return "n/a"
+    if low is None or high is None:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± {(high - low) / 2:.3f}"
+
+
+def _paired(g: pd.DataFrame, reference: pd.DataFrame, column: str) -> str:
+    """The difference to ``reference`` paired by seed (same split and placements), t interval."""
+    ref = reference.set_index("seed")[column]
+    diffs = [value - ref[seed] for seed, value in zip(g.seed, g[column]) if seed in ref.index]
+    return _mean_ci(diffs) if diffs else "n/a"
 
 
 def policy_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per (policy, model): mean ± 95% half-width over seeds."""
     main = pd.DataFrame(results["main"])
-    oracle = main[main.policy == "oracle"].groupby("model").ood_accuracy.mean()
+    if "mirrored_ood_accuracy" not in main.columns:  # results written before mirrored sets existed
+        main["mirrored_ood_accuracy"] = np.nan
     rows = []
     for (policy, model), g in main.groupby(["policy", "model"], sort=False):
+        same_model = main[main.model == model]
+        observational, oracle = same_model[same_model.policy == "observational"], same_model[same_model.policy == "oracle"]
         row = {"policy": policy, "model": model, "seeds": len(g), "labels": int(g["labels"].iloc[0]),
-               "ID": _mean_ci(g.id_accuracy), "OOD": _mean_ci(g.ood_accuracy), "clean": _mean_ci(g.clean_accuracy),
-               "ID - OOD": _mean_ci(g.id_accuracy - g.ood_accuracy),
-               "OOD - oracle": _mean_ci(g.ood_accuracy - oracle.get(model, np.nan))}
+               "clean": _mean_ci(g.clean_accuracy), "mirrored OOD": _mean_ci(g.mirrored_ood_accuracy),
+               "ID": _mean_ci(g.id_accuracy), "flipped OOD": _mean_ci(g.ood_accuracy),
+               "clean - observational": _paired(g, observational, "clean_accuracy") if policy != "observational" else "",
+               "clean - oracle": _paired(g, oracle, "clean_accuracy") if policy != "oracle" else "",
+               "mirrored - oracle": _paired(g, oracle, "mirrored_ood_accuracy") if policy != "oracle" else ""}
         for col in [c for c in g.columns if c.startswith("sensitivity_")]:
             row[col.replace("sensitivity_", "sens. ")] = f"{g[col].mean():+.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _t_factor(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("inf")
+
+
+def precondition(results: dict[str, Any], policy: str = "randomised_attributes", gain: float = 0.05) -> str:
+    """Is the task learnable here? ``policy``'s clean accuracy (mean over seeds) must rise at
+    least ``gain`` from the first to the last curve point; printed as met or not met."""
+    curves = pd.DataFrame(results.get("curves", []))
+    if curves.empty or "clean_accuracy" not in curves.columns:
+        return ""
+    g = curves[curves.policy == policy].groupby("labels").clean_accuracy.mean()
+    if len(g) < 2:
+        return ""
+    first, last = g.iloc[0], g.iloc[-1]
+    verdict = "met" if last - first >= gain else "NOT met: models here are close to chance, read differences with care"
+    return (f"Precondition (the task is learnable): {policy} clean accuracy {first:.3f} at {g.index[0]} labels -> "
+            f"{last:.3f} at {g.index[-1]} labels ({100 * (last - first):+.1f} points; at least "
+            f"{100 * gain:.0f} required): {verdict}.")
 
 
 def amce_summary(results: dict[str, Any]) -> pd.DataFrame:
@@ -72,10 +119,23 @@ def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
 
 def text_report(results: dict[str, Any]) -> str:
     w = results["world"]
-    lines = [f"Causal benchmark, world {w['name']!r}: {w['labels']} labels per arm, {w['seeds']} seeds, "
-             f"spurious {', '.join(w['confounding']['spurious']) or 'none'} at rho_spurious = {w['confounding']['rho_spurious']}",
-             "", "Accuracy (mean ± 95% half-width over seeds; ID/OOD vs the truly better response):",
-             policy_table(results).to_string(index=False), ""]
+    lines = []
+    if w.get("smoke"):
+        lines += ["SMOKE TEST (--quick): a small configuration that checks the benchmark runs end to end. "
+                  f"{w['seeds']} seeds give t intervals {_t_factor(w['seeds']):.1f} standard errors wide; do not "
+                  "read or cite these numbers as results.", ""]
+    lines += [f"Causal benchmark, world {w['name']!r}: {w['labels']} labels per arm, {w['seeds']} seeds "
+              f"(each with its own train/test split and placements), spurious "
+              f"{', '.join(w['confounding']['spurious']) or 'none'} at rho_spurious = {w['confounding']['rho_spurious']}",
+              "", "Accuracy against the truly better response (mean ± 95% t half-width over seeds; differences "
+              "paired by seed). clean: no attribute written on either side; mirrored OOD: every test item with "
+              "the spurious attribute on the better side and again on the worse side (a spurious detector "
+              "scores 0.5); ID: the training correlation; flipped OOD: the correlation reversed (the worst case: "
+              "a spurious detector scores 1 - rho_spurious):",
+              policy_table(results).to_string(index=False), ""]
+    check = precondition(results)
+    if check:
+        lines += [check, ""]
     amce = amce_summary(results)
     if not amce.empty:
         lines += ["AMCE 95% CI coverage of the true AMCE (randomised attributes x seeds):",

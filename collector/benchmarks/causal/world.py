@@ -160,6 +160,7 @@ class World:
     model: ModelConfig = field(default_factory=ModelConfig)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     sweeps: SweepsConfig = field(default_factory=SweepsConfig)
+    smoke: bool = False  # set by --quick: the report says it is a smoke test
 
     def validate(self, where: str) -> None:
         if self.labels < 40:
@@ -221,7 +222,7 @@ def quick(world: World) -> World:
     others = [a for a in world.arms.randomised if a not in confounded]
     labels = min(world.labels, 300)
     return dataclasses.replace(
-        world,
+        world, smoke=True,
         labels=labels, seeds=min(world.seeds, 2), curve=[labels // 2, labels], models=world.models[:1],
         source=dataclasses.replace(world.source, train=min(world.source.train, 200),
                                    test=min(world.source.test, 150)),

@@ -91,16 +91,30 @@ def test_labels_to_target_interpolates_mean_curves():
 def test_small_run_shows_the_direction_of_the_effects(tmp_path, capsys):
     """Observational data confounded in its texts: OOD well below ID; randomising the attribute
     keeps OOD near the oracle; AMCE intervals cover the true (zero) effects."""
-    world = configure(None, seeds=1, labels=300, quick_run=True, embedder="bag_of_words", sweeps=False)
+    world = configure(None, seeds=2, labels=300, quick_run=True, embedder="bag_of_words", sweeps=False)
     world = dataclasses.replace(world, policies=["observational", "randomised_attributes"], curve=[150, 300],
                                 source=dataclasses.replace(world.source, train=300, test=300))
     results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    headline = json.loads(last)
+    printed = capsys.readouterr().out
+    assert printed.startswith("SMOKE TEST (--quick)") and "12.7 standard errors" in printed
+    assert "Precondition (the task is learnable): randomised_attributes clean accuracy" in printed
+    headline = json.loads(printed.strip().splitlines()[-1])
     assert set(headline) == {"observational", "randomised_attributes"}
-    assert all(set(v) >= {"id_accuracy", "ood_accuracy", "oracle_ood_accuracy"} for v in headline.values())
+    figures = {"id_accuracy", "ood_accuracy", "oracle_ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy"}
+    for v in headline.values():
+        assert set(v) >= figures | {"ci95", "n_seeds"} and v["n_seeds"] == 2
+        assert set(v["ci95"]) == figures
+        for figure in figures:
+            low, high = v["ci95"][figure]
+            assert low <= v[figure] <= high
+    # each seed draws its own train/test split
+    from collector.benchmarks.causal.experiments import load_items
+    tests = [{item.prompt for item in load_items(world, seed)[1]} for seed in (0, 1)]
+    assert len(tests[0]) == len(tests[1]) == 300 and tests[0] != tests[1]
     obs, rnd = headline["observational"], headline["randomised_attributes"]
     assert obs["id_accuracy"] - obs["ood_accuracy"] > 0.08, headline
+    # the figure that can fail: on mirrored sets a spurious detector scores 0.5, not 0
+    assert rnd["mirrored_ood_accuracy"] > obs["mirrored_ood_accuracy"], headline
     assert abs(rnd["ood_accuracy"] - rnd["oracle_ood_accuracy"]) < 0.06, headline
     assert rnd["ood_accuracy"] - obs["ood_accuracy"] > 0.05, headline
     effects = [r for r in results["amce"] if r["arm"] == "randomised_attributes"]
