@@ -29,9 +29,9 @@ class StorageError(DeconfoundError):
 class StudyComplete(DeconfoundError):
     """The annotator has reached the study's quota; the message is the completion message."""
 
-    def __init__(self, message: str, code: str = "") -> None:
+    def __init__(self, message: str, code: str = "", url: str = "") -> None:
         super().__init__(message)
-        self.code = code
+        self.code, self.url = code, url
 
 
 class AuthError(DeconfoundError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,39 @@ def login(collector: Collector, token: str) -> dict[str, Any]:
     if not isinstance(token, str) or not token.strip():
         raise AuthError("Enter the access token from your login link.")
     return collector.login(token)
+
+
+_PARTICIPANT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def crowd_login(collector: Collector, params: Mapping[str, str]) -> dict[str, Any] | None:
+    """The annotator a crowd platform's entry URL names, created on the first visit and the
+    same one on every later visit; ``None`` when the study takes no crowd entry or the URL
+    carries none. The platform's ids are stored as covariates, never shown as the name.
+
+    Raises:
+        AuthError: the URL carries some of the ids but not all, or an id that is not one.
+    """
+    from collector.serving.study import CROWD_PARAMETERS
+
+    study, _ = collector.study()
+    if not study.crowd_entry:
+        return None
+    names = CROWD_PARAMETERS[study.crowd_entry]
+    given = {name: str(params.get(name, "")).strip() for name in names}
+    if not any(given.values()):
+        return None
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise AuthError(f"This study link is missing {', '.join(missing)}: open it again from the platform.")
+    bad = [name for name, value in given.items() if not _PARTICIPANT_ID.match(value)]
+    if bad:
+        raise AuthError(f"This study link's {bad[0]} is not a valid id: open it again from the platform.")
+    first = names[0]
+    covariates = {"platform": study.crowd_entry, **{name.lower(): value for name, value in given.items()}}
+    annotator, _created = collector.store.crowd_annotator(f"{study.crowd_entry}:{given[first]}", study.crowd_group,
+                                                           covariates)
+    return annotator
 
 
 def signup_open(collector: Collector) -> bool:

@@ -111,7 +111,7 @@ class Collector:
         """The annotator's open pair if they have one, else a new pair from the active policy."""
         config, _ = self.study()
         if config.quota and self.progress(annotator_id) >= config.quota:
-            raise StudyComplete(config.completion_message, config.completion_code)
+            raise StudyComplete(config.completion_message, config.completion_code, config.completion_url)
         pair = self.store.open_served_pair(annotator_id)
         if pair is None:
             self.release_expired_leases()

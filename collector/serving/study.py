@@ -33,6 +33,9 @@ MAX_TITLE = 200
 MAX_GUIDELINES = 20_000
 MAX_OBJECTIVE = 500
 MAX_MESSAGE = 2_000
+CROWD_ENTRIES = ("", "prolific", "participant")
+# the query parameters each crowd entry reads: Prolific's three ids, or a generic ?participant=
+CROWD_PARAMETERS = {"prolific": ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID"), "participant": ("participant",)}
 
 
 @dataclass
@@ -52,6 +55,13 @@ class StudyConfig:
     completion_message: str = "Thank you, you are done. You can close this page."
     # a code to show with it (what a crowd platform asks the worker to paste), "" for none
     completion_code: str = ""
+    # where to send a finished crowd worker, e.g. https://app.prolific.com/submissions/complete?cc=CODE
+    completion_url: str = ""
+    # "prolific": an entry URL with PROLIFIC_PID, STUDY_ID and SESSION_ID creates or logs in the
+    # participant; "participant": the same with ?participant=ID; "": token links only
+    crowd_entry: str = ""
+    # the annotator group crowd participants join
+    crowd_group: str = "crowd"
 
     def validate(self, where: str = "study") -> None:
         for name, limit, required in (("title", MAX_TITLE, True), ("guidelines", MAX_GUIDELINES, True),
@@ -73,6 +83,13 @@ class StudyConfig:
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_OBJECTIVE:
                 raise ConfigError(f"{where}.group_objectives.{group}: must be non-empty text of at most "
                                   f"{MAX_OBJECTIVE} characters.")
+        if self.crowd_entry not in CROWD_ENTRIES:
+            raise ConfigError(f"{where}.crowd_entry: must be one of \"prolific\", \"participant\" or \"\"; "
+                              f"got {self.crowd_entry!r}.")
+        if not isinstance(self.crowd_group, str) or not self.crowd_group.strip():
+            raise ConfigError(f"{where}.crowd_group: must be non-empty text.")
+        if self.completion_url and not self.completion_url.startswith(("https://", "http://")):
+            raise ConfigError(f"{where}.completion_url: must start with https:// (got {self.completion_url[:60]!r}).")
         if isinstance(self.quota, bool) or not isinstance(self.quota, int) or not 0 <= self.quota <= 1_000_000:
             raise ConfigError(f"{where}.quota: must be a whole number of labels, 0 (no quota) or more; "
                               f"got {self.quota!r}.")

@@ -48,7 +48,9 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "objective": "TEXT",
     },
     # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
-    "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL"},
+    # external_id: a crowd platform's participant id ("prolific:<PROLIFIC_PID>"), never shown as the name
+    "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL",
+                   "external_id": "TEXT"},
     # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
     "responses": {"qc_kind": "TEXT"},
     # server time the page showed the pair; latency_ms runs from it to the answer
@@ -62,6 +64,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 # Indexes on added columns, created after the columns exist.
 ADDED_INDEXES: tuple[str, ...] = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS annotators_external ON annotators(external_id) WHERE external_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS served_pairs_origin ON served_pairs(origin_served_pair_id, annotator_id) "
     "WHERE origin_served_pair_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS served_pairs_gold ON served_pairs(gold_item_id, annotator_id) "

@@ -71,6 +71,7 @@ class PeopleMixin(StoreBase):
         covariates: dict[str, str] | None = None,
         objective: str | None = None,
         is_simulated: bool = False,
+        external_id: str | None = None,
     ) -> tuple[dict[str, Any], str]:
         """Create an annotator and return ``(row, token)``; only the token's hash is stored.
 
@@ -87,9 +88,30 @@ class PeopleMixin(StoreBase):
             annotator_id = self._insert("annotators", {
                 "name": name, "token_hash": token_hash(token), "group_name": group,
                 "objective": objective, "covariates": json.dumps(covariates or {}, sort_keys=True),
-                "is_simulated": int(is_simulated), "created_at": time.time(),
+                "is_simulated": int(is_simulated), "created_at": time.time(), "external_id": external_id,
             })
         return self.annotator(annotator_id), token
+
+    def annotator_by_external_id(self, external_id: str) -> dict[str, Any] | None:
+        """The annotator a crowd platform's participant id belongs to, if they came before."""
+        return self._one("SELECT * FROM annotators WHERE external_id = ?", [external_id])
+
+    def crowd_annotator(self, external_id: str, group: str, covariates: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """The annotator of a crowd participant: found by ``external_id``, else created (named
+        "Participant N", never the platform id) with ``covariates``; ``(row, created)``. Two
+        requests for a new participant at once create one annotator."""
+        covariates = clean_covariates(covariates)
+        with self.transaction():
+            if (row := self.annotator_by_external_id(external_id)) is not None:
+                return row, False
+            number = int(self._scalar("SELECT count(*) FROM annotators WHERE external_id IS NOT NULL")) + 1
+            annotator_id = self._insert("annotators", {
+                "name": f"Participant {number}", "token_hash": token_hash(secrets.token_urlsafe(16)),
+                "group_name": clean_name(group, "crowd group"), "objective": None,
+                "covariates": json.dumps(covariates, sort_keys=True), "is_simulated": 0,
+                "created_at": time.time(), "external_id": external_id,
+            })
+        return self.annotator(annotator_id), True
 
     def annotator(self, annotator_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM annotators WHERE id = ?", [annotator_id])

@@ -17,6 +17,7 @@ from collector.app.annotator import (
     STRENGTHS,
     AnswerResult,
     answer,
+    crowd_login,
     escape_markdown,
     login,
     personal_link,
@@ -51,16 +52,24 @@ KIND_STYLE = {"saved": st.success, "skipped": st.info, "repeat": st.info, "elsew
 collector = get_collector()
 
 
-def _enter(annotator: dict, token: str, welcome: str | None = None) -> None:
+def _enter(annotator: dict, token: str | None, welcome: str | None = None) -> None:
     st.session_state["annotate_annotator"] = annotator
     st.session_state["annotate_token"] = token
-    st.query_params["token"] = token
+    if token:  # a crowd entry URL keeps its own parameters: reopening it logs in again
+        st.query_params["token"] = token
     if welcome:
         st.session_state["annotate_welcome"] = welcome
 
 
 def _login_screen() -> None:
     st.title(collector.study()[0].title)
+    try:
+        if (crowd := crowd_login(collector, st.query_params)) is not None:
+            _enter(crowd, None)
+            st.rerun()
+    except DeconfoundError as exc:
+        st.error(str(exc))
+        st.stop()
     token = st.query_params.get("token", "")
     if token:
         try:
@@ -148,6 +157,9 @@ def labelling(annotator_id: int) -> None:
             if complete.code:
                 st.markdown("Your completion code:")
                 st.code(complete.code, language=None)
+            if complete.url:
+                st.link_button("Return to the study platform", complete.url, type="primary",
+                               key="annotate_complete_return")
         return
     except DeconfoundError as exc:
         st.error(str(exc))

@@ -261,3 +261,43 @@ def test_researcher_sees_the_effects_and_downloads_an_export(research_server, tm
         s.close()
     assert ("alice", "exported") in actions and ("alice", "login") in actions
     assert attempts == ["failed"] * 5 + ["throttled"] * 2
+
+
+def test_a_prolific_participant_labels_three_pairs_and_sees_the_completion_screen(tmp_path):
+    from collector.serving.study import update_study_config
+
+    db = tmp_path / "crowd.db"
+    init_db(db, demo=True)
+    s = Store(db)
+    update_study_config(s, {"crowd_entry": "prolific", "quota": 3, "objective": "Judge which response is more helpful",
+                            "completion_message": "Thank you, all done.", "completion_code": "C1A2B3",
+                            "completion_url": "https://app.prolific.com/submissions/complete?cc=C1A2B3"})
+    s.close()
+    entry = "/?PROLIFIC_PID=5f1a2b3c4d5e6f7a8b9c0d1e&STUDY_ID=65aa00bb11cc22dd33ee44ff&SESSION_ID=sess_42"
+    for url in _streamlit(db, {"DECONFOUND_WORKER": "0"}):
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url + entry)
+            expect(page.get_by_text("Judge which response is more helpful")).to_be_visible(timeout=30000)
+            for n, button in enumerate(("A is better", "B is better", "Tie")):
+                expect(page.get_by_text(f"{n} of 3 labels")).to_be_visible(timeout=30000)
+                current = _pair_number(page)
+                page.get_by_role("button", name=re.compile(f"^{button}")).first.click()
+                if n < 2:
+                    _wait_for_new_pair(page, current)
+            expect(page.get_by_text("Thank you, all done.")).to_be_visible(timeout=30000)
+            expect(page.get_by_text("C1A2B3").first).to_be_visible()
+            link = page.get_by_role("link", name="Return to the study platform")
+            assert link.get_attribute("href").endswith("cc=C1A2B3")
+            page.reload()  # coming back with the same URL: still done, nobody new
+            expect(page.get_by_text("Thank you, all done.")).to_be_visible(timeout=30000)
+            browser.close()
+    s = Store(db)
+    try:
+        crowd = [a for a in s.annotators() if a["external_id"]]
+        labels = s.labels()
+    finally:
+        s.close()
+    assert len(crowd) == 1 and crowd[0]["name"] == "Participant 1"
+    assert [row["choice"] for row in labels] == ["left", "right", "tie"]

@@ -246,3 +246,74 @@ def test_the_study_settings_reach_the_page_and_the_quota_ends_it(app_db):
     assert [c.value for c in at.code if c.value == "PAID-7"]
     assert not [c for c in at.caption if c.value.startswith("Pair #")]  # no pair after the quota
     assert len(_labels(db)) == 2
+
+
+PROLIFIC = {"PROLIFIC_PID": "5f1a2b3c4d5e6f7a8b9c0d1e", "STUDY_ID": "65aa00bb11cc22dd33ee44ff",
+            "SESSION_ID": "sess_0123456789"}
+
+
+def _crowd_study(db, **changes):
+    from collector.serving.study import update_study_config
+
+    s = Store(db)
+    try:
+        update_study_config(s, {"crowd_entry": "prolific", "quota": 3, "completion_code": "C1A2B3",
+                                "completion_url": "https://app.prolific.com/submissions/complete?cc=C1A2B3",
+                                **changes})
+    finally:
+        s.close()
+
+
+def _open_with(params: dict) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_prolific_url_creates_the_participant_once_and_logs_them_in_again(app_db):
+    db, _token = app_db
+    _crowd_study(db)
+    at = _open_with(PROLIFIC)
+    _press(at, "left")
+    s = Store(db)
+    crowd = [a for a in s.annotators() if a["external_id"]]
+    s.close()
+    assert len(crowd) == 1 and crowd[0]["name"] == "Participant 1" and crowd[0]["group_name"] == "crowd"
+    import json
+    assert json.loads(crowd[0]["covariates"]) == {"platform": "prolific", "prolific_pid": PROLIFIC["PROLIFIC_PID"],
+                                                  "study_id": PROLIFIC["STUDY_ID"], "session_id": PROLIFIC["SESSION_ID"]}
+    assert PROLIFIC["PROLIFIC_PID"] not in " ".join(m.value for m in at.markdown)  # never shown as the name
+    again = _open_with(PROLIFIC)  # the same URL later: the same annotator, progress kept
+    assert "1 of 3 labels" in [c.value for c in again.caption]
+    s = Store(db)
+    assert len([a for a in s.annotators() if a["external_id"]]) == 1
+    s.close()
+    _press(again, "right")
+    done = _press(again, "tie")
+    assert "C1A2B3" in [c.value for c in done.code]
+    assert done.get("link_button")[0].proto.url.endswith("cc=C1A2B3")
+
+
+def test_a_broken_prolific_url_is_refused_and_creates_nobody(app_db):
+    db, _token = app_db
+    _crowd_study(db)
+    at = _open_with({"PROLIFIC_PID": "5f1a2b3c4d5e6f7a8b9c0d1e"})
+    assert "missing STUDY_ID, SESSION_ID" in at.error[0].value
+    at = _open_with({**PROLIFIC, "PROLIFIC_PID": "<script>"})
+    assert "PROLIFIC_PID is not a valid id" in at.error[0].value
+    s = Store(db)
+    assert not [a for a in s.annotators() if a["external_id"]]
+    s.close()
+
+
+def test_the_generic_participant_form(app_db):
+    db, _token = app_db
+    _crowd_study(db, crowd_entry="participant", crowd_group="panel")
+    _open_with({"participant": "p-0042"})
+    s = Store(db)
+    (row,) = [a for a in s.annotators() if a["external_id"]]
+    s.close()
+    assert row["external_id"] == "participant:p-0042" and row["group_name"] == "panel"
