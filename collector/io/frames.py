@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from acquisition.core.turns import prompt_turns
 from acquisition.editors import EDITORS
 from collector.store import Store
 
@@ -125,10 +126,11 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
 
 
 def trl_conversational_frame(pairs: pd.DataFrame) -> pd.DataFrame:
-    """``trl_frame`` in TRL's conversational form: the prompt as one user message, chosen and
-    rejected as one assistant message each; every other column as in ``trl``."""
+    """``trl_frame`` in TRL's conversational form: the prompt as its messages (a multi-turn
+    request keeps every turn, ``acquisition.core.turns``), chosen and rejected as one assistant
+    message each; every other column as in ``trl``."""
     df = trl_frame(pairs)
-    df["prompt"] = [[{"role": "user", "content": t}] for t in df["prompt"]]
+    df["prompt"] = [prompt_turns(t) for t in df["prompt"]]  # a dialogue keeps its turns
     for col in ("chosen", "rejected"):
         df[col] = [[{"role": "assistant", "content": t}] for t in df[col]]
     return df

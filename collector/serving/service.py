@@ -60,6 +60,7 @@ class PairView:
     left_text: str
     right_text: str
     objective: str | None = None  # the study's objective text it is shown with
+    turns: tuple[dict[str, str], ...] = ()  # a multi-turn request's turns (empty: one user turn)
 
 
 class Collector:
@@ -176,6 +177,7 @@ class Collector:
             left_text=self.store.response(pair["left_response_id"])["text"],
             right_text=self.store.response(pair["right_response_id"])["text"],
             objective=pair.get("objective"),
+            turns=tuple(json.loads(prompt["turns"])) if prompt.get("turns") else (),
         )
 
     def submit(self, annotator_id: int, served_pair_id: int, choice: str,

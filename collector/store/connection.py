@@ -53,6 +53,8 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
                    "external_id": "TEXT"},
     # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
     "responses": {"qc_kind": "TEXT"},
+    # a multi-turn request's turns as JSON [{role, content}] (NULL: one user turn)
+    "prompts": {"turns": "TEXT"},
     # server time the page showed the pair; latency_ms runs from it to the answer
     "labels": {"shown_at": "REAL"},
 }

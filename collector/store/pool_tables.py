@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError, NotFoundError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
+from acquisition.core.turns import prompt_turns
 from collector.store.connection import StoreBase
 
 
@@ -37,10 +39,12 @@ class PoolTablesMixin(StoreBase):
                 if existing:
                     prompt_id = existing["id"]
                 else:
+                    turns = record.get("turns") or prompt_turns(prompt_text)
                     prompt_id = self._insert("prompts", {
                         "text": prompt_text, "text_hash": text_hash(prompt_text),
                         "task_type": record.get("task_type") or "general", "source": source,
                         "external_id": record.get("external_id"), "created_at": now,
+                        "turns": json.dumps(turns) if len(turns) > 1 else None,
                     })
                     new_prompts += 1
                 for response in record["responses"]:

@@ -141,6 +141,21 @@ def _action_bar(annotator_id: int, pair_id: int, result: AnswerResult | None) ->
                               max_chars=MAX_REASON_CHARS, width=420, placeholder="Why? (optional, one sentence)")
 
 
+def _conversation(turns) -> None:
+    """A dialogue as chat messages: the earlier turns folded away, the last user turn shown."""
+    last_user = max(i for i, t in enumerate(turns) if t["role"] == "user") if any(
+        t["role"] == "user" for t in turns) else len(turns) - 1
+    earlier, current = turns[:last_user], turns[last_user:]
+    if earlier:
+        with st.expander(f"Earlier in the conversation ({len(earlier)} turns)"):
+            for turn in earlier:
+                with st.chat_message(turn["role"] if turn["role"] in ("user", "assistant") else "ai"):
+                    st.markdown(turn["content"])
+    for turn in current:
+        with st.chat_message(turn["role"] if turn["role"] in ("user", "assistant") else "ai"):
+            st.markdown(turn["content"])
+
+
 @st.fragment
 def labelling(annotator_id: int) -> None:
     """The pair on screen, its actions and the last answer's outcome; reruns alone on an answer."""
@@ -179,7 +194,10 @@ def labelling(annotator_id: int) -> None:
             st.markdown(f"**{pair.objective}**")
         with st.container(border=True):
             st.markdown("**Request**")
-            st.markdown(pair.prompt)
+            if len(pair.turns) > 1:
+                _conversation(pair.turns)
+            else:
+                st.markdown(pair.prompt)
         left, right = st.columns(2)
         with left, st.container(border=True, key="annotate_left_response"):
             st.markdown("**Response A**")

@@ -317,3 +317,25 @@ def test_the_generic_participant_form(app_db):
     (row,) = [a for a in s.annotators() if a["external_id"]]
     s.close()
     assert row["external_id"] == "participant:p-0042" and row["group_name"] == "panel"
+
+
+def test_an_hh_rlhf_dialogue_is_shown_as_turns(tmp_path, monkeypatch):
+    from collector.io.importers import import_file
+
+    db = tmp_path / "hh.db"
+    init_db(db)
+    dialogue = "\n\nHuman: What is a good first pet?\n\nAssistant: A goldfish is easy.\n\nHuman: And a dog?"
+    rows = [{"chosen": dialogue + "\n\nAssistant: A dog needs daily walks.",
+             "rejected": dialogue + "\n\nAssistant: Dogs are bad."}]
+    (tmp_path / "hh.jsonl").write_text("\n".join(__import__("json").dumps(r) for r in rows) + "\n")
+    s = Store(db)
+    import_file(s, tmp_path / "hh.jsonl")
+    _row, token = s.add_annotator("Reader")
+    s.close()
+    monkeypatch.setenv("DECONFOUND_DB", str(db))
+    at = _open_app(token)
+    messages = at.get("chat_message")
+    assert [m.proto.name for m in messages] == ["user", "assistant", "user"]
+    assert "Earlier in the conversation (2 turns)" in [e.label for e in at.expander]
+    assert "And a dog?" in [m.value for m in at.markdown]
+    assert not [m for m in at.markdown if m.value.startswith("Human:")]  # no flat transcript

@@ -183,3 +183,35 @@ def test_simulated_collection_on_hh_rlhf_round_trips(tmp_path):
         zip(exported["prompt"], exported["chosen"], exported["rejected"]))
     card = card_path(out).read_text()
     assert "hh-rlhf" in card and "| 1496 |" in card  # the imported human preferences are described
+
+
+def test_an_hh_dialogue_keeps_its_turns_through_trl_conversational(tmp_path):
+    from acquisition.core.turns import prompt_turns
+    from collector.serving.service import Collector
+
+    dialogue = "\n\nHuman: What is a good first pet?\n\nAssistant: A goldfish is easy.\n\nHuman: And a dog?"
+    row = {"chosen": dialogue + "\n\nAssistant: A dog needs daily walks.", "rejected": dialogue + "\n\nAssistant: No."}
+    (tmp_path / "hh.jsonl").write_text(json.dumps(row) + "\n")
+    store = Store(tmp_path / "a.db")
+    import_file(store, tmp_path / "hh.jsonl")
+    store.activate_policy("observational", {})
+    turns = [{"role": "user", "content": "What is a good first pet?"},
+             {"role": "assistant", "content": "A goldfish is easy."}, {"role": "user", "content": "And a dog?"}]
+    assert json.loads(store.prompt(1)["turns"]) == turns  # stored with its turns
+    annotator, _ = store.add_annotator("a")
+    collector = Collector(store, seed=0)
+    view = collector.next_pair(annotator["id"])
+    assert list(view.turns) == turns
+    pair = store.served_pair(view.served_pair_id)
+    better_left = store.response(pair["left_base_response_id"])["text"] == "A dog needs daily walks."
+    collector.submit(annotator["id"], view.served_pair_id, "left" if better_left else "right")
+    out = tmp_path / "conv.jsonl"
+    assert export(store, "trl-conversational", out) == 1
+    exported = json.loads(out.read_text().splitlines()[0])
+    assert exported["prompt"] == turns  # real message lists, every turn
+    assert exported["chosen"][0]["role"] == "assistant"
+    fresh = Store(tmp_path / "b.db")
+    import_file(fresh, out)
+    (back,) = fresh.imported_preferences()
+    assert prompt_turns(back["prompt"]) == turns and json.loads(fresh.prompt(1)["turns"]) == turns
+    assert "A dog needs daily walks" in back["chosen"]
