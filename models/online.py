@@ -67,6 +67,9 @@ class TrainingConfig:
     eval_responses: int = 40  # base responses edited per attribute for reward sensitivity
     min_labels: int = 20  # no model before this many labels with a winner
     poll_seconds: float = 10.0  # how often the worker looks for new labels and texts
+    # what a per-group model (multihead, adversarial) takes as its head: "annotator_group", or
+    # "objective", the study objective each pair was shown with (randomised or fixed)
+    head: str = "annotator_group"
     params: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self, where: str = "training") -> None:
@@ -78,6 +81,8 @@ class TrainingConfig:
             raise ConfigError(f"{where}.holdout: must be in (0, 0.9); got {self.holdout}.")
         if self.retrain_every < 1:
             raise ConfigError(f"{where}.retrain_every: must be at least 1; got {self.retrain_every}.")
+        if self.head not in HEADS:
+            raise ConfigError(f"{where}.head: must be one of {', '.join(HEADS)}; got {self.head!r}.")
         if not 0 < self.poll_seconds <= 3600:
             raise ConfigError(f"{where}.poll_seconds: must be in (0, 3600]; got {self.poll_seconds}.")
 
@@ -86,12 +91,17 @@ def load_training_config(path: str | None) -> TrainingConfig:
     return TrainingConfig() if path is None else from_dict(TrainingConfig, load_toml(path), str(path))
 
 
-def build_pair_data(rows: list[dict[str, Any]], embed) -> tuple[PairData, int]:
+HEADS = ("annotator_group", "objective")
+
+
+def build_pair_data(rows: list[dict[str, Any]], embed, head: str = "annotator_group") -> tuple[PairData, int]:
     """Labels -> arrays. Both-bad labels are counted and kept out of the ranking.
 
     Args:
         rows: ``Store.training_rows()``.
         embed: ``texts -> (n, d)`` array (``Embedder.embed``).
+        head: the row key a per-group model's head is (``annotator_group`` or ``objective``;
+            pairs shown with no objective share the head ``"none"``).
 
     Returns:
         ``(data, both_bad_count)``.
@@ -106,11 +116,14 @@ def build_pair_data(rows: list[dict[str, Any]], embed) -> tuple[PairData, int]:
     def col(key: str) -> np.ndarray:
         return vectors[[index[r[key]] for r in ranked]] if ranked else np.zeros((0, vectors.shape[1]), np.float32)
 
-    groups = sorted({r["annotator_group"] for r in ranked}) or ["default"]
+    def head_of(r: dict[str, Any]) -> str:
+        return str(r.get(head) or "none")
+
+    groups = sorted({head_of(r) for r in ranked}) or ["default"]
     data = PairData(
         prompt=col("prompt"), first=col("left_text"), second=col("right_text"),
         target=np.array([TARGETS[r["choice"]] for r in ranked], np.float32),
-        group=np.array([groups.index(r["annotator_group"]) for r in ranked], np.int64),
+        group=np.array([groups.index(head_of(r)) for r in ranked], np.int64),
         propensity=np.array([r["arm_propensity"] for r in ranked], np.float64),
         same_base=np.array([bool(r["same_base"]) for r in ranked]),
         first_parent=col("left_base_text"), second_parent=col("right_base_text"), group_names=groups,
@@ -269,7 +282,7 @@ class OnlineTrainer:
             started = time.time()
             labels_seen = store.label_count()
             rows = store.training_rows()
-            data, both_bad = build_pair_data(rows, self.embedder.embed)
+            data, both_bad = build_pair_data(rows, self.embedder.embed, self.config.head)
             decisive = int((data.target != 0.5).sum())
             if decisive < self.config.min_labels:
                 raise ConfigError(

@@ -62,6 +62,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "qc_expected": r["qc_expected"], "excluded": bool(r["annotator_excluded"]),
             "excluded_reason": r["annotator_excluded_reason"],
             "study_version": r["study_version"], "objective": r["objective"],
+            "objective_propensity": r["objective_propensity"],
             **_flags(left_ev, "left"), **_flags(right_ev, "right"),
         })
     return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
@@ -77,7 +78,7 @@ def _pairs_columns() -> list[str]:
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
-        "study_version", "objective",
+        "study_version", "objective", "objective_propensity",
     ]
     return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
 

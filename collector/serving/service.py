@@ -136,7 +136,13 @@ class Collector:
     def _serve_new(self, annotator_id: int) -> dict[str, Any]:
         config, version = self.study()
         annotator = self.store.annotator(annotator_id)
-        annotator = {**annotator, "shown_study_version": version, "shown_objective": config.objective_for(annotator)}
+        objective_seed = 0
+        if config.randomise_objective == "pair":  # no extra draw otherwise: seeds replay as before
+            with self._lock:
+                objective_seed = int(self._rng.integers(2**31))
+        objective, propensity = config.draw_objective(annotator, objective_seed)
+        annotator = {**annotator, "shown_study_version": version, "shown_objective": objective,
+                     "shown_objective_propensity": propensity}
         policy, row = self.active_policy()
         if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
             with self._lock:

@@ -6,9 +6,12 @@ records the study version and the objective text it was shown with."""
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from acquisition.core.config import from_dict, load_toml, to_dict
 from acquisition.core.errors import ConfigError
@@ -33,6 +36,7 @@ MAX_TITLE = 200
 MAX_GUIDELINES = 20_000
 MAX_OBJECTIVE = 500
 MAX_MESSAGE = 2_000
+_OBJECTIVE_STREAM = 0x0B7EC7  # keeps the objective draw apart from the policy's use of a seed
 CROWD_ENTRIES = ("", "prolific", "participant")
 # the query parameters each crowd entry reads: Prolific's three ids, or a generic ?participant=
 CROWD_PARAMETERS = {"prolific": ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID"), "participant": ("participant",)}
@@ -62,6 +66,13 @@ class StudyConfig:
     crowd_entry: str = ""
     # the annotator group crowd participants join
     crowd_group: str = "crowd"
+    # randomise the objective shown: "annotator" (drawn once per annotator), "pair" (each pair)
+    # or "" (off: the fixed objectives above). The draw and its probability are recorded with
+    # every served pair (objective, objective_propensity), like any randomised arm
+    randomise_objective: str = ""
+    # the objectives drawn from, and their probabilities (empty: equal); they must sum to 1
+    objectives: list[str] = field(default_factory=list)
+    objective_probabilities: list[float] = field(default_factory=list)
 
     def validate(self, where: str = "study") -> None:
         for name, limit, required in (("title", MAX_TITLE, True), ("guidelines", MAX_GUIDELINES, True),
@@ -90,16 +101,56 @@ class StudyConfig:
             raise ConfigError(f"{where}.crowd_group: must be non-empty text.")
         if self.completion_url and not self.completion_url.startswith(("https://", "http://")):
             raise ConfigError(f"{where}.completion_url: must start with https:// (got {self.completion_url[:60]!r}).")
+        if self.randomise_objective not in ("", "annotator", "pair"):
+            raise ConfigError(f"{where}.randomise_objective: must be \"annotator\", \"pair\" or \"\"; "
+                              f"got {self.randomise_objective!r}.")
+        for i, text in enumerate(self.objectives):
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_OBJECTIVE:
+                raise ConfigError(f"{where}.objectives[{i}]: must be non-empty text of at most {MAX_OBJECTIVE} characters.")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ConfigError(f"{where}.objectives: each objective may be listed once.")
+        if self.randomise_objective and len(self.objectives) < 2:
+            raise ConfigError(f"{where}.objectives: randomising needs at least two objectives; got {len(self.objectives)}.")
+        if self.objective_probabilities:
+            if len(self.objective_probabilities) != len(self.objectives):
+                raise ConfigError(f"{where}.objective_probabilities: {len(self.objective_probabilities)} values for "
+                                  f"{len(self.objectives)} objectives.")
+            if any(not 0 < p < 1 for p in self.objective_probabilities):
+                raise ConfigError(f"{where}.objective_probabilities: each must be strictly between 0 and 1.")
+            if abs(sum(self.objective_probabilities) - 1) > 1e-9:
+                raise ConfigError(f"{where}.objective_probabilities: must sum to 1; got "
+                                  f"{sum(self.objective_probabilities):g}.")
         if isinstance(self.quota, bool) or not isinstance(self.quota, int) or not 0 <= self.quota <= 1_000_000:
             raise ConfigError(f"{where}.quota: must be a whole number of labels, 0 (no quota) or more; "
                               f"got {self.quota!r}.")
 
     def objective_for(self, annotator: dict[str, Any]) -> str | None:
-        """The objective text ``annotator`` is shown: their own, else their group's, else the
-        study's; ``None`` when there is none."""
+        """The fixed objective text ``annotator`` is shown: their own, else their group's, else
+        the study's; ``None`` when there is none."""
         own = (annotator.get("objective") or "").strip()
         text = own or self.group_objectives.get(annotator.get("group_name") or "", "") or self.objective
         return text.strip() or None
+
+    @property
+    def probabilities(self) -> list[float]:
+        return list(self.objective_probabilities) or [1.0 / len(self.objectives)] * len(self.objectives)
+
+    def draw_objective(self, annotator: dict[str, Any], pair_seed: int) -> tuple[str | None, float | None]:
+        """``(objective, propensity)`` for a new served pair. Randomised: drawn from
+        ``objectives`` with ``probabilities``, per pair from ``pair_seed`` or per annotator
+        from their id (the same draw for every pair they see), its propensity the drawn
+        objective's probability. Fixed: ``objective_for`` with propensity 1 (``None`` if none)."""
+        if not self.randomise_objective:
+            text = self.objective_for(annotator)
+            return text, (1.0 if text else None)
+        if self.randomise_objective == "annotator":
+            stream = zlib.crc32(json.dumps(self.objectives).encode())
+            rng = np.random.default_rng([int(annotator["id"]), stream, _OBJECTIVE_STREAM])
+        else:
+            rng = np.random.default_rng([pair_seed, _OBJECTIVE_STREAM])
+        p = self.probabilities
+        k = int(rng.choice(len(self.objectives), p=p))
+        return self.objectives[k], float(p[k])
 
 
 def study_config(store: Store) -> StudyConfig:

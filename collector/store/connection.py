@@ -46,6 +46,7 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         # the study settings version and the objective text the pair was shown with
         "study_version": "INTEGER",
         "objective": "TEXT",
+        "objective_propensity": "REAL",  # its probability when randomised, 1 when fixed
     },
     # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
     # external_id: a crowd platform's participant id ("prolific:<PROLIFIC_PID>"), never shown as the name

@@ -73,6 +73,7 @@ class QCTablesMixin(ServedPairsMixin, PeopleMixin):
                         "qc_kind": "repeat", "origin_served_pair_id": origin["id"],
                         "study_version": annotator.get("shown_study_version"),
                         "objective": annotator.get("shown_objective"),
+                        "objective_propensity": annotator.get("shown_objective_propensity"),
                     })
                     return self.served_pair(pair_id)
                 after = ids[-1]

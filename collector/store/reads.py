@@ -40,9 +40,10 @@ def _case(column: str, values: list[str]) -> str:
 
 
 def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
-    """Every served pair as 13 numbers (id, status code, choice code, annotator id, group code,
+    """Every served pair as 14 numbers (id, status code, choice code, annotator id, group code,
     QC-kind code, prompt id, left and right response ids, policy version, arm propensity,
-    label time or -1, latency or -1), with the lookups that decode them: ``groups``, ``kinds``,
+    label time or -1, latency or -1, shown-objective code or -1), with the lookups that decode
+    them: ``groups``, ``kinds``, ``objectives``,
     ``task_type`` (prompt id -> type), ``policy`` (version -> name) and ``annotators`` rows
     ``(id, name, excluded, excluded_reason)``."""
     with read_connection(source) as conn:
@@ -52,17 +53,20 @@ def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
         found = conn.execute(f"SELECT DISTINCT annotator_group, {qc} FROM served_pairs sp").fetchall()
         groups = sorted({g for g, _ in found})
         kinds = sorted({k for _, k in found if k is not None})
+        shown = "sp.objective" if "objective" in have else "NULL"
+        objectives = sorted(r[0] for r in conn.execute(f"SELECT DISTINCT {shown} FROM served_pairs sp") if r[0])
         codes = conn.execute(f"""
             SELECT sp.id, CASE sp.status WHEN 'labelled' THEN 1 WHEN 'skipped' THEN 2 ELSE 0 END,
                    CASE l.choice WHEN 'left' THEN 0 WHEN 'right' THEN 1 WHEN 'tie' THEN 2
                                  WHEN 'both_bad' THEN 3 ELSE -1 END,
                    sp.annotator_id, {_case('sp.annotator_group', groups)}, {_case(qc, kinds)}, sp.prompt_id,
                    sp.left_response_id, sp.right_response_id, sp.policy_version, sp.arm_propensity,
-                   coalesce(l.created_at, -1), coalesce(l.latency_ms, -1)
+                   coalesce(l.created_at, -1), coalesce(l.latency_ms, -1),
+                   coalesce({_case(shown, objectives)}, -1)
             FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id ORDER BY sp.id""",
-            groups + kinds).fetchall()
+            groups + kinds + objectives).fetchall()
         return {
-            "codes": codes, "groups": groups, "kinds": kinds,
+            "codes": codes, "groups": groups, "kinds": kinds, "objectives": objectives,
             "task_type": dict(conn.execute("SELECT id, task_type FROM prompts").fetchall()),
             "policy": dict(conn.execute("SELECT version, name FROM policies").fetchall()),
             "annotators": conn.execute(

@@ -109,6 +109,7 @@ class ServedPairsMixin(StoreBase):
                 "status": "served", "qc_kind": qc_kind, "gold_item_id": gold_item_id,
                 "qc_expected": qc_expected,
                 "study_version": annotator.get("shown_study_version"), "objective": annotator.get("shown_objective"),
+                "objective_propensity": annotator.get("shown_objective_propensity"),
             })
         return self.served_pair(pair_id)
 
@@ -333,7 +334,7 @@ class ServedPairsMixin(StoreBase):
         """
         return self._all(
             """
-            SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.annotator_group,
+            SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.annotator_group, sp.objective,
                    sp.arm_propensity, sp.left_base_response_id = sp.right_base_response_id AS same_base,
                    sp.left_edit_vector, sp.right_edit_vector,
                    p.text AS prompt, lr.text AS left_text, rr.text AS right_text,

@@ -19,7 +19,9 @@ def _true_left(store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig) -> 
         q = [store.response(getattr(r, f"{s}_base_response_id"))["quality"] for s in ("left", "right")]
         on = [{a for a, e in json.loads(getattr(r, f"{s}_edit_vector")).items() if e["on"]}
               for s in ("left", "right")]
-        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group)
+        objective = getattr(r, "objective", None)
+        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group,
+                                           objective if isinstance(objective, str) else None)
         out.append(p_l + p_t / 2)
     return pd.Series(out, index=pairs.index)
 
@@ -74,3 +76,35 @@ def test_observational_pairs_estimate_nothing(store):
     assert amce(pairs_frame(store)).empty
     table = amce(pairs_frame(store), attributes=["emoji"])
     assert table.loc[0, "n_labels"] == 0 and table.loc[0, "method"] == "none"
+
+
+@pytest.mark.parametrize("per", ["pair", "annotator"])
+def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
+    """The objective is the annotator's confounder C: randomised, each served pair records it
+    with its probability, and the AMCE of an attribute whose true effect depends on the shown
+    objective is recovered per objective, with CIs that cover the truth on the realised design."""
+    from collector.serving.study import update_study_config
+
+    helpful, harmless = "Judge which response is more helpful", "Judge which response is more harmless"
+    update_study_config(store, {"randomise_objective": per, "objectives": [helpful, harmless],
+                                "objective_probabilities": [0.6, 0.4]})
+    store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(
+        attributes=["verbosity", "hedging"])))
+    config = SimulatedAnnotatorConfig(objective_effects={helpful: {"verbosity": 1.5}, harmless: {"hedging": 1.5}})
+    simulate(store, labels=1200, annotators=40, seed=7, config=config)
+    served = pairs_frame(store)
+    assert set(served.objective) == {helpful, harmless}
+    p = {helpful: 0.6, harmless: 0.4}
+    assert (served.objective_propensity == served.objective.map(p)).all()  # sums to 1 over the list
+    if per == "annotator":  # one draw per annotator, the same on every pair they see
+        assert (served.groupby("annotator_id").objective.nunique() == 1).all()
+    share = (served.objective == helpful).mean()
+    assert 0.45 < share < 0.75
+    pairs = labelled_pairs(served)
+    table = amce(pairs, by=["objective"]).set_index(["objective", "attribute"])
+    assert table.loc[(helpful, "verbosity"), "ci_low"] > 0.05 and table.loc[(harmless, "hedging"), "ci_low"] > 0.05
+    assert table.loc[(helpful, "hedging"), "ci_low"] < 0.05 and table.loc[(harmless, "verbosity"), "ci_low"] < 0.05
+    pairs = pairs.assign(true_left=_true_left(store, pairs, config))
+    truth = amce(pairs, by=["objective"], left_outcome="true_left").set_index(["objective", "attribute"])
+    covered = ((table.ci_low <= truth.estimate) & (truth.estimate <= table.ci_high)).mean()
+    assert covered >= 0.75, table.join(truth, rsuffix="_true")[["estimate", "ci_low", "ci_high", "estimate_true"]]

@@ -218,3 +218,26 @@ def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
     while time.time() < deadline and _alive(worker):
         time.sleep(0.2)
     assert not _alive(worker)
+
+
+def test_multihead_can_take_the_shown_objective_as_its_head(db):
+    from collector.serving.study import update_study_config
+
+    store = Store(db)
+    update_study_config(store, {"randomise_objective": "pair", "objectives": ["Be helpful", "Be harmless"]})
+    simulate(store, labels=60, seed=4)
+    rows = store.training_rows()
+    assert {r["objective"] for r in rows} == {"Be helpful", "Be harmless"}
+    by_group, _ = build_pair_data(rows, HashEmbedder().embed)
+    by_objective, _ = build_pair_data(rows, HashEmbedder().embed, head="objective")
+    assert by_group.group_names == ["default"] and by_objective.group_names == ["Be harmless", "Be helpful"]
+    config = TrainingConfig(model="multihead", head="objective", min_labels=10, eval_responses=0,
+                            params=ModelConfig(hidden=8, ensemble=1, epochs=2))
+    from models.checkpoints import Checkpoints
+
+    trainer = OnlineTrainer(partial(Store, db), Checkpoints(Path(db).parent / "m"), config, HashEmbedder())
+    assert trainer.train_once()["version"] == "v1"
+    assert trainer.load_current().group_names == ["Be harmless", "Be helpful"]
+    with pytest.raises(Exception, match="head"):
+        TrainingConfig(head="colour").validate()
+    store.close()

@@ -16,7 +16,8 @@ from models.checkpoints import Checkpoints
 ATTRIBUTES = tuple(sorted(EDITORS))
 REGULAR = ("regular", "repeat")  # quality-control kinds that are real labels of their item
 EMPTY_COLOUR = "#d62728"  # overlap cells nobody labelled
-SCOPES = {"overall": None, "annotator group": "annotator_group", "prompt type": "task_type"}
+SCOPES = {"overall": None, "annotator group": "annotator_group", "prompt type": "task_type",
+          "shown objective": "objective"}
 
 
 
@@ -62,7 +63,7 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     codes, groups, kinds = raw["codes"], raw["groups"], raw["kinds"]
     task_type, policy = raw["task_type"], raw["policy"]
     people = pd.DataFrame(raw["annotators"], columns=["id", "annotator", "excluded", "excluded_reason"]).set_index("id")
-    m = np.array(codes, dtype=np.float64).reshape(len(codes), 13)  # (served pairs, columns)
+    m = np.array(codes, dtype=np.float64).reshape(len(codes), 14)  # (served pairs, columns)
     col = lambda i: m[:, i].astype(np.int64)  # noqa: E731
     annotator_id = col(3)
     person = people.reindex(annotator_id)
@@ -83,6 +84,7 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
         "arm_propensity": m[:, 10],
         "labelled_at": pd.to_datetime(np.where(m[:, 11] < 0, np.nan, m[:, 11]), unit="s", utc=True),
         "latency_ms": pd.array(np.where(m[:, 12] < 0, np.nan, m[:, 12]), dtype="Float64"),
+        "objective": pd.Categorical.from_codes(col(13), raw["objectives"]),  # -1: none shown
     })
     if flags:
         upto = int(df["served_pair_id"].max()) if len(df) else 0

@@ -36,6 +36,7 @@ from collector.benchmarks.causal.sources import Item
 from collector.benchmarks.causal.world import World
 from collector.io.frames import pairs_frame
 from collector.serving.simulate import simulate, true_left_outcome
+from collector.serving.study import update_study_config
 from collector.store import Store
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import RewardModel, build_model
@@ -211,7 +212,7 @@ class Collection:
 
 
 def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: int, workdir: Path,
-            embedder, labels: int | None = None) -> Collection:
+            embedder, labels: int | None = None, study: dict[str, Any] | None = None) -> Collection:
     """Collect ``labels`` labels for one arm and seed in a fresh database under ``workdir``.
 
     Args:
@@ -219,7 +220,7 @@ def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: i
             every arm, except the observational ``rho_assignment`` arm where each group sees the
             prompts it was assigned); labels are split evenly over the pools.
     """
-    db = workdir / f"{arm}-seed{seed}" / "arm.db"
+    db = workdir / f"{arm}{'-study' if study else ''}-seed{seed}" / "arm.db"
     store = Store(db)
     name, config = arm_policy(arm, world)
     labels = world.labels if labels is None else labels
@@ -229,6 +230,8 @@ def collect(world: World, arm: str, pools: list[tuple[Pool, list[str]]], seed: i
         s = store if k == 0 else Store(db.parent / f"pool{k}" / "arm.db")
         s.add_pool(pool.records, source=world.name)
         s.activate_policy(name, config)
+        if study:  # e.g. a randomised objective (collector.serving.study)
+            update_study_config(s, study)
         snapshot = s.pool_snapshot()
         ids = {rid: pool.baked.get(text, set()) for rid, text in snapshot.response_text.items()}
         sub_stores.append((s, groups, {rid: on for rid, on in ids.items() if on}))
@@ -267,6 +270,21 @@ def sensitivity(model: RewardModel, items: list[Item], attribute: str, embed) ->
     base = model.reward(prompts, embed(texts))[0]
     edited = model.reward(prompts, embed([bake(t, {attribute}) for t in texts]))[0]
     return float((edited - base).mean() / (base.std() or 1.0))
+
+
+def objective_amce_rows(collection: Collection, world: World) -> pd.DataFrame:
+    """Each randomised attribute's AMCE within each shown objective, beside the truth on the
+    same realised design and the nominal effect under that objective."""
+    pairs = labelled_pairs(pairs_frame(collection.store))
+    attrs = list(world.arms.randomised)
+    estimate = amce(pairs, attributes=attrs, by=["objective"])
+    truth = amce(pairs.assign(true_left=true_left_outcome(collection.store, pairs, world.annotators, collection.baked)),
+                 attributes=attrs, by=["objective"], left_outcome="true_left")
+    merged = estimate.merge(truth[["objective", "attribute", "estimate"]].rename(columns={"estimate": "true_amce"}),
+                            on=["objective", "attribute"])
+    merged["covered"] = (merged.ci_low <= merged.true_amce) & (merged.true_amce <= merged.ci_high)
+    merged["nominal_effect"] = [world.annotators.effect(a, None, o) for a, o in zip(merged.attribute, merged.objective)]
+    return merged.assign(arm=collection.arm, seed=collection.seed)
 
 
 def amce_rows(collection: Collection, world: World) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from collector.benchmarks.causal.engine import (
     build_pool,
     collect,
     embed_test,
+    objective_amce_rows,
     place,
     sensitivity,
     test_pairs,
@@ -282,6 +283,25 @@ def labels_to_target(curves: list[dict[str, Any]], policy: str, reference: str =
             "share": None if needed is None else round(needed / target_labels, 3)}
 
 
+def objective_effects(world: World, workdir: Path, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
+    """The objective as an intervention: ``randomised_attributes`` with the study's objective
+    randomised (``world.objective``) and simulated annotators whose true effects depend on the
+    objective shown; each attribute's AMCE within each objective against the truth."""
+    obj = world.objective
+    study = {"randomise_objective": obj.randomise, "objectives": list(obj.objectives),
+             "objective_probabilities": list(obj.probabilities)}
+    rows: list[dict[str, Any]] = []
+    for seed in range(world.seeds):
+        train_items, _ = load_items(world, seed)
+        started = time.perf_counter()
+        collection = collect(world, "randomised_attributes", [(build_pool(train_items), ["default"])], seed, workdir,
+                             embedder, study=study)
+        rows.extend(objective_amce_rows(collection, world).to_dict("records"))
+        collection.close()
+        log(f"[seed {seed}] objective experiment: {world.labels} labels ({time.perf_counter() - started:.1f} s)")
+    return rows
+
+
 def run(world: World, workdir: Path, embedder, log: Log = _stderr) -> dict[str, Any]:
     """Every experiment the world asks for; returns the results as plain data."""
     embed = embedder.embed
@@ -296,5 +316,6 @@ def run(world: World, workdir: Path, embedder, log: Log = _stderr) -> dict[str, 
         results["sweeps"] += sweep_rho_latent(world, workdir, embed, embedder, log)
     if world.sweeps.rho_assignment:
         results["sweeps"] += sweep_rho_assignment(world, workdir, embed, embedder, log)
+    results["objective_amce"] = objective_effects(world, workdir, embedder, log) if world.objective.randomise else []
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     return results

@@ -118,6 +118,23 @@ class AssignmentConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """The objective as an intervention: every served pair shows one of ``objectives`` drawn
+    with ``probabilities`` (per pair or per annotator), and the simulated annotators' true
+    effects depend on it (``annotators.objective_effects``). Empty: no objective experiment."""
+
+    randomise: str = ""  # "pair" or "annotator"; "" skips the experiment
+    objectives: list[str] = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)  # empty: equal
+
+    def validate(self, where: str) -> None:
+        if self.randomise not in ("", "pair", "annotator"):
+            raise ConfigError(f"{where}.randomise: must be \"pair\", \"annotator\" or \"\"; got {self.randomise!r}.")
+        if self.randomise and len(self.objectives) < 2:
+            raise ConfigError(f"{where}.objectives: name at least two objectives to randomise.")
+
+
+@dataclass
 class SweepsConfig:
     rho_latent: list[float] = field(default_factory=list)  # e.g. [0.0, 0.3, 0.6, 0.9]; [] skips
     rho_assignment: list[float] = field(default_factory=list)  # e.g. [0.5, 0.8, 0.9, 1.0]; [] skips
@@ -160,6 +177,7 @@ class World:
     model: ModelConfig = field(default_factory=ModelConfig)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     sweeps: SweepsConfig = field(default_factory=SweepsConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     smoke: bool = False  # set by --quick: the report says it is a smoke test
 
     def validate(self, where: str) -> None:

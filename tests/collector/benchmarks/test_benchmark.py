@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from acquisition.core.config import from_dict, loads_toml
@@ -130,3 +131,16 @@ def test_bag_of_words_stand_in_is_deterministic_and_normalised():
     v = e.embed(["Great question. - a list", "other text"])
     assert v.shape == (2, 256) and np.allclose(np.linalg.norm(v, axis=1), 1.0)
     assert np.array_equal(v[0], BagOfWordsEmbedder().embed(["Great question. - a list"])[0])
+
+
+def test_the_objective_world_recovers_objective_dependent_effects(tmp_path, capsys):
+    world = configure("objectives", seeds=2, labels=800, embedder="bag_of_words", sweeps=False)
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    rows = pd.DataFrame(results["objective_amce"])
+    assert set(rows.objective) == set(world.objective.objectives) and set(rows.seed) == {0, 1}
+    helpful, harmless = world.objective.objectives
+    mean = rows.groupby(["objective", "attribute"]).estimate.mean()
+    assert mean[(helpful, "verbosity")] > mean[(harmless, "verbosity")] + 0.05
+    assert mean[(harmless, "hedging")] > mean[(helpful, "hedging")] + 0.05
+    assert rows.covered.mean() >= 0.7, rows[["objective", "attribute", "estimate", "true_amce", "covered"]]
+    assert "The objective as an intervention" in capsys.readouterr().out
