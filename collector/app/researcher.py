@@ -104,3 +104,26 @@ def parse_group_objectives(text: str) -> dict[str, str]:
             raise ConfigError(f"group objectives, line {number}: expected `group = objective`, got {line.strip()!r}.")
         out[group.strip()] = objective.strip()
     return out
+
+
+def parse_objective_lines(text: str) -> tuple[list[str], list[float]]:
+    """Objectives to randomise, one per line, each optionally ``probability | text``; returns
+    ``(objectives, probabilities)`` with no probabilities when none was given (equal)."""
+    objectives: list[str] = []
+    probabilities: list[float] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        head, sep, rest = line.partition("|")
+        if sep:
+            try:
+                probabilities.append(float(head))
+            except ValueError:
+                raise ConfigError(f"objectives, line {number}: {head.strip()!r} is not a probability "
+                                  "(write `0.3 | text`).") from None
+            objectives.append(rest.strip())
+        else:
+            objectives.append(line.strip())
+    if probabilities and len(probabilities) != len(objectives):
+        raise ConfigError("objectives: give a probability on every line or on none.")
+    return objectives, probabilities

@@ -133,6 +133,8 @@ class StudyConfig:
 
     @property
     def probabilities(self) -> list[float]:
+        if not self.objectives:
+            return []
         return list(self.objective_probabilities) or [1.0 / len(self.objectives)] * len(self.objectives)
 
     def draw_objective(self, annotator: dict[str, Any], pair_seed: int) -> tuple[str | None, float | None]:

@@ -9,6 +9,7 @@ from collector.app.researcher import (
     balance_tables,
     example_policies,
     parse_group_objectives,
+    parse_objective_lines,
     preview_policy,
     upload_text,
 )
@@ -53,12 +54,29 @@ with st.form("research_study"):
                               key="research_study_quota")
     message = mid.text_input("Completion message", value=study.completion_message, key="research_study_message")
     code = right.text_input("Completion code", value=study.completion_code, key="research_study_code")
+    left, right = st.columns([1, 3])
+    entries: dict[str, str] = {"": "token links only", "prolific": "Prolific", "participant": "?participant=ID"}
+    crowd = left.selectbox("Crowd entry", list(entries), index=list(entries).index(study.crowd_entry),
+                           format_func=lambda k: entries[k], key="research_study_crowd")
+    completion_url = right.text_input("Completion URL (where a finished crowd worker is sent)",
+                                      value=study.completion_url, key="research_study_completion_url")
+    left, right = st.columns([1, 3])
+    modes: dict[str, str] = {"": "fixed (above)", "pair": "randomised per pair", "annotator": "randomised per annotator"}
+    randomise = left.selectbox("Objective", list(modes), index=list(modes).index(study.randomise_objective),
+                               format_func=lambda k: modes[k], key="research_study_randomise")
+    drawn = right.text_area("Objectives to randomise (one per line; `0.3 | text` gives a probability, "
+                            "else equal)", key="research_study_objectives",
+                            value="\n".join(f"{p:g} | {o}" if study.objective_probabilities else o
+                                            for o, p in zip(study.objectives, study.probabilities)))
     if st.form_submit_button("Save study settings", key="research_study_save"):
         try:
+            objectives, probabilities = parse_objective_lines(drawn)
             _, saved = update_study_config(store, {
                 "title": title, "objective": objective, "group_objectives": parse_group_objectives(groups),
                 "guidelines": guidelines, "quota": int(quota), "completion_message": message,
-                "completion_code": code,
+                "completion_code": code, "crowd_entry": crowd, "completion_url": completion_url,
+                "randomise_objective": randomise, "objectives": objectives,
+                "objective_probabilities": probabilities,
             })
             audit("study changed", {"version": saved})
             st.success(f"Saved study settings, version {saved}.")

@@ -97,3 +97,22 @@ def test_study_settings_are_edited_on_the_page_and_audited(research_db):
     at.text_area(key="research_study_groups").input("no equals sign here")
     at.button(key="research_study_save").click().run()
     assert "line 1" in at.error[0].value
+
+
+def test_a_randomised_objective_and_crowd_entry_are_set_on_the_page(research_db):
+    at = _logged_in()
+    at.selectbox(key="research_study_randomise").set_value("pair")
+    at.text_area(key="research_study_objectives").input("0.7 | Judge helpfulness\n0.3 | Judge harmlessness")
+    at.selectbox(key="research_study_crowd").set_value("prolific")
+    at.button(key="research_study_save").click().run()
+    assert not at.exception and at.success
+    from collector.serving.study import study_config
+
+    s = Store(research_db)
+    config = study_config(s)
+    s.close()
+    assert config.randomise_objective == "pair" and config.objectives == ["Judge helpfulness", "Judge harmlessness"]
+    assert config.objective_probabilities == [0.7, 0.3] and config.crowd_entry == "prolific"
+    at.text_area(key="research_study_objectives").input("0.7 | A\n0.7 | B")
+    at.button(key="research_study_save").click().run()
+    assert "must sum to 1" in at.error[0].value
