@@ -95,7 +95,8 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     served = pairs_frame(store)
     assert set(served.objective) == {helpful, harmless}
     p = {helpful: 0.6, harmless: 0.4}
-    assert (served.objective_propensity == served.objective.map(p)).all()  # sums to 1 over the list
+    assert (served.objective_propensity == served.objective.map(p)).all()
+    assert served.groupby("objective").objective_propensity.first().sum() == pytest.approx(1.0)
     if per == "annotator":  # one draw per annotator, the same on every pair they see
         assert (served.groupby("annotator_id").objective.nunique() == 1).all()
     share = (served.objective == helpful).mean()
