@@ -272,6 +272,47 @@ def sensitivity(model: RewardModel, items: list[Item], attribute: str, embed) ->
     return float((edited - base).mean() / (base.std() or 1.0))
 
 
+def population_amce(items: list[Item], attributes: list[str], world: World, group: str | None,
+                    draws: int, rng: np.random.Generator, probability: float = 0.5) -> dict[str, float]:
+    """Each attribute's AMCE in the population the design samples from: served pairs drawn as
+    ``randomised_attributes`` draws them (a random prompt, random display order, every
+    attribute on each side with ``probability``), the outcome the simulator's exact
+    ``P(left) + P(tie) / 2``, averaged over ``draws`` redraws; the estimand an estimator's 95% CI
+    should cover in 95% of collections (a truth computed apart from any collected label)."""
+    from collector.serving.simulate import choice_probabilities
+
+    n, a = len(items), len(attributes)
+    pick = rng.integers(n, size=draws)
+    swap = rng.random(draws) < 0.5
+    on = rng.random((draws, 2, a)) < probability
+    y = np.empty(draws)
+    for k in range(draws):
+        item = items[pick[k]]
+        q = (item.quality_worse, item.quality_better) if swap[k] else (item.quality_better, item.quality_worse)
+        sides = [{attributes[j] for j in range(a) if on[k, s, j]} for s in (0, 1)]
+        p_l, _, p_t = choice_probabilities(q[0], q[1], sides[0], sides[1], world.annotators, group)
+        y[k] = p_l + p_t / 2
+    out = {}
+    for j, name in enumerate(attributes):
+        t = np.concatenate([on[:, 0, j], on[:, 1, j]])
+        yy = np.concatenate([y, 1 - y])
+        out[name] = float(yy[t].mean() - yy[~t].mean())
+    return out
+
+
+def naive_amce(collection: Collection, attribute: str) -> tuple[float, float]:
+    """The observational negative control: the attribute's "effect" read off texts where it
+    sits where it naturally does (correlated with quality), estimated as if it were randomised."""
+    pairs = labelled_pairs(pairs_frame(collection.store))
+    baked = collection.baked
+    pairs[f"left_{attribute}"] = pd.array([attribute in baked.get(int(r), set()) for r in pairs.left_base_response_id],
+                                          dtype="boolean")
+    pairs[f"right_{attribute}"] = pd.array([attribute in baked.get(int(r), set()) for r in pairs.right_base_response_id],
+                                           dtype="boolean")
+    row = amce(pairs, attributes=[attribute]).iloc[0]
+    return float(row.estimate), float(row.se)
+
+
 def objective_amce_rows(collection: Collection, world: World) -> pd.DataFrame:
     """Each randomised attribute's AMCE within each shown objective, beside the truth on the
     same realised design and the nominal effect under that objective."""

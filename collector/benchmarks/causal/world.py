@@ -135,6 +135,25 @@ class ObjectiveConfig:
 
 
 @dataclass
+class AmceCheckConfig:
+    """An AMCE check that can fail: ``seeds`` independent collections of ``labels`` labels
+    under ``randomised_attributes`` by two annotator groups, each attribute's AMCE per group
+    against the population AMCE (Monte Carlo over ``draws`` redraws of the design), and the
+    naive observational estimate of the spurious attribute as a negative control. 0 seeds skips."""
+
+    seeds: int = 0
+    labels: int = 1000
+    draws: int = 200_000
+    groups: list[str] = field(default_factory=lambda: ["first", "second"])
+
+    def validate(self, where: str) -> None:
+        if self.seeds < 0 or self.labels < 100 or self.draws < 1000:
+            raise ConfigError(f"{where}: seeds >= 0, labels >= 100 and draws >= 1000 are required.")
+        if len(self.groups) < 1 or len(set(self.groups)) != len(self.groups):
+            raise ConfigError(f"{where}.groups: name one or more distinct groups.")
+
+
+@dataclass
 class SweepsConfig:
     rho_latent: list[float] = field(default_factory=list)  # e.g. [0.0, 0.3, 0.6, 0.9]; [] skips
     rho_assignment: list[float] = field(default_factory=list)  # e.g. [0.5, 0.8, 0.9, 1.0]; [] skips
@@ -178,6 +197,7 @@ class World:
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     sweeps: SweepsConfig = field(default_factory=SweepsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    amce_check: AmceCheckConfig = field(default_factory=AmceCheckConfig)
     smoke: bool = False  # set by --quick: the report says it is a smoke test
 
     def validate(self, where: str) -> None:
