@@ -111,7 +111,7 @@ class Embedder:
         Returns:
             `(n, 384)` float32 array of unit vectors, row `i` for `texts[i]`.
         """
-        keys = [text_hash(t) for t in texts]
+        keys = [self.cache_key(t) for t in texts]
         unique = dict(zip(keys, texts))  # hash -> text, first occurrence order
         found = self._lookup(list(unique))
         todo = [(k, t) for k, t in unique.items() if k not in found]
@@ -123,6 +123,11 @@ class Embedder:
         for i, k in enumerate(keys):
             out[i] = found[k]
         return out
+
+    def cache_key(self, text: str) -> str:
+        """The cache key of ``text``: its hash at the default 128 tokens, and the hash of the
+        token limit with the text otherwise, so vectors truncated differently never mix."""
+        return text_hash(text) if self.max_length == 128 else text_hash(f"max_length={self.max_length}\0{text}")
 
     def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Cached vectors for those of `keys` present in the cache."""

@@ -20,6 +20,7 @@ Any model can weight pairs by inverse propensity (``ipw = true``).
 
 from __future__ import annotations
 
+import copy
 from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -89,6 +90,15 @@ class ModelConfig:
     tie_weight: float = 2.0  # counterfactual_augmented: weight of edit-only ties
     edit_only_weight: float = 0.5  # counterfactual_augmented: weight of edit-only contrasts
     invariance_weight: float = 1.0  # counterfactual_augmented: (r(edit) - r(parent))^2 penalty
+    # step-based training: this many optimiser steps on random batches (0: `epochs` passes)
+    steps: int = 0
+    # hold out `validation_share` of the training labels, check their loss every `eval_every`
+    # steps (each epoch when epoch-based), keep the best weights and stop after `patience` checks
+    # without improvement
+    early_stopping: bool = False
+    validation_share: float = 0.15
+    eval_every: int = 25
+    patience: int = 8
 
     def validate(self, where: str = "model") -> None:
         for key in ("hidden", "ensemble", "epochs", "batch_size"):
@@ -98,6 +108,10 @@ class ModelConfig:
             raise ConfigError(f"{where}.dropout: must be in [0, 1); got {self.dropout}.")
         if self.lr <= 0:
             raise ConfigError(f"{where}.lr: must be positive; got {self.lr}.")
+        if self.steps < 0 or self.eval_every < 1 or self.patience < 1:
+            raise ConfigError(f"{where}: steps >= 0, eval_every >= 1 and patience >= 1 are required.")
+        if not 0 < self.validation_share < 0.5:
+            raise ConfigError(f"{where}.validation_share: must be in (0, 0.5); got {self.validation_share}.")
 
 
 class _GradReverse(torch.autograd.Function):
@@ -196,16 +210,60 @@ class RewardModel(ABC):
                 neutral = getattr(data, f"{side}_neutral")
                 t[f"{side}_neutral"] = torch.as_tensor(everywhere if neutral is None else neutral, dtype=torch.float32)
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        self.net.train()
+        cfg = self.config
+        train_idx = torch.arange(len(data))
+        val_idx = None
+        if cfg.early_stopping and len(data) >= 20:  # a held-out slice of the training labels
+            order = torch.as_tensor(rng.permutation(len(data)))
+            n_val = max(4, int(len(data) * cfg.validation_share))
+            val_idx, train_idx = order[:n_val], order[n_val:]
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        checks_without_gain, step = 0, 0
         loss = torch.zeros(())
-        for _ in range(self.config.epochs):
-            for batch in torch.randperm(len(data)).split(self.config.batch_size):
-                loss = self._loss(t, batch)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+
+        def batches():
+            if cfg.steps:
+                for _ in range(cfg.steps):
+                    yield train_idx[torch.randint(len(train_idx), (min(cfg.batch_size, len(train_idx)),))], False
+            else:
+                for _ in range(cfg.epochs):
+                    parts = train_idx[torch.randperm(len(train_idx))].split(cfg.batch_size)
+                    for k, batch in enumerate(parts):
+                        yield batch, k == len(parts) - 1
+
+        self.net.train()
+        for batch, epoch_end in batches():
+            loss = self._loss(t, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if val_idx is not None and ((cfg.steps and step % cfg.eval_every == 0) or (not cfg.steps and epoch_end)):
+                current = self._validation_loss(t, val_idx)
+                if best is None or current < best[0] - 1e-4:
+                    best = (current, step, copy.deepcopy(self.net.state_dict()))
+                    checks_without_gain = 0
+                else:
+                    checks_without_gain += 1
+                    if checks_without_gain >= cfg.patience:
+                        break
+        stats = {"train_loss": float(loss.detach()), "pairs": float(len(data)), "steps": float(step)}
+        if best is not None:
+            self.net.load_state_dict(best[2])
+            stats.update({"best_step": float(best[1]), "validation_loss": round(best[0], 4)})
         self.net.eval()
-        return {"train_loss": float(loss.detach()), "pairs": float(len(data))}
+        return stats
+
+    def _validation_loss(self, t: dict[str, torch.Tensor], idx: torch.Tensor) -> float:
+        """Bradley-Terry loss of the ensemble's mean reward difference on held-out labels."""
+        self.net.eval()
+        with torch.no_grad():
+            prompt, g = t["prompt"][idx], t["group"][idx]
+            r1 = self._pick(self.net(prompt, t["first"][idx])[0], g).mean(dim=0)
+            r2 = self._pick(self.net(prompt, t["second"][idx])[0], g).mean(dim=0)
+            value = float(nn.functional.binary_cross_entropy_with_logits(r1 - r2, t["target"][idx]))
+        self.net.train()
+        return value
 
     def _pick(self, out: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
         """`(E, b, heads)` -> `(E, b)`: the annotator's group head, or the heads' mean."""

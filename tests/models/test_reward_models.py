@@ -94,3 +94,27 @@ def test_the_invariance_penalty_never_holds_a_positive_control_to_its_parent():
     assert effect(fixed, "drop_answer") < effect(held, "drop_answer") - 0.3
     assert abs(effect(fixed, "bold")) < 0.25  # a neutral edit still holds to its parent
     store.close()
+
+
+def test_step_based_training_stops_early_on_held_out_training_labels():
+    """On few, noisy labels a big model overfits: with early stopping it keeps the weights of
+    its best held-out check and stops, and does at least as well on fresh pairs as training
+    on to the end."""
+    data, test = synthetic(300, 5), synthetic(1000, 6)
+    long = ModelConfig(hidden=256, ensemble=2, steps=3000, batch_size=64, lr=1e-2, dropout=0.0, weight_decay=0.0)
+    plain = build_model("bt_mlp", long, DIM, ["a", "b"])
+    stats_plain = plain.fit(data, seed=0)
+    stopped = build_model("bt_mlp", ModelConfig(**{**long.__dict__, "early_stopping": True, "eval_every": 25,
+                                                   "patience": 6}), DIM, ["a", "b"])
+    stats = stopped.fit(data, seed=0)
+    assert stats_plain["steps"] == 3000 and "best_step" not in stats_plain
+    assert stats["steps"] < 3000 and stats["best_step"] <= stats["steps"] and stats["validation_loss"] > 0
+    assert pairwise_accuracy(stopped, test) >= pairwise_accuracy(plain, test) - 0.01
+
+
+def test_the_embedding_cache_never_mixes_token_limits(tmp_path):
+    from models.embeddings import Embedder
+
+    short, long = Embedder(tmp_path / "c.sqlite"), Embedder(tmp_path / "c.sqlite", max_length=512)
+    assert short.cache_key("a text") != long.cache_key("a text")
+    assert short.cache_key("a text") == Embedder(max_length=128).cache_key("a text")  # old caches stay valid

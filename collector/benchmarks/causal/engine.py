@@ -52,6 +52,42 @@ def bake(text: str, attributes: set[str]) -> str:
     return apply_edit_vector(text, vector)[0]
 
 
+# Padding no editor ever writes: the OOD sets written with it ask whether a model learnt to
+# ignore length, or only to ignore the editor's own filler sentences.
+HELD_OUT_INTROS = (
+    "Before getting into it, some background may be useful here.",
+    "Let me set the scene a little before the details.",
+)
+HELD_OUT_FILLERS = (
+    "All in all, that covers the essentials of what you asked about.",
+    "Bear in mind that the particulars can vary from one case to the next.",
+    "In the end, the main thing is to weigh these factors sensibly.",
+    "Seen from a distance, the overall picture is fairly consistent.",
+    "None of this is unusual, and many people arrive at the same place.",
+    "As a final remark, the details above should be read together.",
+    "That, in short, is the general shape of the situation.",
+)
+HELD_OUT = {"verbosity"}  # attributes with a held-out realisation
+
+
+def bake_held_out(text: str, attributes: set[str]) -> str:
+    """``bake`` with the held-out realisation of each attribute that has one (verbosity: the
+    same amount of padding, +45% words, from sentences the editor never uses)."""
+    held = attributes & HELD_OUT
+    text = bake(text, attributes - held)
+    if "verbosity" in held:
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        fillers = list(HELD_OUT_FILLERS)
+        rng.shuffle(fillers)
+        intro = HELD_OUT_INTROS[int(rng.integers(len(HELD_OUT_INTROS)))]
+        target, added, pads = max(len(text.split()) * 0.45, 20), len(intro.split()), []
+        while added < target and fillers:
+            pads.append(fillers.pop())
+            added += len(pads[-1].split())
+        text = f"{intro}\n\n{text}\n\n{' '.join(pads)}".strip()
+    return text
+
+
 @dataclass
 class Placement:
     """Which attributes are written into each item's better and worse response."""
@@ -122,15 +158,18 @@ def true_utility(quality: float, on: set[str], world: World, group: str | None =
 
 
 def test_pairs(items: list[Item], placement: Placement, world: World,
-               group: str | None = None) -> list[tuple[str, str, str]]:
-    """``(prompt, preferred, other)`` texts by the true utility; exact ties are left out."""
+               group: str | None = None, writer=None) -> list[tuple[str, str, str]]:
+    """``(prompt, preferred, other)`` texts by the true utility; exact ties are left out.
+    ``writer`` writes the attributes in (default ``bake``; ``bake_held_out`` for held-out
+    realisations)."""
+    writer = writer or bake
     out = []
     for i, item in enumerate(items):
         ub = true_utility(item.quality_better, placement.on_better[i], world, group)
         uw = true_utility(item.quality_worse, placement.on_worse[i], world, group)
         if ub == uw:
             continue
-        b, w = bake(item.better, placement.on_better[i]), bake(item.worse, placement.on_worse[i])
+        b, w = writer(item.better, placement.on_better[i]), writer(item.worse, placement.on_worse[i])
         out.append((item.prompt, b, w) if ub > uw else (item.prompt, w, b))
     return out
 

@@ -30,11 +30,13 @@ import numpy as np
 from acquisition.core.errors import ConfigError
 from acquisition.effects import amce, labelled_pairs
 from collector.benchmarks.causal.engine import (
+    HELD_OUT,
     Collection,
     Placement,
     Pool,
     accuracy,
     amce_rows,
+    bake_held_out,
     build_pool,
     collect,
     embed_test,
@@ -69,10 +71,13 @@ def load_items(world: World, seed: int = 0) -> tuple[list[Item], list[Item]]:
     return split_items(items, src.train, src.test, src.seed + seed)
 
 
-def _mirrored(model, tests: dict[str, Any]) -> float:
+def _mirrored(model, tests: dict[str, Any], prefix: str = "mirror") -> float:
     """Accuracy over the mirrored OOD sets: every test item once with the spurious attribute on
-    the better side and once on the worse side, so a spurious detector scores 0.5, not 0."""
-    return float(np.nanmean([accuracy(model, tests["mirror_better"]), accuracy(model, tests["mirror_worse"])]))
+    the better side and once on the worse side, so a spurious detector scores 0.5, not 0
+    (``prefix="held_out"``: the same, written with the held-out realisation; NaN without one)."""
+    if f"{prefix}_better" not in tests:
+        return float("nan")
+    return float(np.nanmean([accuracy(model, tests[f"{prefix}_better"]), accuracy(model, tests[f"{prefix}_worse"])]))
 
 
 def _pre_embed(embed, pools: list[Pool], items: list[Item], tests: list[list[tuple[str, str, str]]]) -> None:
@@ -100,6 +105,11 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
             "mirror_better": test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0, p_latent=0.5), world),
             "mirror_worse": test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0, p_latent=0.5), world),
         }
+        if set(spurious) & HELD_OUT:  # the same mirrored sets, padded with sentences no editor writes
+            tests_txt["held_out_better"] = test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0,
+                                                                        p_latent=0.5), world, writer=bake_held_out)
+            tests_txt["held_out_worse"] = test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0,
+                                                                       p_latent=0.5), world, writer=bake_held_out)
         started = time.perf_counter()
         _pre_embed(embed, [natural, oracle, clean], test_items, list(tests_txt.values()))
         log(f"[seed {seed}] pools and test sets embedded in {time.perf_counter() - started:.1f} s")
@@ -120,7 +130,8 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
                 model = train(rows, name, world, embed, seed)
                 row = {"policy": arm, "model": name, "seed": seed, "labels": len(rows),
                        **{f"{k}_accuracy": accuracy(model, tests[k]) for k in ("id", "ood", "clean")},
-                       "mirrored_ood_accuracy": _mirrored(model, tests)}
+                       "mirrored_ood_accuracy": _mirrored(model, tests),
+                       "held_out_mirrored_accuracy": _mirrored(model, tests, "held_out")}
                 for a in spurious:
                     row[f"sensitivity_{a}"] = sensitivity(model, test_items, a, embed)
                 main.append(row)
@@ -234,7 +245,8 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
     return out
 
 
-HEADLINE_FIGURES = ("id_accuracy", "ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy")
+HEADLINE_FIGURES = ("id_accuracy", "ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy",
+                    "held_out_mirrored_accuracy")
 
 
 def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, Any]]:
@@ -252,7 +264,7 @@ def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, Any]
         ci: dict[str, list[float] | None] = {}
         for figure in HEADLINE_FIGURES:
             mean, low, high = mean_ci95([r[figure] for r in sel])
-            entry[figure] = round(mean, 4)
+            entry[figure] = None if np.isnan(mean) else round(mean, 4)  # JSON has no NaN
             ci[figure] = None if low is None or high is None else [round(low, 4), round(high, 4)]
         mean, low, high = mean_ci95(oracle_ood)
         entry["oracle_ood_accuracy"] = round(mean, 4)

@@ -47,14 +47,16 @@ def _paired(g: pd.DataFrame, reference: pd.DataFrame, column: str) -> str:
 def policy_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per (policy, model): mean ± 95% half-width over seeds."""
     main = pd.DataFrame(results["main"])
-    if "mirrored_ood_accuracy" not in main.columns:  # results written before mirrored sets existed
-        main["mirrored_ood_accuracy"] = np.nan
+    for column in ("mirrored_ood_accuracy", "held_out_mirrored_accuracy"):  # results from older runs
+        if column not in main.columns:
+            main[column] = np.nan
     rows = []
     for (policy, model), g in main.groupby(["policy", "model"], sort=False):
         same_model = main[main.model == model]
         observational, oracle = same_model[same_model.policy == "observational"], same_model[same_model.policy == "oracle"]
         row = {"policy": policy, "model": model, "seeds": len(g), "labels": int(g["labels"].iloc[0]),
                "clean": _mean_ci(g.clean_accuracy), "mirrored OOD": _mean_ci(g.mirrored_ood_accuracy),
+               "held-out padding": _mean_ci(g.held_out_mirrored_accuracy),
                "ID": _mean_ci(g.id_accuracy), "flipped OOD": _mean_ci(g.ood_accuracy),
                "clean - observational": _paired(g, observational, "clean_accuracy") if policy != "observational" else "",
                "clean - oracle": _paired(g, oracle, "clean_accuracy") if policy != "oracle" else "",
@@ -169,8 +171,9 @@ def text_report(results: dict[str, Any]) -> str:
               "", "Accuracy against the truly better response (mean ± 95% t half-width over seeds; differences "
               "paired by seed). clean: no attribute written on either side; mirrored OOD: every test item with "
               "the spurious attribute on the better side and again on the worse side (a spurious detector "
-              "scores 0.5); ID: the training correlation; flipped OOD: the correlation reversed (the worst case: "
-              "a spurious detector scores 1 - rho_spurious):",
+              "scores 0.5); held-out padding: the mirrored sets padded with sentences no editor writes (does the "
+              "model ignore length, or only the editor's filler?); ID: the training correlation; flipped OOD: the "
+              "correlation reversed (the worst case: a spurious detector scores 1 - rho_spurious):",
               policy_table(results).to_string(index=False) if results["main"] else "(no policies compared)", ""]
     check = precondition(results)
     if check:

@@ -189,6 +189,7 @@ class World:
     policies: list[str] = field(default_factory=lambda: list(ARMS))
     models: list[str] = field(default_factory=lambda: ["bt_mlp"])  # the first is the headline model
     embedder: str = "minilm"  # "bag_of_words": a hashed bag-of-words stand-in for tests
+    embed_max_tokens: int = 128  # MiniLM's truncation; 512 keeps multi-turn HH prompts whole (slower)
     source: SourceConfig = field(default_factory=SourceConfig)
     confounding: ConfoundingConfig = field(default_factory=ConfoundingConfig)
     annotators: SimulatedAnnotatorConfig = field(default_factory=SimulatedAnnotatorConfig)
@@ -212,6 +213,8 @@ class World:
             if p not in ARMS:
                 raise ConfigError(f"{where}.policies[{i}]: unknown arm {p!r}; known: {', '.join(ARMS)}.")
         _check_models(self.models, f"{where}.models")
+        if not 16 <= self.embed_max_tokens <= 512:
+            raise ConfigError(f"{where}.embed_max_tokens: must be between 16 and 512; got {self.embed_max_tokens}.")
         if self.embedder not in EMBEDDERS:
             raise ConfigError(f"{where}.embedder: must be one of {', '.join(EMBEDDERS)}; got {self.embedder!r}.")
         self.annotators.validate(f"{where}.annotators")
