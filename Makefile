@@ -42,6 +42,7 @@ test: db lint
 
 bench: db
 	$(PY) -m collector.benchmarks.speed.bench_serving
+	$(PY) -m collector.benchmarks.speed.bench_rebuild
 	$(PY) -m collector.benchmarks.speed.bench_embeddings
 	$(PY) -m collector.benchmarks.speed.bench_training
 	$(PY) -m collector.benchmarks.speed.bench_dashboard

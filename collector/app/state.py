@@ -22,7 +22,7 @@ def db_path() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _collector(path: str) -> Collector:
-    return Collector(Store(path))
+    return Collector(Store(path), background_rebuild=True)  # no annotator waits on a rebuild
 
 
 def get_collector() -> Collector:

@@ -70,12 +70,18 @@ class Collector:
         store: the database.
         seed: seeds the generator that draws each served pair's own seed (``None``: entropy).
         lease_seconds: how long a served pair stays reserved for its annotator.
+        background_rebuild: when the pool, the policy or the live model moves, keep serving the
+            current policy while the new one is built in a thread, and swap it in when whole (the
+            app: no request waits on a rebuild; every served pair records the policy version and
+            model that actually served it). Off: the next request rebuilds (tests, scripts).
     """
 
     def __init__(self, store: Store, seed: int | None = None,
-                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, background_rebuild: bool = False) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        self.background_rebuild = background_rebuild
+        self._building: tuple[Any, ...] | None = None
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._policy_key: tuple[Any, ...] | None = None
@@ -98,11 +104,34 @@ class Collector:
         rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
         key = (self.store.pool_version, row["version"], model_version, rewrite_version)
         with self._lock:
-            if key != self._policy_key:
-                self._policy = build_policy(row["name"], row["config"], self.store.pool_snapshot(),
-                                            **policy_inputs(self.store, needed, model_version))
-                self._policy_key, self._policy_row = key, row
-            return self._policy, self._policy_row  # type: ignore[return-value]
+            if key == self._policy_key or (self._policy is not None and self.background_rebuild):
+                if key != self._policy_key and self._building != key:
+                    self._building = key  # serve the current state while the new one is built
+                    threading.Thread(target=self._rebuild, args=(key, row, needed, model_version),
+                                     name="deconfound-policy-rebuild", daemon=True).start()
+                return self._policy, self._policy_row  # type: ignore[return-value]
+        policy = self._build(row, needed, model_version)  # the first build, or rebuilds on request
+        with self._lock:
+            self._policy, self._policy_key, self._policy_row = policy, key, row
+            return policy, row
+
+    def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None) -> Policy:
+        return build_policy(row["name"], row["config"], self.store.pool_snapshot(),
+                            **policy_inputs(self.store, needed, model_version))
+
+    def _rebuild(self, key: tuple[Any, ...], row: dict[str, Any], needed: frozenset[str],
+                 model_version: str | None) -> None:
+        """Build the policy for ``key`` off the request path and swap it in at once; on failure
+        the previous policy keeps serving and the next request tries again."""
+        try:
+            policy = self._build(row, needed, model_version)
+        except Exception:  # noqa: BLE001 - the old policy keeps serving; the next request retries
+            with self._lock:
+                self._building = None
+            return
+        with self._lock:
+            self._policy, self._policy_key, self._policy_row = policy, key, row
+            self._building = None
 
     # ------------------------------------------------------------------ annotator actions
     def login(self, token: str) -> dict[str, Any]:

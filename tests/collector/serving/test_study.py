@@ -100,3 +100,4 @@ def test_cli_study_show_and_set(tmp_path, capsys):
     assert main(["study", "set", "--file", str(tmp_path / "study.toml"), "--db", db]) == 0
     assert main(["audit", "--db", db]) == 0
     assert capsys.readouterr().out.count("study changed") == 2
+
