@@ -133,13 +133,13 @@ class EnsembleNet(nn.Module):
     """
 
     def __init__(self, members: int, dim: int, hidden: int, heads: int, dropout: float,
-                 groups_for_adversary: int = 0):
+                 groups_for_adversary: int = 0, extra_inputs: int = 0):
         super().__init__()
 
         def init(fan_in: int, fan_out: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(members, fan_in, fan_out) / fan_in**0.5)
 
-        self.w1, self.b1 = init(2 * dim, hidden), nn.Parameter(torch.zeros(members, 1, hidden))
+        self.w1, self.b1 = init(2 * dim + extra_inputs, hidden), nn.Parameter(torch.zeros(members, 1, hidden))
         self.w2, self.b2 = init(hidden, hidden), nn.Parameter(torch.zeros(members, 1, hidden))
         self.wh, self.bh = init(hidden, heads), nn.Parameter(torch.zeros(members, 1, heads))
         self.dropout = nn.Dropout(dropout)
@@ -169,13 +169,22 @@ class RewardModel(ABC):
     per_group: ClassVar[bool] = False
     adversarial: ClassVar[bool] = False
     counterfactual: ClassVar[bool] = False
+    conditioned: ClassVar[bool] = False  # the group (objective c) is an input, one-hot beside the prompt
 
     def __init__(self, config: ModelConfig, dim: int, group_names: list[str]) -> None:
         config.validate()
         self.config, self.dim, self.group_names = config, dim, list(group_names)
         heads = len(self.group_names) if self.per_group else 1
         adv = len(self.group_names) if self.adversarial else 0
-        self.net = EnsembleNet(config.ensemble, dim, config.hidden, heads, config.dropout, adv)
+        extra = len(self.group_names) if self.conditioned else 0
+        self.net = EnsembleNet(config.ensemble, dim, config.hidden, heads, config.dropout, adv, extra)
+
+    def _input(self, prompt: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+        """The prompt as the net reads it: with the group one-hot appended when conditioned."""
+        if not self.conditioned:
+            return prompt
+        assert group is not None, "a conditioned model needs the group"
+        return torch.cat([prompt, nn.functional.one_hot(group, len(self.group_names)).to(prompt.dtype)], dim=-1)
 
     # ------------------------------------------------------------------ training
     def _weights(self, data: PairData) -> np.ndarray:
@@ -258,7 +267,8 @@ class RewardModel(ABC):
         """Bradley-Terry loss of the ensemble's mean reward difference on held-out labels."""
         self.net.eval()
         with torch.no_grad():
-            prompt, g = t["prompt"][idx], t["group"][idx]
+            g = t["group"][idx]
+            prompt = self._input(t["prompt"][idx], g)
             r1 = self._pick(self.net(prompt, t["first"][idx])[0], g).mean(dim=0)
             r2 = self._pick(self.net(prompt, t["second"][idx])[0], g).mean(dim=0)
             value = float(nn.functional.binary_cross_entropy_with_logits(r1 - r2, t["target"][idx]))
@@ -272,7 +282,8 @@ class RewardModel(ABC):
         return out.mean(dim=2)
 
     def _loss(self, t: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
-        prompt, g = t["prompt"][idx], t["group"][idx]
+        g = t["group"][idx]
+        prompt = self._input(t["prompt"][idx], g)
         out1, h1 = self.net(prompt, t["first"][idx])
         out2, h2 = self.net(prompt, t["second"][idx])
         r1, r2 = self._pick(out1, g), self._pick(out2, g)  # `(E, b)`
@@ -296,9 +307,12 @@ class RewardModel(ABC):
     # ------------------------------------------------------------------ scoring
     @torch.inference_mode()
     def _member_rewards(self, prompt: np.ndarray, response: np.ndarray, group: np.ndarray | None) -> np.ndarray:
-        out, _ = self.net(torch.as_tensor(prompt, dtype=torch.float32),
-                          torch.as_tensor(response, dtype=torch.float32))
+        p, r = torch.as_tensor(prompt, dtype=torch.float32), torch.as_tensor(response, dtype=torch.float32)
+        if self.conditioned and group is None:  # no group given: the mean over every group
+            return np.mean([self._member_rewards(prompt, response, np.full(len(prompt), k, np.int64))
+                            for k in range(len(self.group_names))], axis=0)
         g = None if group is None else torch.as_tensor(group, dtype=torch.long)
+        out, _ = self.net(self._input(p, g), r)
         return self._pick(out, g).numpy()  # `(members, n)`
 
     def reward(self, prompt: np.ndarray, response: np.ndarray,
@@ -333,6 +347,13 @@ class RewardModel(ABC):
 class BTMLP(RewardModel):
     name = "bt_mlp"
     description = "Bradley-Terry over an MLP on [prompt, response] embeddings (the baseline)."
+
+
+@register_model
+class ConditionedBTMLP(RewardModel):
+    name = "bt_mlp_conditioned"
+    description = "bt_mlp with the annotator group (or objective) as an input: the paper's Base conditioned on c."
+    conditioned = True
 
 
 @register_model

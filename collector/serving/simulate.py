@@ -51,13 +51,20 @@ class SimulatedAnnotatorConfig:
     # {"Judge which response is more helpful" = {verbosity = 0.5}}; the objective is the
     # annotator's confounder C, so a randomised objective identifies its effect
     objective_effects: dict[str, dict[str, float]] = field(default_factory=dict)
+    # per (annotator group, prompt type) overrides of everything above, for objectives whose
+    # effect depends on the prompt: {group = {task_type = {attribute = effect}}}
+    cell_effects: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # the judging objective recorded for each group's annotators, e.g. {helpful = "helpfulness"}
     objectives: dict[str, str] = field(default_factory=dict)
     # with no known quality: how often an annotator disagrees with the imported human preference
     flip_rate: float = 0.1
 
-    def effect(self, attribute: str, group: str | None = None, objective: str | None = None) -> float:
-        """The true utility effect of ``attribute`` for an annotator of ``group`` shown ``objective``."""
+    def effect(self, attribute: str, group: str | None = None, objective: str | None = None,
+               task_type: str | None = None) -> float:
+        """The true utility effect of ``attribute`` for an annotator of ``group`` shown ``objective``
+        on a prompt of ``task_type``."""
+        if group is not None and task_type is not None and attribute in self.cell_effects.get(group, {}).get(task_type, {}):
+            return self.cell_effects[group][task_type][attribute]
         if objective is not None and attribute in self.objective_effects.get(objective, {}):
             return self.objective_effects[objective][attribute]
         if group is not None and attribute in self.group_effects.get(group, {}):
@@ -75,7 +82,8 @@ class SimulatedAnnotatorConfig:
             raise ConfigError(f"{where}.flip_rate: must be strictly between 0 and 0.5; got {self.flip_rate}.")
         tables = [("attribute_effects", self.attribute_effects)] + [
             (f"group_effects.{g}", effects) for g, effects in self.group_effects.items()
-        ] + [(f"objective_effects.{o!r}", effects) for o, effects in self.objective_effects.items()]
+        ] + [(f"objective_effects.{o!r}", effects) for o, effects in self.objective_effects.items()] + [
+            (f"cell_effects.{g}.{t}", effects) for g, cells in self.cell_effects.items() for t, effects in cells.items()]
         for name, effects in tables:
             for a in effects:
                 if a not in EDITORS:
@@ -87,11 +95,12 @@ class SimulatedAnnotatorConfig:
 def choice_probabilities(
     quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
     config: SimulatedAnnotatorConfig, group: str | None = None, objective: str | None = None,
+    task_type: str | None = None,
 ) -> tuple[float, float, float]:
     """``(P(left), P(right), P(tie))`` of a simulated annotator of ``group`` shown ``objective``:
     Bradley-Terry on quality plus the true attribute effects, with Davidson ties."""
-    u_left = quality_left + sum(config.effect(a, group, objective) for a in on_left)
-    u_right = quality_right + sum(config.effect(a, group, objective) for a in on_right)
+    u_left = quality_left + sum(config.effect(a, group, objective, task_type) for a in on_left)
+    u_right = quality_right + sum(config.effect(a, group, objective, task_type) for a in on_right)
     d = (u_left - u_right) / config.noise
     pi_l, pi_r = math.exp(d / 2), math.exp(-d / 2)
     tie = config.tie_strength * math.sqrt(pi_l * pi_r)
@@ -102,11 +111,12 @@ def choice_probabilities(
 def choose(
     quality_left: float, quality_right: float, on_left: set[str], on_right: set[str],
     config: SimulatedAnnotatorConfig, rng: np.random.Generator, group: str | None = None,
-    objective: str | None = None,
+    objective: str | None = None, task_type: str | None = None,
 ) -> tuple[str, int | None]:
     """One simulated judgement by an annotator of ``group``: ``(choice, strength)``; a tie
     has no strength, as on the page."""
-    p_left, p_right, _ = choice_probabilities(quality_left, quality_right, on_left, on_right, config, group, objective)
+    p_left, p_right, _ = choice_probabilities(quality_left, quality_right, on_left, on_right, config, group, objective,
+                                              task_type)
     r = rng.random()
     choice = "left" if r < p_left else ("right" if r < p_left + p_right else "tie")
     d = abs(math.log(p_left / p_right))
@@ -197,7 +207,9 @@ def true_left_outcome(store: Store, pairs: pd.DataFrame, config: SimulatedAnnota
             on.append(_on(getattr(r, f"{side}_edit_vector")) | set(base_attributes.get(rid, ())))
         objective = getattr(r, "objective", None)
         objective = objective if isinstance(objective, str) else None
-        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group, objective)
+        task_type = getattr(r, "task_type", None)
+        p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group, objective,
+                                           task_type if isinstance(task_type, str) else None)
         out.append(p_l + p_t / 2)
     return pd.Series(out, index=pairs.index, dtype=float)
 
@@ -256,6 +268,7 @@ def simulate(
         people.append(row)
     counts: dict[str, int] = {}
     quality = dict(qualities.quality)
+    task_types = {p.id: p.task_type for p in store.pool_snapshot().prompts} if config.cell_effects else {}
     for n in range(labels):
         person = people[n % len(people)]
         view = collector.next_pair(person["id"])
@@ -264,8 +277,9 @@ def simulate(
               for rid in (pair["left_base_response_id"], pair["right_base_response_id"])]
         on = [_on(pair[f"{side}_edit_vector"]) | set(base_attributes.get(pair[f"{side}_base_response_id"], ()))
               for side in ("left", "right")]
+        task_type = task_types.get(pair["prompt_id"]) if config.cell_effects else None
         choice, strength = choose(qs[0], qs[1], on[0], on[1], config, rng, group=person["group_name"],
-                                  objective=pair.get("objective"))
+                                  objective=pair.get("objective"), task_type=task_type)
         collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
         counts[choice] = counts.get(choice, 0) + 1
     return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people],

@@ -153,8 +153,9 @@ class TestSet:
     texts: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def true_utility(quality: float, on: set[str], world: World, group: str | None = None) -> float:
-    return quality + sum(world.annotators.effect(a, group) for a in on)
+def true_utility(quality: float, on: set[str], world: World, group: str | None = None,
+                 task_type: str | None = None) -> float:
+    return quality + sum(world.annotators.effect(a, group, None, task_type) for a in on)
 
 
 def test_pairs(items: list[Item], placement: Placement, world: World,
@@ -165,8 +166,8 @@ def test_pairs(items: list[Item], placement: Placement, world: World,
     writer = writer or bake
     out = []
     for i, item in enumerate(items):
-        ub = true_utility(item.quality_better, placement.on_better[i], world, group)
-        uw = true_utility(item.quality_worse, placement.on_worse[i], world, group)
+        ub = true_utility(item.quality_better, placement.on_better[i], world, group, item.task_type)
+        uw = true_utility(item.quality_worse, placement.on_worse[i], world, group, item.task_type)
         if ub == uw:
             continue
         b, w = writer(item.better, placement.on_better[i]), writer(item.worse, placement.on_worse[i])
@@ -184,7 +185,7 @@ def accuracy(model: RewardModel, test: TestSet) -> float:
     if not len(test.prompt):
         return float("nan")
     group = None
-    if test.group is not None and model.per_group and test.group in model.group_names:
+    if test.group is not None and (model.per_group or model.conditioned) and test.group in model.group_names:
         group = np.full(len(test.prompt), model.group_names.index(test.group), np.int64)
     p, _ = model.preference(test.prompt, test.first, test.second, group)
     return float((p > 0.5).mean())

@@ -185,6 +185,7 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
     annotators = dataclasses.replace(
         world.annotators,
         group_effects={**world.annotators.group_effects, **{g: {spec.attribute: e} for g, e in spec.group_effects.items()}},
+        cell_effects={g: {t: {spec.attribute: e} for t, e in cells.items()} for g, cells in spec.cell_effects.items()},
         objectives={g: f"{'likes' if e > 0 else 'dislikes'} {spec.attribute}" for g, e in spec.group_effects.items()},
     )
     w = dataclasses.replace(world, annotators=annotators,
@@ -198,6 +199,7 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
         )
     out = []
     for seed in range(world.seeds):
+        train_items, test_items = load_items(w, seed)  # each seed its own split
         rng = np.random.default_rng(9_000 + seed)
 
         def objective_placement(items: list[Item]) -> Placement:
@@ -207,12 +209,14 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
 
         train_place = objective_placement(train_items)
         test_place = objective_placement(test_items)
-        tests = []
+        tests = []  # (kind, group, prompt type, test set): every (prompt type x c) cell
         for kind in ("consistent", "inconsistent"):
             for g in groups:
                 keep = [i for i, it in enumerate(test_items) if (it.task_type == g) == (kind == "consistent")]
                 sub = Placement([test_place.on_better[i] for i in keep], [test_place.on_worse[i] for i in keep])
-                tests.append((kind, embed_test(kind, test_pairs([test_items[i] for i in keep], sub, w, group=g), embed, group=g)))
+                prompt_type = g if kind == "consistent" else next(t for t in groups if t != g)
+                tests.append((kind, g, prompt_type, embed_test(kind, test_pairs([test_items[i] for i in keep], sub, w,
+                                                                                 group=g), embed, group=g)))
         runs: list[tuple[str, float | None, Collection]] = []
         for rho in world.sweeps.rho_assignment:
             own = rng.random(len(train_items)) < rho
@@ -231,9 +235,11 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
             for name in world.sweeps.models:
                 model = train(rows, name, w, embed, seed)
                 acc: dict[str, list[tuple[float, int]]] = {kind: [] for kind in ("consistent", "inconsistent")}
-                for kind, test in tests:
-                    acc[kind].append((accuracy(model, test), len(test.prompt)))
                 row = {"sweep": "rho_assignment", "rho": rho_value, "policy": policy, "model": name, "seed": seed}
+                for kind, g, prompt_type, test in tests:
+                    value = accuracy(model, test)
+                    acc[kind].append((value, len(test.prompt)))
+                    row[f"cell c={g} x {prompt_type}"] = value
                 for kind, parts in acc.items():
                     n = sum(k for _, k in parts)
                     row[f"{kind}_accuracy"] = sum(a * k for a, k in parts) / n if n else float("nan")

@@ -155,6 +155,22 @@ def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
         out["rho_assignment"] = (assign.groupby(["policy", "rho", "model"], sort=False)
                                  .agg(consistent=("consistent_accuracy", "mean"), inconsistent=("inconsistent_accuracy", "mean"))
                                  .round(3).reset_index())
+        cells = [c for c in assign.columns if c.startswith("cell ")]
+        if cells and assign.seed.nunique() > 1:
+            rows = []
+            for (policy, rho, model), g in assign.groupby(["policy", "rho", "model"], sort=False):
+                rows.append({"policy": policy, "rho": rho, "model": model, "consistent": _mean_ci(g.consistent_accuracy),
+                             "inconsistent": _mean_ci(g.inconsistent_accuracy),
+                             **{c.removeprefix("cell "): f"{g[c].mean():.3f}" for c in cells}})
+            out["rho_assignment_cells"] = pd.DataFrame(rows)
+            random = assign[assign.policy == "assignment_randomisation"]
+            paired = []
+            for (rho, model), g in assign[assign.policy == "observational"].groupby(["rho", "model"], sort=False):
+                ref = random[random.model == model]
+                paired.append({"model": model, "rho": rho, "inconsistent - randomised (paired)":
+                               _paired(g, ref, "inconsistent_accuracy"),
+                               "consistent - randomised (paired)": _paired(g, ref, "consistent_accuracy")})
+            out["rho_assignment_paired"] = pd.DataFrame(paired)
     return out
 
 

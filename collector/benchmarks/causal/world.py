@@ -109,8 +109,15 @@ class AssignmentConfig:
 
     attribute: str = "verbosity"
     group_effects: dict[str, float] = field(default_factory=lambda: {"everyday": 3.0, "technical": -3.0})
+    # prompt-dependent objectives (the faithful Table 2): {group = {prompt type = effect}}; when
+    # given, they replace group_effects, so a group's effect on the other prompt type is only
+    # learnable from pairs it judged there
+    cell_effects: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
+        if self.cell_effects and set(self.cell_effects) != set(self.group_effects):
+            raise ConfigError(f"{where}.cell_effects: give the same two groups as group_effects "
+                              f"({', '.join(sorted(self.group_effects))}).")
         if self.attribute not in EDITORS:
             raise ConfigError(f"{where}.attribute: unknown attribute {self.attribute!r}; known: {', '.join(sorted(EDITORS))}.")
         if len(self.group_effects) != 2:

@@ -165,3 +165,17 @@ def test_the_amce_check_can_fail_and_its_negative_control_does(tmp_path, capsys)
     assert truth[("second", "emoji")] > truth[("first", "emoji")] + 0.04  # group-specific effects
     assert not naive.covered.any() and (naive.z > 5).all()
     assert "negative control" in capsys.readouterr().out
+
+
+def test_table2_reports_every_cell_and_paired_differences(tmp_path, capsys):
+    world = configure("table2", seeds=2, labels=400, embedder="bag_of_words")
+    world = dataclasses.replace(world, sweeps=dataclasses.replace(world.sweeps, rho_assignment=[0.5, 0.99],
+                                                                  models=["bt_mlp_conditioned", "multihead"]))
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    rows = pd.DataFrame(results["sweeps"])
+    cells = {c for c in rows.columns if c.startswith("cell ")}
+    assert cells == {"cell c=everyday x everyday", "cell c=everyday x technical",
+                     "cell c=technical x technical", "cell c=technical x everyday"}
+    assert set(rows.policy) == {"observational", "assignment_randomisation"} and set(rows.seed) == {0, 1}
+    printed = capsys.readouterr().out
+    assert "Sweep rho_assignment_paired:" in printed and "inconsistent - randomised (paired)" in printed
