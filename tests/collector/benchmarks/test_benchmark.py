@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # a real (small) benchmark run
 @pytest.mark.parametrize("path", sorted(WORLDS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_built_in_worlds_validate(path):
     world = load_world(path)
-    assert world.models and (world.policies or world.amce_check.seeds)  # something to run
+    assert world.models and (world.policies or world.amce_check.seeds or world.sweeps.rho_assignment)  # something to run
 
 
 @pytest.mark.parametrize("text, where", [
