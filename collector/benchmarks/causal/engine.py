@@ -97,23 +97,29 @@ class Placement:
 
 
 def place(items: list[Item], world: World, rng: np.random.Generator, flipped: bool = False,
-          p_spurious: float | None = None, p_latent: float | None = None) -> Placement:
-    """Draw the natural placement (or its flipped, OOD version) of the confounded attributes."""
+          p_spurious: float | None = None, p_latent: float | None = None,
+          p_unrandomised: float | None = None, only_unrandomised: bool = False) -> Placement:
+    """Draw the natural placement (or its flipped, OOD version) of the confounded attributes;
+    ``only_unrandomised``: just the attributes no arm randomises (the interventional arms' pool)."""
     conf = world.confounding
     p_s = conf.rho_spurious if p_spurious is None else p_spurious
     p_l = (1.0 + conf.rho_latent) / 2.0 if p_latent is None else p_latent
+    p_u = conf.rho_spurious if p_unrandomised is None else p_unrandomised
     if flipped:
-        p_s, p_l = 1.0 - p_s, 1.0 - p_l
+        p_s, p_l, p_u = 1.0 - p_s, 1.0 - p_l, 1.0 - p_u
     latent_sign = np.sign(world.annotators.effect(conf.latent)) if conf.latent else 0.0
     on_better: list[set[str]] = []
     on_worse: list[set[str]] = []
     for _ in items:
         b, w = set[str](), set[str]()
-        for a in conf.spurious:
-            (b if rng.random() < p_s else w).add(a)
-        if conf.latent:
-            agrees = rng.random() < p_l  # the latent attribute's contribution favours the better response
-            (b if agrees == (latent_sign > 0) else w).add(conf.latent)
+        if not only_unrandomised:
+            for a in conf.spurious:
+                (b if rng.random() < p_s else w).add(a)
+            if conf.latent:
+                agrees = rng.random() < p_l  # the latent attribute's contribution favours the better response
+                (b if agrees == (latent_sign > 0) else w).add(conf.latent)
+        for a in conf.unrandomised:  # drawn last, so worlds without one draw exactly as before
+            (b if rng.random() < p_u else w).add(a)
         on_better.append(b)
         on_worse.append(w)
     return Placement(on_better, on_worse)

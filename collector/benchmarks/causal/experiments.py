@@ -96,20 +96,31 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
         train_items, test_items = load_items(world, seed)
         rng = np.random.default_rng(1_000 + seed)
         natural = build_pool(train_items, place(train_items, world, rng))
-        oracle = build_pool(train_items, place(train_items, world, rng, p_spurious=0.5, p_latent=0.5))
-        clean = build_pool(train_items)
+        oracle = build_pool(train_items, place(train_items, world, rng, p_spurious=0.5, p_latent=0.5, p_unrandomised=0.5))
+        unrandomised = world.confounding.unrandomised
+        # the interventional arms start from texts without the attributes they randomise; an
+        # attribute none of them randomises stays where it naturally is
+        clean = build_pool(train_items, place(train_items, world, rng, only_unrandomised=True) if unrandomised else None)
         tests_txt = {
             "id": test_pairs(test_items, place(test_items, world, rng), world),
             "ood": test_pairs(test_items, place(test_items, world, rng, flipped=True), world),
             "clean": test_pairs(test_items, Placement([set()] * len(test_items), [set()] * len(test_items)), world),
-            "mirror_better": test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0, p_latent=0.5), world),
-            "mirror_worse": test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0, p_latent=0.5), world),
+            "mirror_better": test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0, p_latent=0.5,
+                                                          p_unrandomised=0.5), world),
+            "mirror_worse": test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0, p_latent=0.5,
+                                                         p_unrandomised=0.5), world),
         }
         if set(spurious) & HELD_OUT:  # the same mirrored sets, padded with sentences no editor writes
             tests_txt["held_out_better"] = test_pairs(test_items, place(test_items, world, rng, p_spurious=1.0,
-                                                                        p_latent=0.5), world, writer=bake_held_out)
+                                                                        p_latent=0.5, p_unrandomised=0.5),
+                                                      world, writer=bake_held_out)
             tests_txt["held_out_worse"] = test_pairs(test_items, place(test_items, world, rng, p_spurious=0.0,
-                                                                       p_latent=0.5), world, writer=bake_held_out)
+                                                                       p_latent=0.5, p_unrandomised=0.5),
+                                                     world, writer=bake_held_out)
+        if unrandomised:  # mirrored on the attribute no arm randomised, everything else neutral
+            for name, p in (("unrandomised_better", 1.0), ("unrandomised_worse", 0.0)):
+                tests_txt[name] = test_pairs(test_items, place(test_items, world, rng, p_spurious=0.5, p_latent=0.5,
+                                                               p_unrandomised=p), world)
         started = time.perf_counter()
         _pre_embed(embed, [natural, oracle, clean], test_items, list(tests_txt.values()))
         log(f"[seed {seed}] pools and test sets embedded in {time.perf_counter() - started:.1f} s")
@@ -131,7 +142,8 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
                 row = {"policy": arm, "model": name, "seed": seed, "labels": len(rows),
                        **{f"{k}_accuracy": accuracy(model, tests[k]) for k in ("id", "ood", "clean")},
                        "mirrored_ood_accuracy": _mirrored(model, tests),
-                       "held_out_mirrored_accuracy": _mirrored(model, tests, "held_out")}
+                       "held_out_mirrored_accuracy": _mirrored(model, tests, "held_out"),
+                       "unrandomised_mirrored_accuracy": _mirrored(model, tests, "unrandomised")}
                 for a in spurious:
                     row[f"sensitivity_{a}"] = sensitivity(model, test_items, a, embed)
                 main.append(row)
@@ -252,7 +264,7 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
 
 
 HEADLINE_FIGURES = ("id_accuracy", "ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy",
-                    "held_out_mirrored_accuracy")
+                    "held_out_mirrored_accuracy", "unrandomised_mirrored_accuracy")
 
 
 def headline(main: list[dict[str, Any]], model: str) -> dict[str, dict[str, Any]]:

@@ -47,7 +47,7 @@ def _paired(g: pd.DataFrame, reference: pd.DataFrame, column: str) -> str:
 def policy_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per (policy, model): mean ± 95% half-width over seeds."""
     main = pd.DataFrame(results["main"])
-    for column in ("mirrored_ood_accuracy", "held_out_mirrored_accuracy"):  # results from older runs
+    for column in ("mirrored_ood_accuracy", "held_out_mirrored_accuracy", "unrandomised_mirrored_accuracy"):
         if column not in main.columns:
             main[column] = np.nan
     rows = []
@@ -57,6 +57,7 @@ def policy_table(results: dict[str, Any]) -> pd.DataFrame:
         row = {"policy": policy, "model": model, "seeds": len(g), "labels": int(g["labels"].iloc[0]),
                "clean": _mean_ci(g.clean_accuracy), "mirrored OOD": _mean_ci(g.mirrored_ood_accuracy),
                "held-out padding": _mean_ci(g.held_out_mirrored_accuracy),
+               "unrandomised": _mean_ci(g.unrandomised_mirrored_accuracy),
                "ID": _mean_ci(g.id_accuracy), "flipped OOD": _mean_ci(g.ood_accuracy),
                "clean - observational": _paired(g, observational, "clean_accuracy") if policy != "observational" else "",
                "clean - oracle": _paired(g, oracle, "clean_accuracy") if policy != "oracle" else "",
@@ -188,7 +189,8 @@ def text_report(results: dict[str, Any]) -> str:
               "paired by seed). clean: no attribute written on either side; mirrored OOD: every test item with "
               "the spurious attribute on the better side and again on the worse side (a spurious detector "
               "scores 0.5); held-out padding: the mirrored sets padded with sentences no editor writes (does the "
-              "model ignore length, or only the editor's filler?); ID: the training correlation; flipped OOD: the "
+              "model ignore length, or only the editor's filler?); unrandomised: mirrored on an attribute no arm "
+              "randomised (NaN without one); ID: the training correlation; flipped OOD: the "
               "correlation reversed (the worst case: a spurious detector scores 1 - rho_spurious):",
               policy_table(results).to_string(index=False) if results["main"] else "(no policies compared)", ""]
     check = precondition(results)

@@ -59,8 +59,16 @@ class ConfoundingConfig:
     latent: str = ""
     # correlation between the latent attribute's contribution and the base quality in the pool
     rho_latent: float = 0.0
+    # spurious attributes no arm randomises: written into every arm's pool (on the better response
+    # with rho_spurious) and into its own mirrored test sets, so the benchmark says whether
+    # interventional data generalises to a shortcut it never intervened on
+    unrandomised: list[str] = field(default_factory=list)
 
     def validate(self, where: str) -> None:
+        for i, a in enumerate(self.unrandomised):
+            if a not in EDITORS or a in self.spurious or a == self.latent:
+                raise ConfigError(f"{where}.unrandomised[{i}]: {a!r} must be a known attribute that is neither "
+                                  "spurious nor latent.")
         for i, a in enumerate(self.spurious):
             if a not in EDITORS:
                 raise ConfigError(f"{where}.spurious[{i}]: unknown attribute {a!r}; known: {', '.join(sorted(EDITORS))}.")
@@ -231,6 +239,10 @@ class World:
                 f"{where}.confounding.latent: {latent!r} has no true effect; give it one under "
                 "[annotators.attribute_effects] (a latent factor changes quality; spurious ones go in spurious)."
             )
+        overlap = sorted(set(self.confounding.unrandomised) & set(self.arms.randomised))
+        if overlap:
+            raise ConfigError(f"{where}.arms.randomised: {', '.join(overlap)} is listed as unrandomised under "
+                              "[confounding]; an arm must not randomise it.")
         needed = set(self.confounding.spurious) | ({self.confounding.latent} - {""})
         missing = sorted(needed - set(self.arms.randomised))
         if missing:

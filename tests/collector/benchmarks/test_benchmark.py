@@ -104,7 +104,7 @@ def test_small_run_shows_the_direction_of_the_effects(tmp_path, capsys):
     figures = {"id_accuracy", "ood_accuracy", "oracle_ood_accuracy", "clean_accuracy", "mirrored_ood_accuracy"}
     for v in headline.values():
         assert set(v) >= figures | {"ci95", "n_seeds"} and v["n_seeds"] == 2
-        assert set(v["ci95"]) == figures | {"held_out_mirrored_accuracy"}
+        assert set(v["ci95"]) == figures | {"held_out_mirrored_accuracy", "unrandomised_mirrored_accuracy"}
         for figure in figures:
             low, high = v["ci95"][figure]
             assert low <= v[figure] <= high
@@ -179,3 +179,16 @@ def test_table2_reports_every_cell_and_paired_differences(tmp_path, capsys):
     assert set(rows.policy) == {"observational", "assignment_randomisation"} and set(rows.seed) == {0, 1}
     printed = capsys.readouterr().out
     assert "Sweep rho_assignment_paired:" in printed and "inconsistent - randomised (paired)" in printed
+
+
+def test_an_attribute_no_arm_randomises_gets_its_own_mirrored_sets(tmp_path):
+    world = configure(None, seeds=2, labels=300, quick_run=True, embedder="bag_of_words", sweeps=False)
+    world = dataclasses.replace(world, policies=["observational", "randomised_attributes"], curve=[300],
+                                confounding=dataclasses.replace(world.confounding, unrandomised=["bold"]))
+    world.validate("test")
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    for policy, figures in results["headline"].items():
+        assert 0 < figures["unrandomised_mirrored_accuracy"] < 1, policy
+    bad = dataclasses.replace(world, confounding=dataclasses.replace(world.confounding, unrandomised=["verbosity"]))
+    with pytest.raises(Exception, match="unrandomised"):
+        bad.validate("w")
