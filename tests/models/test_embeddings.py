@@ -111,3 +111,11 @@ def test_an_interrupted_run_keeps_what_it_embedded(tmp_path, monkeypatch):
     fresh = Embedder(cache_path=path)
     fresh.embed(texts)
     assert (fresh.cache_hits, fresh.cache_misses) == (4, 6)
+
+
+def test_the_progress_line_says_how_far_how_fast_and_how_long():
+    from models.embeddings import progress_line
+
+    assert progress_line(3_200, 124_780, 78.0) == "embedding 3,200/124,780 texts (3%), 41/s, ETA 49m24s"
+    assert progress_line(500, 500, 12.4) == "embedding 500/500 texts (100%), 40/s, done in 12s"
+    assert progress_line(10, 1_000_000, 1.0).endswith("ETA 27h46m")
