@@ -139,13 +139,14 @@ class Collector:
 
     def next_pair(self, annotator_id: int) -> PairView:
         """The annotator's open pair if they have one, else a new pair from the active policy."""
-        config, _ = self.study()
+        study = self.study()  # read once per request
+        config = study[0]
         if config.quota and self.progress(annotator_id) >= config.quota:
             raise StudyComplete(config.completion_message, config.completion_code, config.completion_url)
         pair = self.store.open_served_pair(annotator_id)
         if pair is None:
             self.release_expired_leases()
-            pair = self._serve_new(annotator_id)
+            pair = self._serve_new(annotator_id, study)
         return self.view(pair)
 
     def release_expired_leases(self, now: float | None = None) -> int:
@@ -162,8 +163,8 @@ class Collector:
         """The study settings and their version (``collector.serving.study``)."""
         return study_config(self.store), study_version(self.store)
 
-    def _serve_new(self, annotator_id: int) -> dict[str, Any]:
-        config, version = self.study()
+    def _serve_new(self, annotator_id: int, study: tuple[StudyConfig, int]) -> dict[str, Any]:
+        config, version = study
         annotator = self.store.annotator(annotator_id)
         objective_seed = 0
         if config.randomise_objective == "pair":  # no extra draw otherwise: seeds replay as before
