@@ -157,36 +157,50 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
 
 
 def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
-    """OOD accuracy as the latent factors' correlation grows, observational vs randomised."""
+    """Table 1's form: accuracy as the latent factors' correlation grows, observational vs
+    randomising the latent factor. Each seed draws its own split; the randomised model and the
+    test sets are shared by every rho of a seed, so differences are paired by seed. Tests: ID
+    (the training correlation), decorrelated (the factor on either side with probability 0.5),
+    mirrored (every test item with the factor on the better side and again on the worse side)
+    and flipped OOD (the correlation reversed at the largest rho swept)."""
     latent = world.sweeps.latent
     base = dataclasses.replace(
         world, confounding=dataclasses.replace(world.confounding, spurious=[], latent=latent),
         arms=dataclasses.replace(world.arms, randomised=[latent]),  # randomise exactly the latent factor
     )
-    train_items, test_items = load_items(base)
     out = []
     for seed in range(world.seeds):
+        train_items, test_items = load_items(base, seed)  # each seed its own split
         clean = build_pool(train_items)
         randomised = collect(base, "randomised_attributes", [(clean, ["default"])], seed, workdir / "latent", embedder)
         random_model = train(randomised.rows(), world.models[0], base, embed, seed)
         randomised.close()
-        # one OOD test set for every rho: the correlation flipped at the largest rho swept
+        test_rng = np.random.default_rng(7_000 + seed)
         ood_p = 1.0 - (1.0 + max(world.sweeps.rho_latent)) / 2.0
-        ood = embed_test("ood", test_pairs(test_items, place(test_items, base, np.random.default_rng(7_000 + seed),
-                                                             p_latent=ood_p), base), embed)
+        shared = {
+            "ood": embed_test("ood", test_pairs(test_items, place(test_items, base, test_rng, p_latent=ood_p), base), embed),
+            "decorrelated": embed_test("decorrelated", test_pairs(test_items, place(test_items, base, test_rng, p_latent=0.5),
+                                                                  base), embed),
+            "mirror_better": embed_test("mirror_better", test_pairs(test_items, place(test_items, base, test_rng, p_latent=1.0),
+                                                                    base), embed),
+            "mirror_worse": embed_test("mirror_worse", test_pairs(test_items, place(test_items, base, test_rng, p_latent=0.0),
+                                                                  base), embed),
+        }
         for rho in world.sweeps.rho_latent:
             w = dataclasses.replace(base, confounding=dataclasses.replace(base.confounding, rho_latent=rho))
             rng = np.random.default_rng(5_000 + seed)
             natural = build_pool(train_items, place(train_items, w, rng))
-            tests = {"id": embed_test("id", test_pairs(test_items, place(test_items, w, rng), w), embed), "ood": ood}
+            tests = {"id": embed_test("id", test_pairs(test_items, place(test_items, w, rng), w), embed), **shared}
             obs = collect(w, "observational", [(natural, ["default"])], seed, workdir / f"latent-{rho}", embedder)
             model = train(obs.rows(), world.models[0], w, embed, seed)
             obs.close()
             for policy, m in (("observational", model), ("randomised_attributes", random_model)):
                 out.append({"sweep": "rho_latent", "rho": rho, "policy": policy, "model": world.models[0], "seed": seed,
-                            "id_accuracy": accuracy(m, tests["id"]), "ood_accuracy": accuracy(m, tests["ood"])})
-            log(f"[rho_latent {rho} seed {seed}] observational OOD {out[-2]['ood_accuracy']:.3f}, "
-                f"randomised OOD {out[-1]['ood_accuracy']:.3f}")
+                            "id_accuracy": accuracy(m, tests["id"]), "ood_accuracy": accuracy(m, tests["ood"]),
+                            "decorrelated_accuracy": accuracy(m, tests["decorrelated"]),
+                            "mirrored_accuracy": (accuracy(m, tests["mirror_better"]) + accuracy(m, tests["mirror_worse"])) / 2})
+            log(f"[rho_latent {rho} seed {seed}] observational decorrelated {out[-2]['decorrelated_accuracy']:.3f}, "
+                f"randomised {out[-1]['decorrelated_accuracy']:.3f}")
     return out
 
 
@@ -397,5 +411,9 @@ def run(world: World, workdir: Path, embedder, log: Log = _stderr) -> dict[str, 
         results["sweeps"] += sweep_rho_assignment(world, workdir, embed, embedder, log)
     results["amce_check"] = amce_check(world, workdir, embedder, log) if world.amce_check.seeds else []
     results["objective_amce"] = objective_effects(world, workdir, embedder, log) if world.objective.randomise else []
+    if world.active_protocol.seeds:
+        from collector.benchmarks.causal.active_protocol import run_active_protocol
+
+        results["active_protocol"] = run_active_protocol(world, embed, log)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     return results

@@ -141,6 +141,35 @@ def objective_summary(results: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def active_protocol_table(results: dict[str, Any]) -> pd.DataFrame:
+    """Per strategy: accuracy at a few budgets, the paired difference to random at the
+    reference budget, and the median label ratio with its bootstrap CI."""
+    protocol = results.get("active_protocol")
+    if not protocol:
+        return pd.DataFrame()
+    cfg = results["world"]["active_protocol"]
+    budgets, reference = cfg["budgets"], cfg["reference_budget"]
+    shown = sorted({budgets[0], budgets[len(budgets) // 2], reference, budgets[-1]})
+    runs = pd.DataFrame(protocol["runs"])
+    random = {r.seed: r.curve for r in runs[runs.strategy == "random"].itertuples()}
+    rows = []
+    for s in protocol["summary"]:
+        g = runs[runs.strategy == s["strategy"]]
+        row: dict[str, Any] = {"strategy": s["strategy"]}
+        for b in shown:
+            row[f"acc@{b}"] = _mean_ci([c[b] for c in g.curve])
+        if s["strategy"] != "random":
+            row[f"- random @{reference} (paired)"] = _mean_ci([c[reference] - random[seed][reference]
+                                                               for seed, c in zip(g.seed, g.curve)])
+        low, high = s["ratio_ci95"]
+        row["label ratio, median [95% bootstrap CI]"] = f"{s['ratio_median']:.2f} [{low:.2f}, {high:.2f}]"
+        row["never reached"] = f"{s['never_reached']} of {s['seeds']}"
+        row["distinct prompts"] = f"{s['distinct_prompts']:.0f}"
+        row["mean |quality gap|"] = f"{s['mean_abs_gap']:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
 def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     sweeps = pd.DataFrame(results.get("sweeps", []))
@@ -148,8 +177,18 @@ def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
         return out
     latent = sweeps[sweeps.sweep == "rho_latent"]
     if not latent.empty:
-        out["rho_latent"] = (latent.groupby(["policy", "rho"]).agg(ID=("id_accuracy", "mean"), OOD=("ood_accuracy", "mean"))
-                             .round(3).reset_index())
+        figures = [("decorrelated", "decorrelated_accuracy"), ("mirrored", "mirrored_accuracy"), ("ID", "id_accuracy"),
+                   ("flipped OOD", "ood_accuracy")]
+        figures = [(label, col) for label, col in figures if col in latent.columns]
+        out["rho_latent"] = pd.DataFrame([
+            {"policy": policy, "rho": rho, **{label: _mean_ci(g[col]) for label, col in figures}}
+            for (policy, rho), g in latent.groupby(["policy", "rho"], sort=False)])
+        if "decorrelated_accuracy" in latent.columns:
+            obs, rnd = latent[latent.policy == "observational"], latent[latent.policy == "randomised_attributes"]
+            out["rho_latent_paired"] = pd.DataFrame([
+                {"rho": rho, **{f"{label}: randomised - observational (paired)":
+                                _paired(rnd[rnd.rho == rho], g, col) for label, col in figures}}
+                for rho, g in obs.groupby("rho", sort=False)])
     assign = sweeps[sweeps.sweep == "rho_assignment"].copy()
     if not assign.empty:
         assign["rho"] = assign["rho"].map(lambda r: "random" if r is None or (isinstance(r, float) and math.isnan(r)) else r)
@@ -219,6 +258,16 @@ def text_report(results: dict[str, Any]) -> str:
                   "design; coverage with its 95% Wilson interval):", objective.to_string(index=False), ""]
     for name, table in sweep_tables(results).items():
         lines += [f"Sweep {name}:", table.to_string(index=False), ""]
+    protocol = active_protocol_table(results)
+    if not protocol.empty:
+        cfg = w["active_protocol"]
+        lines += [f"Active acquisition protocol: {cfg['seeds']} paired seeds, a pool of "
+                  f"{results['active_protocol']['pool_pairs']} candidate pairs ({cfg['pool_factor']}x the largest "
+                  f"budget), refresh every {cfg['refresh_every']} labels, uniform floor {cfg['floor']}; "
+                  f"{results['active_protocol']['test_pairs']} test pairs. Label ratio: labels a strategy needs to "
+                  f"reach random's accuracy at {cfg['reference_budget']} labels, over {cfg['reference_budget']} "
+                  "(random's own ratio is at most 1 by construction; target: <= 0.5 with the CI below 0.7):",
+                  protocol.to_string(index=False), ""]
     return "\n".join(lines)
 
 
@@ -233,7 +282,7 @@ def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
     rows = 2 if sweeps else 1
     fig = make_subplots(rows=rows, cols=3, subplot_titles=(
         f"Accuracy by policy ({model})", "OOD accuracy vs labels", "AMCE estimate vs truth (95% CI)",
-        "rho_latent sweep: OOD accuracy", "rho_assignment sweep: inconsistent pairs",
+        "rho_latent sweep: decorrelated accuracy", "rho_assignment sweep: inconsistent pairs",
         "rho_assignment sweep: consistent pairs")[: 3 * rows])
     order = list(dict.fromkeys(main.policy))
     for i, (col, name) in enumerate((("id_accuracy", "ID"), ("ood_accuracy", "OOD"))):
@@ -256,8 +305,13 @@ def build_benchmark_figure(results: dict[str, Any]) -> go.Figure:
         fig.add_trace(go.Scatter(x=labels, y=a.true_amce, mode="markers", name="true AMCE",
                                  marker={"symbol": "x", "color": "black"}), row=1, col=3)
     if "rho_latent" in sweeps:
-        for policy, g in sweeps["rho_latent"].groupby("policy"):
-            fig.add_trace(go.Scatter(x=g.rho, y=g.OOD, mode="lines+markers", name=f"{policy} (rho_latent)"), row=2, col=1)
+        raw = pd.DataFrame(results["sweeps"])
+        raw = raw[raw.sweep == "rho_latent"]
+        figure = "decorrelated_accuracy" if "decorrelated_accuracy" in raw.columns else "ood_accuracy"
+        for policy, g in raw.groupby("policy", sort=False):
+            m = g.groupby("rho")[figure].mean()
+            fig.add_trace(go.Scatter(x=m.index, y=m.values, mode="lines+markers", name=f"{policy} (rho_latent)"),
+                          row=2, col=1)
     if "rho_assignment" in sweeps:
         t = sweeps["rho_assignment"]
         obs = t[t.policy == "observational"]

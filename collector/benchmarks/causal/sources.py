@@ -160,3 +160,43 @@ def split_items(items: list[Item], train: int, test: int, seed: int) -> tuple[li
     return chosen[:train], chosen[train:]
 
 
+
+
+@dataclass(frozen=True)
+class MultiItem:
+    """One prompt with several responses of known quality (every pair of them is a candidate)."""
+
+    prompt: str
+    task_type: str
+    responses: tuple[str, ...]
+    qualities: tuple[float, ...]
+
+
+def synthetic_multi_items(n: int, k: int, seed: int, hidden_quality: float = 0.0) -> list[MultiItem]:
+    """``n`` generated prompts with ``k`` responses each, for the active-acquisition protocol:
+    the responses' visible quality ranges from an evasive opener with unhelpful sentences to a
+    direct answer with three helpful ones, so the ``k (k - 1) / 2`` pairs of a prompt run from
+    easy (a large quality gap) to nearly indistinguishable; plus a hidden part (SD
+    ``hidden_quality``) no text shows."""
+    if k < 2:
+        raise ConfigError(f"responses per prompt: must be at least 2; got {k}.")
+    rng = np.random.default_rng(seed)
+    types = sorted(_TOPICS)
+    out: list[MultiItem] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        task_type = types[len(out) % len(types)]
+        topic = _TOPICS[task_type][int(rng.integers(len(_TOPICS[task_type])))]
+        prompt = _PROMPTS[int(rng.integers(len(_PROMPTS)))].format(t=topic)
+        prompt = f"{prompt} (question {len(out) + 1})" if prompt in seen else prompt
+        seen.add(prompt)
+        texts: list[str] = []
+        qualities: list[float] = []
+        while len(texts) < k:
+            text, q = _response(rng, topic, int(rng.integers(0, 4)), int(rng.integers(0, 3)), bool(rng.random() < 0.6))
+            if text in texts:
+                continue
+            texts.append(text)
+            qualities.append(q + hidden_quality * float(rng.normal()))
+        out.append(MultiItem(prompt, task_type, tuple(texts), tuple(qualities)))
+    return out

@@ -168,6 +168,68 @@ class AmceCheckConfig:
             raise ConfigError(f"{where}.groups: name one or more distinct groups.")
 
 
+def _protocol_model() -> ModelConfig:
+    return ModelConfig(ensemble=1, hidden=64, steps=300, batch_size=256, dropout=0.0, weight_decay=1e-2)
+
+
+STRATEGIES = ("random", "diversity", "bald", "bald_diversity")
+
+
+@dataclass
+class ActiveProtocolConfig:
+    """Active acquisition against random at a fixed pool: ``seeds`` paired seeds (same pool,
+    test split, first batch and annotator draws for every strategy), a synthetic pool of
+    ``pool_factor`` times the largest budget in candidate pairs (``responses_per_prompt``
+    responses per prompt, every pair a candidate), a refit and rescoring every
+    ``refresh_every`` labels, and accuracy at ``budgets``. Per seed, the labels a strategy needs
+    to reach random's accuracy at ``reference_budget``, as a ratio to it. 0 seeds skips."""
+
+    seeds: int = 0
+    budgets: list[int] = field(default_factory=lambda: [50, 100, 150, 200, 300, 400, 550, 800, 1150, 1600, 2250, 3200])
+    reference_budget: int = 1600
+    refresh_every: int = 50
+    warm_steps: int = 50  # optimiser steps that update the scoring model at a refresh between budgets
+    pool_factor: int = 20
+    responses_per_prompt: int = 5
+    test_prompts: int = 1600
+    hidden_quality: float = 1.0
+    noise: float = 1.0  # the simulated annotator: P(a over b) = sigmoid((q_a - q_b) / noise)
+    floor: float = 0.1  # uniform share of every targeted draw (each pair keeps floor / n)
+    beta: float = 1.0  # softrank exponent
+    diversity_weight: float = 1.0  # weight of the standardised prompt-diversity term
+    prior_precision: float = 1.0  # of the Laplace reward head
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    model: ModelConfig = field(default_factory=_protocol_model)
+
+    def validate(self, where: str) -> None:
+        if self.seeds < 0:
+            raise ConfigError(f"{where}.seeds: must be at least 0; got {self.seeds}.")
+        if self.warm_steps < 1:
+            raise ConfigError(f"{where}.warm_steps: must be at least 1; got {self.warm_steps}.")
+        if self.refresh_every < 10:
+            raise ConfigError(f"{where}.refresh_every: must be at least 10; got {self.refresh_every}.")
+        for i, b in enumerate(self.budgets):
+            if b < self.refresh_every or b % self.refresh_every:
+                raise ConfigError(f"{where}.budgets[{i}]: must be a multiple of refresh_every ({self.refresh_every}); "
+                                  f"got {b}.")
+        if self.budgets != sorted(set(self.budgets)):
+            raise ConfigError(f"{where}.budgets: must be increasing without repeats.")
+        if self.reference_budget not in self.budgets:
+            raise ConfigError(f"{where}.reference_budget: must be one of budgets; got {self.reference_budget}.")
+        if self.pool_factor < 1 or self.responses_per_prompt < 2 or self.test_prompts < 10:
+            raise ConfigError(f"{where}: pool_factor >= 1, responses_per_prompt >= 2 and test_prompts >= 10 are required.")
+        if not 0.0 < self.floor <= 1.0:
+            raise ConfigError(f"{where}.floor: must be in (0, 1]; got {self.floor}.")
+        if self.noise <= 0 or self.prior_precision <= 0 or self.beta <= 0:
+            raise ConfigError(f"{where}: noise, prior_precision and beta must be positive.")
+        for i, s in enumerate(self.strategies):
+            if s not in STRATEGIES:
+                raise ConfigError(f"{where}.strategies[{i}]: unknown strategy {s!r}; known: {', '.join(STRATEGIES)}.")
+        if "random" not in self.strategies:
+            raise ConfigError(f"{where}.strategies: must include random (the reference).")
+        self.model.validate(f"{where}.model")
+
+
 @dataclass
 class SweepsConfig:
     rho_latent: list[float] = field(default_factory=list)  # e.g. [0.0, 0.3, 0.6, 0.9]; [] skips
@@ -214,6 +276,7 @@ class World:
     sweeps: SweepsConfig = field(default_factory=SweepsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     amce_check: AmceCheckConfig = field(default_factory=AmceCheckConfig)
+    active_protocol: ActiveProtocolConfig = field(default_factory=ActiveProtocolConfig)
     smoke: bool = False  # set by --quick: the report says it is a smoke test
 
     def validate(self, where: str) -> None:
@@ -289,4 +352,7 @@ def quick(world: World) -> World:
         arms=dataclasses.replace(world.arms, randomised=confounded + others[:1],
                                  retrain_every=max(min(world.arms.retrain_every, labels // 3), 10)),
         sweeps=dataclasses.replace(world.sweeps, rho_latent=[], rho_assignment=[]),
+        active_protocol=dataclasses.replace(
+            world.active_protocol, seeds=min(world.active_protocol.seeds, 2), budgets=[50, 100, 200],
+            reference_budget=100, test_prompts=min(world.active_protocol.test_prompts, 200)),
     )

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow  # a real (small) benchmark run
 @pytest.mark.parametrize("path", sorted(WORLDS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_built_in_worlds_validate(path):
     world = load_world(path)
-    assert world.models and (world.policies or world.amce_check.seeds or world.sweeps.rho_assignment)  # something to run
+    assert world.models and (world.policies or world.amce_check.seeds or world.sweeps.rho_assignment
+                            or world.sweeps.rho_latent or world.active_protocol.seeds)  # something to run
 
 
 @pytest.mark.parametrize("text, where", [
@@ -192,3 +193,49 @@ def test_an_attribute_no_arm_randomises_gets_its_own_mirrored_sets(tmp_path):
     bad = dataclasses.replace(world, confounding=dataclasses.replace(world.confounding, unrandomised=["verbosity"]))
     with pytest.raises(Exception, match="unrandomised"):
         bad.validate("w")
+
+
+def test_table1_reports_paired_differences_over_split_seeds(tmp_path, capsys):
+    world = configure("table1", seeds=2, labels=300, embedder="bag_of_words")
+    world = dataclasses.replace(world, sweeps=dataclasses.replace(world.sweeps, rho_latent=[0.0, 0.9]))
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    rows = pd.DataFrame(results["sweeps"])
+    assert set(rows.policy) == {"observational", "randomised_attributes"} and set(rows.seed) == {0, 1}
+    for column in ("decorrelated_accuracy", "mirrored_accuracy", "id_accuracy", "ood_accuracy"):
+        assert rows[column].between(0, 1).all(), column
+    # the randomised model does not depend on rho: one model per seed, scored on the shared tests
+    rnd = rows[rows.policy == "randomised_attributes"]
+    assert (rnd.groupby("seed").decorrelated_accuracy.nunique() == 1).all()
+    # seeds draw their own splits, so the randomised model differs between seeds
+    assert rnd.groupby("seed").ood_accuracy.first().nunique() == 2
+    printed = capsys.readouterr().out
+    assert "Sweep rho_latent_paired:" in printed and "randomised - observational (paired)" in printed
+
+
+def test_labels_needed_reads_the_monotone_curve_in_log_budget():
+    from collector.benchmarks.causal.active_protocol import bootstrap_median, labels_needed
+
+    budgets = [50, 100, 200, 400]
+    assert labels_needed(budgets, [0.6, 0.7, 0.8, 0.9], 0.75) == pytest.approx(np.sqrt(100 * 200))
+    assert labels_needed(budgets, [0.6, 0.8, 0.7, 0.9], 0.75) == pytest.approx(100 * (200 / 100) ** ((0.75 - 0.75) / 0.05))
+    assert labels_needed(budgets, [0.6, 0.7, 0.8, 0.9], 0.95) == float("inf")
+    assert labels_needed(budgets, [0.9, 0.7, 0.8, 0.9], 0.5) == 50
+    median, low, high = bootstrap_median([0.4, 0.5, float("inf")])
+    assert median == 0.5 and low == 0.4 and high == float("inf")
+
+
+def test_active_protocol_is_paired_keeps_its_floor_and_reports_ratios(tmp_path, capsys):
+    world = configure("active_protocol", quick_run=True, embedder="bag_of_words")
+    assert world.active_protocol.seeds == 2 and world.smoke
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    protocol = results["active_protocol"]
+    runs = pd.DataFrame(protocol["runs"])
+    assert set(runs.strategy) == {"random", "diversity", "bald", "bald_diversity"}
+    for seed, g in runs.groupby("seed"):  # the same first batch and fit: identical at the first budget
+        assert g.curve.map(lambda c: c["50"] if "50" in c else c[50]).nunique() == 1, seed
+    n = protocol["pool_pairs"]
+    assert (runs.min_draw_probability >= 0.1 / n - 1e-15).all()
+    assert protocol["pool_pairs"] >= 20 * 200
+    summary = {s["strategy"]: s for s in protocol["summary"]}
+    assert summary["random"]["ratio_median"] <= 1.0  # random reaches its own fitted accuracy by the reference
+    assert "label ratio, median [95% bootstrap CI]" in capsys.readouterr().out
