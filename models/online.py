@@ -70,6 +70,9 @@ class TrainingConfig:
     # what a per-group model (multihead, adversarial) takes as its head: "annotator_group", or
     # "objective", the study objective each pair was shown with (randomised or fixed)
     head: str = "annotator_group"
+    # the embedding back-end: "torch", "onnx" (same vectors, faster) or "onnx_int8" (per-channel
+    # int8, about 0.99 cosine to torch, faster still; its vectors are cached apart)
+    embedder: str = "torch"
     params: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self, where: str = "training") -> None:
@@ -83,6 +86,10 @@ class TrainingConfig:
             raise ConfigError(f"{where}.retrain_every: must be at least 1; got {self.retrain_every}.")
         if self.head not in HEADS:
             raise ConfigError(f"{where}.head: must be one of {', '.join(HEADS)}; got {self.head!r}.")
+        from models.embeddings import BACKENDS
+
+        if self.embedder not in BACKENDS:
+            raise ConfigError(f"{where}.embedder: must be one of {', '.join(BACKENDS)}; got {self.embedder!r}.")
         if not 0 < self.poll_seconds <= 3600:
             raise ConfigError(f"{where}.poll_seconds: must be in (0, 3600]; got {self.poll_seconds}.")
 

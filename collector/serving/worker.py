@@ -86,7 +86,8 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     finally:
         store.close()
     checkpoints.folder.mkdir(parents=True, exist_ok=True)
-    embedder = Embedder(cache_path=checkpoints.embedding_cache)
+    config = config or TrainingConfig()
+    embedder = Embedder(cache_path=checkpoints.embedding_cache, backend=config.embedder)
     if progress:
         plain = embedder.embed
 
@@ -94,7 +95,7 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
             return plain(texts, progress=progress or len(texts) > 200)
 
         embedder.embed = embed_with_progress  # type: ignore[method-assign]
-    return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config or TrainingConfig(), embedder)
+    return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config, embedder)
 
 
 def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:

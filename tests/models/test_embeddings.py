@@ -119,3 +119,50 @@ def test_the_progress_line_says_how_far_how_fast_and_how_long():
     assert progress_line(3_200, 124_780, 78.0) == "embedding 3,200/124,780 texts (3%), 41/s, ETA 49m24s"
     assert progress_line(500, 500, 12.4) == "embedding 500/500 texts (100%), 40/s, done in 12s"
     assert progress_line(10, 1_000_000, 1.0).endswith("ETA 27h46m")
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    """One export per test module (about 10 s on 2 cores), into a temporary folder."""
+    import models.embeddings as emb
+
+    folder = tmp_path_factory.mktemp("onnx")
+    emb.onnx_model("onnx_int8", folder)
+    return folder
+
+
+_TEXTS = ["How do I repot a houseplant?", "Water it the day before, then loosen the root ball gently.",
+          "Honestly, nobody really knows, so just do whatever feels right.", "Set up a Python virtual environment " * 20]
+
+
+def test_onnx_fp32_matches_torch_and_int8_stays_close(onnx_dir, monkeypatch, embedder):
+    import models.embeddings as emb
+
+    monkeypatch.setattr(emb, "ONNX_DIR", onnx_dir)
+    torch_vecs = embedder.embed(_TEXTS)
+    fp32 = Embedder(backend="onnx").embed(_TEXTS)
+    int8 = Embedder(backend="onnx_int8").embed(_TEXTS)
+    assert fp32.shape == int8.shape == (len(_TEXTS), DIM)
+    assert (np.sum(fp32 * torch_vecs, axis=1) > 0.9999).all()
+    cos = np.sum(int8 * torch_vecs, axis=1)
+    assert (cos > 0.95).all() and cos.mean() > 0.98
+    assert not np.allclose(int8, torch_vecs, atol=1e-4)  # it really ran the quantised graph
+
+
+def test_int8_vectors_never_mix_with_torch_vectors_in_one_cache(onnx_dir, monkeypatch, tmp_path):
+    import models.embeddings as emb
+
+    monkeypatch.setattr(emb, "ONNX_DIR", onnx_dir)
+    cache = tmp_path / "cache.sqlite"
+    assert Embedder(cache_path=cache, backend="onnx").cache_key("x") == Embedder(cache_path=cache).cache_key("x")
+    Embedder(cache_path=cache, backend="onnx_int8").embed(_TEXTS[:2])
+    again = Embedder(cache_path=cache)
+    again.embed(_TEXTS[:2])
+    assert again.cache_misses == 2  # the int8 vectors were not served as torch ones
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    from acquisition.core.errors import DeconfoundError
+
+    with pytest.raises(DeconfoundError, match="backend: must be one of torch, onnx, onnx_int8; got 'tf'"):
+        Embedder(backend="tf")

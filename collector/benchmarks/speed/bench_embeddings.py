@@ -60,12 +60,39 @@ def timed(embedder: Embedder, texts: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def backends(n: int, data: str, batch_size: int) -> None:
+    """texts/s of each back-end on HH-RLHF responses, and the cosine of each to torch's vectors."""
+    import numpy as np
+
+    from collector.io.importers import parse_file
+    from models.embeddings import BACKENDS
+
+    texts = list(dict.fromkeys(t for p in parse_file(data).preferences for t in (p.chosen, p.rejected) if t.strip()))[:n]
+    mean_chars = sum(map(len, texts)) / len(texts)
+    vectors = {}
+    for backend in BACKENDS:
+        emb = Embedder(batch_size=batch_size, backend=backend)
+        emb.embed(["load the model (and export it on first use) outside the timing"])
+        seconds = timed(emb, texts)
+        vectors[backend] = emb.embed(texts)
+        line = f"{backend}: {len(texts) / seconds:.1f} texts/s on {len(texts)} HH-RLHF responses (mean {mean_chars:.0f} chars)"
+        if backend != "torch":
+            cos = np.sum(vectors[backend] * vectors["torch"], axis=1)
+            line += f", cosine to torch mean {cos.mean():.6f} min {cos.min():.6f}"
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="texts per set")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backends", action="store_true", help="compare torch, onnx and onnx_int8 on HH-RLHF")
+    parser.add_argument("--data", default="../shared/data/hh-rlhf/harmless-base-sample.jsonl.gz")
     args = parser.parse_args()
+    if args.backends:
+        backends(args.n, args.data, args.batch_size)
+        return
     rng = random.Random(0)
     sets = {"one-line sentences": one_liners(args.n, rng), "chat responses": chat_responses(args.n, rng)}
 
