@@ -152,11 +152,28 @@ def export(args: argparse.Namespace, store: Store) -> None:
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 
 
+def import_progress(phase: str, done: int, total: int | None, elapsed: float) -> None:
+    """One line per phase on stderr, rewritten in place: lines checked (and their rate), then
+    pairs written with an ETA."""
+    from models.embeddings import _duration
+
+    rate = done / max(elapsed, 1e-9)
+    if total is None:
+        line = f"checking: {done:,} lines read, {rate:,.0f} lines/s"
+        line += f", done in {_duration(elapsed)}" if phase == "checked" else ""
+    else:
+        left = (total - done) / rate if rate > 0 else 0.0
+        tail = f"done in {_duration(elapsed)}" if done >= total else f"ETA {_duration(left)}"
+        line = f"writing: {done:,}/{total:,} pairs ({100 * done / max(total, 1):.0f}%), {rate:,.0f}/s, {tail}"
+    last = phase == "checked" or (total is not None and done >= total)
+    print("\r" + line, end="\n" if last else "", file=sys.stderr, flush=True)
+
+
 def import_(args: argparse.Namespace, store: Store) -> None:
     from collector.io.importers import import_file
     from collector.serving.worker import embed_new_texts
 
-    result = import_file(store, args.path, args.format, args.task_type)
+    result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
     print(result.summary())
     if not args.no_embed and (result.new_prompts or result.new_responses):

@@ -39,14 +39,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError
 from collector.io.importers.formats import FORMATS, PARSERS, _LineError, _type_name, detect_format
-from collector.io.importers.reading import read_input, read_rows
+from collector.io.importers.reading import read_input, read_rows, stream_rows, streamable_sha256
 from collector.store import Store
+
+IMPORT_BATCH = int(os.environ.get("DECONFOUND_IMPORT_BATCH", "1000"))  # pairs written per batch
 
 
 @dataclass(frozen=True)
@@ -166,21 +169,49 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
     """``parse_file`` for a file's content (an upload); ``name`` is what errors call the file."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ImportFormatError(f"--format: unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
-    path = name
-    kind, rows = read_rows(path, raw)
+    kind, rows = read_rows(name, raw)
+    stats = _Stats(fmt)
     records: list[dict[str, Any]] = []
     preferences: list[ImportedPreference] = []
-    identical: list[int] = []
-    duplicates: list[int] = []
-    empty: list[int] = []
-    seen: set[tuple[str, str, str, str]] = set()
+    for record, preference in _parse_rows(name, kind, rows, stats, task_type):
+        records.append(record)
+        if preference is not None:
+            preferences.append(preference)
+    stats.finish(name)
+    return ParsedImport(name, stats.fmt, records, preferences, hashlib.sha256(raw).hexdigest(), stats.lines,
+                        stats.identical, stats.duplicates, stats.empty)
+
+
+@dataclass
+class _Stats:
+    """What a pass over the rows counted (and the format it settled on)."""
+
+    fmt: str
+    lines: int = 0
+    records: int = 0
+    identical: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)
+
+    def finish(self, path: str) -> None:
+        if not self.lines:
+            raise ImportFormatError(f"{path}: no rows to import.")
+        if not self.records:
+            raise ImportFormatError(f"{path}: no pair to import; every line had a blank prompt or response "
+                                    f"(lines {_lines(self.empty)}).")
+
+
+def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None):
+    """Validate rows one by one: yields ``(pool record, ImportedPreference or None)``; raises
+    ``ImportFormatError`` naming the line and field of the first bad row. Memory per row: the
+    duplicate check keeps a 16-byte digest per pair, not its texts."""
+    seen: set[bytes] = set()
     default_type = task_type or "general"
-    lines = 0
     for number, row in rows:
-        lines += 1
+        stats.lines += 1
         if not isinstance(row, dict):
             raise ImportFormatError(f"{path}, line {number}: expected a JSON object, got {_type_name(row)}.")
-        if fmt == "auto":
+        if stats.fmt == "auto":
             found = detect_format(row, kind)
             if found is None:
                 raise ImportFormatError(
@@ -189,57 +220,48 @@ def parse_bytes(raw: bytes, name: str, fmt: str = "auto", task_type: str | None 
                     "TRL (prompt/chosen/rejected), UltraFeedback (score_chosen/score_rejected), "
                     "Chatbot Arena (model_a/model_b/winner) or CSV; or pass --format."
                 )
-            fmt = found
-        elif fmt == "csv" and kind != "csv":
+            stats.fmt = found
+        elif stats.fmt == "csv" and kind != "csv":
             raise ImportFormatError(f"{path}, line {number}: --format csv, but the file holds JSON.")
-        elif fmt != "csv" and kind == "csv":
-            raise ImportFormatError(f"{path}, line {number}: --format {fmt}, but the file is not JSON (it reads as CSV).")
+        elif stats.fmt != "csv" and kind == "csv":
+            raise ImportFormatError(f"{path}, line {number}: --format {stats.fmt}, but the file is not JSON (it reads as CSV).")
         try:
-            prompt, chosen, rejected, outcome, margin, external_id, row_type, extra = PARSERS[fmt](row)
+            prompt, chosen, rejected, outcome, margin, external_id, row_type, extra = PARSERS[stats.fmt](row)
         except _LineError as exc:
             raise ImportFormatError(f"{path}, line {number}, field {exc.field_name!r}: {exc.message}.") from None
         for field_name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
             check_text(path, number, field_name, value)
         if not (prompt.strip() and chosen.strip() and rejected.strip()):
-            empty.append(number)  # real data has these (4 of 1,500 HH-RLHF pairs end in an empty turn)
+            stats.empty.append(number)  # real data has these (4 of 1,500 HH-RLHF pairs end in an empty turn)
             continue
         if row_type is not None and not isinstance(row_type, str):
             raise ImportFormatError(f"{path}, line {number}, field 'task_type': expected a string.")
-        key = (prompt, chosen, rejected, outcome)
+        key = hashlib.blake2b("\0".join((prompt, chosen, rejected, outcome)).encode("utf-8"), digest_size=16).digest()
         if key in seen:
-            duplicates.append(number)
+            stats.duplicates.append(number)
             continue
         seen.add(key)
-        records.append({
+        stats.records += 1
+        record = {
             "prompt": prompt, "task_type": (row_type or "").strip() or default_type,
             "external_id": external_id, "line": number,
             "responses": [
                 {"text": chosen, "quality": extra.get("chosen_quality"), "model": extra.get("chosen_model")},
                 {"text": rejected, "quality": extra.get("rejected_quality"), "model": extra.get("rejected_model")},
             ],
-        })
+        }
         if chosen == rejected:
-            identical.append(number)
+            stats.identical.append(number)
+            yield record, None
             continue
-        preferences.append(ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id))
-    if not lines:
-        raise ImportFormatError(f"{path}: no rows to import.")
-    if not records:
-        raise ImportFormatError(f"{path}: no pair to import; every line had a blank prompt or response "
-                                f"(lines {_lines(empty)}).")
-    return ParsedImport(path, fmt, records, preferences, hashlib.sha256(raw).hexdigest(), lines, identical,
-                        duplicates, empty)
+        yield record, ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id)
 
 
 def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
     """Write a parsed file's pool records and preferences in one transaction."""
     new_prompts, new_responses, new_preferences = store.add_imported(
         parsed.records,
-        [
-            {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "outcome": p.outcome,
-             "margin": p.margin, "external_id": p.external_id, "line": p.line}
-            for p in parsed.preferences
-        ],
+        [_preference_row(p) for p in parsed.preferences],
         source=Path(parsed.path).name, fmt=parsed.format, file_sha256=parsed.file_sha256,
     )
     return ImportResult(parsed.path, parsed.format, parsed.lines, new_prompts, new_responses,
@@ -247,9 +269,60 @@ def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
                         tuple(parsed.empty_lines))
 
 
-def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: str | None = None) -> ImportResult:
-    """Parse a whole file, then write it in one transaction (nothing is written on any error)."""
-    return import_parsed(store, parse_file(path, fmt, task_type))
+def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: str | None = None,
+                progress=None) -> ImportResult:
+    """Import a file; nothing is written on any error.
+
+    JSON Lines and CSV files (gzipped or not) are streamed: a first pass reads and validates
+    every line (and hashes the file), a second writes them in one transaction in batches of
+    ``IMPORT_BATCH`` pairs, so memory is bounded by a batch and a 16-byte digest per pair, not
+    by the file. JSON arrays and Parquet files are parsed whole first. ``progress(phase,
+    done, total, elapsed)`` is called as each phase goes: ``"checking"`` / ``"checked"`` with
+    the lines read (``total`` is ``None``), then ``"writing"`` with the pairs written of ``total``."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ImportFormatError(f"--format: unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}.")
+    name = str(path)
+    file_sha256 = streamable_sha256(name)
+    if file_sha256 is None:  # a JSON array or Parquet file: parsed whole
+        return import_parsed(store, parse_file(path, fmt, task_type))
+    started = time.perf_counter()
+    stats = _Stats(fmt)
+    for _ in _parse_rows(name, *stream_rows(name), stats, task_type):
+        if progress and stats.lines % IMPORT_BATCH == 0:
+            progress("checking", stats.lines, None, time.perf_counter() - started)
+    stats.finish(name)
+    if progress:
+        progress("checked", stats.lines, None, time.perf_counter() - started)
+    written = _Stats(stats.fmt)
+    started = time.perf_counter()
+    source = Path(name).name
+    new_prompts = new_responses = new_preferences = 0
+    batch: list[tuple[dict[str, Any], ImportedPreference | None]] = []
+
+    def flush() -> None:
+        nonlocal new_prompts, new_responses, new_preferences
+        counts = store.add_imported([r for r, _ in batch], [_preference_row(p) for _, p in batch if p is not None],
+                                    source=source, fmt=stats.fmt, file_sha256=file_sha256)
+        new_prompts, new_responses, new_preferences = (a + b for a, b in zip((new_prompts, new_responses, new_preferences),
+                                                                             counts))
+        batch.clear()
+        if progress:
+            progress("writing", written.records, stats.records, time.perf_counter() - started)
+
+    with store.transaction():
+        for item in _parse_rows(name, *stream_rows(name), written, task_type):
+            batch.append(item)
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+        if batch:
+            flush()
+    return ImportResult(name, stats.fmt, stats.lines, new_prompts, new_responses, new_preferences,
+                        tuple(stats.identical), tuple(stats.duplicates), tuple(stats.empty))
+
+
+def _preference_row(p: ImportedPreference) -> dict[str, Any]:
+    return {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "outcome": p.outcome,
+            "margin": p.margin, "external_id": p.external_id, "line": p.line}
 
 
 def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",

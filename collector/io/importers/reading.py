@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -32,6 +33,98 @@ def read_rows(name: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
     """``("json"|"csv", iterator of (line number, row))`` from a file's bytes, gzipped or not;
     every decoding and parsing error names ``name`` and the line."""
     return _rows(name, _decompress(name, raw))
+
+
+def _open_binary(path: str):
+    """The file as a binary stream of its decompressed bytes (gzip detected by its magic)."""
+    read_input_checks(path)
+    handle = open(path, "rb")
+    if handle.read(2) == b"\x1f\x8b":
+        handle.seek(0)
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    handle.seek(0)
+    return handle
+
+
+def read_input_checks(path: str | Path) -> None:
+    """The checks of ``read_input`` without reading the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImportFormatError(f"{path}: is a folder, not a file.")
+    if not path.exists():
+        raise ImportFormatError(f"{path}: no such file.")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+
+
+def _head(path: str, size: int = 65536) -> bytes:
+    try:
+        with _open_binary(path) as f:
+            return f.read(size)
+    except (OSError, EOFError) as exc:
+        raise ImportFormatError(f"{path}: the file looks gzipped but cannot be decompressed ({exc}).") from None
+
+
+def streamable_sha256(path: str) -> str | None:
+    """The sha256 of the file's bytes if it is JSON Lines or CSV (which ``stream_rows`` reads
+    line by line), else ``None`` (a JSON array, Parquet, or something whose error the
+    whole-file reader words)."""
+    head = _head(path)
+    if head[:4] == b"PAR1":
+        return None
+    text = head.decode("utf-8-sig", errors="ignore").lstrip()
+    if not text or text[0] == "[":
+        return None
+    if text[0] != "{" and path.lower().removesuffix(".gz").endswith((".jsonl", ".json", ".ndjson")):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _text_lines(path: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line, decoded one line at a time so an invalid byte is
+    reported on its own line, with its offset in the (decompressed) file."""
+    offset = 0
+    try:
+        with _open_binary(path) as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ImportFormatError(f"{path}, line {number}: not UTF-8 text ({exc.reason} at byte "
+                                            f"{offset + exc.start}).") from None
+                offset += len(raw)
+                yield number, line
+    except (OSError, EOFError) as exc:
+        raise ImportFormatError(f"{path}: the file looks gzipped but cannot be decompressed ({exc}).") from None
+
+
+def stream_rows(path: str) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """``read_rows`` for a JSON Lines or CSV file on disk, reading one line at a time."""
+    head = _head(path).decode("utf-8-sig", errors="ignore").lstrip()
+    if head[:1] == "{":
+        return "json", _jsonl_lines(path, ((n, line.rstrip("\r\n")) for n, line in _text_lines(path)))
+    return "csv", _csv_reader_rows(path, (line for _, line in _text_lines(path)))
+
+
+def _jsonl_lines(path: str, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(
+                f"{path}, line {number}, column {exc.colno}: not valid JSON ({exc.msg})."
+            ) from None
+        except RecursionError:
+            raise ImportFormatError(f"{path}, line {number}: JSON nested too deeply to read.") from None
 
 
 def _decompress(path: str, data: bytes) -> bytes:
@@ -68,17 +161,9 @@ def _rows(path: str, raw: bytes) -> tuple[str, Iterator[tuple[int, Any]]]:
 
 
 def _jsonl_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(
-                f"{path}, line {number}, column {exc.colno}: not valid JSON ({exc.msg})."
-            ) from None
-        except RecursionError:
-            raise ImportFormatError(f"{path}, line {number}: JSON nested too deeply to read.") from None
+    # lines end at "\n" only: a JSON string may hold a raw U+2028 or form feed, which
+    # str.splitlines() would wrongly treat as the end of the line
+    return _jsonl_lines(path, ((n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), start=1)))
 
 
 def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
@@ -103,7 +188,11 @@ def _json_array_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_rows(path: str, text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    return _csv_reader_rows(path, io.StringIO(text, newline=""))
+
+
+def _csv_reader_rows(path: str, lines) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except csv.Error as exc:
