@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.pool import texts_of
 from acquisition.editors import apply_edit_vector, get_editor
 from collector.serving.qc_settings import QC_POLICY_NAME, QCConfig, qc_config
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
@@ -102,13 +103,18 @@ class QualityControl:
         version = self.store.pool_version
         with self._lock:
             if version != self._pool_version:
-                pool = self.store.pool_snapshot()
+                pool = self.store.pool_snapshot(lazy_texts=True)  # ids only; texts read on demand
                 drop = get_editor("drop_answer")
                 responses = [(p.id, r) for p in pool.prompts for r in p.response_ids]
+                droppable = []
+                for start in range(0, len(responses), 5000):  # a chunk of texts at a time, not all at once
+                    ids = [r for _, r in responses[start:start + 5000]]
+                    chunk = texts_of(pool.response_text, ids)
+                    droppable += [r for r in ids if drop.apply(chunk[r], 0) != chunk[r]]
                 self._pool = {
                     "snapshot": pool,
                     "prompt_of": dict((r, p) for p, r in responses),
-                    "droppable": [r for _, r in responses if drop.apply(pool.response_text[r], 0) != pool.response_text[r]],
+                    "droppable": droppable,
                     "n_responses": len(responses),
                 }
                 self._pool_version = version

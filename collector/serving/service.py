@@ -116,7 +116,8 @@ class Collector:
             return policy, row
 
     def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None) -> Policy:
-        return build_policy(row["name"], row["config"], self.store.pool_snapshot(),
+        # texts are read on demand: the server's snapshot holds ids, not every response's text
+        return build_policy(row["name"], row["config"], self.store.pool_snapshot(lazy_texts=True),
                             **policy_inputs(self.store, needed, model_version))
 
     def _rebuild(self, key: tuple[Any, ...], row: dict[str, Any], needed: frozenset[str],

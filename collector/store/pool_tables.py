@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError, NotFoundError
-from acquisition.core.pool import PoolPrompt, PoolSnapshot, text_hash
+from acquisition.core.pool import PoolPrompt, PoolSnapshot, TextLookup, text_hash
 from acquisition.core.turns import prompt_turns
 from collector.store.connection import StoreBase
 
@@ -134,27 +134,46 @@ class PoolTablesMixin(StoreBase):
             """
         )
 
-    def pool_snapshot(self) -> PoolSnapshot:
-        """The base pool as policies see it; cheap enough to rebuild when the pool version moves."""
+    def pool_snapshot(self, lazy_texts: bool = False) -> PoolSnapshot:
+        """The base pool as policies see it; cheap enough to rebuild when the pool version moves.
+
+        With ``lazy_texts`` the snapshot holds response ids, not texts: ``response_text`` is a
+        ``TextLookup`` that reads them from this store on demand (the server's snapshot at a
+        million responses), so the store must stay open while the snapshot is used."""
+        columns = "id, prompt_id, quality" if lazy_texts else "id, prompt_id, text, quality"
         with self._lock:
             version = self.pool_version
             prompts = self._all("SELECT id, text, task_type FROM prompts ORDER BY id")
             responses = self._all(
-                "SELECT id, prompt_id, text, quality FROM responses "
+                f"SELECT {columns} FROM responses "
                 "WHERE parent_response_id IS NULL AND qc_kind IS NULL ORDER BY id"
             )
         by_prompt: dict[int, list[int]] = {}
         for r in responses:
             by_prompt.setdefault(r["prompt_id"], []).append(r["id"])
+        texts: Mapping[int, str]
+        if lazy_texts:
+            texts = TextLookup([r["id"] for r in responses], self.response_texts)
+        else:
+            texts = {r["id"]: r["text"] for r in responses}
         return PoolSnapshot(
             version=version,
             prompts=[
                 PoolPrompt(p["id"], p["text"], p["task_type"], tuple(by_prompt.get(p["id"], ())))
                 for p in prompts
             ],
-            response_text={r["id"]: r["text"] for r in responses},
-            response_quality={r["id"]: r["quality"] for r in responses},
+            response_text=texts,
+            response_quality={r["id"]: r["quality"] for r in responses if r["quality"] is not None},
         )
+
+    def response_texts(self, ids: list[int]) -> dict[int, str]:
+        """``{id: text}`` of the given responses, read in chunks below SQLite's variable limit."""
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            rows = self._all(f"SELECT id, text FROM responses WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update((r["id"], r["text"]) for r in rows)
+        return out
 
     def prompt(self, prompt_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM prompts WHERE id = ?", [prompt_id])
