@@ -18,19 +18,30 @@ from __future__ import annotations
 import numpy as np
 
 
+def rank_weights(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """``rank ** -beta`` normalised to sum to 1 (rank 1: the highest score; a missing score
+    ranks last; equal scores are ranked in index order)."""
+    scores = np.asarray(scores, dtype=float)
+    n = len(scores)
+    if n == 0:
+        return scores
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+    ranks = np.empty(n)
+    ranks[order] = np.arange(1, n + 1)
+    weight = ranks ** -beta
+    return weight / weight.sum()
+
+
 def softrank_probabilities(scores: np.ndarray, floor: float, beta: float = 1.0) -> np.ndarray:
-    """Probabilities `(n,)` from scores (higher is better); ties share a rank at random."""
+    """Probabilities `(n,)` from scores (higher is better): ``rank_weights`` mixed with a
+    uniform floor, so every candidate keeps at least ``floor / n``."""
     scores = np.asarray(scores, dtype=float)
     n = len(scores)
     if n == 0:
         return scores
     if not 0.0 < floor <= 1.0:
         raise ValueError(f"floor must be in (0, 1]; got {floor}")
-    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
-    ranks = np.empty(n)
-    ranks[order] = np.arange(1, n + 1)
-    weight = ranks ** -beta
-    return floor / n + (1.0 - floor) * weight / weight.sum()
+    return floor / n + (1.0 - floor) * rank_weights(scores, beta)
 
 
 def sample_batch(probabilities: np.ndarray, size: int, rng: np.random.Generator,

@@ -58,6 +58,9 @@ def set_torch_threads(threads: int) -> None:
         pass
 
 
+ACQUISITIONS = ("disagreement", "bald_diversity")
+
+
 @dataclass
 class TrainingConfig:
     model: str = "bt_mlp"  # a name from models.reward.REWARD_MODELS
@@ -73,6 +76,12 @@ class TrainingConfig:
     # the embedding back-end: "torch", "onnx" (same vectors, faster) or "onnx_int8" (per-channel
     # int8, about 0.99 cosine to torch, faster still; its vectors are cached apart)
     embedder: str = "torch"
+    # what the active policy samples base pairs by: "disagreement" (the ensemble's spread of
+    # P(first preferred)) or "bald_diversity" (BALD from a last-layer Laplace head plus
+    # diversity_weight times BAL-PM's prompt-diversity term, published as softrank weights)
+    acquisition: str = "disagreement"
+    diversity_weight: float = 1.0
+    laplace_prior: float = 1.0
     params: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self, where: str = "training") -> None:
@@ -90,6 +99,10 @@ class TrainingConfig:
 
         if self.embedder not in BACKENDS:
             raise ConfigError(f"{where}.embedder: must be one of {', '.join(BACKENDS)}; got {self.embedder!r}.")
+        if self.acquisition not in ACQUISITIONS:
+            raise ConfigError(f"{where}.acquisition: must be one of {', '.join(ACQUISITIONS)}; got {self.acquisition!r}.")
+        if self.diversity_weight < 0 or self.laplace_prior <= 0:
+            raise ConfigError(f"{where}: diversity_weight >= 0 and laplace_prior > 0 are required.")
         if not 0 < self.poll_seconds <= 3600:
             raise ConfigError(f"{where}.poll_seconds: must be in (0, 3600]; got {self.poll_seconds}.")
 
@@ -208,6 +221,35 @@ def pair_disagreement(model: RewardModel, store: LabelSource, embed) -> tuple[li
     return pairs, model.preference(P, A, B)[1]
 
 
+def pair_bald_diversity(model: RewardModel, train: PairData, rows: list[dict[str, Any]], store: LabelSource, embed,
+                        diversity_weight: float = 1.0, prior: float = 1.0) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """BAL-PM-style scores for every unordered base pair of the pool: standardised BALD from a
+    last-layer Laplace posterior of the trained head (``models.laplace``) plus
+    ``diversity_weight`` times the standardised log distance from the pair's prompt to the
+    nearest labelled prompt, turned into softrank weights (``acquisition.selection``) that
+    sum to 1; the active policy mixes them with its uniform share."""
+    from acquisition.selection import PromptDiversity, rank_weights, standardise
+    from models.laplace import bald, fit_laplace, logit_moments
+
+    pool = store.pool_snapshot()
+    pairs = [(p.id, a, b) for p in pool.servable for i, a in enumerate(sorted(p.response_ids))
+             for b in sorted(p.response_ids)[i + 1:]]
+    if not pairs:
+        return [], np.zeros(0)
+    prompt_text = {p.id: p.text for p in pool.prompts}
+    P = embed([prompt_text[p] for p, _, _ in pairs])
+    A = embed([pool.response_text[a] for _, a, _ in pairs])
+    B = embed([pool.response_text[b] for _, _, b in pairs])
+    score = standardise(bald(*logit_moments(fit_laplace(model, train, prior), P, A, B)))
+    if diversity_weight > 0:
+        prompt_ids = sorted({p for p, _, _ in pairs})
+        where = {p: i for i, p in enumerate(prompt_ids)}
+        diversity = PromptDiversity(embed([prompt_text[p] for p in prompt_ids]))
+        diversity.add([where[r["prompt_id"]] for r in rows if r.get("prompt_id") in where])
+        score = score + diversity_weight * standardise(diversity.scores()[[where[p] for p, _, _ in pairs]])
+    return pairs, rank_weights(score)
+
+
 def design_space_scores(store: LabelSource) -> DesignScores | None:
     """The design-space scores the active policy asks for (``Policy.design_request``: EUBO or
     BALD over its attributes) from a PairwiseGP on the labelled edit-vector comparisons; ``None``
@@ -311,7 +353,11 @@ class OnlineTrainer:
                                              order[:n_test]),
                 **attribute_sensitivity(model, store, self.embedder.embed, self.config.eval_responses, self.config.seed),
             }
-            pairs, scores = pair_disagreement(model, store, self.embedder.embed)
+            if self.config.acquisition == "bald_diversity":
+                pairs, scores = pair_bald_diversity(model, train, rows, store, self.embedder.embed,
+                                                    self.config.diversity_weight, self.config.laplace_prior)
+            else:
+                pairs, scores = pair_disagreement(model, store, self.embedder.embed)
             design = design_space_scores(store)
             metrics["train_seconds"] = round(time.time() - started, 2)
             version = self.checkpoints.publish(

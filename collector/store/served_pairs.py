@@ -334,8 +334,8 @@ class ServedPairsMixin(StoreBase):
         """
         return self._all(
             """
-            SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.annotator_group, sp.objective,
-                   sp.arm_propensity, sp.left_base_response_id = sp.right_base_response_id AS same_base,
+            SELECT l.id AS label_id, l.choice, sp.id AS served_pair_id, sp.prompt_id, sp.annotator_group,
+                   sp.objective, sp.arm_propensity, sp.left_base_response_id = sp.right_base_response_id AS same_base,
                    sp.left_edit_vector, sp.right_edit_vector,
                    p.text AS prompt, lr.text AS left_text, rr.text AS right_text,
                    lb.text AS left_base_text, rb.text AS right_base_text

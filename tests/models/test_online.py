@@ -241,3 +241,27 @@ def test_multihead_can_take_the_shown_objective_as_its_head(db):
     with pytest.raises(Exception, match="head"):
         TrainingConfig(head="colour").validate()
     store.close()
+
+
+def test_bald_diversity_scores_are_softrank_weights_that_favour_unlabelled_prompts(db):
+    import dataclasses
+
+    store = Store(db)
+    simulate(store, labels=40, seed=1)
+    labelled = {r["prompt_id"] for r in store.training_rows()}
+    config = dataclasses.replace(FAST, acquisition="bald_diversity", diversity_weight=5.0)
+    trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models", config, HashEmbedder())
+    version = trainer.train_once()["version"]
+    scores = Checkpoints.for_database(db).acquisition_scores(version).scores
+    weights = np.array(list(scores.values()))
+    assert (weights > 0).all() and weights.sum() == pytest.approx(1.0)
+    fresh = [w for (p, _, _), w in scores.items() if p not in labelled]
+    seen = [w for (p, _, _), w in scores.items() if p in labelled]
+    assert fresh and seen and np.median(fresh) > np.median(seen)  # diversity: unlabelled prompts first
+    store.activate_policy("active", {"uniform_share": 0.1})
+    annotator, _ = store.add_annotator("bal-pm")
+    pair = store.served_pair(Collector(store, seed=0).next_pair(annotator["id"]).served_pair_id)
+    assert pair["model_version"] == version and 0 < pair["propensity_score"] <= 1
+    with pytest.raises(Exception, match="acquisition: must be one of disagreement, bald_diversity"):
+        TrainingConfig(acquisition="epig").validate()
+    store.close()

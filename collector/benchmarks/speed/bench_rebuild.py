@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between pool changes")
+    parser.add_argument("--switch-intervals", type=float, nargs="+", default=[0.005, 0.0005],
+                        help="sys.setswitchinterval values for the off-path mode (Python's default is 0.005 s)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -73,11 +76,14 @@ def main() -> None:
         print(f"pool: {store.counts()['base_responses']} responses in {time.perf_counter() - t0:.1f} s; "
               f"{args.annotators} annotators, pool changes every {args.every:g} s, {args.seconds:g} s per mode")
         store.close()
-        for background in (False, True):
+        default = sys.getswitchinterval()
+        for background, interval in [(False, default), *((True, i) for i in args.switch_intervals)]:
+            sys.setswitchinterval(interval)
             times = run_mode(db, background, args.annotators, args.seconds, args.every)
             label = "rebuild off the request path" if background else "rebuild on the request path "
-            print(f"{label}: next pair p50 {statistics.median(times):7.1f} ms  p95 {pct(times, .95):7.1f} ms  "
-                  f"max {max(times):7.1f} ms  ({len(times)} requests)")
+            print(f"{label} (GIL switch interval {interval * 1000:g} ms): next pair p50 {statistics.median(times):7.1f} ms  "
+                  f"p95 {pct(times, .95):7.1f} ms  max {max(times):7.1f} ms  ({len(times)} requests)", flush=True)
+        sys.setswitchinterval(default)
 
 
 if __name__ == "__main__":
