@@ -25,6 +25,9 @@ Formats (``--format``; ``auto`` looks at the content, never at the file name):
 - ``arena``: Chatbot Arena battles: ``question_id``, ``model_a``, ``model_b``, ``winner``
   (``model_a``, ``model_b``, ``tie``, ``tie (bothbad)``), ``conversation_a``/``conversation_b``.
   For a tie, ``chosen`` is side A and ``rejected`` side B, with the outcome ``tie``/``both_bad``.
+- ``arena-kaggle``: the Kaggle LMSYS Arena layout (CSV or JSON): ``prompt``, ``response_a``,
+  ``response_b`` as JSON lists of one string per turn, ``winner_model_a`` / ``winner_model_b`` /
+  ``winner_tie``; earlier turns become the prompt's transcript (side A's answers).
 - ``csv``: a header row with ``prompt``, ``chosen``, ``rejected`` and optionally
   ``task_type`` and ``margin``.
 
@@ -218,12 +221,13 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
                     f"{path}, line {number}: cannot tell the format from the fields "
                     f"{', '.join(map(repr, sorted(row)))}; expected HH-RLHF (chosen/rejected dialogues), "
                     "TRL (prompt/chosen/rejected), UltraFeedback (score_chosen/score_rejected), "
-                    "Chatbot Arena (model_a/model_b/winner) or CSV; or pass --format."
+                    "Chatbot Arena (model_a/model_b/winner), the Kaggle Arena layout (response_a/response_b/"
+                    "winner_model_a) or CSV; or pass --format."
                 )
             stats.fmt = found
         elif stats.fmt == "csv" and kind != "csv":
             raise ImportFormatError(f"{path}, line {number}: --format csv, but the file holds JSON.")
-        elif stats.fmt != "csv" and kind == "csv":
+        elif stats.fmt not in ("csv", "arena-kaggle") and kind == "csv":
             raise ImportFormatError(f"{path}, line {number}: --format {stats.fmt}, but the file is not JSON (it reads as CSV).")
         try:
             prompt, chosen, rejected, outcome, margin, external_id, row_type, extra = PARSERS[stats.fmt](row)

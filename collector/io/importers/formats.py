@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
 from typing import Any
 
-FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "csv")
+FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv")
 HH_MARKER = "\n\nAssistant:"
-ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad"}
+# Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
+ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad",
+                 "both_bad": "both_bad"}
 
 
 class _LineError(Exception):
@@ -24,13 +27,15 @@ class _LineError(Exception):
 # ---------------------------------------------------------------------- detection
 def detect_format(row: Any, kind: str) -> str | None:
     """The format one row (the first of the file) looks like, or ``None``."""
-    if kind == "csv":
-        return "csv"
     if not isinstance(row, dict):
         return None
     keys = set(row)
+    if kind == "csv":
+        return "arena-kaggle" if {"response_a", "response_b", "winner_model_a"} <= keys else "csv"
     if {"model_a", "model_b", "winner"} <= keys:
         return "arena"
+    if {"response_a", "response_b", "winner_model_a"} <= keys:
+        return "arena-kaggle"  # the Kaggle LMSYS Arena 55k layout
     if {"chosen", "rejected"} <= keys:
         if "score_chosen" in keys or "score_rejected" in keys:
             return "ultrafeedback"
@@ -87,9 +92,18 @@ def _optional_text(row: dict[str, Any], name: str) -> str | None:
 
 
 def _messages(row: dict[str, Any], name: str) -> list[dict[str, str]]:
+    """A list of ``{role, content}`` messages; also read as public datasets write them: the list
+    as a JSON string (Chatbot Arena 100k, Arena expert 5k) and ``content`` as a list of parts
+    ``[{"type": "text", "text": ...}]`` (LMArena 140k, OpenAI's message format), whose text
+    parts are joined with blank lines."""
     if name not in row or row[name] is None:
         raise _LineError(name, "missing")
     value = row[name]
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise _LineError(name, "a string that starts like a JSON list of messages but is not valid JSON") from None
     if not isinstance(value, list):
         raise _LineError(name, f"expected a list of {{role, content}} messages, got {_type_name(value)}")
     out = []
@@ -97,12 +111,34 @@ def _messages(row: dict[str, Any], name: str) -> list[dict[str, str]]:
         where = f"{name}[{i}]"
         if not isinstance(message, dict):
             raise _LineError(where, f"expected a {{role, content}} message, got {_type_name(message)}")
-        for key in ("role", "content"):
-            if not isinstance(message.get(key), str):
-                got = "missing" if message.get(key) is None else _type_name(message[key])
-                raise _LineError(f"{where}.{key}", f"expected a string, got {got}")
-        out.append({"role": message["role"], "content": message["content"]})
+        if not isinstance(message.get("role"), str):
+            got = "missing" if message.get("role") is None else _type_name(message["role"])
+            raise _LineError(f"{where}.role", f"expected a string, got {got}")
+        content = message.get("content")
+        if isinstance(content, list):
+            content = _content_parts(content, f"{where}.content")
+        if not isinstance(content, str):
+            got = "missing" if content is None else _type_name(content)
+            raise _LineError(f"{where}.content", f"expected a string or a list of text parts, got {got}")
+        out.append({"role": message["role"], "content": content})
     return out
+
+
+def _content_parts(parts: list[Any], where: str) -> str:
+    texts = []
+    for k, part in enumerate(parts):
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type", "text") == "text":
+            if not isinstance(part.get("text"), str):
+                raise _LineError(f"{where}[{k}].text", "expected a string")
+            texts.append(part["text"])
+        elif not isinstance(part, dict):
+            raise _LineError(f"{where}[{k}]", f"expected a {{type, text}} part, got {_type_name(part)}")
+        # image and other non-text parts carry nothing an annotator can read here: skipped
+    if not texts:
+        raise _LineError(where, "no text part (only images or other media)")
+    return "\n\n".join(texts)
 
 
 def render_messages(messages: list[dict[str, str]]) -> str:
@@ -191,7 +227,8 @@ def _trl(row: dict[str, Any]) -> Parsed:
 
 
 def _ultrafeedback(row: dict[str, Any]) -> Parsed:
-    prompt = _text(row, "prompt", allow_empty=False)
+    # trl-lib/ultrafeedback_binarized has no prompt field: the prompt is the shared first message
+    prompt = _text(row, "prompt", allow_empty=False) if row.get("prompt") is not None else None
     score_chosen, score_rejected = _optional_float(row, "score_chosen"), _optional_float(row, "score_rejected")
     prompt, chosen, rejected = _split_messages(
         _messages(row, "chosen"), _messages(row, "rejected"), "chosen", "rejected", prompt)
@@ -217,6 +254,49 @@ def _arena(row: dict[str, Any]) -> Parsed:
             _optional_text(row, "task_type") or _optional_text(row, "category"), extra)
 
 
+def _string_list(row: dict[str, Any], name: str) -> list[str]:
+    """The Kaggle layout's turns: a JSON-encoded list of strings (``null`` for a missing turn)."""
+    value = row.get(name)
+    if value is None:
+        raise _LineError(name, "missing")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise _LineError(name, "expected a JSON-encoded list of strings") from None
+    if not isinstance(value, list) or not value:
+        raise _LineError(name, f"expected a non-empty list of strings, got {_type_name(value)}")
+    return ["" if v is None else v if isinstance(v, str) else str(v) for v in value]
+
+
+def _arena_kaggle(row: dict[str, Any]) -> Parsed:
+    """The Kaggle LMSYS Arena layout: ``prompt``, ``response_a``, ``response_b`` (JSON lists of
+    one string per turn), ``winner_model_a`` / ``winner_model_b`` / ``winner_tie`` (0 or 1)."""
+    model_a, model_b = _text(row, "model_a", allow_empty=False), _text(row, "model_b", allow_empty=False)
+    prompts = _string_list(row, "prompt")
+    a, b = _string_list(row, "response_a"), _string_list(row, "response_b")
+    for name, turns in (("response_a", a), ("response_b", b)):
+        if len(turns) != len(prompts):
+            raise _LineError(name, f"{len(turns)} turns for {len(prompts)} prompts")
+    flags = {}
+    for name in ("winner_model_a", "winner_model_b", "winner_tie"):
+        value = _optional_float(row, name)
+        flags[name] = bool(value) if value is not None else False
+    if sum(flags.values()) != 1:
+        raise _LineError("winner_model_a", "exactly one of winner_model_a, winner_model_b and winner_tie must be 1")
+    earlier = []
+    for k in range(len(prompts) - 1):  # earlier turns: both sides saw the same prompts, keep side A's answers
+        earlier += [{"role": "user", "content": prompts[k]}, {"role": "assistant", "content": a[k]}]
+    prompt = render_messages(earlier + [{"role": "user", "content": prompts[-1]}])
+    if flags["winner_model_b"]:
+        chosen, rejected, models, outcome = b[-1], a[-1], (model_b, model_a), "chosen"
+    else:
+        chosen, rejected, models = a[-1], b[-1], (model_a, model_b)
+        outcome = "tie" if flags["winner_tie"] else "chosen"
+    return (prompt, chosen, rejected, outcome, None, _optional_text(row, "id"), _optional_text(row, "task_type"),
+            {"chosen_model": models[0], "rejected_model": models[1]})
+
+
 def _csv(row: dict[str, Any]) -> Parsed:
     prompt = _text(row, "prompt", allow_empty=False)
     return (prompt, _text(row, "chosen"), _text(row, "rejected"), "chosen", _optional_float(row, "margin"),
@@ -224,5 +304,6 @@ def _csv(row: dict[str, Any]) -> Parsed:
 
 
 PARSERS: dict[str, Callable[[dict[str, Any]], Parsed]] = {
-    "hh-rlhf": _hh, "trl": _trl, "ultrafeedback": _ultrafeedback, "arena": _arena, "csv": _csv,
+    "hh-rlhf": _hh, "trl": _trl, "ultrafeedback": _ultrafeedback, "arena": _arena,
+    "arena-kaggle": _arena_kaggle, "csv": _csv,
 }

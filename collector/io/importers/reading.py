@@ -198,8 +198,9 @@ def _csv_reader_rows(path: str, lines) -> Iterator[tuple[int, Any]]:
     except csv.Error as exc:
         raise ImportFormatError(f"{path}, line 1: not valid CSV ({exc}).") from None
     header = [h.strip() for h in header]
+    kaggle = {"prompt", "response_a", "response_b", "winner_model_a"} <= set(header)  # LMSYS Arena on Kaggle
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in header]
-    if missing:
+    if missing and not kaggle:
         raise ImportFormatError(
             f"{path}, line 1, field {missing[0]!r}: the CSV header has no {', '.join(map(repr, missing))} "
             f"column (found {', '.join(map(repr, header))}); CSV imports need prompt, chosen and "

@@ -156,7 +156,8 @@ def test_trl_conversational_bad_message_names_the_field(tmp_path):
     rows = [{"prompt": [{"role": "user", "content": "Hi?"}],
              "chosen": [{"role": "assistant", "content": "Hello!"}],
              "rejected": [{"role": "assistant"}]}]
-    with pytest.raises(ImportFormatError, match=r"line 1, field 'rejected\[0\]\.content': expected a string, got missing"):
+    with pytest.raises(ImportFormatError, match=r"line 1, field 'rejected\[0\]\.content': "
+                                                r"expected a string or a list of text parts, got missing"):
         parse_file(write_jsonl(tmp_path / "c.jsonl", rows))
 
 

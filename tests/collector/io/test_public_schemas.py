@@ -1,0 +1,98 @@
+"""Rows shaped exactly like today's public preference datasets import (field names, nesting and
+value spellings copied from their dataset viewers)."""
+
+import json
+
+from collector.io.importers import import_file, parse_file
+from collector.store import Store
+
+
+def _jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_trl_lib_ultrafeedback_binarized_has_no_prompt_field(tmp_path):
+    row = {"chosen": [{"content": "Name a prime above 10.", "role": "user"}, {"content": "11 is prime.", "role": "assistant"}],
+           "rejected": [{"content": "Name a prime above 10.", "role": "user"}, {"content": "12.", "role": "assistant"}],
+           "score_chosen": 8.5, "score_rejected": 3.0}
+    parsed = parse_file(_jsonl(tmp_path / "uf.jsonl", [row]))
+    assert parsed.format == "ultrafeedback"
+    pref = parsed.preferences[0]
+    assert (pref.prompt, pref.chosen, pref.rejected, pref.margin) == ("Name a prime above 10.", "11 is prime.", "12.", 5.5)
+
+
+def test_lmarena_140k_both_bad_and_content_parts(tmp_path):
+    def turn(role, text):
+        return {"role": role, "content": [{"type": "text", "text": text, "image": None, "mimeType": None}],
+                "num_tokens": 5}
+
+    row = {"id": "8a1f", "model_a": "gemini-2.5-pro", "model_b": "claude-opus-4", "winner": "both_bad",
+           "conversation_a": [turn("user", "Explain RAID 5."), turn("assistant", "Striping with parity.")],
+           "conversation_b": [turn("user", "Explain RAID 5."), turn("assistant", "It is a disk thing.")],
+           "full_conversation": [], "conv_metadata": {"sum_user_tokens": 4}, "category_tag": {},
+           "language": "en", "is_code": False, "timestamp": "2025-06-01 12:00:00"}
+    with_image = {"role": "user", "content": [{"type": "image", "image": {"url": "x"}, "text": None},
+                                              {"type": "text", "text": "What is it?"}]}
+    image_only = dict(row, id="8a20", conversation_a=[with_image, turn("assistant", "A cat.")],
+                      conversation_b=[with_image, turn("assistant", "A dog.")], winner="model_b")
+    parsed = parse_file(_jsonl(tmp_path / "lmarena.jsonl", [row, image_only]))
+    assert parsed.format == "arena"
+    first, second = parsed.preferences
+    assert first.outcome == "both_bad" and first.prompt == "Explain RAID 5." and first.chosen == "Striping with parity."
+    assert second.outcome == "chosen" and second.prompt == "What is it?" and second.chosen == "A dog."
+    assert parsed.records[1]["responses"][0]["model"] == "claude-opus-4"
+
+
+def test_arena_100k_conversations_as_json_strings(tmp_path):
+    conv = [{"role": "user", "content": "Write a haiku about rain."}, {"role": "assistant", "content": "Soft rain on tin roofs"}]
+    other = [conv[0], {"role": "assistant", "content": "Rain is wet."}]
+    row = {"question_id": "q1", "model_a": "vicuna-13b", "model_b": "koala-13b", "winner": "tie (bothbad)",
+           "judge": "arena_user_973", "conversation_a": json.dumps(conv), "conversation_b": json.dumps(other),
+           "turn": 1, "anony": True, "language": "English", "tstamp": 1682351591.1322}
+    parsed = parse_file(_jsonl(tmp_path / "arena100k.jsonl", [row]))
+    pref = parsed.preferences[0]
+    assert pref.outcome == "both_bad" and pref.chosen == "Soft rain on tin roofs" and pref.external_id == "q1"
+
+
+def test_kaggle_lmsys_arena_55k_csv_with_multi_turn_prompts(tmp_path):
+    path = tmp_path / "train.csv"
+    rows = [
+        ["30192", "gpt-4-1106-preview", "gpt-4-0613", json.dumps(["Is it morally right to kill mosquitoes?"]),
+         json.dumps(["It depends on the ethical framework."]), json.dumps(["Many people think so."]), "1", "0", "0"],
+        ["53567", "koala-13b", "gpt-4-0613", json.dumps(["Hi", "And in French?"]),
+         json.dumps(["Hello!", "Bonjour !"]), json.dumps(["Hey", "Salut"]), "0", "1", "0"],
+        ["65089", "gpt-3.5-turbo-0613", "mistral-medium", json.dumps(["Explain function calling."]),
+         json.dumps(["It lets a model call tools."]), json.dumps(["Tools are called."]), "0", "0", "1"],
+    ]
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "model_a", "model_b", "prompt", "response_a", "response_b", "winner_model_a",
+                    "winner_model_b", "winner_tie"])
+        w.writerows(rows)
+    store = Store(str(tmp_path / "k.db"))
+    try:
+        result = import_file(store, path)
+        assert result.format == "arena-kaggle" and result.new_preferences == 3
+        prefs = store.imported_preferences()
+    finally:
+        store.close()
+    by_id = {p["external_id"]: p for p in prefs}
+    assert by_id["30192"]["chosen"] == "It depends on the ethical framework."
+    assert by_id["53567"]["chosen"] == "Salut" and by_id["53567"]["prompt"] == (
+        "User: Hi\n\nAssistant: Hello!\n\nUser: And in French?")
+    assert by_id["65089"]["outcome"] == "tie"
+
+
+def test_a_bad_content_part_is_named(tmp_path):
+    import pytest
+
+    from acquisition.core.errors import ImportFormatError
+
+    row = {"model_a": "a", "model_b": "b", "winner": "model_a",
+           "conversation_a": [{"role": "user", "content": [{"type": "text", "text": 3}]}],
+           "conversation_b": [{"role": "user", "content": "x"}]}
+    with pytest.raises(ImportFormatError, match=r"line 1, field 'conversation_a\[0\]\.content\[0\]\.text': expected a string"):
+        parse_file(_jsonl(tmp_path / "bad.jsonl", [row]))
