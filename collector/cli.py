@@ -105,9 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trl: prompt/chosen/rejected; trl-conversational: the same as message lists; "
                         "arena: Chatbot Arena battles incl. ties; pairs: everything served")
     p.add_argument("--out", required=True, help="output path ending in .jsonl or .parquet")
+    p.add_argument("--arena-models", default="source", choices=("source", "arm", "response"),
+                   help="arena: what model_a/model_b name: the generating model where known, else the side's "
+                        "arm (source, default), the arm only (arm), or each response copy (response)")
 
-    p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback, Chatbot Arena, CSV) into the "
-                      "pool with its human labels: the whole file or nothing.", handler=commands.import_)
+    p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback, Chatbot Arena, LMArena, the Kaggle "
+                      "Arena layout, CSV) into the pool with its human labels: the whole file or nothing.",
+            handler=commands.import_)
     p.add_argument("path", help="a .jsonl, .json, .csv or .parquet file, optionally gzipped")
     p.add_argument("--format", default="auto", choices=("auto", *IMPORT_FORMATS),
                    help="input format (default auto: detected from the content)")

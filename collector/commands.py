@@ -147,7 +147,7 @@ def export(args: argparse.Namespace, store: Store) -> None:
     from collector.io.export import card_path
     from collector.io.export import export as write_export
 
-    n = write_export(store, args.format, args.out)
+    n = write_export(store, args.format, args.out, arena_models=args.arena_models)
     _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.out), "rows": n})
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 

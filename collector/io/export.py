@@ -16,7 +16,7 @@ import pandas as pd
 
 from acquisition.core.errors import ConfigError
 from collector.io.card import build_card
-from collector.io.frames import FORMATS, FRAMES, pairs_frame
+from collector.io.frames import ARENA_MODELS, FORMATS, FRAMES, arena_frame, pairs_frame
 from collector.store import Store
 
 
@@ -26,11 +26,16 @@ def card_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".card.md")
 
 
-def export_frames(store: Store, fmt: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(rows of the format, pairs_frame)``: the served-pair log is read once for both."""
+def export_frames(store: Store, fmt: str, arena_models: str = "source") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rows of the format, pairs_frame)``: the served-pair log is read once for both;
+    ``arena_models`` says what the Arena format's ``model_a``/``model_b`` name (``arena_frame``)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if arena_models not in ARENA_MODELS:
+        raise ConfigError(f"--arena-models: must be one of {', '.join(ARENA_MODELS)}; got {arena_models!r}.")
     pairs = pairs_frame(store)
+    if fmt == "arena":
+        return arena_frame(pairs, arena_models), pairs
     return FRAMES[fmt](pairs), pairs
 
 
@@ -77,13 +82,13 @@ def write_files(files: dict[Path, bytes]) -> None:
         raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
 
 
-def export(store: Store, fmt: str, out: str | Path, card: bool = True) -> int:
+def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_models: str = "source") -> int:
     """Write ``fmt`` (one of ``FORMATS``) to ``out`` (``.jsonl`` or ``.parquet``) and, unless
     ``card=False``, the dataset card beside it (``card_path(out)``), both or neither; returns the
     row count."""
     out = Path(out)
     check_out_path(out)
-    df, pairs = export_frames(store, fmt)
+    df, pairs = export_frames(store, fmt, arena_models)
     files = {out: frame_bytes(df, out.suffix[1:])}
     if card:
         files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df)).encode("utf-8")

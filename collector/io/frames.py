@@ -4,6 +4,7 @@ database once) and the formats derived from it (TRL standard and conversational,
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,6 +50,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "left_base_response_id": r["left_base_response_id"],
             "right_base_response_id": r["right_base_response_id"],
             "left_text": r["left_text"], "right_text": r["right_text"],
+            "left_source_model": r["left_source_model"], "right_source_model": r["right_source_model"],
             "left_edit_vector": r["left_edit_vector"], "right_edit_vector": r["right_edit_vector"],
             "position_swapped": bool(r["position_swapped"]),
             "policy": r["policy_name"], "policy_version": r["policy_version"], "arm": r["arm"],
@@ -73,7 +75,8 @@ def _pairs_columns() -> list[str]:
         "served_pair_id", "status", "label", "strength", "rationale", "annotator_id",
         "annotator_group", "annotator_objective", "annotator_covariates", "prompt_id",
         "task_type", "prompt", "left_response_id", "right_response_id", "left_base_response_id",
-        "right_base_response_id", "left_text", "right_text", "left_edit_vector",
+        "right_base_response_id", "left_text", "right_text", "left_source_model", "right_source_model",
+        "left_edit_vector",
         "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
@@ -137,27 +140,91 @@ def trl_conversational_frame(pairs: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def arena_frame(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Labelled pairs as Chatbot Arena battles: side A is the left (displayed first) response,
-    ``winner`` is ``model_a``/``model_b``/``tie``/``tie (bothbad)``, and the "models" are the
-    responses themselves (``response-<id>``). Skipped and unlabelled pairs, quality-control
-    items and excluded annotators' labels (where those columns exist) are left out."""
+ARENA_MODELS = ("source", "arm", "response")
+_HEADER = re.compile(r"^(#{1,6})\s", re.MULTILINE)
+_ORDERED = re.compile(r"^\s*\d+\.\s", re.MULTILINE)
+_UNORDERED = re.compile(r"^\s*[-*+]\s", re.MULTILINE)
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def style_counts(text: str) -> dict[str, Any]:
+    """What FastChat's style control reads of one response: tokens (word and punctuation
+    tokens, not tiktoken's), markdown headers by level, ordered and unordered list items, and
+    bold spans (``**x**``, ``__x__``)."""
+    headers = {f"h{k}": 0 for k in range(1, 7)}
+    for m in _HEADER.finditer(text):
+        headers[f"h{len(m.group(1))}"] += 1
+    return {"tokens": len(_TOKEN.findall(text)), "header_count": headers,
+            "list_count": {"ordered": len(_ORDERED.findall(text)), "unordered": len(_UNORDERED.findall(text))},
+            "bold_count": {"**": len(re.findall(r"\*\*[^*\n]+\*\*", text)), "__": len(re.findall(r"__[^_\n]+__", text))}}
+
+
+def conv_metadata(prompt: str, a: str, b: str) -> dict[str, Any]:
+    """``conv_metadata`` as Chatbot Arena writes it (``STYLE_CONTROL_ELEMENTS_V1`` of FastChat's
+    ``rating_systems.py``: token sums, header, list and bold counts per side)."""
+    sa, sb = style_counts(a), style_counts(b)
+    return {"sum_user_tokens": len(_TOKEN.findall(prompt)), "turns": 1,
+            "sum_assistant_a_tokens": sa["tokens"], "sum_assistant_b_tokens": sb["tokens"],
+            "header_count_a": sa["header_count"], "header_count_b": sb["header_count"],
+            "list_count_a": sa["list_count"], "list_count_b": sb["list_count"],
+            "bold_count_a": sa["bold_count"], "bold_count_b": sb["bold_count"]}
+
+
+def _is_on(value: Any) -> bool:
+    return value is not None and value is not pd.NA and bool(value)
+
+
+def _side_arm(r: dict[str, Any], side: str) -> str:
+    """The attributes switched on for one side (``base`` when none): the "model" of the arm."""
+    on = sorted(a for a in EDITORS if _is_on(r.get(f"{side}_{a}")))
+    return "+".join(on) if on else "base"
+
+
+def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
+    """Labelled pairs as Chatbot Arena battles, for FastChat's rating tools: side A is the left
+    (displayed first) response, ``winner`` is ``model_a``/``model_b``/``tie``/``tie (bothbad)``.
+    ``model_a``/``model_b`` name what a rating should rate (``models``): ``"source"`` (default)
+    the response's generating model where the pool knows it, else the side's arm (its
+    switched-on attributes, ``base`` for none), with the arm appended to a known model when
+    attributes were switched on; ``"arm"`` the arm only; ``"response"`` the response copy
+    (``response-<id>``, one "model" per text). ``conv_metadata`` carries the style counts
+    FastChat's style control reads; ``language`` is the annotator's ``language`` covariate, or
+    ``unknown``. Skipped and unlabelled pairs, quality-control items and excluded annotators'
+    labels (where those columns exist) are left out."""
+    if models not in ARENA_MODELS:
+        raise ValueError(f"models must be one of {', '.join(ARENA_MODELS)}; got {models!r}")
     pairs = pairs[pairs["label"].isin(list(ARENA_WINNER))]
     if "qc_kind" in pairs.columns:
         pairs = pairs[pairs["qc_kind"].isna() | pairs["qc_kind"].isin(["regular", "repeat"])]
     if "excluded" in pairs.columns:
         pairs = pairs[~pairs["excluded"].fillna(False).astype(bool)]
+
+    def name(r: dict[str, Any], side: str) -> str:
+        if models == "response":
+            return f"response-{r[f'{side}_response_id']}"
+        arm = _side_arm(r, side)
+        source = r.get(f"{side}_source_model")
+        if models == "arm" or not isinstance(source, str) or not source:
+            return arm
+        return source if arm == "base" else f"{source}+{arm}"
+
     rows = []
     for r in pairs.to_dict("records"):
+        covariates = r.get("annotator_covariates")
+        try:
+            language = (json.loads(covariates) if isinstance(covariates, str) else covariates or {}).get("language")
+        except (json.JSONDecodeError, AttributeError):
+            language = None
         row = {
             "question_id": str(r["prompt_id"]),
-            "model_a": f"response-{r['left_response_id']}", "model_b": f"response-{r['right_response_id']}",
+            "model_a": name(r, "left"), "model_b": name(r, "right"),
             "winner": ARENA_WINNER[r["label"]], "judge": f"annotator-{r['annotator_id']}",
             "conversation_a": [{"role": "user", "content": r["prompt"]},
                                {"role": "assistant", "content": r["left_text"]}],
             "conversation_b": [{"role": "user", "content": r["prompt"]},
                                {"role": "assistant", "content": r["right_text"]}],
-            "turn": 1, "anony": True,
+            "turn": 1, "anony": True, "language": language if isinstance(language, str) and language else "unknown",
+            "conv_metadata": conv_metadata(r["prompt"], r["left_text"], r["right_text"]),
             "tstamp": pd.Timestamp(r["labelled_at"]).timestamp(),
             "served_pair_id": r["served_pair_id"], "task_type": r["task_type"],
             "strength": r["strength"], "rationale": r["rationale"],
@@ -173,7 +240,7 @@ def arena_frame(pairs: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     columns = [
         "question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b",
-        "turn", "anony", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
+        "turn", "anony", "language", "conv_metadata", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
         "annotator_group", "a_edit_vector", "b_edit_vector", "position_swapped", "policy",
         "policy_version", "arm", "propensity_score", "arm_propensity", "model_version", "latency_ms",
     ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")]

@@ -358,6 +358,7 @@ class ServedPairsMixin(StoreBase):
             """
             SELECT sp.*, p.text AS prompt, p.task_type AS task_type,
                    lr.text AS left_text, rr.text AS right_text,
+                   lb.model AS left_source_model, rb.model AS right_source_model,
                    a.name AS annotator_name, a.objective AS annotator_objective,
                    a.covariates AS annotator_covariates,
                    a.excluded AS annotator_excluded, a.excluded_reason AS annotator_excluded_reason,
@@ -368,6 +369,8 @@ class ServedPairsMixin(StoreBase):
             JOIN prompts p ON p.id = sp.prompt_id
             JOIN responses lr ON lr.id = sp.left_response_id
             JOIN responses rr ON rr.id = sp.right_response_id
+            LEFT JOIN responses lb ON lb.id = sp.left_base_response_id
+            LEFT JOIN responses rb ON rb.id = sp.right_base_response_id
             JOIN annotators a ON a.id = sp.annotator_id
             LEFT JOIN labels l ON l.served_pair_id = sp.id
             ORDER BY sp.id

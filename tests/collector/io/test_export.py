@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from acquisition.core.errors import ConfigError
-from acquisition.editors import DEFAULT_ATTRIBUTES
+from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
 from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.io.export import card_path, export
 from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
@@ -113,8 +113,12 @@ def test_arena_battles_keep_ties_and_both_bad(collected):
         p = labelled.loc[r["served_pair_id"]]
         assert r["winner"] == {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}[p["label"]]
         assert r["conversation_a"][1]["content"] == p["left_text"]
-        assert r["model_b"] == f"response-{p['right_response_id']}"
+        arm = "+".join(a for a in sorted(EDITORS) if not pd.isna(p[f"right_{a}"]) and bool(p[f"right_{a}"])) or "base"
+        source = p["right_source_model"]
+        assert r["model_b"] == (arm if not source else source if arm == "base" else f"{source}+{arm}")
         assert r["propensity_score"] == p["propensity_score"]
+    by_response = arena_frame(pairs, "response")
+    assert all(m.startswith("response-") for m in by_response["model_a"])
 
 
 @pytest.mark.parametrize("fmt,ext", [("trl", "jsonl"), ("trl", "parquet"), ("trl-conversational", "jsonl")])
