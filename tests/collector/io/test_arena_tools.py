@@ -54,6 +54,7 @@ def style_features(battles: pd.DataFrame) -> np.ndarray:
         return v if isinstance(v, int) else sum(v.values())
 
     vec = np.array([[value(m, k) for m in battles.conv_metadata] for k in STYLE], dtype=float)
+    np.seterr(invalid="ignore")  # an element no response has (headers here) has SD 0, as in FastChat
     diff, total = vec[:4] - vec[4:], vec[:4] + vec[4:] + 1
     diff = diff / total
     return ((diff - diff.mean(axis=1, keepdims=True)) / diff.std(axis=1, keepdims=True)).T
