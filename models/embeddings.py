@@ -76,6 +76,7 @@ class Embedder:
         flush_every: int = 256,
         backend: str = "torch",
         threads: int | None = None,
+        model_dir: str | Path | None = None,
     ) -> None:
         """Opens the cache; the model itself is loaded on the first text not already cached.
 
@@ -90,7 +91,16 @@ class Embedder:
                 on first use into `DECONFOUND_ONNX_DIR` (default `data/cache/onnx`), never downloaded.
             threads: Intra-op threads for ONNX Runtime (default: torch's current setting), so
                 an embedder never oversubscribes the cores another torch user holds.
+            model_dir: Another local encoder (a folder with `config.json`, tokenizer files and
+                weights that transformers' `AutoModel` reads, e.g. a stronger sentence encoder
+                copied to disk), mean-pooled the same way; `None` is the packaged MiniLM. Its
+                vectors are cached under keys of their own. Torch back-end only.
         """
+        if model_dir is not None and backend != "torch":
+            raise DeconfoundError("embedder: a model_dir runs on the torch back-end only (the ONNX graphs are MiniLM's).")
+        if model_dir is not None and not (Path(model_dir) / "config.json").is_file():
+            raise DeconfoundError(f"embedder model_dir {model_dir}: no config.json there (a transformers model folder).")
+        self.model_dir = Path(model_dir).resolve() if model_dir is not None else None
         if backend not in BACKENDS:
             raise DeconfoundError(f"embedder backend: must be one of {', '.join(BACKENDS)}; got {backend!r}.")
         self.backend = backend
@@ -134,7 +144,8 @@ class Embedder:
         self.cache_misses += len(todo)
         if todo:
             found.update(self._run_model(todo, progress))  # stored as it goes
-        out = np.empty((len(keys), DIM), dtype=np.float32)
+        dim = len(next(iter(found.values()))) if found else DIM
+        out = np.empty((len(keys), dim), dtype=np.float32)
         for i, k in enumerate(keys):
             out[i] = found[k]
         return out
@@ -143,6 +154,8 @@ class Embedder:
         """The cache key of ``text``: its hash at the default 128 tokens, and the hash of the
         token limit with the text otherwise, so vectors truncated differently never mix."""
         tag = "" if self.max_length == 128 else f"max_length={self.max_length}\0"
+        if self.model_dir is not None:
+            tag = f"model={self.model_dir}\0{tag}"
         if self.backend == "onnx_int8":
             tag = f"backend=onnx_int8\0{tag}"
         return text_hash(f"{tag}{text}") if tag else text_hash(text)
@@ -181,7 +194,7 @@ class Embedder:
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
-            path = str(model_path())
+            path = str(self.model_dir or model_path())
             bars = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()  # no "Loading weights" bar on every first call
             try:

@@ -166,3 +166,25 @@ def test_an_unknown_backend_is_refused_by_name():
 
     with pytest.raises(DeconfoundError, match="backend: must be one of torch, onnx, onnx_int8; got 'tf'"):
         Embedder(backend="tf")
+
+
+def test_another_local_encoder_goes_through_the_same_interface(tmp_path):
+    """A tiny randomly initialised BERT saved from a config stands in for a stronger encoder."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "tiny-encoder"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (model_path() / name).exists():
+            shutil.copy(model_path() / name, folder / name)
+    cache = tmp_path / "cache.sqlite"
+    tiny = Embedder(cache_path=cache, model_dir=folder)
+    vecs = tiny.embed(["a sentence", "another one", "a sentence"])
+    assert vecs.shape == (3, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert np.allclose(vecs[0], vecs[2])
+    assert Embedder(cache_path=cache).embed(["a sentence"]).shape == (1, DIM)  # MiniLM's vectors stay apart
+    with pytest.raises(Exception, match="no config.json"):
+        Embedder(model_dir=tmp_path)

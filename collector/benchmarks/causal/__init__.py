@@ -31,7 +31,8 @@ def make_embedder(world: World, cache: Path):
     from models.embeddings import Embedder
 
     # writes to the cache every 256 texts, so an interrupted run keeps what it embedded
-    embedder = Embedder(cache_path=cache, flush_every=256, max_length=world.embed_max_tokens)
+    embedder = Embedder(cache_path=cache, flush_every=256, max_length=world.embed_max_tokens,
+                        model_dir=world.embedder_path or None)
     plain = embedder.embed
 
     def embed(texts, progress: bool = False):

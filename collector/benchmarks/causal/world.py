@@ -267,6 +267,7 @@ class World:
     models: list[str] = field(default_factory=lambda: ["bt_mlp"])  # the first is the headline model
     embedder: str = "minilm"  # "bag_of_words": a hashed bag-of-words stand-in for tests
     embed_max_tokens: int = 128  # MiniLM's truncation; 512 keeps multi-turn HH prompts whole (slower)
+    embedder_path: str = ""  # another local encoder folder (transformers), instead of the packaged MiniLM
     source: SourceConfig = field(default_factory=SourceConfig)
     confounding: ConfoundingConfig = field(default_factory=ConfoundingConfig)
     annotators: SimulatedAnnotatorConfig = field(default_factory=SimulatedAnnotatorConfig)
