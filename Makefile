@@ -47,6 +47,7 @@ bench: db
 	$(PY) -m collector.benchmarks.speed.bench_embeddings --backends
 	$(PY) -m collector.benchmarks.speed.bench_import
 	$(PY) -m collector.benchmarks.speed.bench_snapshot
+	$(PY) -m collector.benchmarks.speed.bench_boot
 	$(PY) -m collector.benchmarks.speed.bench_training
 	$(PY) -m collector.benchmarks.speed.bench_dashboard
 	$(PY) -m collector.benchmarks.speed.bench_browser

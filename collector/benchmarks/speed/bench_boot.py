@@ -1,0 +1,98 @@
+"""Boot: how long until a person sees something, against a bare Streamlit page in the same run.
+
+Every figure is the wall time from the navigation to the first paint of the content in
+Chromium (Playwright, Debian's /usr/bin/chromium), on a freshly started server:
+
+- a bare Streamlit page (`st.write`), the floor on this machine;
+- the annotator page on a database of `--responses` base responses (`bench_snapshot`'s pool),
+  the first visitor (the server builds its policy) and a second, new session;
+- the demo database: from "Sign up and start" to the first pair.
+
+It prints the server's resident memory after each and the ratios to the bare page. Targets
+(issue 16): within 1.5x of the bare page, under 500 MB, the first pair within 2 s of signing up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, streamlit_app
+from collector.benchmarks.speed.bench_snapshot import fill
+from collector.store import Store
+from collector.store.create import init_db
+
+BARE = 'import streamlit as st\nst.write("Hello from a bare page")\n'
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+async def _time_to(url: str, selector: str, action=None) -> float:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        started = time.monotonic()
+        await page.goto(url)
+        if action is not None:
+            await action(page)
+            started = time.monotonic()  # from the click
+            await page.wait_for_selector(selector, timeout=120_000)
+        else:
+            await page.wait_for_selector(selector, timeout=120_000)
+        seconds = time.monotonic() - started
+        await browser.close()
+        return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    env = {"DECONFOUND_WORKER": "0"}  # the trainer's own process is not the page's boot
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = Path(tmp) / "bare.py"
+        bare.write_text(BARE)
+        empty = Path(tmp) / "empty.db"
+        init_db(empty)
+        with streamlit_app(empty, env, script=bare) as (url, proc):
+            floor = asyncio.run(_time_to(url, "text=Hello from a bare page"))
+            print(f"bare Streamlit page: painted in {floor:.2f} s, server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
+        db = Path(tmp) / "big.db"
+        fill(db, args.responses)
+        store = Store(db)
+        token = store.add_annotator("boot")[1]
+        second = store.add_annotator("boot-2")[1]
+        store.close()
+        with streamlit_app(db, env) as (url, proc):
+            first = asyncio.run(_time_to(f"{url}/?token={token}", ".st-key-annotate_actions"))
+            print(f"{args.responses:,} responses, first visitor: annotator page painted in {first:.2f} s "
+                  f"({first / floor:.1f}x the bare page), server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
+            again = asyncio.run(_time_to(f"{url}/?token={second}", ".st-key-annotate_actions"))
+            print(f"{args.responses:,} responses, a new session: painted in {again:.2f} s ({again / floor:.1f}x), "
+                  f"server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
+        demo = Path(tmp) / "demo.db"
+        init_db(demo, demo=True)
+
+        async def sign_up(page) -> None:
+            await page.wait_for_selector(".st-key-annotate_signup_name input", timeout=120_000)
+            await page.fill(".st-key-annotate_signup_name input", "newcomer")
+            await page.click(".st-key-annotate_signup button")
+
+        with streamlit_app(demo, env) as (url, proc):
+            signup = asyncio.run(_time_to(url, ".st-key-annotate_actions", sign_up))
+            print(f"demo database: first pair {signup:.2f} s after 'Sign up and start', server RSS "
+                  f"{rss_mb(proc.pid):.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
