@@ -147,6 +147,15 @@ def export(args: argparse.Namespace, store: Store) -> None:
     from collector.io.export import card_path
     from collector.io.export import export as write_export
 
+    if bool(args.out) == bool(args.hub):
+        raise ConfigError("export: give --out FILE or --hub DIR (one of them).")
+    if args.hub:
+        from collector.io.export import export_hub
+
+        n = export_hub(store, args.format, args.hub, arena_models=args.arena_models)
+        _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.hub), "rows": n})
+        print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows), arrow/.")
+        return
     n = write_export(store, args.format, args.out, arena_models=args.arena_models)
     _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.out), "rows": n})
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")

@@ -270,10 +270,32 @@ def imported_section(imported: pd.DataFrame) -> str:
             "export, which holds the labels collected here):\n\n" + markdown_table(table))
 
 
+def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None) -> str:
+    """The YAML header the Hugging Face Hub reads from a dataset card: license, task, size,
+    tags, the data files and the features (JSON flow style, which is YAML)."""
+    from collector.io.schema import hub_features
+
+    n = len(frame)
+    size = next(label for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                                           (1_000_000, "100K<n<1M"), (float("inf"), "1M<n<10M")) if n < bound)
+    fields = {
+        "license": "other",  # the study's own terms: set it before publishing
+        "pretty_name": f"Deconfound {fmt or 'export'}",
+        "task_categories": ["text-generation", "text-classification"],
+        "tags": ["preference", "rlhf", "human-feedback", "reward-modeling", "causal-inference", "deconfound"],
+        "size_categories": [size],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_files}]}],
+        "dataset_info": {"features": hub_features(frame), "splits": [{"name": "train", "num_examples": n}]},
+    }
+    return "---\n" + "".join(f"{k}: {json.dumps(v, ensure_ascii=False)}\n" for k, v in fields.items()) + "---\n\n"
+
+
 def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export_name: str | None = None,
-               rows: int | None = None) -> str:
+               rows: int | None = None, frame: pd.DataFrame | None = None, data_files: str | None = None) -> str:
     """The Markdown dataset card for an export of ``store``, from its ``pairs_frame`` (``fmt``,
-    ``export_name``, ``rows`` describe the file it sits beside; all optional)."""
+    ``export_name``, ``rows`` describe the file it sits beside; all optional). With the exported
+    ``frame``, the card starts with the Hub's YAML front matter (``data_files``: the data file's
+    path relative to the card, default ``export_name``)."""
     trl = trl_frame(pairs)
     imported = pd.DataFrame(store.imported_preferences())
     title = f"Dataset card: {export_name}" if export_name else "Dataset card"
@@ -299,6 +321,8 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Imported data", imported_section(imported)),
     ]
     body = "\n\n".join(intro) + "\n"
+    if frame is not None:
+        body = hub_front_matter(frame, data_files or export_name or "data.jsonl", fmt) + body
     for heading, text in sections:
         body += f"\n## {heading}\n\n{text}\n"
     return body

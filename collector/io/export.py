@@ -17,6 +17,7 @@ import pandas as pd
 from acquisition.core.errors import ConfigError
 from collector.io.card import build_card
 from collector.io.frames import ARENA_MODELS, FORMATS, FRAMES, arena_frame, pairs_frame
+from collector.io.schema import arrow_table
 from collector.store import Store
 
 
@@ -42,8 +43,11 @@ def export_frames(store: Store, fmt: str, arena_models: str = "source") -> tuple
 def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
     """A frame as the bytes of a ``jsonl`` or ``parquet`` file."""
     if ext == "parquet":
+        import pyarrow.parquet as pq
+
+        table = arrow_table(df)
         buffer = io.BytesIO()
-        df.to_parquet(buffer, index=False)
+        pq.write_table(table, buffer)
         return buffer.getvalue()
     return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
 
@@ -91,8 +95,40 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     df, pairs = export_frames(store, fmt, arena_models)
     files = {out: frame_bytes(df, out.suffix[1:])}
     if card:
-        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df)).encode("utf-8")
+        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df),
+                                           frame=df).encode("utf-8")
     write_files(files)
+    return len(df)
+
+
+def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "source") -> int:
+    """A Hub-ready folder: ``README.md`` (the card with its YAML front matter naming the data
+    file and its features), the data as ``data/train.parquet`` (one file, one split), and
+    ``arrow/``, the same rows written by ``datasets``' ``save_to_disk`` for ``load_from_disk``.
+    Written in a staging folder and renamed into place: everything or nothing. The folder
+    must be new or empty."""
+    import tempfile
+
+    import datasets
+
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ConfigError(f"--hub {folder}: must be a new or empty folder.")
+    df, pairs = export_frames(store, fmt, arena_models)
+    data = frame_bytes(df, "parquet")
+    card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
+                      data_files="data/train.parquet")
+    with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as tmp:
+        staging = Path(tmp) / "hub"
+        (staging / "data").mkdir(parents=True)
+        (staging / "data" / "train.parquet").write_bytes(data)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        datasets.disable_progress_bars()
+        datasets.Dataset(arrow_table(df)).save_to_disk(str(staging / "arrow"))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            folder.rmdir()
+        os.replace(staging, folder)
     return len(df)
 
 

@@ -3,14 +3,17 @@ import json
 import pandas as pd
 import pytest
 
+from acquisition.core.config import to_dict
 from acquisition.core.errors import ConfigError
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
+from acquisition.policies import RandomisedAttributesConfig
 from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.io.export import card_path, export
 from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
 from collector.io.importers import import_file
 from collector.serving.simulate import simulate
 from collector.store import Store
+from collector.store.create import load_demo_pool
 
 
 @pytest.fixture
@@ -219,3 +222,60 @@ def test_an_hh_dialogue_keeps_its_turns_through_trl_conversational(tmp_path):
     (back,) = fresh.imported_preferences()
     assert prompt_turns(back["prompt"]) == turns and json.loads(fresh.prompt(1)["turns"]) == turns
     assert "A dog needs daily walks" in back["chosen"]
+
+
+def test_every_format_loads_together_in_datasets_across_files_and_studies(tmp_path):
+    """JSON Lines and Parquet of one export concatenate; two studies' Parquet files (one with
+    rationales and strengths, one without) load as one dataset."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    studies = []
+    for k, with_reasons in enumerate((True, False)):
+        store = Store(tmp_path / f"s{k}.db")
+        store.add_pool(load_demo_pool(), source="demo")
+        store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig()))
+        simulate(store, labels=40, seed=k)
+        if with_reasons:
+            store.db.execute("UPDATE labels SET rationale = 'clearer', strength = 2")
+            store.db.commit()
+        studies.append(store)
+    for fmt in FORMATS:
+        paths = []
+        for k, store in enumerate(studies):
+            for ext in ("jsonl", "parquet"):
+                export(store, fmt, tmp_path / f"{fmt}-{k}.{ext}")
+            parts = [datasets.load_dataset(kind, data_files=str(tmp_path / f"{fmt}-{k}.{ext}"), split="train")
+                     for kind, ext in (("json", "jsonl"), ("parquet", "parquet"))]
+            assert len(datasets.concatenate_datasets(parts)) == 2 * len(parts[0]), fmt
+            paths.append(str(tmp_path / f"{fmt}-{k}.parquet"))
+        both = datasets.load_dataset("parquet", data_files=paths, split="train")
+        assert len(both) == sum(len(datasets.load_dataset("parquet", data_files=p, split="train")) for p in paths)
+        for name, feature in both.features.items():
+            assert "large_string" not in str(feature), (fmt, name)
+    for store in studies:
+        store.close()
+
+
+def test_a_hub_ready_folder_loads_three_ways_and_its_card_has_hub_yaml(collected, tmp_path):
+    import datasets
+    import yaml
+
+    from collector.io.export import export_hub
+
+    datasets.disable_progress_bars()
+    folder = tmp_path / "hub"
+    n = export_hub(collected, "trl", folder)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] and meta["size_categories"] == ["n<1K"]
+    assert meta["configs"][0]["data_files"][0]["path"] == "data/train.parquet"
+    names = [f["name"] for f in meta["dataset_info"]["features"]]
+    assert {"prompt", "chosen", "rejected", "propensity_score"} <= set(names)
+    assert meta["dataset_info"]["splits"][0]["num_examples"] == n
+    from_folder = datasets.load_dataset(str(folder), split="train")
+    assert len(from_folder) == n == len(datasets.load_from_disk(str(folder / "arrow")))
+    assert names == list(from_folder.features)
+    with pytest.raises(ConfigError, match="new or empty folder"):
+        export_hub(collected, "trl", folder)
