@@ -15,5 +15,5 @@ def test_readme_python_block_runs(tmp_path, monkeypatch):
     store = namespace["store"]
     assert store.label_count() == 201  # the label given by hand and 200 simulated ones
     assert (tmp_path / "out" / "trl.jsonl").stat().st_size > 0
-    assert (tmp_path / "out" / "trl.jsonl.card.md").read_text().startswith("# Dataset card")
+    assert (tmp_path / "out" / "trl.jsonl.card.md").read_text().split("---\n\n", 1)[1].startswith("# Dataset card")
     store.close()

@@ -94,7 +94,8 @@ def test_every_format_loads_with_pandas_and_datasets_and_has_a_card(collected, t
     card = card_path(out)
     assert card.name == f"x.{ext}.card.md"
     text = card.read_text()
-    assert text.startswith(f"# Dataset card: x.{ext}") and f"Format `{fmt}`, {n} rows" in text
+    assert text.startswith("---\nlicense: ")  # the Hub's YAML front matter, then the card
+    assert text.split("---\n\n", 1)[1].startswith(f"# Dataset card: x.{ext}") and f"Format `{fmt}`, {n} rows" in text
 
 
 def test_trl_conversational_rows_are_message_lists(collected):
