@@ -128,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="reward model name (default from --config, else bt_mlp)")
     p.add_argument("--config", default=None, help="TOML training config (see models/examples/training.toml)")
 
+    p = add("train-rm", "Fine-tune a local sequence-classification model as a reward model with TRL's RewardTrainer "
+                        "on the collected labels, each pair weighted by its stabilised inverse arm propensity "
+                        "(runs under `accelerate launch` unchanged).", handler=commands.train_rm)
+    p.add_argument("--model", required=True, help="a local transformers model folder (config.json, tokenizer, weights)")
+    p.add_argument("--out", required=True, help="folder for the fine-tuned model and its tokenizer")
+    p.add_argument("--weighting", choices=("stabilised", "none"), default="stabilised",
+                   help="stabilised inverse arm propensity per policy version (default), or none")
+    p.add_argument("--margin", action="store_true", help="use each label's strength as TRL's margin")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (default: epochs)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--max-length", type=int, default=512, help="pairs longer than this many tokens are left out")
+    p.add_argument("--include-excluded", action="store_true", help="also train on excluded annotators' labels")
+
     p = add("worker", "Retrain the reward model whenever enough new labels arrived (runs until stopped).",
             handler=commands.worker)
     p.add_argument("--config", default=None, help="TOML training config")

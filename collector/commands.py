@@ -218,6 +218,18 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(make_trainer(args.db, config, progress=True).train_once(on_start=_training_started), indent=2))
 
 
+@reads_only
+def train_rm(args: argparse.Namespace, store: Store) -> None:
+    from collector.io.frames import pairs_frame, trl_frame
+    from models.trl_reward import train_reward_model
+
+    rows = trl_frame(pairs_frame(store), include_excluded=args.include_excluded)
+    result = train_reward_model(rows, args.model, args.out, weighting=args.weighting, margin=args.margin,
+                                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                max_length=args.max_length, max_steps=args.max_steps)
+    print(json.dumps(result, indent=2))
+
+
 def worker(args: argparse.Namespace) -> None:
     from collector.serving.worker import exit_with_parent, make_trainer
     from models.online import load_training_config, set_torch_threads

@@ -1,0 +1,149 @@
+"""Reward-model fine-tuning with TRL's ``RewardTrainer``, weighted by the assignment mechanism.
+
+The collected labels carry each pair's arm propensity (the probability the policy gave the
+attribute edits that were shown). ``WeightedRewardTrainer`` is TRL's trainer with a per-pair
+weight in the Bradley-Terry loss, ``-sum_i w_i log sigmoid(r_chosen - r_rejected - margin_i) /
+sum_i w_i``; with every weight 1 it is TRL's loss exactly. ``stabilised_weights`` gives the
+stabilised inverse propensity weights: within each policy version, the arm's share of the labels
+over the arm's logged propensity, normalised to mean 1 and clipped (Hernán & Robins' stabilised
+weights, with the arm as the treatment). ``strength`` (1-3, how sure the annotator was) can be
+TRL's ``margin``.
+
+Any local sequence-classification model folder works (``num_labels = 1``); ``accelerate launch``
+runs it unchanged on one CPU or many GPUs, since the trainer is transformers' ``Trainer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from acquisition.core.errors import ConfigError
+
+SEPARATOR = "\n\n"  # between prompt and response: TRL's standard format joins them as they are
+
+
+def stabilised_weights(rows: pd.DataFrame, clip: float = 20.0) -> np.ndarray:
+    """Per pair: P(arm | policy version) / arm_propensity, normalised to mean 1 within each
+    policy version and clipped at ``clip``; pairs without a propensity weigh 1."""
+    weights = np.ones(len(rows))
+    if not len(rows):
+        return weights
+    p = pd.to_numeric(rows["arm_propensity"], errors="coerce").to_numpy(dtype=float)
+    version = rows["policy_version"].astype(str).to_numpy()
+    arm = rows["arm"].astype(str).to_numpy()
+    for v in np.unique(version):
+        idx = np.flatnonzero(version == v)
+        share = pd.Series(arm[idx]).map(pd.Series(arm[idx]).value_counts(normalize=True)).to_numpy()
+        raw = np.where(np.isfinite(p[idx]) & (p[idx] > 0), share / np.where(p[idx] > 0, p[idx], 1.0), 1.0)
+        weights[idx] = raw / raw.mean()
+    return np.minimum(weights, clip)
+
+
+def reward_dataset(rows: pd.DataFrame, weighting: str = "stabilised", margin: bool = False):
+    """A ``datasets.Dataset`` of ``prompt``/``chosen``/``rejected`` (the prompt ends with
+    ``SEPARATOR``), ``weight`` and optionally ``margin`` (the label's strength, 0 when unset)."""
+    import datasets
+
+    if weighting not in ("stabilised", "none"):
+        raise ConfigError(f"--weighting: must be 'stabilised' or 'none'; got {weighting!r}.")
+    if not len(rows):
+        raise ConfigError("No labelled pairs with a winner to train on.")
+    data: dict[str, Any] = {
+        "prompt": [p + SEPARATOR for p in rows["prompt"]],
+        "chosen": list(rows["chosen"]), "rejected": list(rows["rejected"]),
+        "weight": (stabilised_weights(rows) if weighting == "stabilised" else np.ones(len(rows))).tolist(),
+    }
+    if margin:
+        data["margin"] = pd.to_numeric(rows["strength"], errors="coerce").fillna(0).astype(float).tolist()
+    return datasets.Dataset.from_dict(data)
+
+
+def _trainer_class():
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    @dataclass
+    class WeightedCollator(DataCollatorForPreference):
+        def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+            out = super().torch_call(examples)
+            if "weight" in examples[0]:
+                out["weight"] = torch.tensor([float(e["weight"]) for e in examples], dtype=torch.float)
+            return out
+
+    class WeightedRewardTrainer(RewardTrainer):
+        """TRL's ``RewardTrainer`` with a per-pair ``weight`` column in the loss."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            processing_class = kwargs.get("processing_class")
+            if kwargs.get("data_collator") is None and processing_class is not None:
+                pad = processing_class.pad_token_id if processing_class.pad_token_id is not None else 0
+                kwargs["data_collator"] = WeightedCollator(pad_token_id=pad)
+            super().__init__(*args, **kwargs)
+
+        def _set_signature_columns_if_needed(self) -> None:
+            if self._signature_columns is None:
+                self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "weight"]  # type: ignore[assignment]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weight = inputs.pop("weight", None)
+            if weight is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            margin = inputs.pop("margin", None)
+            inputs["use_cache"] = False
+            outputs = model(**inputs)
+            chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+            diff = chosen - rejected - (margin if margin is not None else 0.0)
+            weight = weight.to(diff.dtype)
+            loss = -(weight * nn.functional.logsigmoid(diff)).sum() / weight.sum().clamp_min(1e-12)
+            if self.args.center_rewards_coefficient is not None:
+                loss += self.args.center_rewards_coefficient * torch.mean((chosen + rejected) ** 2)
+            mode = "train" if self.model.training else "eval"
+            with torch.no_grad():
+                accuracy = self.accelerator.gather_for_metrics((chosen > rejected).float().mean()).mean().item()
+                self._metrics[mode]["accuracy"].append(accuracy)
+                self._metrics[mode]["margin"].append(
+                    self.accelerator.gather_for_metrics((chosen - rejected).mean()).mean().item())
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedRewardTrainer
+
+
+def train_reward_model(rows: pd.DataFrame, model_path: str | Path, out: str | Path, weighting: str = "stabilised",
+                       margin: bool = False, epochs: float = 1.0, batch_size: int = 8, lr: float = 5e-5,
+                       max_length: int | None = 512, seed: int = 0, max_steps: int = -1) -> dict[str, Any]:
+    """Fine-tune the sequence-classification model at ``model_path`` on ``rows`` (the ``trl``
+    export's rows) and save it with its tokenizer to ``out``; returns the training metrics."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig
+
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"--model {path}: no config.json there (a local transformers model folder).")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if tokenizer.eos_token is None:  # TRL appends EOS to standard-format texts
+        tokenizer.eos_token = tokenizer.sep_token or tokenizer.pad_token
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    args = RewardConfig(output_dir=str(out), num_train_epochs=epochs, max_steps=max_steps,
+                        per_device_train_batch_size=batch_size, learning_rate=lr, max_length=max_length,
+                        seed=seed, report_to=[], save_strategy="no", logging_steps=10, use_cpu=not torch.cuda.is_available(),
+                        dataset_num_proc=None, disable_tqdm=True)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=reward_dataset(rows, weighting, margin),
+                               processing_class=tokenizer)
+    result = trainer.train()
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(rows),
+            "weighting": weighting, "margin": margin, "out": str(out)}
