@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output path ending in .jsonl or .parquet")
     p.add_argument("--hub", metavar="DIR", help="instead of --out: a Hub-ready folder (README.md card with YAML "
                                                 "front matter, data/train.parquet, arrow/ from save_to_disk)")
+    p.add_argument("--include-imported", action="store_true",
+                   help="trl formats: append the imported human preferences (policy imported:<file>, no propensity)")
     p.add_argument("--arena-models", default="source", choices=("source", "arm", "response"),
                    help="arena: what model_a/model_b name: the generating model where known, else the side's "
                         "arm (source, default), the arm only (arm), or each response copy (response)")

@@ -152,11 +152,13 @@ def export(args: argparse.Namespace, store: Store) -> None:
     if args.hub:
         from collector.io.export import export_hub
 
-        n = export_hub(store, args.format, args.hub, arena_models=args.arena_models)
+        n = export_hub(store, args.format, args.hub, arena_models=args.arena_models,
+                       include_imported=args.include_imported)
         _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.hub), "rows": n})
         print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows), arrow/.")
         return
-    n = write_export(store, args.format, args.out, arena_models=args.arena_models)
+    n = write_export(store, args.format, args.out, arena_models=args.arena_models,
+                     include_imported=args.include_imported)
     _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.out), "rows": n})
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 

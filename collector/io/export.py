@@ -16,7 +16,16 @@ import pandas as pd
 
 from acquisition.core.errors import ConfigError
 from collector.io.card import build_card
-from collector.io.frames import ARENA_MODELS, FORMATS, FRAMES, arena_frame, pairs_frame
+from collector.io.frames import (
+    ARENA_MODELS,
+    FORMATS,
+    FRAMES,
+    arena_frame,
+    pairs_frame,
+    trl_conversational_frame,
+    trl_frame,
+    with_imported,
+)
 from collector.io.schema import arrow_table
 from collector.store import Store
 
@@ -27,7 +36,8 @@ def card_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".card.md")
 
 
-def export_frames(store: Store, fmt: str, arena_models: str = "source") -> tuple[pd.DataFrame, pd.DataFrame]:
+def export_frames(store: Store, fmt: str, arena_models: str = "source",
+                  include_imported: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(rows of the format, pairs_frame)``: the served-pair log is read once for both;
     ``arena_models`` says what the Arena format's ``model_a``/``model_b`` name (``arena_frame``)."""
     if fmt not in FORMATS:
@@ -37,6 +47,11 @@ def export_frames(store: Store, fmt: str, arena_models: str = "source") -> tuple
     pairs = pairs_frame(store)
     if fmt == "arena":
         return arena_frame(pairs, arena_models), pairs
+    if include_imported:
+        if fmt not in ("trl", "trl-conversational"):
+            raise ConfigError(f"--include-imported: only the trl formats carry imported preferences, not {fmt!r}.")
+        rows = with_imported(trl_frame(pairs), store)
+        return (rows if fmt == "trl" else trl_conversational_frame(pairs, rows)), pairs
     return FRAMES[fmt](pairs), pairs
 
 
@@ -86,13 +101,14 @@ def write_files(files: dict[Path, bytes]) -> None:
         raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
 
 
-def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_models: str = "source") -> int:
+def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_models: str = "source",
+           include_imported: bool = False) -> int:
     """Write ``fmt`` (one of ``FORMATS``) to ``out`` (``.jsonl`` or ``.parquet``) and, unless
     ``card=False``, the dataset card beside it (``card_path(out)``), both or neither; returns the
     row count."""
     out = Path(out)
     check_out_path(out)
-    df, pairs = export_frames(store, fmt, arena_models)
+    df, pairs = export_frames(store, fmt, arena_models, include_imported)
     files = {out: frame_bytes(df, out.suffix[1:])}
     if card:
         files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df),
@@ -101,7 +117,8 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     return len(df)
 
 
-def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "source") -> int:
+def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "source",
+               include_imported: bool = False) -> int:
     """A Hub-ready folder: ``README.md`` (the card with its YAML front matter naming the data
     file and its features), the data as ``data/train.parquet`` (one file, one split), and
     ``arrow/``, the same rows written by ``datasets``' ``save_to_disk`` for ``load_from_disk``.
@@ -114,7 +131,7 @@ def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"--hub {folder}: must be a new or empty folder.")
-    df, pairs = export_frames(store, fmt, arena_models)
+    df, pairs = export_frames(store, fmt, arena_models, include_imported)
     data = frame_bytes(df, "parquet")
     card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
                       data_files="data/train.parquet")

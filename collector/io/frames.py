@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -129,11 +130,38 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
     return _typed(pd.DataFrame(rows, columns=columns))
 
 
-def trl_conversational_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+def imported_trl_frame(store: Store) -> pd.DataFrame:
+    """The imported human preferences with a winner as ``trl`` rows: ``policy`` is
+    ``imported:<file>``, ``arm`` ``imported``, ``annotator_group`` ``imported``, the judge's
+    covariates (Arena's judge, language, tstamp) in ``rationale``'s place as JSON under
+    ``annotator_covariates``; no propensity (nobody assigned these pairs: they are observational)."""
+    rows = []
+    for r in store.imported_preferences():
+        if r["outcome"] != "chosen":
+            continue
+        rows.append({"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
+                     "prompt_id": r["prompt_id"], "task_type": r["task_type"],
+                     "chosen_response_id": r["chosen_response_id"], "rejected_response_id": r["rejected_response_id"],
+                     "annotator_group": "imported", "policy": f"imported:{r['source']}", "arm": "imported",
+                     "labelled_at": _iso(r["created_at"]), "annotator_covariates": r.get("covariates")})
+    return pd.DataFrame(rows)
+
+
+def with_imported(df: pd.DataFrame, store: Store) -> pd.DataFrame:
+    """``df`` (a ``trl`` frame) followed by the imported preferences in the same columns (plus
+    ``annotator_covariates``)."""
+    imported = imported_trl_frame(store)
+    if imported.empty:
+        return df
+    out = pd.concat([df.assign(annotator_covariates=None), imported], ignore_index=True)
+    return _typed(out[[*df.columns, "annotator_covariates"]])
+
+
+def trl_conversational_frame(pairs: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:
     """``trl_frame`` in TRL's conversational form: the prompt as its messages (a multi-turn
     request keeps every turn, ``acquisition.core.turns``), chosen and rejected as one assistant
     message each; every other column as in ``trl``."""
-    df = trl_frame(pairs)
+    df = trl_frame(pairs) if df is None else df.copy()
     df["prompt"] = [prompt_turns(t) for t in df["prompt"]]  # a dialogue keeps its turns
     for col in ("chosen", "rejected"):
         df[col] = [[{"role": "assistant", "content": t}] for t in df[col]]
@@ -252,8 +280,9 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
     return df
 
 
-FRAMES = {"trl": trl_frame, "trl-conversational": trl_conversational_frame, "arena": arena_frame,
-          "pairs": lambda pairs: pairs}  # format -> function of the pairs frame
+FRAMES: dict[str, Callable[..., pd.DataFrame]] = {"trl": trl_frame, "trl-conversational": trl_conversational_frame,
+                                                  "arena": arena_frame,
+                                                  "pairs": lambda pairs: pairs}  # format -> function of the pairs frame
 FORMATS = tuple(FRAMES)
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -58,6 +58,9 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "prompts": {"turns": "TEXT"},
     # server time the page showed the pair; latency_ms runs from it to the answer
     "labels": {"shown_at": "REAL"},
+    # who judged an imported preference and how, as the file said (JSON: Arena's judge,
+    # language, tstamp): the covariates of the imported "annotator"
+    "imported_preferences": {"covariates": "TEXT"},
 }
 # Data fixes that must run before ADDED_INDEXES (idempotent): older databases could hold several
 # open pairs for one annotator; all but the newest become 'expired' so the unique index holds.

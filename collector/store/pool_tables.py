@@ -109,13 +109,14 @@ class PoolTablesMixin(StoreBase):
                     if row is None:
                         raise NotFoundError(f"{source}, line {pref['line']}: {side} response not in the imported records.")
                     ids.append(row["id"])
+                covariates = pref.get("covariates")
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO imported_preferences (prompt_id, chosen_response_id, "
                     "rejected_response_id, outcome, tie, margin, source, format, file_sha256, "
-                    "external_id, line, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "external_id, line, created_at, covariates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [prompt["id"], ids[0], ids[1], pref["outcome"], int(pref["outcome"] != "chosen"),
                      pref.get("margin"), source, fmt, file_sha256, pref.get("external_id"),
-                     pref["line"], now],
+                     pref["line"], now, json.dumps(covariates, sort_keys=True) if covariates else None],
                 )
                 new_preferences += cur.rowcount
         return new_prompts, new_responses, new_preferences

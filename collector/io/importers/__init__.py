@@ -70,6 +70,7 @@ class ImportedPreference:
     outcome: str = "chosen"
     margin: float | None = None
     external_id: str | None = None
+    covariates: dict[str, Any] | None = None  # who judged and how (Arena's judge, language, tstamp)
 
     @property
     def tie(self) -> bool:
@@ -258,7 +259,8 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
             stats.identical.append(number)
             yield record, None
             continue
-        yield record, ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id)
+        yield record, ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id,
+                                         extra.get("covariates") or None)
 
 
 def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
@@ -326,7 +328,7 @@ def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: st
 
 def _preference_row(p: ImportedPreference) -> dict[str, Any]:
     return {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "outcome": p.outcome,
-            "margin": p.margin, "external_id": p.external_id, "line": p.line}
+            "margin": p.margin, "external_id": p.external_id, "line": p.line, "covariates": p.covariates}
 
 
 def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",

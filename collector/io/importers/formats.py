@@ -249,8 +249,9 @@ def _arena(row: dict[str, Any]) -> Parsed:
     else:
         prompt, chosen, rejected = _split_messages(a, b, "conversation_a", "conversation_b", None)
         models = (model_a, model_b)
-    extra = {"chosen_model": models[0], "rejected_model": models[1]}
-    return (prompt, chosen, rejected, ARENA_WINNERS[winner], None, _optional_text(row, "question_id"),
+    extra = {"chosen_model": models[0], "rejected_model": models[1], "covariates": _judge(row)}
+    return (prompt, chosen, rejected, ARENA_WINNERS[winner], None,
+            _optional_text(row, "question_id") or _optional_text(row, "id"),
             _optional_text(row, "task_type") or _optional_text(row, "category"), extra)
 
 
@@ -295,6 +296,17 @@ def _arena_kaggle(row: dict[str, Any]) -> Parsed:
         outcome = "tie" if flags["winner_tie"] else "chosen"
     return (prompt, chosen, rejected, outcome, None, _optional_text(row, "id"), _optional_text(row, "task_type"),
             {"chosen_model": models[0], "rejected_model": models[1]})
+
+
+def _judge(row: dict[str, Any]) -> dict[str, Any]:
+    """Who judged and how, kept with the imported preference: Arena's ``judge``, ``language``
+    and ``tstamp`` (LMArena: ``timestamp``, ``evaluation_session_id``), where present."""
+    out = {}
+    for key in ("judge", "language", "tstamp", "timestamp", "evaluation_session_id", "anony", "turn"):
+        value = row.get(key)
+        if isinstance(value, (str, int, float, bool)) and value != "":
+            out[key] = value
+    return out
 
 
 def _csv(row: dict[str, Any]) -> Parsed:

@@ -96,3 +96,29 @@ def test_a_bad_content_part_is_named(tmp_path):
            "conversation_b": [{"role": "user", "content": "x"}]}
     with pytest.raises(ImportFormatError, match=r"line 1, field 'conversation_a\[0\]\.content\[0\]\.text': expected a string"):
         parse_file(_jsonl(tmp_path / "bad.jsonl", [row]))
+
+
+def test_arena_judges_are_kept_and_imported_preferences_export_with_include_imported(tmp_path):
+    from collector.io.export import export
+    from collector.io.frames import pairs_frame, trl_frame
+
+    conv = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}]
+    other = [conv[0], {"role": "assistant", "content": "Lyon."}]
+    rows = [{"question_id": "q1", "model_a": "m1", "model_b": "m2", "winner": "model_a", "judge": "arena_user_7",
+             "conversation_a": conv, "conversation_b": other, "language": "English", "tstamp": 1682351591.5},
+            {"question_id": "q2", "model_a": "m1", "model_b": "m2", "winner": "tie", "judge": "arena_user_8",
+             "conversation_a": conv, "conversation_b": other, "language": "English", "tstamp": 1682351599.0}]
+    store = Store(str(tmp_path / "a.db"))
+    try:
+        import_file(store, _jsonl(tmp_path / "arena.jsonl", rows))
+        stored = {p["external_id"]: json.loads(p["covariates"]) for p in store.imported_preferences()}
+        assert stored["q1"] == {"judge": "arena_user_7", "language": "English", "tstamp": 1682351591.5}
+        assert trl_frame(pairs_frame(store)).empty  # nothing collected here
+        n = export(store, "trl", tmp_path / "out.jsonl", include_imported=True)
+        assert n == 1  # the tie is not a TRL row
+        out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        assert out[0]["chosen"] == "Paris." and out[0]["policy"] == "imported:arena.jsonl"
+        assert out[0]["propensity_score"] is None and json.loads(out[0]["annotator_covariates"])["judge"] == "arena_user_7"
+        assert export(store, "trl", tmp_path / "plain.jsonl") == 0
+    finally:
+        store.close()
