@@ -126,12 +126,14 @@ class Embedder:
                 )
                 self._db.commit()
 
-    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: bool = False, on_progress=None) -> np.ndarray:
         """Embeds texts, running the model only on those not cached yet.
 
         Args:
             texts: `n` texts; duplicates are embedded once.
             progress: Print a progress line to stderr after each batch.
+            on_progress: Called as ``on_progress(done, total, elapsed_seconds)`` after each batch
+                of texts that were not cached (the worker writes it where the researcher page reads it).
 
         Returns:
             `(n, 384)` float32 array of unit vectors, row `i` for `texts[i]`.
@@ -143,7 +145,7 @@ class Embedder:
         self.cache_hits += len(found)
         self.cache_misses += len(todo)
         if todo:
-            found.update(self._run_model(todo, progress))  # stored as it goes
+            found.update(self._run_model(todo, progress, on_progress))  # stored as it goes
         dim = len(next(iter(found.values()))) if found else DIM
         out = np.empty((len(keys), dim), dtype=np.float32)
         for i, k in enumerate(keys):
@@ -241,7 +243,7 @@ class Embedder:
         pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
         return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
-    def _run_model(self, todo: list[tuple[str, str]], progress: bool) -> dict[str, np.ndarray]:
+    def _run_model(self, todo: list[tuple[str, str]], progress: bool, on_progress=None) -> dict[str, np.ndarray]:
         """Embeds `(hash, text)` pairs, shortest first so each batch needs little padding, and
         writes them to the cache every `flush_every` texts, so an interrupted run keeps what it
         has done."""
@@ -260,6 +262,8 @@ class Embedder:
             if len(pending) >= self.flush_every or done == len(todo):
                 self._store(pending)
                 pending = {}
+            if on_progress is not None:
+                on_progress(done, len(todo), time.perf_counter() - start)
             if progress:
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 print("\r" + progress_line(done, len(todo), elapsed), end="\n" if done == len(todo) else "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import inspect
 import json
 import threading
 import time
@@ -305,7 +306,18 @@ class OnlineTrainer:
             int(store.get_meta("embedded_response_id", "0") or 0),
         )
         if texts:
-            self.embedder.embed(texts)
+            last_write = [0.0]
+
+            def report(done: int, total: int, elapsed: float) -> None:  # where the researcher page reads it
+                if done >= total or time.monotonic() - last_write[0] >= 2.0:
+                    last_write[0] = time.monotonic()
+                    store.set_meta("embedding_progress", json.dumps(
+                        {"done": done, "total": total, "elapsed": round(elapsed, 1), "updated_at": time.time()}))
+
+            if "on_progress" in inspect.signature(self.embedder.embed).parameters:
+                self.embedder.embed(texts, on_progress=report)
+            else:
+                self.embedder.embed(texts)
             store.set_meta("embedded_prompt_id", str(last_prompt))
             store.set_meta("embedded_response_id", str(last_response))
         return len(texts)

@@ -127,3 +127,25 @@ def parse_objective_lines(text: str) -> tuple[list[str], list[float]]:
     if probabilities and len(probabilities) != len(objectives):
         raise ConfigError("objectives: give a probability on every line or on none.")
     return objectives, probabilities
+
+
+def embedding_status(store: Store, stale_after: float = 120.0) -> tuple[float, str] | None:
+    """The worker's embedding progress while it runs, as ``(fraction, "embedding 3,200/124,780
+    texts (3%), 41/s, ETA 49m30s")``; ``None`` when nothing is being embedded (or the last report
+    is older than ``stale_after`` seconds: the worker stopped)."""
+    import time
+
+    from models.embeddings import progress_line
+
+    raw = store.get_meta("embedding_progress")
+    if not raw:
+        return None
+    try:
+        state = json.loads(raw)
+        done, total = int(state["done"]), int(state["total"])
+        elapsed, updated = float(state["elapsed"]), float(state["updated_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if done >= total or time.time() - updated > stale_after or total <= 0:
+        return None
+    return done / total, progress_line(done, total, elapsed)

@@ -91,8 +91,8 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     if progress:
         plain = embedder.embed
 
-        def embed_with_progress(texts: Sequence[str], progress: bool = False) -> Any:
-            return plain(texts, progress=progress or len(texts) > 200)
+        def embed_with_progress(texts: Sequence[str], progress: bool = False, on_progress=None) -> Any:
+            return plain(texts, progress=progress or len(texts) > 200, on_progress=on_progress)
 
         embedder.embed = embed_with_progress  # type: ignore[method-assign]
     return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config, embedder)

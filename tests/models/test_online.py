@@ -265,3 +265,30 @@ def test_bald_diversity_scores_are_softrank_weights_that_favour_unlabelled_promp
     with pytest.raises(Exception, match="acquisition: must be one of disagreement, bald_diversity"):
         TrainingConfig(acquisition="epig").validate()
     store.close()
+
+
+def test_the_worker_reports_embedding_progress_where_the_researcher_page_reads_it(db):
+    import json as _json
+
+    from collector.app.researcher import embedding_status
+
+    seen = []
+
+    class SlowEmbedder(HashEmbedder):
+        def embed(self, texts, progress=False, on_progress=None):
+            for done in range(0, len(texts), 10):
+                if on_progress:
+                    on_progress(min(done + 10, len(texts)), len(texts), 1.0 + done)
+                    seen.append(embedding_status(store))
+            return super().embed(texts)
+
+    store = Store(db)
+    trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models", FAST, SlowEmbedder())
+    n = trainer.embed_pending(store)
+    assert n > 10
+    state = _json.loads(store.get_meta("embedding_progress"))
+    assert state["done"] == state["total"] == n
+    assert embedding_status(store) is None  # done: nothing to show
+    assert seen[0] is not None and seen[0][1].startswith("embedding 10/")  # while it ran
+    assert "ETA" in seen[0][1] and 0 < seen[0][0] < 1
+    store.close()

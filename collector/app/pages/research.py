@@ -7,6 +7,7 @@ from collector.app.researcher import (
     activate_policy_text,
     active_policy_summary,
     balance_tables,
+    embedding_status,
     example_policies,
     parse_group_objectives,
     parse_objective_lines,
@@ -21,6 +22,10 @@ store = collector.store
 st.title("Researcher")
 
 require_researcher("research")
+
+embedding = embedding_status(store)
+if embedding is not None:  # the worker is embedding new texts: scores and models wait for them
+    st.progress(embedding[0], text=embedding[1])
 
 counts = store.counts()
 cols = st.columns(4)

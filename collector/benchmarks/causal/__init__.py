@@ -35,10 +35,10 @@ def make_embedder(world: World, cache: Path):
                         model_dir=world.embedder_path or None)
     plain = embedder.embed
 
-    def embed(texts, progress: bool = False):
+    def embed(texts, progress: bool = False, on_progress=None):
         """A progress line whenever a call has more than a few batches to embed."""
         texts = list(texts)
-        return plain(texts, progress=progress or len(texts) > 256)
+        return plain(texts, progress=progress or len(texts) > 256, on_progress=on_progress)
 
     embedder.embed = embed  # type: ignore[method-assign]
     return embedder
