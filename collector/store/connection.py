@@ -279,6 +279,17 @@ class StoreBase:
                     raise  # the enclosing transaction reports it
                 raise storage_error(exc, self.path, writing=False) from exc
 
+    def _tuples(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """``_all`` as plain tuples: half the cost for the large reads (the pool snapshot) whose
+        columns the caller names."""
+        with self._lock:
+            try:
+                return self.db.conn.execute(sql, list(params)).fetchall()
+            except sqlite3.Error as exc:
+                if self.db.conn.in_transaction:
+                    raise
+                raise storage_error(exc, self.path, writing=False) from exc
+
     def close(self) -> None:
         self.db.conn.close()
 

@@ -141,30 +141,27 @@ class PoolTablesMixin(StoreBase):
         With ``lazy_texts`` the snapshot holds response ids, not texts: ``response_text`` is a
         ``TextLookup`` that reads them from this store on demand (the server's snapshot at a
         million responses), so the store must stay open while the snapshot is used."""
-        columns = "id, prompt_id, quality" if lazy_texts else "id, prompt_id, text, quality"
+        columns = "id, prompt_id, quality" if lazy_texts else "id, prompt_id, quality, text"
         with self._lock:
             version = self.pool_version
-            prompts = self._all("SELECT id, text, task_type FROM prompts ORDER BY id")
-            responses = self._all(
+            prompts = self._tuples("SELECT id, text, task_type FROM prompts ORDER BY id")
+            responses = self._tuples(
                 f"SELECT {columns} FROM responses "
                 "WHERE parent_response_id IS NULL AND qc_kind IS NULL ORDER BY id"
             )
         by_prompt: dict[int, list[int]] = {}
         for r in responses:
-            by_prompt.setdefault(r["prompt_id"], []).append(r["id"])
+            by_prompt.setdefault(r[1], []).append(r[0])
         texts: Mapping[int, str]
         if lazy_texts:
-            texts = TextLookup([r["id"] for r in responses], self.response_texts)
+            texts = TextLookup([r[0] for r in responses], self.response_texts)
         else:
-            texts = {r["id"]: r["text"] for r in responses}
+            texts = {r[0]: r[3] for r in responses}
         return PoolSnapshot(
             version=version,
-            prompts=[
-                PoolPrompt(p["id"], p["text"], p["task_type"], tuple(by_prompt.get(p["id"], ())))
-                for p in prompts
-            ],
+            prompts=[PoolPrompt(pid, text, task_type, tuple(by_prompt.get(pid, ()))) for pid, text, task_type in prompts],
             response_text=texts,
-            response_quality={r["id"]: r["quality"] for r in responses if r["quality"] is not None},
+            response_quality={r[0]: r[2] for r in responses if r[2] is not None},
         )
 
     def response_texts(self, ids: list[int]) -> dict[int, str]:
