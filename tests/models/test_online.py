@@ -143,7 +143,10 @@ def test_worker_embeds_new_pool_texts_and_edited_copies_once(db, tmp_path):
 def test_active_policy_serves_from_the_live_models_disagreement(db, tmp_path):
     store = Store(db)
     simulate(store, labels=40, seed=1)
-    trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models", FAST, HashEmbedder())
+    import dataclasses
+
+    trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models",
+                            dataclasses.replace(FAST, acquisition="disagreement"), HashEmbedder())
     version = trainer.train_once()["version"]
     scores = Checkpoints.for_database(db).acquisition_scores(version)
     assert scores is not None and len(scores.scores) > 0
@@ -249,7 +252,7 @@ def test_bald_diversity_scores_are_softrank_weights_that_favour_unlabelled_promp
     store = Store(db)
     simulate(store, labels=40, seed=1)
     labelled = {r["prompt_id"] for r in store.training_rows()}
-    config = dataclasses.replace(FAST, acquisition="bald_diversity", diversity_weight=5.0)
+    config = dataclasses.replace(FAST, acquisition="bald", diversity_weight=5.0)
     trainer = OnlineTrainer(partial(Store, db), Path(db).parent / "models", config, HashEmbedder())
     version = trainer.train_once()["version"]
     scores = Checkpoints.for_database(db).acquisition_scores(version).scores
@@ -262,7 +265,7 @@ def test_bald_diversity_scores_are_softrank_weights_that_favour_unlabelled_promp
     annotator, _ = store.add_annotator("bal-pm")
     pair = store.served_pair(Collector(store, seed=0).next_pair(annotator["id"]).served_pair_id)
     assert pair["model_version"] == version and 0 < pair["propensity_score"] <= 1
-    with pytest.raises(Exception, match="acquisition: must be one of disagreement, bald_diversity"):
+    with pytest.raises(Exception, match="acquisition: must be one of bald, disagreement"):
         TrainingConfig(acquisition="epig").validate()
     store.close()
 
