@@ -208,18 +208,27 @@ def attribute_sensitivity(model: RewardModel, store: LabelSource, embed, n: int,
     return out
 
 
-def pair_disagreement(model: RewardModel, store: LabelSource, embed) -> tuple[list[tuple[int, int, int]], np.ndarray]:
-    """The ensemble's disagreement (std of P(first preferred) across members) for every
-    unordered base pair of the pool: what the ``active`` policy samples by."""
+def _embedded_pool_pairs(store: LabelSource, embed):
+    """Every unordered base pair of the pool as ``(prompt_id, low id, high id)``, the prompts'
+    texts, and the embeddings of each pair's prompt and two responses."""
     pool = store.pool_snapshot()
     pairs = [(p.id, a, b) for p in pool.servable for i, a in enumerate(sorted(p.response_ids))
              for b in sorted(p.response_ids)[i + 1:]]
-    if not pairs:
-        return [], np.zeros(0)
     prompt_text = {p.id: p.text for p in pool.prompts}
+    if not pairs:
+        return pairs, prompt_text, None, None, None
     P = embed([prompt_text[p] for p, _, _ in pairs])
     A = embed([pool.response_text[a] for _, a, _ in pairs])
     B = embed([pool.response_text[b] for _, _, b in pairs])
+    return pairs, prompt_text, P, A, B
+
+
+def pair_disagreement(model: RewardModel, store: LabelSource, embed) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """The ensemble's disagreement (std of P(first preferred) across members) for every
+    unordered base pair of the pool: what the ``active`` policy samples by."""
+    pairs, prompt_text, P, A, B = _embedded_pool_pairs(store, embed)
+    if not pairs:
+        return [], np.zeros(0)
     return pairs, model.preference(P, A, B)[1]
 
 
@@ -233,15 +242,9 @@ def pair_bald_diversity(model: RewardModel, train: PairData, rows: list[dict[str
     from acquisition.selection import PromptDiversity, rank_weights, standardise
     from models.laplace import bald, fit_laplace, logit_moments
 
-    pool = store.pool_snapshot()
-    pairs = [(p.id, a, b) for p in pool.servable for i, a in enumerate(sorted(p.response_ids))
-             for b in sorted(p.response_ids)[i + 1:]]
+    pairs, prompt_text, P, A, B = _embedded_pool_pairs(store, embed)
     if not pairs:
         return [], np.zeros(0)
-    prompt_text = {p.id: p.text for p in pool.prompts}
-    P = embed([prompt_text[p] for p, _, _ in pairs])
-    A = embed([pool.response_text[a] for _, a, _ in pairs])
-    B = embed([pool.response_text[b] for _, _, b in pairs])
     score = standardise(bald(*logit_moments(fit_laplace(model, train, prior), P, A, B)))
     if diversity_weight > 0:
         prompt_ids = sorted({p for p, _, _ in pairs})
