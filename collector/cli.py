@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=512, help="pairs longer than this many tokens are left out")
     p.add_argument("--include-excluded", action="store_true", help="also train on excluded annotators' labels")
 
+    add("snapshot", "Save the pool's columns for the server (the app runs this itself when the pool moves).",
+        handler=commands.snapshot)
+
     p = add("worker", "Retrain the reward model whenever enough new labels arrived (runs until stopped).",
             handler=commands.worker)
     p.add_argument("--config", default=None, help="TOML training config")

@@ -232,6 +232,13 @@ def train_rm(args: argparse.Namespace, store: Store) -> None:
     print(json.dumps(result, indent=2))
 
 
+def snapshot(args: argparse.Namespace) -> None:
+    from collector.serving.snapshots import build_snapshot
+
+    _existing_database(args.db)
+    print(json.dumps(build_snapshot(args.db)))
+
+
 def worker(args: argparse.Namespace) -> None:
     from collector.serving.worker import exit_with_parent, make_trainer
     from models.online import load_training_config, set_torch_threads

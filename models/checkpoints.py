@@ -113,9 +113,7 @@ class Checkpoints:
         if version is None or not (path := self.folder / version / SCORES_FILE).exists():
             return None
         data = np.load(path)
-        return AcquisitionScores(version, {
-            (int(p), int(min(a, b)), int(max(a, b))): float(s) for (p, a, b), s in zip(data["pairs"], data["scores"])
-        })
+        return AcquisitionScores(version, pairs=data["pairs"], values=data["scores"])
 
     def design_scores(self, version: str | None) -> DesignScores | None:
         """The design-space scores stored with ``version``, or ``None``."""

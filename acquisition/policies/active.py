@@ -12,7 +12,9 @@ keeps a random control so the gain can be measured.
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +37,62 @@ from acquisition.policies.policy import (
 from acquisition.policies.randomised import RandomisedAttributesConfig
 
 
-@dataclass(frozen=True)
 class AcquisitionScores:
-    """Disagreement per unordered base pair, from one model version."""
+    """Disagreement per unordered base pair, from one model version: ``pairs`` rows
+    ``(prompt id, low response id, high response id)`` with their ``values`` (or a dict)."""
 
-    version: str
-    scores: dict[tuple[int, int, int], float]  # (prompt_id, low response id, high response id) -> score
+    def __init__(self, version: str, scores: Mapping[tuple[int, int, int], float] | None = None, *,
+                 pairs: np.ndarray | None = None, values: np.ndarray | None = None) -> None:
+        self.version = version
+        if scores is not None:
+            pairs = np.array(list(scores), dtype=np.int64).reshape(-1, 3)
+            values = np.array(list(scores.values()), dtype=np.float64)
+        self.pairs = np.asarray(pairs if pairs is not None else np.zeros((0, 3)), dtype=np.int64).reshape(-1, 3)
+        self.values = np.asarray(values if values is not None else np.zeros(0), dtype=np.float64)
+        lo, hi = self.pairs[:, 1:].min(axis=1), self.pairs[:, 1:].max(axis=1)
+        keys = pair_keys(lo, hi)
+        self._order = np.argsort(keys, kind="stable")
+        self._keys = keys[self._order]
+
+    @functools.cached_property
+    def scores(self) -> dict[tuple[int, int, int], float]:
+        """``(prompt, low, high) -> score`` (for tests and tools; the policy uses ``lookup``)."""
+        return {(int(p), int(min(a, b)), int(max(a, b))): float(v) for (p, a, b), v in zip(self.pairs, self.values)}
+
+    def lookup(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """The score of each unordered pair ``(low[i], high[i])``, NaN where none was stored."""
+        keys = pair_keys(low, high)
+        k = np.searchsorted(self._keys, keys).clip(max=max(len(self._keys) - 1, 0))
+        found = (self._keys[k] == keys) if len(self._keys) else np.zeros(len(keys), dtype=bool)
+        return np.where(found, self.values[self._order[k]] if len(self._keys) else np.nan, np.nan)
+
+
+def pair_keys(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """One int64 per unordered pair of response ids (ids below 2**31)."""
+    return (np.asarray(low, dtype=np.int64) << 32) | np.asarray(high, dtype=np.int64)
+
+
+def base_pairs(pool: PoolSnapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every unordered base pair of the servable prompts, prompt by prompt in pool order and
+    ``(i, j)`` order inside a prompt: ``(prompt ids, low ids, high ids, responses of the prompt)``.
+    Built from the columns, a block of prompts with the same number of responses at a time."""
+    a = pool.arrays
+    index = pool.servable.positions
+    k = a.counts[index]
+    per = k * (k - 1) // 2
+    start = np.concatenate([[0], np.cumsum(per)])[:-1]
+    n = int(per.sum())
+    prompt, low, high, size = (np.empty(n, dtype=np.int64) for _ in range(4))
+    for kk in np.unique(k):
+        rows = np.flatnonzero(k == kk)
+        i, j = np.triu_indices(int(kk), 1)
+        where = (start[rows][:, None] + np.arange(len(i))[None, :]).ravel()
+        first = a.offsets[index[rows]][:, None]
+        prompt[where] = np.repeat(a.prompt_ids[index[rows]], len(i))
+        low[where] = a.response_ids[(first + i[None, :]).ravel()]
+        high[where] = a.response_ids[(first + j[None, :]).ravel()]
+        size[where] = kk
+    return prompt, low, high, size
 
 
 @dataclass
@@ -91,27 +143,33 @@ class Active(Policy):
         self.on_probability = {e.name: config.probability for e in self.editors}
         self._setup_design(config, design_scores)
         self.scores = acquisition_scores
-        pairs, uniform, raw = [], [], []
-        known = acquisition_scores.scores if acquisition_scores else {}
-        for prompt in self.servable:
-            ids = sorted(prompt.response_ids)
-            k = len(ids)
-            for i in range(k):
-                for j in range(i + 1, k):
-                    pairs.append((prompt.id, ids[i], ids[j]))
-                    uniform.append(1.0 / len(self.servable) / (k * (k - 1) / 2))
-                    raw.append(known.get((prompt.id, ids[i], ids[j]), np.nan))
-        raw_arr = np.array(raw, dtype=float)
+        prompt, low, high, size = base_pairs(pool)
+        self.pair_prompt, self.pair_low, self.pair_high = prompt, low, high
+        uniform_arr = 1.0 / len(self.servable) / (size * (size - 1) / 2)
+        raw_arr = (acquisition_scores.lookup(low, high) if acquisition_scores is not None
+                   else np.full(len(low), np.nan))
         fill = np.nanmean(raw_arr) if np.isfinite(raw_arr).any() else 1.0  # unscored pairs: average
         raw_arr = np.where(np.isfinite(raw_arr), raw_arr, fill).clip(min=0.0)
-        uniform_arr = np.array(uniform)
         targeted = raw_arr / raw_arr.sum() if raw_arr.sum() > 0 else uniform_arr
-        self.pairs = pairs
         self.raw = raw_arr
         self.floor = config.uniform_share * uniform_arr
         self.probability = self.floor + (1.0 - config.uniform_share) * targeted  # `(n_pairs,)`, sums to 1
         self._cdf = np.cumsum(self.probability)
-        self._index = {p: i for i, p in enumerate(pairs)}
+        self._key_order = np.argsort(pair_keys(low, high), kind="stable")
+        self._sorted_keys = pair_keys(low, high)[self._key_order]
+
+    @property
+    def pairs(self) -> list[tuple[int, int, int]]:
+        """Every base pair ``(prompt, low, high)`` in the table's order (tests and tools)."""
+        return list(zip(self.pair_prompt.tolist(), self.pair_low.tolist(), self.pair_high.tolist()))
+
+    def _pair_index(self, prompt_id: int, a: int, b: int) -> int | None:
+        key = int(pair_keys(np.array([a]), np.array([b]))[0])
+        k = int(np.searchsorted(self._sorted_keys, key))
+        if k < len(self._sorted_keys) and int(self._sorted_keys[k]) == key:
+            i = int(self._key_order[k])
+            return i if int(self.pair_prompt[i]) == prompt_id else None
+        return None
 
     def _setup_design(self, config: ActiveConfig, design_scores: DesignScores | None) -> None:
         """Sampling weights over unordered pairs of distinct design points, from EUBO or BALD
@@ -152,8 +210,8 @@ class Active(Policy):
         return left, right
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
-        i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self.pairs) - 1)
-        prompt_id, a, b = self.pairs[i]
+        i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self._cdf) - 1)
+        prompt_id, a, b = int(self.pair_prompt[i]), int(self.pair_low[i]), int(self.pair_high[i])
         swapped = bool(rng.integers(2))
         left, right = (b, a) if swapped else (a, b)
         on_sets = self._draw_edits(rng)
@@ -173,7 +231,7 @@ class Active(Policy):
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
         a, b = sorted((left.base_response_id, right.base_response_id))
-        i = self._index.get((prompt_id, a, b))
+        i = self._pair_index(prompt_id, a, b)
         names = {e.name for e in self.editors}
         if i is None or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
             return 0.0, 0.0

@@ -118,7 +118,7 @@ class CounterfactualPairs(Policy):
             return self._rewrite_propensity(pair)
         if left.response_id is not None or right.response_id is not None:
             return 0.0, 0.0  # stored rewrites are not rule-based copies
-        prompt = self._servable_by_id.get(prompt_id)
+        prompt = self.servable.get(prompt_id)
         on = (on_set(left.edit_vector), on_set(right.edit_vector))
         if (prompt is None or left.base_response_id != right.base_response_id
                 or left.base_response_id not in prompt.response_ids):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolPrompt, PoolSnapshot
+from acquisition.core.pool import PoolSnapshot, PromptSequence
 from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies.policy import (
     AnnotatorContext,
@@ -88,10 +88,8 @@ class OverlapTargeting(Policy):
         self.editors = [get_editor(a) for a in self.attributes]
         self.combos = [frozenset(c) for r in range(len(self.attributes) + 1)
                        for c in itertools.combinations(self.attributes, r)]
-        self.types = sorted({p.task_type for p in self.servable})
-        self.by_type: dict[str, list[PoolPrompt]] = {t: [] for t in self.types}
-        for p in self.servable:
-            self.by_type[p.task_type].append(p)
+        self.by_type: dict[str, PromptSequence] = pool.by_task_type()
+        self.types = sorted(self.by_type)
         self._label_cells = label_cells
         self._last_label_id = 0
         self.type_counts: Counter[tuple[str, str]] = Counter()          # (group, type)
@@ -176,7 +174,7 @@ class OverlapTargeting(Policy):
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
-        prompt = self._servable_by_id.get(prompt_id)
+        prompt = self.servable.get(prompt_id)
         names = set(self.attributes)
         if (prompt is None or left.base_response_id == right.base_response_id
                 or not {left.base_response_id, right.base_response_id} <= set(prompt.response_ids)

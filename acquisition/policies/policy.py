@@ -121,7 +121,6 @@ class Policy(ABC):
         self.config = config
         self.pool = pool
         self.servable = pool.servable
-        self._servable_by_id = {p.id: p for p in self.servable}
         if not self.servable:
             raise ConfigError(
                 "The pool has no prompt with two responses: import or init a pool first "
@@ -162,7 +161,7 @@ class Policy(ABC):
 
     def _pair_probability(self, prompt_id: int, a: int, b: int) -> float:
         """P(prompt, unordered base pair) under ``_uniform_base_pair``; 0 if impossible."""
-        prompt = self._servable_by_id.get(prompt_id)
+        prompt = self.servable.get(prompt_id)
         if prompt is None or a == b or a not in prompt.response_ids or b not in prompt.response_ids:
             return 0.0
         k = len(prompt.response_ids)

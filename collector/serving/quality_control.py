@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.core.pool import texts_of
+from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector, get_editor
 from collector.serving.qc_settings import QC_POLICY_NAME, QCConfig, qc_config
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
@@ -50,7 +50,7 @@ class QualityControl:
         self._config = QCConfig()
         self._version = 0
         self._pool_version: int | None = None
-        self._pool: dict[str, Any] = {}
+        self._pool: PoolSnapshot | None = None
 
     def config(self) -> tuple[QCConfig, int]:
         version = self.store.get_meta("qc_version", "0") or "0"
@@ -60,8 +60,9 @@ class QualityControl:
             return self._config, self._version
 
     def serve(self, annotator: dict[str, Any], seed: int,
-              lease_seconds: float = DEFAULT_LEASE_SECONDS) -> dict[str, Any] | None:
-        """A new QC served pair for ``annotator`` (already recorded), or None for a regular one."""
+              lease_seconds: float = DEFAULT_LEASE_SECONDS, pool: PoolSnapshot | None = None) -> dict[str, Any] | None:
+        """A new QC served pair for ``annotator`` (already recorded), or None for a regular one.
+        ``pool``: the snapshot the serving policy uses (the server's; default: read one here)."""
         config, version = self.config()
         if not config.active:
             return None
@@ -71,7 +72,7 @@ class QualityControl:
         if draw < config.gold_rate:
             pair = self._serve_gold(annotator, config, version, seed, rng, lease_seconds)
         elif draw < config.gold_rate + config.attention_rate:
-            pair = self._serve_attention(annotator, config, version, seed, rng, lease_seconds)
+            pair = self._serve_attention(annotator, config, version, seed, rng, lease_seconds, pool)
         if pair is None and config.overlap > 1:
             pair = self.store.serve_repeat(annotator, config.overlap, lease_seconds)
         return pair
@@ -98,64 +99,46 @@ class QualityControl:
                 gold_item_id=item["id"], qc_expected=expected,
             )
 
-    def _pool_tables(self) -> dict[str, Any]:
-        """Base responses by prompt and those with an answer to drop, rebuilt when the pool moves."""
+    def _snapshot(self) -> PoolSnapshot:
+        """A pool snapshot of this store's own (ids only), rebuilt when the pool moves."""
         version = self.store.pool_version
         with self._lock:
-            if version != self._pool_version:
-                pool = self.store.pool_snapshot(lazy_texts=True)  # ids only; texts read on demand
-                drop = get_editor("drop_answer")
-                responses = [(p.id, r) for p in pool.prompts for r in p.response_ids]
-                droppable = []
-                for start in range(0, len(responses), 5000):  # a chunk of texts at a time, not all at once
-                    ids = [r for _, r in responses[start:start + 5000]]
-                    chunk = texts_of(pool.response_text, ids)
-                    droppable += [r for r in ids if drop.apply(chunk[r], 0) != chunk[r]]
-                self._pool = {
-                    "snapshot": pool,
-                    "prompt_of": dict((r, p) for p, r in responses),
-                    "droppable": droppable,
-                    "n_responses": len(responses),
-                }
+            if version != self._pool_version or self._pool is None:
+                self._pool = self.store.pool_snapshot(lazy_texts=True)  # ids only; texts read on demand
                 self._pool_version = version
             return self._pool
 
     def _serve_attention(self, annotator: dict[str, Any], config: QCConfig, version: int, seed: int,
-                         rng: np.random.Generator, lease_seconds: float) -> dict[str, Any] | None:
-        tables = self._pool_tables()
-        pool = tables["snapshot"]
+                         rng: np.random.Generator, lease_seconds: float,
+                         pool: PoolSnapshot | None = None) -> dict[str, Any] | None:
+        pool = pool if pool is not None else self._snapshot()
         kind = config.attention_kinds[int(rng.integers(len(config.attention_kinds)))]
         p_kind = config.attention_rate / len(config.attention_kinds)
         if kind == "drop_answer":
-            if not tables["droppable"]:
+            drop = get_editor("drop_answer")
+            droppable = pool.droppable_ids(lambda text: drop.apply(text, 0) != text)
+            if not len(droppable):
                 return None
-            response_id = tables["droppable"][int(rng.integers(len(tables["droppable"])))]
+            response_id = int(droppable[int(rng.integers(len(droppable)))])
             text = pool.response_text[response_id]
-            prompt_id = tables["prompt_of"][response_id]
+            prompt_id = pool.prompt_of(response_id)
             intact_vector = {"drop_answer": {"on": False, "editor": "drop_answer", "seed": 0}}
             dropped_vector = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 0}}
             dropped_text, check = apply_edit_vector(text, dropped_vector)
             good = SideRecord(response_id, intact_vector, text, {"drop_answer": True})
             bad = SideRecord(response_id, dropped_vector, dropped_text, check)
-            propensity = p_kind / len(tables["droppable"]) / 2
+            propensity = p_kind / len(droppable) / 2
         else:
             servable = pool.servable
             if not servable:
                 return None
             prompt = servable[int(rng.integers(len(servable)))]
-            others = tables["n_responses"] - len(prompt.response_ids)
+            others = pool.n_responses - len(prompt.response_ids)
             if others < 1:  # a pool of one prompt has nothing off-topic to offer
                 return None
             response_id = prompt.response_ids[int(rng.integers(len(prompt.response_ids)))]
             # the k-th base response that does not answer this prompt, in pool order, is the donor
-            k, donor_id = int(rng.integers(others)), -1
-            for p in pool.prompts:
-                if p.id == prompt.id:
-                    continue
-                if k < len(p.response_ids):
-                    donor_id = p.response_ids[k]
-                    break
-                k -= len(p.response_ids)
+            donor_id = pool.other_response(prompt.id, int(rng.integers(others)))
             prompt_id, text = prompt.id, pool.response_text[response_id]
             # the off_topic editor swaps the donor in (a built-in answer if the donor shares too
             # many words with the response); its seed names the donor so the copy can be replayed

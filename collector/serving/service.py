@@ -21,6 +21,7 @@ from acquisition.core.errors import ConfigError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
+from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
 from collector.serving.study import StudyConfig, study_config, study_version
@@ -46,8 +47,8 @@ def policy_inputs(store: Store, needed: frozenset[str], model_version: str | Non
 def off_topic_donor(pool: PoolSnapshot, prompt_id: int) -> Callable[[int], str]:
     """``seed -> text`` of a base response written for another prompt: what the ``off_topic``
     editor swaps in, drawn from the pool by the edit's seed."""
-    others = [r for p in pool.prompts if p.id != prompt_id for r in p.response_ids]
-    return lambda seed: pool.response_text[others[seed % len(others)]] if others else ""
+    n_others = pool.n_responses - len(pool.prompt(prompt_id).response_ids)
+    return lambda seed: pool.response_text[pool.other_response(prompt_id, seed % n_others)] if n_others else ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Collector:
         self._policy_key: tuple[Any, ...] | None = None
         self._policy: Policy | None = None
         self._policy_row: dict[str, Any] | None = None
+        self._snapshot: PoolSnapshot | None = None
         self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
         self._next_sweep = 0.0
 
@@ -115,17 +117,43 @@ class Collector:
             self._policy, self._policy_key, self._policy_row = policy, key, row
             return policy, row
 
-    def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None) -> Policy:
-        # texts are read on demand: the server's snapshot holds ids, not every response's text
-        return build_policy(row["name"], row["config"], self.store.pool_snapshot(lazy_texts=True),
+    def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None,
+               off_path: bool = False) -> Policy:
+        return build_policy(row["name"], row["config"], self._pool_snapshot(off_path),
                             **policy_inputs(self.store, needed, model_version))
+
+    def _pool_snapshot(self, off_path: bool) -> PoolSnapshot:
+        """The snapshot of the current pool version, ids only (texts are read on demand).
+
+        Kept while the pool does not move (a new model or policy reuses it). A new version
+        comes from the columns a builder saved for it, or, off the request path and for a large
+        pool, from a builder process started now (``collector.serving.snapshots``); else it is
+        read here, only the rows added since the last one."""
+        version = self.store.pool_version
+        with self._lock:
+            current = self._snapshot
+        if current is not None and current.version == version:
+            return current
+        arrays = None
+        if self.store.path != ":memory:":
+            arrays = snapshots.load_saved(self.store.path, version)
+            large = (current.n_responses if current is not None else 0) >= snapshots.process_threshold()
+            if arrays is None and off_path and large:
+                arrays = snapshots.build_in_process(self.store.path)
+        if arrays is None or arrays.version != version:
+            arrays = self.store.pool_arrays(previous=current.arrays if current is not None else None)
+        snapshot = self.store.pool_snapshot(lazy_texts=True, arrays=arrays)
+        with self._lock:
+            if self._snapshot is None or self._snapshot.version <= snapshot.version:
+                self._snapshot = snapshot
+        return snapshot
 
     def _rebuild(self, key: tuple[Any, ...], row: dict[str, Any], needed: frozenset[str],
                  model_version: str | None) -> None:
         """Build the policy for ``key`` off the request path and swap it in at once; on failure
         the previous policy keeps serving and the next request tries again."""
         try:
-            policy = self._build(row, needed, model_version)
+            policy = self._build(row, needed, model_version, off_path=True)
         except Exception:  # noqa: BLE001 - the old policy keeps serving; the next request retries
             with self._lock:
                 self._building = None
@@ -178,7 +206,7 @@ class Collector:
         if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
             with self._lock:
                 qc_seed = int(self._rng.integers(2**31))
-            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds)
+            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds, policy.pool)
             if qc_pair is not None:
                 return qc_pair
         with self._lock:  # one proposal at a time: history read by prepare() stays put until drawn

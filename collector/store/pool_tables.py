@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError, NotFoundError
-from acquisition.core.pool import PoolPrompt, PoolSnapshot, TextLookup, text_hash
+from acquisition.core.pool import PoolArrays, PoolSnapshot, TextLookup, text_hash
 from acquisition.core.turns import prompt_turns
 from collector.store.connection import StoreBase
 
@@ -135,34 +135,51 @@ class PoolTablesMixin(StoreBase):
             """
         )
 
-    def pool_snapshot(self, lazy_texts: bool = False) -> PoolSnapshot:
-        """The base pool as policies see it; cheap enough to rebuild when the pool version moves.
-
-        With ``lazy_texts`` the snapshot holds response ids, not texts: ``response_text`` is a
-        ``TextLookup`` that reads them from this store on demand (the server's snapshot at a
-        million responses), so the store must stay open while the snapshot is used."""
-        columns = "id, prompt_id, quality" if lazy_texts else "id, prompt_id, quality, text"
+    def pool_arrays(self, previous: PoolArrays | None = None) -> PoolArrays:
+        """The base pool as columns (``PoolArrays``). With ``previous`` (an earlier version's
+        columns) only the prompts and responses added since are read: the pool only grows, so
+        the new columns are the old ones extended (checked by count; a full read otherwise)."""
+        base_rows = "parent_response_id IS NULL AND qc_kind IS NULL"
         with self._lock:
             version = self.pool_version
-            prompts = self._tuples("SELECT id, text, task_type FROM prompts ORDER BY id")
-            responses = self._tuples(
-                f"SELECT {columns} FROM responses "
-                "WHERE parent_response_id IS NULL AND qc_kind IS NULL ORDER BY id"
-            )
-        by_prompt: dict[int, list[int]] = {}
-        for r in responses:
-            by_prompt.setdefault(r[1], []).append(r[0])
-        texts: Mapping[int, str]
+            if previous is not None and previous.version == version:
+                return previous
+            if previous is not None and self._scalar(
+                    f"SELECT count(*) FROM responses WHERE id <= ? AND {base_rows}",
+                    [previous.max_response_id]) != len(previous.response_ids):
+                previous = None
+            base = previous if previous is not None else PoolArrays.empty(version)
+            prompts = self._tuples("SELECT id, task_type FROM prompts WHERE id > ? ORDER BY id", [base.max_prompt_id])
+            responses = self._tuples(f"SELECT id, prompt_id, quality FROM responses WHERE id > ? AND {base_rows} "
+                                     "ORDER BY id", [base.max_response_id])
+        return base.extended(version, prompts, responses)
+
+    def pool_snapshot(self, lazy_texts: bool = False, arrays: PoolArrays | None = None) -> PoolSnapshot:
+        """The base pool as policies see it, over ``arrays`` (default: read now).
+
+        With ``lazy_texts`` the snapshot holds ids, not texts: response and prompt texts are
+        read from this store on demand (``TextLookup``; the server's snapshot at a million
+        responses), so the store must stay open while the snapshot is used."""
+        arrays = arrays if arrays is not None else self.pool_arrays()
+        response_text: Mapping[int, str]
+        prompt_text: Mapping[int, str]
         if lazy_texts:
-            texts = TextLookup([r[0] for r in responses], self.response_texts)
+            response_text = TextLookup(arrays.response_ids, self.response_texts)
+            prompt_text = TextLookup(arrays.prompt_ids, self.prompt_texts)
         else:
-            texts = {r[0]: r[3] for r in responses}
-        return PoolSnapshot(
-            version=version,
-            prompts=[PoolPrompt(pid, text, task_type, tuple(by_prompt.get(pid, ()))) for pid, text, task_type in prompts],
-            response_text=texts,
-            response_quality={r[0]: r[2] for r in responses if r[2] is not None},
-        )
+            wanted = set(arrays.response_ids.tolist())
+            response_text = {i: t for i, t in self._tuples("SELECT id, text FROM responses WHERE parent_response_id "
+                                                           "IS NULL AND qc_kind IS NULL") if i in wanted}
+            prompt_text = dict(self._tuples("SELECT id, text FROM prompts WHERE id <= ?", [arrays.max_prompt_id]))
+        return PoolSnapshot(arrays, response_text, prompt_text)
+
+    def prompt_texts(self, ids: list[int]) -> dict[int, str]:
+        """``{id: text}`` of the given prompts, read in chunks below SQLite's variable limit."""
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            out.update(self._tuples(f"SELECT id, text FROM prompts WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return out
 
     def response_texts(self, ids: list[int]) -> dict[int, str]:
         """``{id: text}`` of the given responses, read in chunks below SQLite's variable limit."""
