@@ -61,22 +61,31 @@ def _enter(annotator: dict, token: str | None, welcome: str | None = None) -> No
         st.session_state["annotate_welcome"] = welcome
 
 
-def _login_screen() -> None:
-    st.title(collector.study()[0].title)
+def _login_from_url() -> str | None:
+    """Log in from the address (a crowd entry URL or ``?token=``) before anything is drawn, so
+    the labelling view paints in this same run (no second run of the page); returns the error
+    to show on the login screen when the address does not log in."""
     try:
         if (crowd := crowd_login(collector, st.query_params)) is not None:
             _enter(crowd, None)
-            st.rerun()
+            return None
     except DeconfoundError as exc:
+        st.title(collector.study()[0].title)
         st.error(str(exc))
         st.stop()
     token = st.query_params.get("token", "")
     if token:
         try:
             _enter(login(collector, token), token)
-            st.rerun()
         except DeconfoundError as exc:
-            st.error(str(exc))
+            return str(exc)
+    return None
+
+
+def _login_screen(error: str | None) -> None:
+    st.title(collector.study()[0].title)
+    if error:
+        st.error(error)
     with st.form("annotate_login"):
         typed = st.text_input("Your access token", type="password", key="annotate_token_input",
                               help="It is the part after ?token= in the link you were given.")
@@ -211,7 +220,9 @@ def labelling(annotator_id: int) -> None:
 
 
 if "annotate_annotator" not in st.session_state:
-    _login_screen()
+    url_error = _login_from_url()
+    if "annotate_annotator" not in st.session_state:
+        _login_screen(url_error)
 
 annotator = st.session_state["annotate_annotator"]
 study, _ = collector.study()
