@@ -182,17 +182,27 @@ class PoolArrays:
         old_drop = self.droppable if self.droppable is not None else np.zeros(len(self.response_ids), dtype=bool)
         rdrop = (np.asarray(droppable, dtype=bool) if droppable is not None
                  else np.zeros(len(responses), dtype=bool))
+        known_flags = droppable is not None and (self.droppable is not None or not len(self.response_ids))
+        new_index = np.searchsorted(prompt_ids, rpid)
+        if len(rpid) and (new_index.max() >= len(prompt_ids) or (prompt_ids[new_index] != rpid).any()):
+            raise ValueError("extended: a response names a prompt that is not in the pool")
+        if len(self.response_ids) and (not len(rpid) or new_index.min() >= len(self.prompt_ids)):
+            # only new prompts got responses (an import): the old columns stay as they are and
+            # the new rows are sorted and appended, without sorting a million old ones again
+            order = np.lexsort((rid, new_index))
+            counts = np.bincount(new_index - len(self.prompt_ids), minlength=len(prompt_ids) - len(self.prompt_ids))
+            offsets = np.concatenate([self.offsets, self.offsets[-1] + np.cumsum(counts)]).astype(np.int64)
+            return PoolArrays(version, prompt_ids, task_codes, tuple(types), offsets,
+                              np.concatenate([self.response_ids, rid[order]]), np.concatenate([self.quality, rq[order]]),
+                              np.concatenate([old_drop, rdrop[order]]) if known_flags else None)
         all_rid = np.concatenate([self.response_ids, rid])
         all_pid = np.concatenate([np.repeat(self.prompt_ids, self.counts), rpid])
         all_q = np.concatenate([self.quality, rq])
         all_drop = np.concatenate([old_drop, rdrop])
         index = np.searchsorted(prompt_ids, all_pid)
-        if len(all_pid) and (index.max() >= len(prompt_ids) or (prompt_ids[index] != all_pid).any()):
-            raise ValueError("extended: a response names a prompt that is not in the pool")
         order = np.lexsort((all_rid, index))
         counts = np.bincount(index, minlength=len(prompt_ids)) if len(index) else np.zeros(len(prompt_ids), np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        known_flags = droppable is not None and (self.droppable is not None or not len(self.response_ids))
         return PoolArrays(version, prompt_ids, task_codes, tuple(types), offsets, all_rid[order], all_q[order],
                           all_drop[order] if known_flags else None)
 

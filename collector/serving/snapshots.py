@@ -1,10 +1,11 @@
 """Pool snapshots built off the server, so no request waits on reading a million rows.
 
 When the pool moves, the server's rebuild thread runs ``python -m collector snapshot`` as a
-process of its own (lower priority, the other core) and waits for it without holding the GIL.
+process of its own (at the trainer's lower priority, on the other core) and waits for it without holding the GIL.
 The builder reads only what was added since the newest saved snapshot (the pool only grows),
-flags the responses the ``drop_answer`` attention check can use, and saves the columns
-(``PoolArrays``) under ``cache/pool/<database>/v<pool version>/``. The server maps them into
+flags the responses the ``drop_answer`` attention check can use (only while quality control
+serves those checks), and saves the columns (``PoolArrays``) under
+``cache/pool/<database>/v<pool version>/``. The server maps them into
 memory in milliseconds and builds the policy over them with array operations; until then the
 old policy keeps serving. Small pools (below ``DECONFOUND_SNAPSHOT_PROCESS_MIN`` responses,
 20,000) are read in the server's thread, which is quicker than starting a process.
@@ -25,6 +26,7 @@ import numpy as np
 
 from acquisition.core.pool import PoolArrays, TextLookup, flag_texts
 from acquisition.editors import get_editor
+from collector.serving.qc_settings import qc_config
 from collector.store import Store
 
 KEEP_VERSIONS = 2
@@ -78,6 +80,10 @@ def build_snapshot(db_path: str | Path) -> dict[str, Any]:
         older = [v for v in saved_versions(db_path) if v < version]
         previous = load_saved(db_path, older[-1]) if older else None
         arrays = store.pool_arrays(previous)
+        if not attention_drops(store):  # reading every text to flag it costs minutes at a million
+            arrays.save(snapshot_root(db_path) / f"v{version}")
+            new = np.flatnonzero(arrays.response_ids > (previous.max_response_id if previous is not None else 0))
+            return _done(db_path, version, arrays, len(new), t0)
         flags = np.zeros(len(arrays.response_ids), dtype=bool)
         known = np.zeros(len(arrays.response_ids), dtype=bool)
         if previous is not None and previous.droppable is not None and len(previous.response_ids):
@@ -89,14 +95,24 @@ def build_snapshot(db_path: str | Path) -> dict[str, Any]:
         texts = TextLookup(arrays.response_ids[new], store.response_texts, cache_size=0)
         flags[new] = flag_texts(arrays.response_ids[new], texts, drop_flag())
         object.__setattr__(arrays, "droppable", flags)
-        root = snapshot_root(db_path)
-        arrays.save(root / f"v{version}")
+        arrays.save(snapshot_root(db_path) / f"v{version}")
     finally:
         store.close()
+    return _done(db_path, version, arrays, len(new), t0)
+
+
+def _done(db_path: str | Path, version: int, arrays: PoolArrays, new: int, t0: float) -> dict[str, Any]:
     for old in saved_versions(db_path)[:-KEEP_VERSIONS]:
-        shutil.rmtree(root / f"v{old}", ignore_errors=True)
-    return {"pool_version": version, "responses": len(arrays.response_ids), "new_responses": int(len(new)),
-            "seconds": round(time.perf_counter() - t0, 3), "built": True}
+        shutil.rmtree(snapshot_root(db_path) / f"v{old}", ignore_errors=True)
+    return {"pool_version": version, "responses": len(arrays.response_ids), "new_responses": int(new),
+            "attention_flags": arrays.droppable is not None, "seconds": round(time.perf_counter() - t0, 3),
+            "built": True}
+
+
+def attention_drops(store: Store) -> bool:
+    """Whether quality control serves ``drop_answer`` attention checks (which need the flags)."""
+    config = qc_config(store)
+    return config.attention_rate > 0 and "drop_answer" in config.attention_kinds
 
 
 def build_in_process(db_path: str | Path) -> PoolArrays | None:
@@ -105,7 +121,7 @@ def build_in_process(db_path: str | Path) -> PoolArrays | None:
     command = [sys.executable, "-m", "collector", "snapshot", "--db", str(Path(db_path).resolve())]
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S, preexec_fn=lambda: os.nice(5))  # noqa: PLW1509
+                              timeout=BUILD_TIMEOUT_S, preexec_fn=lambda: os.nice(10))  # noqa: PLW1509
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:

@@ -6,7 +6,8 @@ One server process (this one, the app's ``Collector`` with ``background_rebuild`
 ``bt_mlp`` on 10,000 labels with one torch thread (the app's setting; cached-embedding sized
 inputs), publishes a model version with acquisition scores for every base pair of the pool,
 and imports 25 new prompts (100 responses), so both the live model and the pool move.
-Annotators are threads that answer each pair after a 0.2 s pause.
+Annotators are threads that read each pair for ``--think`` seconds (1 s, and 0.2 s as an
+overload: real annotators read for 10 s or more), answer it and ask for the next.
 
 Prints per size: next-pair p50 / p95 / max, requests served, how many model versions and pool
 versions the served pairs came from (a run where nothing was swapped in measures nothing),
@@ -16,6 +17,7 @@ the retrain times, and the server's RSS. Targets: p95 <= 50 ms, max <= 250 ms.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -33,6 +35,7 @@ from acquisition.core.config import to_dict
 from acquisition.policies.active import ActiveConfig, base_pairs
 from collector.benchmarks.speed.bench_serving import big_pool, pct
 from collector.serving.service import Collector
+from collector.serving.worker import THREAD_ENV, WORKER_NICE
 from collector.store import Store
 from collector.store.create import init_db
 
@@ -79,7 +82,8 @@ def mover(db: str, every: float, ticks: int) -> None:
     store.close()
 
 
-def run_size(n_responses: int, annotators: int, seconds: float, every: float) -> dict:
+def run_size(n_responses: int, annotators: int, seconds: float, every: float, move: bool = True,
+             think: float = 1.0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "scale.db"
         init_db(db)
@@ -103,15 +107,16 @@ def run_size(n_responses: int, annotators: int, seconds: float, every: float) ->
         people = [store.add_annotator(f"a{i}")[0]["id"] for i in range(annotators)]
         ticks = int(seconds // every) + 1
         worker = subprocess.Popen([sys.executable, "-m", "collector.benchmarks.speed.bench_scale", "--mover", str(db),
-                                   "--every", str(every), "--ticks", str(ticks)],
-                                  stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+                                   "--every", str(every), "--ticks", str(ticks if move else 0)],
+                                  stdout=subprocess.PIPE, text=True, env={**os.environ, **THREAD_ENV},
+                                  preexec_fn=lambda: os.nice(WORKER_NICE))  # noqa: PLW1509 - as spawn_worker
         stop = threading.Event()
         times: list[float] = []
         lock = threading.Lock()
         errors: list[str] = []
 
         def annotate(annotator_id: int) -> None:
+            time.sleep(think * (annotator_id % annotators) / annotators)  # arrivals spread over a reading time
             while not stop.is_set():
                 t = time.perf_counter()
                 try:
@@ -123,8 +128,8 @@ def run_size(n_responses: int, annotators: int, seconds: float, every: float) ->
                 elapsed = (time.perf_counter() - t) * 1000
                 with lock:
                     times.append(elapsed)
+                time.sleep(think)  # reading the pair
                 collector.submit(annotator_id, view.served_pair_id, "left")
-                time.sleep(0.2)
 
         threads = [threading.Thread(target=annotate, args=(a,), daemon=True) for a in people]
         for th in threads:
@@ -150,6 +155,9 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--every", type=float, default=10.0)
+    parser.add_argument("--think", type=float, nargs="+", default=[1.0, 0.2],
+                        help="seconds each annotator reads a pair (real ones: 10 s or more); one run per value")
+    parser.add_argument("--still", action="store_true", help="no retraining or pool growth (the baseline)")
     parser.add_argument("--mover", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--ticks", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,11 +168,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"{args.annotators} annotators, model retrained and pool grown every {args.every:g} s, "
           f"{args.seconds:g} s per size; load average {load:.1f} at start", flush=True)
-    for n in args.sizes:
-        r = run_size(n, args.annotators, args.seconds, args.every)
+    for n, think in itertools.product(args.sizes, args.think):
+        r = run_size(n, args.annotators, args.seconds, args.every, move=not args.still, think=think)
         times = r["times"]
         retrains = [t["retrain_s"] for t in r["ticks"]]
-        print(f"{n:>9,} responses (pool built in {r['built_s']:.0f} s, first policy build {r['first_build_s']:.2f} s): "
+        print(f"{n:>9,} responses, {think:g} s reading each pair (pool built in {r['built_s']:.0f} s, "
+              f"first policy build {r['first_build_s']:.2f} s): "
               f"next pair p50 {statistics.median(times):.1f} ms  p95 {pct(times, .95):.1f} ms  max {max(times):.1f} ms  "
               f"({len(times)} requests, {len(r['errors'])} errors); served from {r['model_versions_served']} model "
               f"versions over {len(r['ticks'])} retrains (bt_mlp on 10,000 labels, 1 thread: "

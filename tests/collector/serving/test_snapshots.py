@@ -15,9 +15,12 @@ from collector.store.create import init_db
 
 
 def records(start: int, n: int, k: int = 3) -> list[dict]:
+    def text(i: int, j: int) -> str:  # the second answer of each prompt has a first sentence to drop
+        return f"answer {i}.{j} 42" + (". It holds. More follows." if j == 1 else "")
+
     return [{"prompt": f"prompt {i}", "task_type": ("code", "general")[i % 2],
-             "responses": [{"text": f"answer {i}.{j} 42" + (". It holds. More follows." if j == 1 else ""), "quality": float(j) if i % 3 else None}
-                           for j in range(k + i % 2)]} for i in range(start, start + n)]
+             "responses": [{"text": text(i, j), "quality": float(j) if i % 3 else None} for j in range(k + i % 2)]}
+            for i in range(start, start + n)]
 
 
 @pytest.fixture
@@ -56,6 +59,10 @@ def test_incremental_columns_equal_a_full_read_and_the_old_table(store, tmp_path
     assert len(pool.prompt(4).response_ids) == 5  # prompt 3 (4 answers) gained its late one
     saved = PoolArrays.load(grown.save(tmp_path / "cols"))
     assert all(np.array_equal(getattr(saved, n), getattr(grown, n), equal_nan=True) for n in
+               ("prompt_ids", "task_codes", "offsets", "response_ids", "quality"))
+    store.add_pool(records(70, 6), source="c")  # new prompts only: the old columns are appended to
+    appended, full = store.pool_arrays(previous=grown), store.pool_arrays()
+    assert all(np.array_equal(getattr(appended, n), getattr(full, n), equal_nan=True) for n in
                ("prompt_ids", "task_codes", "offsets", "response_ids", "quality"))
     # a stale previous (a response it knew is gone, as after restoring an older file) is not extended
     fake = PoolArrays(first.version, first.prompt_ids, first.task_codes, first.task_types, first.offsets,
@@ -105,6 +112,10 @@ def test_the_server_swaps_in_a_snapshot_its_builder_process_saved(store, monkeyp
     annotator, _ = store.add_annotator("a")
     first = collector.next_pair(annotator["id"])
     collector.submit(annotator["id"], first.served_pair_id, "left")
+    assert snapshots.build_snapshot(store.path)["attention_flags"] is False  # QC off: no text is read
+    from collector.serving.qc_settings import update_qc_config
+
+    update_qc_config(store, {"attention_rate": 0.1, "attention_kinds": ["drop_answer"]})  # the builder flags them
     store.add_pool(records(30, 10), source="b")
     built = threading.Event()
     real = snapshots.build_in_process
@@ -122,7 +133,7 @@ def test_the_server_swaps_in_a_snapshot_its_builder_process_saved(store, monkeyp
             break
         threading.Event().wait(0.05)
     policy = collector.active_policy()[0]
-    assert policy.pool.version == 2 and snapshots.saved_versions(store.path) == [2]
+    assert policy.pool.version == 2 and snapshots.saved_versions(store.path) == [1, 2]
     assert isinstance(policy.pool.arrays.response_ids, np.memmap)  # mapped from the builder's files
     assert [(p.id, p.task_type, p.response_ids) for p in policy.pool.prompts] == old_snapshot_table(store)
     drop = snapshots.drop_flag()
