@@ -21,6 +21,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
+# DoWhy and EconML for the effects recipe's test (docs/recipes/dowhy_econml.py): they pin an older
+# SciPy than the app's, so they live in an environment of their own
+CAUSAL_VENV := .venv-causal
+$(CAUSAL_VENV)/.installed:
+	$(PYTHON) -m venv $(CAUSAL_VENV)
+	$(CAUSAL_VENV)/bin/python -m pip install -q dowhy==0.14 econml==0.17 pyarrow
+	touch $@
+
 db: setup
 	@test -f $(DB) || $(PY) -m collector init --demo --db $(DB)
 
@@ -37,8 +45,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: db lint
-	$(PY) -m pytest -q
+test: db lint $(CAUSAL_VENV)/.installed
+	DECONFOUND_CAUSAL_PYTHON=$(CAUSAL_VENV)/bin/python $(PY) -m pytest -q
 
 bench: db
 	$(PY) -m collector.benchmarks.speed.bench_serving
@@ -53,4 +61,4 @@ bench: db
 	$(PY) -m collector.benchmarks.speed.bench_browser
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CAUSAL_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,13 @@ def _group_effect(text: str) -> tuple[str, str, float]:
     return group.strip(), attribute, value
 
 
+def _client_options(p: argparse.ArgumentParser) -> None:
+    """The HTTP client's limits (``models.generation.HTTPGenerator``), for --endpoint."""
+    p.add_argument("--concurrency", type=int, default=None, help="with --endpoint: requests in flight (default 8)")
+    p.add_argument("--timeout", type=float, default=None, help="with --endpoint: seconds per request (default 120)")
+    p.add_argument("--retries", type=int, default=None, help="with --endpoint: retries per request (default 5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deconfound" if Path(sys.argv[0]).name == "deconfound" else "python -m collector",
@@ -103,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "to .jsonl or .parquet, with a dataset card beside it (PATH.card.md).", handler=commands.export)
     p.add_argument("--format", choices=FORMATS, required=True,
                    help="trl: prompt/chosen/rejected; trl-conversational: the same as message lists; "
-                        "arena: Chatbot Arena battles incl. ties; pairs: everything served")
+                        "arena: Chatbot Arena battles incl. ties; pairs: everything served; effects: one row "
+                        "per shown response with attribute flags and their marginal propensities (DoWhy, EconML)")
     p.add_argument("--out", help="output path ending in .jsonl or .parquet")
     p.add_argument("--hub", metavar="DIR", help="instead of --out: a Hub-ready folder (README.md card with YAML "
                                                 "front matter, data/train.parquet, arrow/ from save_to_disk)")
@@ -185,6 +193,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many new pairs in this run")
     p.add_argument("--config", default=None, help="TOML rewriter config (see acquisition/examples/rewriter/)")
     p.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    p.add_argument("--endpoint", default=None, help="an OpenAI-compatible API root (http://host:port/v1): "
+                                                    "rewrite through it, --model naming the served model")
+    _client_options(p)
+
+    p = add("generate", "Generate responses to a prompts file with local or served models (resumable; stored "
+                        "with each model's name and decoding settings).", handler=commands.generate)
+    p.add_argument("--prompts", required=True, help=".txt (one prompt a line) or .jsonl ({\"prompt\", \"task_type\"?})")
+    p.add_argument("--model", action="append", required=True,
+                   help="a local causal LM directory, or with --endpoint the served model's name (repeatable)")
+    p.add_argument("--endpoint", default=None, help="an OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--n", type=int, default=2, help="responses per prompt from each model (default 2)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.7],
+                   help="sample k uses temperatures[k %% len] (default 0.7; 0 is greedy)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
+    _client_options(p)
+
+    p = add("judge", "Label served pairs with an LLM judge through the same path as people, as annotators of "
+                     "the group llm:<model>.", handler=commands.judge)
+    p.add_argument("--model", required=True, help="a local causal LM directory, or with --endpoint the served model")
+    p.add_argument("--endpoint", default=None, help="an OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--labels", type=int, required=True, help="how many pairs to judge")
+    p.add_argument("--objective", default=None, help="the criterion to judge by (default: the study's for each pair)")
+    p.add_argument("--attempts", type=int, default=3, help="asks per pair for a reply with a verdict (default 3)")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
+    p.add_argument("--judges", type=int, default=1, help="judge annotators working at once (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
+    _client_options(p)
 
     pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
                          description="Show, list or apply acquisition policies.")

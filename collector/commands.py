@@ -10,9 +10,10 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from acquisition.core.config import to_dict
-from acquisition.core.errors import ConfigError
+from acquisition.core.errors import ConfigError, DeconfoundError
 from acquisition.policies import POLICIES, load_policy_file
 from collector.app.annotator import login_base_url, personal_link
 from collector.store import Store
@@ -191,17 +192,68 @@ def import_(args: argparse.Namespace, store: Store) -> None:
         print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
 
 
+def _client(args: argparse.Namespace, model: str, local: dict[str, Any] | None = None):
+    """The generation back-end the arguments name: ``--endpoint`` and its limits, else a local model."""
+    from models.generation import make_generator
+
+    http = {k: getattr(args, k) for k in ("concurrency", "timeout", "retries") if getattr(args, k, None) is not None}
+    if args.endpoint:
+        return make_generator(model, args.endpoint, **http)
+    if http:
+        raise ConfigError(f"--{sorted(http)[0]}: only with --endpoint.")
+    return make_generator(model, None, **(local or {}))
+
+
 def rewrite(args: argparse.Namespace, store: Store) -> None:
     from acquisition.rewriter import LLMRewriter, load_rewriter_config
     from collector.serving.rewrite_job import run_rewrite_job
+    from models.generation import GeneratorRewriter
 
     config = load_rewriter_config(args.config)
     config.model = args.model or config.model
     attributes = [a.strip() for a in (args.attributes or "").split(",") if a.strip()] or None
     config.check_attributes(attributes or config.attributes, "--attributes")
-    result = run_rewrite_job(store, LLMRewriter(config, device=args.device), attributes, args.limit,
-                             progress=_progress)
+    if args.endpoint:
+        if not config.model:
+            raise ConfigError("--model: name the model the endpoint serves.")
+        rewriter: Any = GeneratorRewriter(config, _client(args, config.model))
+    else:
+        if any(getattr(args, k, None) is not None for k in ("concurrency", "timeout", "retries")):
+            raise ConfigError("--concurrency, --timeout and --retries: only with --endpoint.")
+        rewriter = LLMRewriter(config, device=args.device)
+    result = run_rewrite_job(store, rewriter, attributes, args.limit, progress=_progress)
     print(json.dumps(result))
+
+
+def generate(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.generate_job import read_prompts, run_generate_job
+
+    prompts = read_prompts(args.prompts)
+    local = {"device": args.device} if args.device else {}
+    generators = [_client(args, model, local) for model in args.model]
+    result = run_generate_job(store, prompts, generators, n=args.n, temperatures=args.temperatures,
+                              max_new_tokens=args.max_new_tokens, top_p=args.top_p, seed=args.seed,
+                              progress=_progress)
+    print(json.dumps(result))
+    if result["failed"]:
+        raise DeconfoundError(f"generate: {result['failed']} responses failed ({result.get('error')}); "
+                              "run the same command again to resume.")
+
+
+def judge(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.judge import run_judge
+    from models.generation import Decoding
+
+    local = {"device": args.device} if args.device else {}
+    decoding = Decoding(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    decoding.validate("--")
+    result = run_judge(store, _client(args, args.model, local), args.labels, objective=args.objective,
+                       decoding=decoding, attempts=args.attempts, concurrency=args.judges, seed=args.seed,
+                       progress=_progress)
+    print(json.dumps(result))
+    if result["failed"]:
+        raise DeconfoundError(f"judge: {result['failed']} requests failed ({result.get('error')}); "
+                              "run it again to go on.")
 
 
 # ---------------------------------------------------------------------- training

@@ -191,6 +191,20 @@ class Active(Policy):
         self._design_cdf = np.cumsum(self.design_weight)
         self._design_index = {frozenset(p): k for k, p in enumerate(self.design_pairs)}
 
+    @functools.cached_property
+    def edit_marginals(self) -> dict[str, float]:
+        """P(attribute on for a side) under the edit mixture: the coin flips in the uniform share,
+        else a design pair drawn by weight and put in either order with probability 1/2."""
+        out = {}
+        for name, p in self.on_probability.items():
+            if self.design_weight is None:
+                out[name] = p
+                continue
+            targeted = sum(float(w) * ((name in a) + (name in b)) / 2
+                           for w, (a, b) in zip(self.design_weight, self.design_pairs))
+            out[name] = self.config.uniform_share * p + (1.0 - self.config.uniform_share) * targeted
+        return out
+
     def _edits_probability(self, left_on: frozenset, right_on: frozenset) -> float:
         """P(these on-sets on the left and right) under the edit mixture."""
         p_ind = coin_flip_probability((left_on, right_on), self.on_probability)
@@ -226,6 +240,7 @@ class Active(Policy):
             propensity_score=float(self.probability[i]) * p_arm, arm_propensity=p_arm,
             acquisition_score=float(self.raw[i]) if self.scores else None,
             model_version=self.scores.version if self.scores else None,
+            edit_marginals=self.edit_marginals,
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

@@ -89,6 +89,7 @@ class CounterfactualPairs(Policy):
         return Proposal(
             prompt_id=prompt_id, left=second if swapped else first, right=first if swapped else second,
             position_swapped=swapped, arm=f"rewrite:{pair.attribute}", propensity_score=score, arm_propensity=arm_p,
+            edit_marginals={pair.attribute: 0.5},  # one side has it, which one is a coin flip
         )
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
@@ -107,6 +108,7 @@ class CounterfactualPairs(Policy):
             prompt_id=prompt.id, left=ProposedSide(base, left), right=ProposedSide(base, right),
             position_swapped=not on_left, arm=f"counterfactual:{attribute}",
             propensity_score=p_base * arm_p, arm_propensity=arm_p,
+            edit_marginals={attribute: 0.5},  # on for one side, which one is a coin flip
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

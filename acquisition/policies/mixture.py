@@ -82,6 +82,9 @@ class Mixture(Policy):
             position_swapped=chosen.position_swapped, arm=f"{self.components[k].name}:{chosen.arm}",
             propensity_score=score, arm_propensity=arm,
             acquisition_score=chosen.acquisition_score, model_version=chosen.model_version,
+            # given the component, which is drawn first by fixed weights: an exogenous
+            # covariate, so dividing by the component's marginal is still the design's weight
+            edit_marginals=chosen.edit_marginals,
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

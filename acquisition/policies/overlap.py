@@ -170,6 +170,7 @@ class OverlapTargeting(Policy):
             prompt_id=prompt.id, left=ProposedSide(left, lv), right=ProposedSide(right, rv),
             position_swapped=swapped, arm=f"overlap:{arm_name(lv, rv)}",
             propensity_score=float(p_pair * arm_p), arm_propensity=float(arm_p),
+            edit_marginals={a: float(sum(p for p, c in zip(p_combo, self.combos) if a in c)) for a in self.attributes},
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

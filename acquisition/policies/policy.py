@@ -62,6 +62,10 @@ class Proposal:
     arm_propensity: float
     acquisition_score: float | None = None
     model_version: str | None = None
+    # P(attribute on for a side | the attribute is randomised in this pair), for each attribute
+    # the edits of this pair randomised: the marginal propensity an attribute-level estimator
+    # (DoWhy, EconML) divides by. The same for both sides in every built-in policy.
+    edit_marginals: dict[str, float] | None = None
 
 
 class InvalidProposal(DeconfoundError):
@@ -82,6 +86,9 @@ def validate_proposal(proposal: Proposal, pool: PoolSnapshot) -> Proposal:
     for p in (proposal.propensity_score, proposal.arm_propensity):
         if not (0.0 < p <= 1.0) or math.isnan(p):
             raise InvalidProposal(f"propensity {p} is outside (0, 1]")
+    for attribute, p in (proposal.edit_marginals or {}).items():
+        if not (0.0 < p < 1.0) or math.isnan(p):
+            raise InvalidProposal(f"the marginal propensity of {attribute} ({p}) is outside (0, 1)")
     return proposal
 
 

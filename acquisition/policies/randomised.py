@@ -86,7 +86,7 @@ class RandomisedAttributes(Policy):
             prompt_id=prompt.id,
             left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
             position_swapped=swapped, arm=arm_name(vectors[0], vectors[1]),
-            propensity_score=p_pair * p_arm, arm_propensity=p_arm,
+            propensity_score=p_pair * p_arm, arm_propensity=p_arm, edit_marginals=dict(self.on_probability),
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

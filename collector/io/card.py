@@ -9,6 +9,7 @@ imported human preference data. Everything is computed from the database at expo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -33,6 +34,11 @@ FORMAT_NOTES = {
              "label including ties (`tie`) and both-bad (`tie (bothbad)`); side A is the left "
              "(displayed first) response and each \"model\" is a response (`response-<id>`).",
     "pairs": "The full served-pair log, one row per served pair (labelled, skipped or unlabelled).",
+    "effects": "The conjoint long format for causal estimators, one row per shown response of each "
+               "labelled pair (the AMCE's rows): `chosen` (1, 0, ties 0.5), `position`, every attribute "
+               "flag and its marginal propensity `<attribute>_propensity` (P(on) given the pair randomised "
+               "it). The joint probability of the whole pair is `pair_propensity`, not `propensity_score`, "
+               "so DoWhy does not read it as a treatment propensity.",
 }
 MAX_ARM_ROWS = 40
 
@@ -145,6 +151,28 @@ def groups_section(store: Store, pairs: pd.DataFrame) -> str:
             row["excluded annotators"] = int(part["excluded"].fillna(0).astype(int).sum())
         rows.append(row)
     return markdown_table(pd.DataFrame(rows))
+
+
+def model_labels_section(pairs: pd.DataFrame) -> str:
+    """Which labels came from LLM judges (``python -m collector judge``), by model and template."""
+    judged = pairs[(pairs["status"] == "labelled") & pairs["judgement"].notna()] if "judgement" in pairs else pairs[:0]
+    n_labels = int((pairs["status"] == "labelled").sum()) if not pairs.empty else 0
+    if judged.empty:
+        return "None: no label came from a model judge."
+    rows = []
+    for group, part in judged.groupby("annotator_group", sort=True):
+        records = [json.loads(j) for j in part["judgement"]]
+        templates = {hashlib.sha256(json.dumps(r.get("template"), sort_keys=True).encode()).hexdigest()[:12]
+                     for r in records}
+        rows.append({"group": group, "model": ", ".join(sorted({str(r.get("model")) for r in records})),
+                     "backend": ", ".join(sorted({str(r.get("backend")) for r in records})),
+                     "labels": len(part), "share of all labels": f"{len(part) / n_labels:.1%}",
+                     "templates (sha256)": ", ".join(sorted(templates))})
+    return ("These labels came from LLM judges, served and recorded through the same path as people's, as "
+            "annotators of a group of their own (`llm:<model>`); each label's `judgement` holds the model, "
+            "decoding, template, messages and raw reply. Their AMCE is in the effects table beside the human "
+            "groups'. Filter on `annotator_group` to keep them out of human-preference training.\n\n"
+            + markdown_table(pd.DataFrame(rows)))
 
 
 def _indicators(df: pd.DataFrame, side: str) -> dict[str, pd.Series]:
@@ -306,7 +334,9 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         intro.append(f"Format `{fmt}`{f', {rows} rows' if rows is not None else ''}: {FORMAT_NOTES.get(fmt, '')}")
     intro.append(
         "Every row carries its assignment mechanism: `policy`, `policy_version`, `arm`, "
-        "`propensity_score`, `arm_propensity`, the edit vectors and the display position. "
+        "`propensity_score` (the joint probability of the whole displayed pair, about one over the "
+        "number of possible pairs: not a per-attribute propensity), `arm_propensity` (that of its edits "
+        "and display order), the edit vectors and the display position. "
         "Column descriptions: the project README, section \"Export formats\"."
     )
     sections = [
@@ -314,6 +344,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Policies and versions", policies_section(store, pairs)),
         ("Arms and propensities", arms_section(pairs)),
         ("Annotator groups", groups_section(store, pairs)),
+        ("Labels from models", model_labels_section(pairs)),
         ("Balance", balance_section(pairs, trl)),
         ("Attribute effects (AMCE)", effects_section(pairs)),
         ("Agreement", agreement_section(pairs)),

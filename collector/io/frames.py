@@ -13,6 +13,7 @@ import pandas as pd
 
 from acquisition.core.turns import prompt_turns
 from acquisition.editors import EDITORS
+from acquisition.policies import parse_policy_config
 from collector.store import Store
 
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
@@ -32,9 +33,21 @@ def _flags(edit_vector: dict[str, Any], prefix: str) -> dict[str, Any]:
     }
 
 
+def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
+    """``(policy, version) -> edit_marginals`` for designs whose marginals follow from the
+    config alone (randomised_attributes), for pairs served before they were recorded."""
+    out = {}
+    for row in store.policies():
+        if row["name"] == "randomised_attributes":
+            config = parse_policy_config(row["name"], json.loads(row["config"]))
+            out[(row["name"], row["version"])] = json.dumps({a: config.p(a) for a in config.attributes}, sort_keys=True)
+    return out
+
+
 def pairs_frame(store: Store) -> pd.DataFrame:
     """Every served pair, labelled or not, one row each."""
     rows = []
+    static = _static_marginals(store)
     for r in store.served_pair_log():
         left_ev, right_ev = json.loads(r["left_edit_vector"]), json.loads(r["right_edit_vector"])
         status = r["status"]
@@ -52,6 +65,8 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "right_base_response_id": r["right_base_response_id"],
             "left_text": r["left_text"], "right_text": r["right_text"],
             "left_source_model": r["left_source_model"], "right_source_model": r["right_source_model"],
+            "left_generation": r.get("left_generation"), "right_generation": r.get("right_generation"),
+            "judgement": r.get("judgement"),
             "left_edit_vector": r["left_edit_vector"], "right_edit_vector": r["right_edit_vector"],
             "position_swapped": bool(r["position_swapped"]),
             "policy": r["policy_name"], "policy_version": r["policy_version"], "arm": r["arm"],
@@ -66,6 +81,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "excluded_reason": r["annotator_excluded_reason"],
             "study_version": r["study_version"], "objective": r["objective"],
             "objective_propensity": r["objective_propensity"],
+            "edit_marginals": r.get("edit_marginals") or static.get((r["policy_name"], r["policy_version"])),
             **_flags(left_ev, "left"), **_flags(right_ev, "right"),
         })
     return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
@@ -77,12 +93,12 @@ def _pairs_columns() -> list[str]:
         "annotator_group", "annotator_objective", "annotator_covariates", "prompt_id",
         "task_type", "prompt", "left_response_id", "right_response_id", "left_base_response_id",
         "right_base_response_id", "left_text", "right_text", "left_source_model", "right_source_model",
-        "left_edit_vector",
+        "left_generation", "right_generation", "judgement", "left_edit_vector",
         "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
-        "study_version", "objective", "objective_propensity",
+        "study_version", "objective", "objective_propensity", "edit_marginals",
     ]
     return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
 
@@ -280,8 +296,58 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
     return df
 
 
+EFFECT_OUTCOME = {"left": 1.0, "right": 0.0, "tie": 0.5}
+
+
+def effects_frame(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The conjoint long format: one row per shown response of each labelled pair.
+
+    The rows are the pairs the AMCE reads (``acquisition.effects.labelled_pairs``: labelled
+    left, right or tie; no quality-control item; no excluded annotator). ``chosen`` is 1 for
+    the chosen side, 0 for the other, 0.5 for both sides of a tie. For each attribute ``a``:
+    ``a`` is whether this response had it (null where the pair did not randomise it) and
+    ``a_propensity`` the probability it had it given that the pair randomised it, the
+    marginal propensity an attribute-level estimator divides by. ``pair_propensity`` is the
+    probability of the whole displayed pair (about 1e-6 in a large pool; never a per-attribute
+    propensity); ``arm_propensity`` that of the pair's edits and display order."""
+    from acquisition.effects import labelled_pairs
+
+    df = labelled_pairs(pairs)
+    attributes = sorted(EDITORS)
+    rows = []
+    for r in df.to_dict("records"):
+        marginals = json.loads(r["edit_marginals"]) if isinstance(r.get("edit_marginals"), str) else {}
+        y_left = EFFECT_OUTCOME[r["label"]]
+        for position, side, y in ((0, "left", y_left), (1, "right", 1.0 - y_left)):
+            row = {
+                "served_pair_id": r["served_pair_id"], "side": side, "position": position,
+                "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
+                "objective": r["objective"], "task_type": r["task_type"], "prompt_id": r["prompt_id"],
+                "response_id": r[f"{side}_response_id"], "base_response_id": r[f"{side}_base_response_id"],
+                "source_model": r[f"{side}_source_model"], "label": r["label"], "chosen": y,
+                "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+                "arm_propensity": r["arm_propensity"], "pair_propensity": r["propensity_score"],
+            }
+            for a in attributes:
+                flag = r[f"{side}_{a}"]
+                on = None if flag is None or pd.isna(flag) else bool(flag)
+                row[a] = on
+                row[f"{a}_propensity"] = marginals.get(a) if on is not None else None
+            rows.append(row)
+    columns = ["served_pair_id", "side", "position", "annotator_id", "annotator_group", "objective", "task_type",
+               "prompt_id", "response_id", "base_response_id", "source_model", "label", "chosen", "policy",
+               "policy_version", "arm", "arm_propensity", "pair_propensity",
+               *[c for a in attributes for c in (a, f"{a}_propensity")]]
+    out = pd.DataFrame(rows, columns=columns)
+    for a in attributes:
+        out[a] = out[a].astype("boolean")
+        out[f"{a}_propensity"] = out[f"{a}_propensity"].astype("float64")
+    out["chosen"] = out["chosen"].astype("float64")
+    return out
+
+
 FRAMES: dict[str, Callable[..., pd.DataFrame]] = {"trl": trl_frame, "trl-conversational": trl_conversational_frame,
-                                                  "arena": arena_frame,
+                                                  "arena": arena_frame, "effects": effects_frame,
                                                   "pairs": lambda pairs: pairs}  # format -> function of the pairs frame
 FORMATS = tuple(FRAMES)
 

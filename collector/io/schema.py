@@ -27,7 +27,7 @@ def _plain_arrow(t):
 # study writes one schema: the counts and ids are integers, scores floats, attribute flags
 # booleans, everything else a string
 _NULL_INTEGERS = {"strength", "latency_ms", "study_version", "origin_served_pair_id", "policy_version", "seed",
-                  "annotator_id", "prompt_id", "served_pair_id", "turn"}
+                  "annotator_id", "prompt_id", "served_pair_id", "turn", "position", "response_id", "base_response_id"}
 _NULL_FLOATS = {"acquisition_score", "propensity_score", "arm_propensity", "objective_propensity", "margin", "tstamp"}
 
 
@@ -36,8 +36,10 @@ def _declared(name: str, t):
         return t
     if name in _NULL_INTEGERS:
         return pa.int64()
-    if name in _NULL_FLOATS:
+    if name in _NULL_FLOATS or name.endswith("_propensity"):
         return pa.float64()
+    if name in EDITORS:  # the effects format's flag of the shown response
+        return pa.bool_()
     side, _, attribute = name.partition("_")
     if side in ("left", "right", "chosen", "rejected", "a", "b") and attribute in EDITORS:
         return pa.bool_()

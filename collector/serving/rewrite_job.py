@@ -7,12 +7,11 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from acquisition.core.errors import ConfigError
 from acquisition.rewriter import (
     SOURCE,
-    LLMRewriter,
     RewritePair,
     RewriterConfig,
     base_state,
@@ -20,6 +19,17 @@ from acquisition.rewriter import (
     rewrite_pairs,
 )
 from collector.store import Store
+
+
+class Rewriter(Protocol):
+    """``LLMRewriter`` (a local model) or ``models.generation.GeneratorRewriter`` (any back-end)."""
+
+    config: RewriterConfig
+    editor: str
+
+    def prompt(self, instruction: str, request: str, response: str) -> Any: ...
+    def fits(self, prompt: Any) -> bool: ...
+    def generate(self, prompts: Sequence[Any], seed: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class _Item:
     text: str
 
 
-def _edit_entry(rewriter: LLMRewriter, attribute: str, on: bool, seed: int, instruction: str,
+def _edit_entry(rewriter: Rewriter, attribute: str, on: bool, seed: int, instruction: str,
                 round_: int) -> dict[str, Any]:
     return {"on": on, "editor": rewriter.editor, "seed": seed, "direction": "add" if on else "remove",
             "instruction": instruction, "generation": rewriter.config.generation(), "round": round_}
@@ -47,7 +57,7 @@ def done_rewrites(store: Store, editor: str) -> set[tuple[int, str]]:
     return {key for key, r in rounds.items() if {1, 2} <= r}
 
 
-def run_rewrite_job(store: Store, rewriter: LLMRewriter, attributes: Sequence[str] | None = None,
+def run_rewrite_job(store: Store, rewriter: Rewriter, attributes: Sequence[str] | None = None,
                     limit: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Pre-generate rewrite / rewrite-of-rewrite pairs for every base response and attribute.
 
@@ -57,7 +67,7 @@ def run_rewrite_job(store: Store, rewriter: LLMRewriter, attributes: Sequence[st
 
     Args:
         store: the database.
-        rewriter: the loaded model.
+        rewriter: the loaded model, or ``GeneratorRewriter`` over a served one (``--endpoint``).
         attributes: attributes to rewrite (default: the config's).
         limit: at most this many new pairs in this run.
         progress: called with one line per batch (done/total, texts/s, ETA).
@@ -101,7 +111,7 @@ def run_rewrite_job(store: Store, rewriter: LLMRewriter, attributes: Sequence[st
     return counts
 
 
-def _rewrite_batch(store: Store, rewriter: LLMRewriter, batch: list[_Item], counts: dict[str, Any]) -> None:
+def _rewrite_batch(store: Store, rewriter: Rewriter, batch: list[_Item], counts: dict[str, Any]) -> None:
     config = rewriter.config
     items = ",".join(f"{i.base_response_id}:{i.attribute}" for i in batch)
     seed = zlib.crc32(f"{config.seed}:{items}".encode()) & 0x7FFFFFFF  # recorded with each rewrite

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 # 2: served pairs gain the status 'expired' (replaced after their lease ran out), at most one
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
-SCHEMA_VERSION = 4
+# 5: served pairs record each randomised attribute's marginal propensity (edit_marginals),
+# generated responses how they were generated, and a model judge's labels its judgement
+SCHEMA_VERSION = 5
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -47,17 +49,21 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "study_version": "INTEGER",
         "objective": "TEXT",
         "objective_propensity": "REAL",  # its probability when randomised, 1 when fixed
+        # {attribute: P(on for a side)} of the attributes the policy randomised (effects export)
+        "edit_marginals": "TEXT",
     },
     # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
     # external_id: a crowd platform's participant id ("prolific:<PROLIFIC_PID>"), never shown as the name
     "annotators": {"excluded": "INTEGER NOT NULL DEFAULT 0", "excluded_reason": "TEXT", "excluded_at": "REAL",
                    "external_id": "TEXT"},
     # 'gold' for the responses of gold pairs, which policies never see (NULL: the pool)
-    "responses": {"qc_kind": "TEXT"},
+    # generation: how a generated response was written, JSON {model, backend, decoding, sample, seed}
+    "responses": {"qc_kind": "TEXT", "generation": "TEXT"},
     # a multi-turn request's turns as JSON [{role, content}] (NULL: one user turn)
     "prompts": {"turns": "TEXT"},
     # server time the page showed the pair; latency_ms runs from it to the answer
-    "labels": {"shown_at": "REAL"},
+    # judgement: a model judge's label, JSON {model, backend, template, raw, attempts, decoding}
+    "labels": {"shown_at": "REAL", "judgement": "TEXT"},
     # who judged an imported preference and how, as the file said (JSON: Arena's judge,
     # language, tstamp): the covariates of the imported "annotator"
     "imported_preferences": {"covariates": "TEXT"},
@@ -273,7 +279,13 @@ class StoreBase:
     def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                return list(self.db.query(sql, list(params)))
+                # the connection itself: sqlite-utils' query() wraps each read in a SAVEPOINT and
+                # RELEASE, two more statements per read on the serving path
+                cursor = self.db.conn.execute(sql, list(params))
+                if cursor.description is None:
+                    return []
+                keys = [d[0] for d in cursor.description]
+                return [dict(zip(keys, row)) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
                 if self.db.conn.in_transaction:
                     raise  # the enclosing transaction reports it

@@ -64,6 +64,8 @@ class PoolTablesMixin(StoreBase):
                         "prompt_id": prompt_id, "text": response["text"], "text_hash": h,
                         "quality": response.get("quality"), "model": response.get("model"),
                         "source": source, "created_at": now,
+                        "generation": json.dumps(response["generation"], sort_keys=True)
+                        if response.get("generation") else None,
                     })
                     new_responses += 1
             version = self.pool_version + 1

@@ -78,6 +78,7 @@ class ServedPairsMixin(StoreBase):
         qc_kind: str = "regular",
         gold_item_id: int | None = None,
         qc_expected: str | None = None,
+        edit_marginals: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """Materialise both sides (reusing edited copies) and log the served pair, atomically.
 
@@ -110,6 +111,7 @@ class ServedPairsMixin(StoreBase):
                 "qc_expected": qc_expected,
                 "study_version": annotator.get("shown_study_version"), "objective": annotator.get("shown_objective"),
                 "objective_propensity": annotator.get("shown_objective_propensity"),
+                "edit_marginals": json.dumps(edit_marginals, sort_keys=True) if edit_marginals else None,
             })
         return self.served_pair(pair_id)
 
@@ -195,6 +197,7 @@ class ServedPairsMixin(StoreBase):
         *,
         shown_at: float | None = None,
         answered_at: float | None = None,
+        judgement: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Record the label answering one served pair: the pair the annotator was shown.
 
@@ -205,6 +208,7 @@ class ServedPairsMixin(StoreBase):
             shown_at: server time the page showed the pair (default: when it was served).
             answered_at: server time the answer arrived (default: now); ``latency_ms`` is
                 ``answered_at - shown_at``.
+            judgement: a model judge's record (model, template, raw reply), stored as JSON.
 
         Returns:
             ``(label, created)``. A second submission for the same pair returns the first
@@ -240,6 +244,7 @@ class ServedPairsMixin(StoreBase):
                 "served_pair_id": served_pair_id, "annotator_id": annotator_id, "choice": choice,
                 "strength": strength, "rationale": rationale, "shown_at": shown,
                 "latency_ms": max(0, int(round((answered_at - shown) * 1000))), "created_at": answered_at,
+                "judgement": json.dumps(judgement, sort_keys=True) if judgement else None,
             })
             self.db.execute(
                 "UPDATE served_pairs SET status = 'labelled' WHERE id = ?", [served_pair_id]
@@ -359,12 +364,13 @@ class ServedPairsMixin(StoreBase):
             SELECT sp.*, p.text AS prompt, p.task_type AS task_type,
                    lr.text AS left_text, rr.text AS right_text,
                    lb.model AS left_source_model, rb.model AS right_source_model,
+                   lb.generation AS left_generation, rb.generation AS right_generation,
                    a.name AS annotator_name, a.objective AS annotator_objective,
                    a.covariates AS annotator_covariates,
                    a.excluded AS annotator_excluded, a.excluded_reason AS annotator_excluded_reason,
                    l.id AS label_id, l.choice AS choice, l.strength AS strength,
                    l.rationale AS rationale, l.latency_ms AS latency_ms,
-                   l.shown_at AS shown_at, l.created_at AS labelled_at
+                   l.shown_at AS shown_at, l.created_at AS labelled_at, l.judgement AS judgement
             FROM served_pairs sp
             JOIN prompts p ON p.id = sp.prompt_id
             JOIN responses lr ON lr.id = sp.left_response_id
