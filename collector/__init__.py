@@ -12,8 +12,17 @@ Layers import one way (checked by import-linter in ``make test``): ``collector``
 
 from acquisition.core.errors import DeconfoundError
 from collector.serving.service import Collector, PairView
-from collector.serving.simulate import SimulatedAnnotatorConfig
 from collector.store import Store
 from collector.store.create import init_db
+
+
+def __getattr__(name: str) -> object:
+    """``SimulatedAnnotatorConfig`` on first use: it imports pandas, which the annotator's page
+    (everything that imports ``collector``) does not need."""
+    if name == "SimulatedAnnotatorConfig":
+        from collector.serving.simulate import SimulatedAnnotatorConfig
+
+        return SimulatedAnnotatorConfig
+    raise AttributeError(f"module 'collector' has no attribute {name!r}")
 
 __all__ = ["Collector", "DeconfoundError", "PairView", "SimulatedAnnotatorConfig", "Store", "init_db"]

@@ -188,6 +188,10 @@ def import_(args: argparse.Namespace, store: Store) -> None:
     result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
     print(result.summary())
+    if result.new_responses:
+        from collector.serving.snapshots import build_snapshot
+
+        build_snapshot(args.db)  # the server maps these columns instead of reading the pool itself
     if not args.no_embed and (result.new_prompts or result.new_responses):
         print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
 

@@ -148,6 +148,8 @@ class Collector:
                 arrays = snapshots.build_in_process(self.store.path)
         if arrays is None or arrays.version != version:
             arrays = self.store.pool_arrays(previous=current.arrays if current is not None else None)
+            if self.store.path != ":memory:" and len(arrays.response_ids) >= snapshots.process_threshold():
+                snapshots.save(self.store.path, arrays)  # the next server start maps them
         snapshot = self.store.pool_snapshot(lazy_texts=True, arrays=arrays)
         with self._lock:
             if self._snapshot is None or self._snapshot.version <= snapshot.version:

@@ -62,6 +62,18 @@ def load_saved(db_path: str | Path, version: int) -> PoolArrays | None:
         return None
 
 
+def save(db_path: str | Path, arrays: PoolArrays) -> None:
+    """Save columns read elsewhere (the server's own first read), unless that version is saved."""
+    folder = snapshot_root(db_path) / f"v{arrays.version}"
+    if not (folder / "meta.json").exists():
+        try:
+            arrays.save(folder)
+        except OSError:  # a read-only folder: the next start reads the pool again
+            return
+    for old in saved_versions(db_path)[:-KEEP_VERSIONS]:
+        shutil.rmtree(snapshot_root(db_path) / f"v{old}", ignore_errors=True)
+
+
 def drop_flag() -> Any:
     drop = get_editor("drop_answer")
     return lambda text: drop.apply(text, 0) != text
@@ -76,7 +88,8 @@ def build_snapshot(db_path: str | Path) -> dict[str, Any]:
         version = store.pool_version
         if (done := load_saved(db_path, version)) is not None:
             return {"pool_version": version, "responses": len(done.response_ids), "new_responses": 0,
-                    "seconds": round(time.perf_counter() - t0, 3), "built": False}
+                    "attention_flags": done.droppable is not None, "seconds": round(time.perf_counter() - t0, 3),
+                    "built": False}
         older = [v for v in saved_versions(db_path) if v < version]
         previous = load_saved(db_path, older[-1]) if older else None
         arrays = store.pool_arrays(previous)

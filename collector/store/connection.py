@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import sqlite_utils
+if "pandas" not in sys.modules:
+    # sqlite-utils imports pandas if it can, only to convert pandas values it is asked to insert
+    # (the store inserts plain values): half a second of the annotator page's first paint
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` raises ImportError
+    try:
+        import sqlite_utils
+    finally:
+        del sys.modules["pandas"]
+else:
+    import sqlite_utils
 
 from acquisition.core.errors import DeconfoundError, StorageError
 

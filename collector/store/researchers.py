@@ -9,14 +9,12 @@ is refused unanswered until a delay has passed, doubling with each failure (30 s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import time
 from typing import Any
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from acquisition.core.errors import AuthError, DeconfoundError
 from collector.store.connection import StoreBase, token_hash
@@ -32,8 +30,18 @@ MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024
 SESSION_HOURS = float(os.environ.get("DECONFOUND_SESSION_HOURS", "12"))
 
-_HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password anyone has")  # unknown names cost the same time
+@functools.cache
+def _hasher() -> Any:
+    """argon2id, loaded on first use: the annotator's page never needs it, and hashing the dummy
+    password at import took a tenth of a second of every server's start."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return str(_hasher().hash("not a password anyone has"))  # unknown names cost the same time
 
 
 def check_password_strength(password: object) -> str:
@@ -61,7 +69,7 @@ class ResearchersMixin(StoreBase):
         name = clean_name(name, "researcher name")
         if name == SHARED:
             raise DeconfoundError(f"researcher name {SHARED!r} is reserved for the shared password.")
-        digest = _HASHER.hash(check_password_strength(password))
+        digest = _hasher().hash(check_password_strength(password))
         with self.transaction():
             if self._one("SELECT id FROM researchers WHERE name = ?", [name]):
                 raise DeconfoundError(f"researcher {name!r} already exists; remove them first to reset the password.")
@@ -120,10 +128,10 @@ class ResearchersMixin(StoreBase):
                             "(or set DECONFOUND_RESEARCHER_PASSWORD) and reload.")
         if accounts:
             row = self._one("SELECT password_hash FROM researchers WHERE name = ?", [name])
-            ok = _verify(row["password_hash"] if row else _DUMMY_HASH, password) and row is not None
+            ok = _verify(row["password_hash"] if row else _dummy_hash(), password) and row is not None
         else:
             name = SHARED
-            ok = _verify(_HASHER.hash(shared_password or ""), password)
+            ok = _verify(_hasher().hash(shared_password or ""), password)
         self._attempt(name, client, "ok" if ok else "failed", now)
         if not ok:
             raise AuthError("Wrong name or password." if accounts else "Wrong researcher password.")
@@ -172,7 +180,9 @@ class ResearchersMixin(StoreBase):
 
 
 def _verify(digest: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _HASHER.verify(digest, password)
+        return bool(_hasher().verify(digest, password))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False

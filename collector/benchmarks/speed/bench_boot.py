@@ -4,8 +4,9 @@ Every figure is the wall time from the navigation to the first paint of the cont
 Chromium (Playwright, Debian's /usr/bin/chromium), on a freshly started server:
 
 - a bare Streamlit page (`st.write`), the floor on this machine;
-- the annotator page on a database of `--responses` base responses (`bench_snapshot`'s pool),
-  the first visitor (the server builds its policy) and a second, new session;
+- the annotator page on a database of `--responses` base responses (`bench_snapshot`'s pool,
+  with the pool's columns saved beside it as `import` leaves them), the first visitor (the server
+  builds its policy) and a second, new session;
 - the demo database: from "Sign up and start" to the first pair.
 
 It prints the server's resident memory after each and the ratios to the bare page. Targets
@@ -17,12 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, streamlit_app
 from collector.benchmarks.speed.bench_snapshot import fill
+from collector.serving.snapshots import build_snapshot
 from collector.store import Store
 from collector.store.create import init_db
 
@@ -56,42 +59,53 @@ async def _time_to(url: str, selector: str, action=None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3, help="fresh servers per figure; medians are printed")
     args = parser.parse_args()
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"medians of {args.repeats} fresh servers", flush=True)
     env = {"DECONFOUND_WORKER": "0"}  # the trainer's own process is not the page's boot
+    floors, firsts, agains, signups, rss = [], [], [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE)
         empty = Path(tmp) / "empty.db"
         init_db(empty)
-        with streamlit_app(empty, env, script=bare) as (url, proc):
-            floor = asyncio.run(_time_to(url, "text=Hello from a bare page"))
-            print(f"bare Streamlit page: painted in {floor:.2f} s, server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
         db = Path(tmp) / "big.db"
         fill(db, args.responses)
+        build_snapshot(db)  # what `import` leaves beside a database it filled
         store = Store(db)
-        token = store.add_annotator("boot")[1]
-        second = store.add_annotator("boot-2")[1]
+        tokens = [store.add_annotator(f"boot-{i}")[1] for i in range(2 * args.repeats)]
         store.close()
-        with streamlit_app(db, env) as (url, proc):
-            first = asyncio.run(_time_to(f"{url}/?token={token}", ".st-key-annotate_actions"))
-            print(f"{args.responses:,} responses, first visitor: annotator page painted in {first:.2f} s "
-                  f"({first / floor:.1f}x the bare page), server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
-            again = asyncio.run(_time_to(f"{url}/?token={second}", ".st-key-annotate_actions"))
-            print(f"{args.responses:,} responses, a new session: painted in {again:.2f} s ({again / floor:.1f}x), "
-                  f"server RSS {rss_mb(proc.pid):.0f} MB", flush=True)
         demo = Path(tmp) / "demo.db"
         init_db(demo, demo=True)
 
         async def sign_up(page) -> None:
             await page.wait_for_selector(".st-key-annotate_signup_name input", timeout=120_000)
-            await page.fill(".st-key-annotate_signup_name input", "newcomer")
+            await page.fill(".st-key-annotate_signup_name input", f"newcomer {len(signups)}")
             await page.click(".st-key-annotate_signup button")
 
-        with streamlit_app(demo, env) as (url, proc):
-            signup = asyncio.run(_time_to(url, ".st-key-annotate_actions", sign_up))
-            print(f"demo database: first pair {signup:.2f} s after 'Sign up and start', server RSS "
-                  f"{rss_mb(proc.pid):.0f} MB", flush=True)
+        for r in range(args.repeats):
+            with streamlit_app(empty, env, script=bare) as (url, proc):
+                floors.append(asyncio.run(_time_to(url, "text=Hello from a bare page")))
+                rss["bare"] = rss_mb(proc.pid)
+            with streamlit_app(db, env) as (url, proc):
+                firsts.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r]}", ".st-key-annotate_actions")))
+                rss["first"] = rss_mb(proc.pid)
+                agains.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r + 1]}", ".st-key-annotate_actions")))
+                rss["again"] = rss_mb(proc.pid)
+            with streamlit_app(demo, env) as (url, proc):
+                signups.append(asyncio.run(_time_to(url, ".st-key-annotate_actions", sign_up)))
+                rss["demo"] = rss_mb(proc.pid)
+            print(f"  run {r + 1}: bare {floors[-1]:.2f} s, first visitor {firsts[-1]:.2f} s, new session "
+                  f"{agains[-1]:.2f} s, demo sign-up to first pair {signups[-1]:.2f} s", flush=True)
+    floor, first, again = statistics.median(floors), statistics.median(firsts), statistics.median(agains)
+    print(f"bare Streamlit page: painted in {floor:.2f} s, server RSS {rss['bare']:.0f} MB")
+    print(f"{args.responses:,} responses, first visitor: annotator page painted in {first:.2f} s "
+          f"({first / floor:.1f}x the bare page), server RSS {rss['first']:.0f} MB")
+    print(f"{args.responses:,} responses, a new session: painted in {again:.2f} s ({again / floor:.1f}x), "
+          f"server RSS {rss['again']:.0f} MB")
+    print(f"demo database: first pair {statistics.median(signups):.2f} s after 'Sign up and start', "
+          f"server RSS {rss['demo']:.0f} MB")
 
 
 if __name__ == "__main__":
