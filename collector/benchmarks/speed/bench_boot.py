@@ -64,7 +64,11 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"medians of {args.repeats} fresh servers", flush=True)
     env = {"DECONFOUND_WORKER": "0"}  # the trainer's own process is not the page's boot
-    floors, firsts, agains, signups, rss = [], [], [], [], {}
+    floors: list[float] = []
+    firsts: list[float] = []
+    agains: list[float] = []
+    signups: list[float] = []
+    rss: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE)
