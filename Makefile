@@ -51,6 +51,7 @@ test: db lint $(CAUSAL_VENV)/.installed
 bench: db
 	$(PY) -m collector.benchmarks.speed.bench_serving
 	$(PY) -m collector.benchmarks.speed.bench_rebuild
+	$(PY) -m collector.benchmarks.speed.bench_scale
 	$(PY) -m collector.benchmarks.speed.bench_embeddings
 	$(PY) -m collector.benchmarks.speed.bench_embeddings --backends
 	$(PY) -m collector.benchmarks.speed.bench_import

@@ -59,7 +59,7 @@ before = rss()
 if not lazy:  # the old behaviour: every text in the server's snapshot
     cls = type(store)
     plain = cls.pool_snapshot
-    cls.pool_snapshot = lambda self, lazy_texts=False: plain(self, lazy_texts=False)
+    cls.pool_snapshot = lambda self, lazy_texts=False, arrays=None: plain(self, lazy_texts=False, arrays=arrays)
 t = time.perf_counter()
 collector = Collector(store, seed=0)
 collector.active_policy()

@@ -197,3 +197,21 @@ def test_the_rewriter_runs_through_a_served_model(tmp_path, model_dir, capsys):
     assert {e["editor"] for v in variants for e in v["edit_vector"].values()} == {"llm:tiny-chat"}
     store.close()
     assert main(["rewrite", "--db", str(tmp_path / "r.db"), "--model", str(model_dir), "--timeout", "3"]) == 1
+
+
+def test_generate_and_judge_with_a_local_model_in_process(tmp_path, model_dir, capsys):
+    db = fresh_db(tmp_path)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(PROMPTS[:4]) + "\n")
+    assert main(["generate", "--db", str(db), "--prompts", str(prompts), "--model", str(model_dir), "--n", "2",
+                 "--temperatures", "1.0", "--max-new-tokens", "10"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["stored"] + summary["empty"] + summary["duplicates"] == 8 and "http" not in summary
+    store = Store(db)
+    assert {json.loads(r["generation"])["backend"] for r in store._all("SELECT generation FROM responses")} == {
+        "transformers"}
+    store.close()
+    assert main(["judge", "--db", str(db), "--model", str(model_dir), "--labels", "5", "--temperature", "1.0",
+                 "--max-new-tokens", "12", "--attempts", "5"]) == 0
+    judged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert judged["group"] == f"llm:{model_dir.name}" and judged["labels"] + judged["skipped_no_verdict"] == 5
