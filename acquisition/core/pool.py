@@ -207,8 +207,9 @@ class PoolArrays:
                           all_drop[order] if known_flags else None)
 
     # ------------------------------------------------------------------ files
-    def save(self, folder: str | Path) -> Path:
-        """Write the columns to ``folder`` (made whole in a temporary folder, then renamed)."""
+    def save(self, folder: str | Path, replace: bool = False) -> Path:
+        """Write the columns to ``folder`` (made whole in a temporary folder, then renamed);
+        ``replace``: over an existing one (a reader that mapped its files keeps them)."""
         folder = Path(folder)
         tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}-{threading.get_ident()}")
         tmp.mkdir(parents=True, exist_ok=True)
@@ -217,6 +218,12 @@ class PoolArrays:
         if self.droppable is not None:
             np.save(tmp / "droppable.npy", self.droppable)
         (tmp / "meta.json").write_text(json.dumps({"version": self.version, "task_types": list(self.task_types)}))
+        if replace and folder.exists():
+            old = folder.with_name(f".old-{folder.name}-{os.getpid()}-{threading.get_ident()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+            return folder
         try:
             os.replace(tmp, folder)
         except OSError:  # another builder wrote the same version first: theirs is as good

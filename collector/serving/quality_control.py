@@ -33,6 +33,7 @@ import numpy as np
 
 from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector, get_editor
+from collector.serving import snapshots
 from collector.serving.qc_settings import QC_POLICY_NAME, QCConfig, qc_config
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
@@ -115,6 +116,8 @@ class QualityControl:
         kind = config.attention_kinds[int(rng.integers(len(config.attention_kinds)))]
         p_kind = config.attention_rate / len(config.attention_kinds)
         if kind == "drop_answer":
+            if pool.arrays.droppable is None and pool.n_responses >= snapshots.process_threshold():
+                return None  # flagging a large pool's texts here would stall: the builder is on it
             drop = get_editor("drop_answer")
             droppable = pool.droppable_ids(lambda text: drop.apply(text, 0) != text)
             if not len(droppable):

@@ -108,7 +108,9 @@ class Collector:
         needed = self._needs[1]
         model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
         rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
-        key = (self.store.pool_version, row["version"], model_version, rewrite_version)
+        qc = self.quality_control.config()[0]
+        flags = qc.attention_rate > 0 and "drop_answer" in qc.attention_kinds  # the snapshot must flag texts
+        key = (self.store.pool_version, row["version"], model_version, rewrite_version, flags)
         with self._lock:
             if key == self._policy_key or (self._policy is not None and self.background_rebuild):
                 if key != self._policy_key and self._building is None:
@@ -118,17 +120,27 @@ class Collector:
                     threading.Thread(target=self._rebuild, args=(key, row, needed, model_version),
                                      name="deconfound-policy-rebuild", daemon=True).start()
                 return self._policy, self._policy_row  # type: ignore[return-value]
-        policy = self._build(row, needed, model_version)  # the first build, or rebuilds on request
+        policy = self._build(row, needed, model_version, flags=flags)  # the first build, or rebuilds on request
         with self._lock:
-            self._policy, self._policy_key, self._policy_row = policy, key, row
+            # a large pool read here has no attention-check flags: the next request has them
+            # built by the builder process, off the request path
+            unflagged = flags and self.background_rebuild and not self._flagged(policy.pool)
+            self._policy_key = (*key[:-1], "unflagged") if unflagged else key
+            self._policy, self._policy_row = policy, row
             return policy, row
 
+    @staticmethod
+    def _flagged(pool: PoolSnapshot) -> bool:
+        """Whether ``drop_answer`` attention checks can be drawn from ``pool`` without reading
+        its texts on the request path (flags built, or a pool small enough to flag at once)."""
+        return pool.arrays.droppable is not None or pool.n_responses < snapshots.process_threshold()
+
     def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None,
-               off_path: bool = False) -> Policy:
-        return build_policy(row["name"], row["config"], self._pool_snapshot(off_path),
+               off_path: bool = False, flags: bool = False) -> Policy:
+        return build_policy(row["name"], row["config"], self._pool_snapshot(off_path, flags),
                             **policy_inputs(self.store, needed, model_version))
 
-    def _pool_snapshot(self, off_path: bool) -> PoolSnapshot:
+    def _pool_snapshot(self, off_path: bool, flags: bool = False) -> PoolSnapshot:
         """The snapshot of the current pool version, ids only (texts are read on demand).
 
         Kept while the pool does not move (a new model or policy reuses it). A new version
@@ -138,13 +150,15 @@ class Collector:
         version = self.store.pool_version
         with self._lock:
             current = self._snapshot
-        if current is not None and current.version == version:
+        if current is not None and current.version == version and (not flags or self._flagged(current)):
             return current
         arrays = None
         if self.store.path != ":memory:":
             arrays = snapshots.load_saved(self.store.path, version)
-            large = (current.n_responses if current is not None else 0) >= snapshots.process_threshold()
-            if arrays is None and off_path and large:
+            if arrays is not None and flags and arrays.droppable is None:
+                arrays = None  # saved before attention checks were on: the builder flags them now
+            known = current.n_responses if current is not None else 0
+            if arrays is None and off_path and known >= snapshots.process_threshold():
                 arrays = snapshots.build_in_process(self.store.path)
         if arrays is None or arrays.version != version:
             arrays = self.store.pool_arrays(previous=current.arrays if current is not None else None)
@@ -153,7 +167,7 @@ class Collector:
         snapshot = self.store.pool_snapshot(lazy_texts=True, arrays=arrays)
         with self._lock:
             if self._snapshot is None or self._snapshot.version <= snapshot.version:
-                self._snapshot = snapshot
+                self._snapshot = snapshot  # the flagged one replaces an unflagged one of its version
         return snapshot
 
     def _rebuild(self, key: tuple[Any, ...], row: dict[str, Any], needed: frozenset[str],
@@ -161,7 +175,7 @@ class Collector:
         """Build the policy for ``key`` off the request path and swap it in at once; on failure
         the previous policy keeps serving and the next request tries again."""
         try:
-            policy = self._build(row, needed, model_version, off_path=True)
+            policy = self._build(row, needed, model_version, off_path=True, flags=bool(key[-1]))
         except Exception:  # noqa: BLE001 - the old policy keeps serving; the next request retries
             with self._lock:
                 self._building = None

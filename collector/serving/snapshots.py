@@ -86,14 +86,16 @@ def build_snapshot(db_path: str | Path) -> dict[str, Any]:
     store = Store(db_path, create=False, readonly=True)
     try:
         version = store.pool_version
-        if (done := load_saved(db_path, version)) is not None:
+        wants_flags = attention_drops(store)
+        done = load_saved(db_path, version)
+        if done is not None and (done.droppable is not None or not wants_flags):
             return {"pool_version": version, "responses": len(done.response_ids), "new_responses": 0,
                     "attention_flags": done.droppable is not None, "seconds": round(time.perf_counter() - t0, 3),
                     "built": False}
         older = [v for v in saved_versions(db_path) if v < version]
-        previous = load_saved(db_path, older[-1]) if older else None
+        previous = done if done is not None else load_saved(db_path, older[-1]) if older else None
         arrays = store.pool_arrays(previous)
-        if not attention_drops(store):  # reading every text to flag it costs minutes at a million
+        if not wants_flags:  # reading every text to flag it costs minutes at a million
             arrays.save(snapshot_root(db_path) / f"v{version}")
             new = np.flatnonzero(arrays.response_ids > (previous.max_response_id if previous is not None else 0))
             return _done(db_path, version, arrays, len(new), t0)
@@ -108,7 +110,7 @@ def build_snapshot(db_path: str | Path) -> dict[str, Any]:
         texts = TextLookup(arrays.response_ids[new], store.response_texts, cache_size=0)
         flags[new] = flag_texts(arrays.response_ids[new], texts, drop_flag())
         object.__setattr__(arrays, "droppable", flags)
-        arrays.save(snapshot_root(db_path) / f"v{version}")
+        arrays.save(snapshot_root(db_path) / f"v{version}", replace=done is not None)  # the flagged one
     finally:
         store.close()
     return _done(db_path, version, arrays, len(new), t0)

@@ -148,3 +148,35 @@ def test_the_server_swaps_in_a_snapshot_its_builder_process_saved(store, monkeyp
         threading.Event().wait(0.05)
     new_policy, row = collector.active_policy()
     assert row["version"] == changed["version"] and new_policy.pool is policy.pool  # reused, not read again
+
+
+def test_attention_checks_on_a_large_pool_wait_for_the_builder_not_the_request(store, monkeypatch):
+    """Turning drop_answer attention checks on must not make a request read every text: the
+    server serves regular pairs until the builder process has flagged them, then the checks."""
+    from collector.serving.qc_settings import update_qc_config
+
+    monkeypatch.setenv("DECONFOUND_SNAPSHOT_PROCESS_MIN", "0")  # every pool counts as large
+    store.add_pool(records(0, 30), source="a")
+    store.activate_policy("randomised_attributes", {})
+    collector = Collector(store, seed=0, background_rebuild=True)
+    annotator, _ = store.add_annotator("a")
+    first = collector.next_pair(annotator["id"])  # the first build, in this process: no flags
+    collector.submit(annotator["id"], first.served_pair_id, "left")
+    assert collector.active_policy()[0].pool.arrays.droppable is None
+    update_qc_config(store, {"attention_rate": 0.9, "attention_kinds": ["drop_answer"]})
+    monkeypatch.setattr("acquisition.core.pool.flag_texts",
+                        lambda *a: pytest.fail("texts flagged on the request path"))
+    served = collector.next_pair(annotator["id"])  # no flags yet: a regular pair, and the builder starts
+    assert store.served_pair(served.served_pair_id)["qc_kind"] == "regular"
+    collector.submit(annotator["id"], served.served_pair_id, "left")
+    for _ in range(300):
+        if collector.active_policy()[0].pool.arrays.droppable is not None:
+            break
+        threading.Event().wait(0.05)
+    assert collector.active_policy()[0].pool.arrays.droppable is not None
+    kinds = []
+    for _ in range(10):
+        view = collector.next_pair(annotator["id"])
+        kinds.append(store.served_pair(view.served_pair_id)["qc_kind"])
+        collector.submit(annotator["id"], view.served_pair_id, "left")
+    assert "attention" in kinds
