@@ -148,8 +148,11 @@ class Active(Policy):
         uniform_arr = 1.0 / len(self.servable) / (size * (size - 1) / 2)
         raw_arr = (acquisition_scores.lookup(low, high) if acquisition_scores is not None
                    else np.full(len(low), np.nan))
-        fill = np.nanmean(raw_arr) if np.isfinite(raw_arr).any() else 1.0  # unscored pairs: average
-        raw_arr = np.where(np.isfinite(raw_arr), raw_arr, fill).clip(min=0.0)
+        # a pair the live model has not scored yet (new in the pool, texts not embedded) is drawn
+        # as if it had the average score, and served pairs record no score for it
+        self.scored = np.isfinite(raw_arr)
+        fill = np.nanmean(raw_arr) if self.scored.any() else 1.0
+        raw_arr = np.where(self.scored, raw_arr, fill).clip(min=0.0)
         targeted = raw_arr / raw_arr.sum() if raw_arr.sum() > 0 else uniform_arr
         self.raw = raw_arr
         self.floor = config.uniform_share * uniform_arr
@@ -238,7 +241,7 @@ class Active(Policy):
             prompt_id=prompt_id, left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
             position_swapped=swapped, arm=arm_name(vectors[0], vectors[1]),
             propensity_score=float(self.probability[i]) * p_arm, arm_propensity=p_arm,
-            acquisition_score=float(self.raw[i]) if self.scores else None,
+            acquisition_score=float(self.raw[i]) if self.scores and self.scored[i] else None,
             model_version=self.scores.version if self.scores else None,
             edit_marginals=self.edit_marginals,
         )

@@ -96,6 +96,12 @@ def test_active_pair_table_is_the_old_loop_in_the_same_order(store):
     policy = Active(ActiveConfig(design_acquisition="none"), pool, acquisition_scores=scores)
     assert policy.raw[3] == 5.0 and policy.raw[7] == 1.0 and np.allclose(policy.raw[[0, 1, 2]], 3.0)
     assert abs(policy.probability.sum() - 1) < 1e-12
+    rng = np.random.default_rng(0)
+    drawn = [policy.propose(None, rng) for _ in range(300)]
+    scored = {frozenset(expected[3][1:]): 5.0, frozenset(expected[7][1:]): 1.0}
+    for d in drawn:  # an unscored pair is drawn at the average score but records none
+        assert d.acquisition_score == scored.get(frozenset((d.left.base_response_id, d.right.base_response_id)))
+    assert any(d.acquisition_score is None for d in drawn) and any(d.acquisition_score == 5.0 for d in drawn)
     p, a, b = expected[3]
     assert policy.propensity_of(None, p, *[type("S", (), {"base_response_id": x, "edit_vector": {}})()
                                            for x in (b, a)])[0] > 0
