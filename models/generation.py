@@ -71,9 +71,10 @@ class Generator(Protocol):
 
 
 class LocalGenerator:
-    """A local causal LM directory through transformers (CPU by default), batched; each
-    conversation's sampling is seeded by its own seed, so a batch's texts do not depend on
-    which other conversations share it."""
+    """A local causal LM directory through transformers (CPU by default). Greedy decoding runs
+    ``batch_size`` conversations per ``generate`` call (left-padded; the same texts as one at a
+    time, tested); sampling runs one conversation at a time, each seeded by its own seed, so a
+    text does not depend on which other conversations share its batch."""
 
     backend = "transformers"
 
@@ -113,6 +114,8 @@ class LocalGenerator:
 
     def chat(self, conversations: Sequence[Sequence[Message]], decoding: Decoding,
              seeds: Sequence[int]) -> list[str]:
+        if decoding.temperature == 0:  # greedy needs no seed: generate in batches
+            return self._greedy_batches(conversations, decoding)
         torch = self._torch
         out: list[str] = []
         with self._lock, torch.inference_mode():
@@ -129,6 +132,22 @@ class LocalGenerator:
                     tokens = self.model.generate(**enc, **kwargs)
                 new = tokens[0, enc["input_ids"].shape[1]:]
                 out.append(str(self.tokenizer.decode(new, skip_special_tokens=True)).strip())
+        return out
+
+
+    def _greedy_batches(self, conversations: Sequence[Sequence[Message]], decoding: Decoding) -> list[str]:
+        """Greedy continuations, ``batch_size`` conversations per ``generate`` call (left-padded)."""
+        torch = self._torch
+        out: list[str] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(conversations), max(1, self.batch_size)):
+                chunk = [self.render(m) for m in conversations[start:start + max(1, self.batch_size)]]
+                enc = self.tokenizer(chunk, return_tensors="pt", padding=True,
+                                     add_special_tokens=not self.chat_template).to(self.device)
+                tokens = self.model.generate(**enc, max_new_tokens=decoding.max_new_tokens, do_sample=False,
+                                             pad_token_id=self.tokenizer.pad_token_id)
+                new = tokens[:, enc["input_ids"].shape[1]:]
+                out += [str(t).strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
         return out
 
 

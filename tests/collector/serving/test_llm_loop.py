@@ -215,3 +215,15 @@ def test_generate_and_judge_with_a_local_model_in_process(tmp_path, model_dir, c
                  "--max-new-tokens", "12", "--attempts", "5"]) == 0
     judged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert judged["group"] == f"llm:{model_dir.name}" and judged["labels"] + judged["skipped_no_verdict"] == 5
+
+
+def test_greedy_local_generation_is_batched_and_matches_one_at_a_time(model_dir):
+    messages = [[{"role": "user", "content": text}] for text in ("a short one", "a much longer request " * 6, "yes")]
+    batched = LocalGenerator(model_dir, batch_size=3)
+    single = LocalGenerator(model_dir, batch_size=1)
+    greedy = Decoding(max_new_tokens=10, temperature=0.0)
+    calls = []
+    real = batched.model.generate
+    batched.model.generate = lambda **kw: calls.append(kw["input_ids"].shape[0]) or real(**kw)
+    assert batched.chat(messages, greedy, [0, 0, 0]) == single.chat(messages, greedy, [0, 0, 0])
+    assert calls == [3]  # one call for the three
