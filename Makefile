@@ -33,7 +33,7 @@ db: setup
 	@test -f $(DB) || $(PY) -m collector init --demo --db $(DB)
 
 run: db
-	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py $(SERVE) --server.fileWatcherType none
+	DECONFOUND_DB=$(DB) $(PY) -m collector.app.serve $(SERVE) --server.fileWatcherType none
 
 dev: db
 	DECONFOUND_DB=$(DB) $(PY) -m streamlit run app.py $(SERVE) --server.runOnSave true \

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collector.app import APP_SCRIPT, REPOSITORY
+from collector.app import REPOSITORY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -69,14 +69,17 @@ def free_port() -> int:
 @contextmanager
 def streamlit_app(db: str | Path, env: dict[str, str] | None = None,
                   log: str | Path | None = None, script: str | Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``streamlit run app.py`` (or ``script``) over ``db`` on a free 127.0.0.1 port, as ``make
-    run`` starts it; yields ``(url, process)`` and stops it (by its PID) after."""
+    """The app as ``make run`` serves it (``python -m collector.app.serve``), or ``streamlit run
+    script``, over ``db`` on a free 127.0.0.1 port; yields ``(url, process)`` and stops it (by its
+    PID) after."""
     if not os.path.exists(CHROMIUM):
         raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     port = free_port()
     out: Any = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script or APP_SCRIPT), "--server.address", "127.0.0.1",
+        # the app as `make run` serves it (its modules imported before the server opens), or a script
+        [sys.executable, "-m", *(("streamlit", "run", str(script)) if script else ("collector.app.serve",)),
+         "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=REPOSITORY, env={**os.environ, "DECONFOUND_DB": str(db), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,

@@ -9,6 +9,10 @@ Chromium (Playwright, Debian's /usr/bin/chromium), on a freshly started server:
   builds its policy) and a second, new session;
 - the demo database: from "Sign up and start" to the first pair.
 
+The app is served as `make run` serves it (`python -m collector.app.serve`, which imports the
+app's modules before the server opens its port); the time from process start to an open port is
+printed for both.
+
 It prints the server's resident memory after each and the ratios to the bare page. Targets
 (issue 16): within 1.5x of the bare page, under 500 MB, the first pair within 2 s of signing up.
 """
@@ -69,6 +73,7 @@ def main() -> None:
     agains: list[float] = []
     signups: list[float] = []
     rss: dict[str, float] = {}
+    ready: dict[str, list[float]] = {"bare": [], "app": []}  # process start to the port open
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE)
@@ -89,10 +94,14 @@ def main() -> None:
             await page.click(".st-key-annotate_signup button")
 
         for r in range(args.repeats):
+            started = time.monotonic()
             with streamlit_app(empty, env, script=bare) as (url, proc):
+                ready["bare"].append(time.monotonic() - started)
                 floors.append(asyncio.run(_time_to(url, "text=Hello from a bare page")))
                 rss["bare"] = rss_mb(proc.pid)
+            started = time.monotonic()
             with streamlit_app(db, env) as (url, proc):
+                ready["app"].append(time.monotonic() - started)
                 firsts.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r]}", ".st-key-annotate_actions")))
                 rss["first"] = rss_mb(proc.pid)
                 agains.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r + 1]}", ".st-key-annotate_actions")))
@@ -103,6 +112,8 @@ def main() -> None:
             print(f"  run {r + 1}: bare {floors[-1]:.2f} s, first visitor {firsts[-1]:.2f} s, new session "
                   f"{agains[-1]:.2f} s, demo sign-up to first pair {signups[-1]:.2f} s", flush=True)
     floor, first, again = statistics.median(floors), statistics.median(firsts), statistics.median(agains)
+    print(f"server start to its port open: bare {statistics.median(ready['bare']):.2f} s, the app "
+          f"{statistics.median(ready['app']):.2f} s (it imports its modules before opening)")
     print(f"bare Streamlit page: painted in {floor:.2f} s, server RSS {rss['bare']:.0f} MB")
     print(f"{args.responses:,} responses, first visitor: annotator page painted in {first:.2f} s "
           f"({first / floor:.1f}x the bare page), server RSS {rss['first']:.0f} MB")
