@@ -93,6 +93,7 @@ def test_marginals_of_the_adaptive_policies_are_the_frequencies_they_draw_with(t
 def causal_python() -> str:
     python = os.environ.get("DECONFOUND_CAUSAL_PYTHON")
     if not python:
+        assert not os.environ.get("CI"), "CI runs `make test`, which sets DECONFOUND_CAUSAL_PYTHON"
         pytest.skip("DoWhy and EconML live in .venv-causal; `make test` creates it and sets DECONFOUND_CAUSAL_PYTHON")
     assert Path(python).exists(), f"DECONFOUND_CAUSAL_PYTHON={python} does not exist"
     return python
