@@ -2,9 +2,10 @@
 
 Each editor changes one stylistic attribute that reward models are known to learn as a
 spurious feature (length, lists, bold, emoji, sycophantic openers, hedging, ...) and keeps
-the content: every word of the original survives, in order (``tests/test_editors.py``
-checks this for every registered style editor); the positive controls in ``controls`` change
-real quality on purpose. ``measure`` reads the attribute back so each
+the content: every word of the original survives, in order, and each works both ways on natural
+texts (detect, add, remove) where it ``applies`` (``tests/acquisition/test_editors.py`` checks
+this for every registered style editor); the quality controls in ``controls`` (and the
+fabricated ``citations``) change real quality on purpose. ``measure`` reads the attribute back so each
 edited copy can store a manipulation check.
 
 References: Singhal et al., *A Long Way to Go: Investigating Length Correlations in RLHF*
@@ -22,8 +23,9 @@ from acquisition.editors.editor import (
     get_editor,
     quality_neutral,
     register_editor,
+    treatment_received,
     word_count,
 )
 
 __all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_seed", "get_editor",
-           "quality_neutral", "register_editor", "word_count"]
+           "quality_neutral", "register_editor", "treatment_received", "word_count"]

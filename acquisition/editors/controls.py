@@ -44,6 +44,9 @@ class DropAnswer(Editor):
         end = re.search(r"(?<=[.!?])\s+", masked)
         return unmask(masked[:end.start()], spans) if end else prose[0]
 
+    def applies(self, text: str) -> bool:
+        return self._answer(text) is not None
+
     def apply(self, text: str, seed: int) -> str:
         answer = self._answer(text)
         if answer is None or answer not in text:

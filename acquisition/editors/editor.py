@@ -206,6 +206,22 @@ class Editor(ABC):
     # the edit creates it: the positive controls), "unknown" (an amount that needs the base)
     unedited: ClassVar[str] = "read"
     takes_donor: ClassVar[bool] = False  # True: `apply` accepts `donor`, texts written for other prompts
+    # offered to the policies that randomise rule-based edits; False where the rule-based edit
+    # is not the attribute it names (verbosity: length needs new content, an LLM rewrite)
+    randomisable: ClassVar[bool] = True
+
+    def applies(self, text: str) -> bool:
+        """Whether the attribute can be switched on and off in this (base) text: detected and
+        removable where present, addable where absent. Where it does not apply, an edit leaves
+        the text alone and the attribute is not randomised for this response."""
+        return True
+
+    def two_way(self, text: str, can_add: Callable[[str], bool]) -> bool:
+        """``applies`` for an editor that reads its attribute from the text: where the text has
+        it, removal must take it away; where it has not, ``can_add`` says whether it fits."""
+        if self.is_on(text):
+            return not self.is_on(self.remove(text))
+        return can_add(text)
 
     @property
     def readable_alone(self) -> bool:
@@ -240,7 +256,7 @@ class Editor(ABC):
         return self.is_on(edited) == on
 
 
-DEFAULT_ATTRIBUTES = ("verbosity", "list_format", "sycophantic_opener", "bold", "emoji", "hedging")
+DEFAULT_ATTRIBUTES = ("list_format", "sycophantic_opener", "bold", "emoji", "hedging", "closing_pleasantry")
 
 
 def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
@@ -252,7 +268,10 @@ def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
 
 def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
                       donor: Callable[[int], str] | None = None) -> tuple[str, dict[str, bool]]:
-    """Apply every switch in an edit vector to a base text.
+    """Apply every switch in an edit vector to a base text, from its natural state: an attribute
+    switched on is added where absent (kept where the text has it), one switched off is removed
+    where present. An attribute that does not apply to the text (``Editor.applies``) is left
+    alone whatever its switch.
 
     Args:
         text: the base response.
@@ -271,12 +290,36 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
         if editor.takes_donor and edit_vector[editor.name]["on"]:
             swap = cast(Callable[..., str], editor.apply)  # takes_donor: apply(text, seed, donor=...)
             edited = reference = swap(edited, int(edit_vector[editor.name]["seed"]), donor=donor)
+    fits = {e.name: e.takes_donor or e.applies(reference) for e in editors}
     for editor in reversed(editors):
-        if not edit_vector[editor.name]["on"]:
+        if not edit_vector[editor.name]["on"] and fits[editor.name]:
             edited = editor.remove(edited)
     for editor in editors:
-        if edit_vector[editor.name]["on"] and not editor.takes_donor:
+        if edit_vector[editor.name]["on"] and not editor.takes_donor and fits[editor.name]:
             edited = editor.apply(edited, int(edit_vector[editor.name]["seed"]))
+    for editor in reversed(editors):  # an edit that brought back an attribute switched off ("Sure!" and "!")
+        if not edit_vector[editor.name]["on"] and fits[editor.name] and editor.readable_alone and editor.is_on(edited):
+            edited = editor.remove(edited)
     check = {e.name: e.check(text if e.takes_donor else reference, edited, bool(edit_vector[e.name]["on"]))
              for e in editors}
     return edited, check
+
+
+def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
+                       check: dict[str, bool]) -> dict[str, dict[str, bool | None]]:
+    """What each attribute of an edited copy actually is, beside what was assigned.
+
+    Returns:
+        ``{attribute: {"applies": bool, "realised": bool | None}}``: ``applies`` whether the
+        attribute could be switched in the base text; ``realised`` the treatment received,
+        read by the manipulation check on the text served (the assigned switch where the check
+        passed, its opposite where it failed), ``None`` where the attribute does not apply.
+    """
+    out: dict[str, dict[str, bool | None]] = {}
+    for attribute, entry in edit_vector.items():
+        editor = get_editor(attribute)
+        applies = editor.takes_donor or editor.applies(base_text)
+        assigned = bool(entry["on"])
+        passed = check.get(attribute, True)
+        out[attribute] = {"applies": applies, "realised": (assigned if passed else not assigned) if applies else None}
+    return out

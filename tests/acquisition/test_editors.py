@@ -1,12 +1,37 @@
+import gzip
 import itertools
+import json
 import re
 
 import pytest
 
-from acquisition.editors import EDITORS, apply_edit_vector, edit_seed
+from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, apply_edit_vector, edit_seed, lexicon, treatment_received
+from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.store.create import load_demo_pool
 
-TEXTS = [r["text"] for rec in load_demo_pool() for r in rec["responses"]]
+TEXTS = [r["text"] for rec in load_demo_pool() for r in rec["responses"] if not r.get("natural")]
+HH = [json.loads(line)[side].rsplit("\n\nAssistant: ", 1)[-1]
+      for line in gzip.open(HH_RLHF_SAMPLE, "rt", encoding="utf-8") for side in ("chosen", "rejected")][::5]
+
+# natural texts that carry each attribute, written the way people and assistants write them
+NATURAL = {
+    "list_format": ["To repot a plant:\n1. Water it the day before.\n2. Ease it out of the old pot.\n3. Set it in fresh soil.",
+                    "You'll need:\n* flour\n* two eggs\n* a pinch of salt", "- Check the fuse first.\n- Then test the socket."],
+    "headers": ["## Why it happens\n\nThe glass cools unevenly, so stress builds up.\n\n## What to do\n\nAnneal it slowly."],
+    "hedging": ["I think the shop opens at nine, but check first.", "It's probably a loose cable. Try another one.",
+                "As far as I know, the law changed in 2019.", "Maybe you could ask your landlord about it.",
+                "I believe the recipe needs more salt, and it will likely need longer in the oven.",
+                "I'm not sure, but the bus might stop there."],
+    "bold": ["The key is **consistency**: water at the same time every day.", "Use __two cups__ of rice."],
+    "exclamation": ["That sounds like a great plan! Go for it.", "Congratulations on the new job!"],
+    "emoji": ["Have a great trip! ✈️", "That's wonderful news 🎉 Congratulations!", "Thanks 👍🏽 that worked."],
+    "closing_pleasantry": ["Boil the eggs for nine minutes. Hope this helps!",
+                           "The form is on page two.\n\nLet me know if you have any other questions.",
+                           "Use a 10 mm socket. Good luck with the repair!"],
+    "sycophantic_opener": ["Sure! The train leaves at six.", "Great question! Bees dance to share directions.",
+                           "Of course, here is the list you asked for.", "Absolutely. You can freeze cooked rice.",
+                           "I'd be happy to help with that. First, open the settings."],
+}
 
 
 def words(text):
@@ -19,16 +44,22 @@ def is_subsequence(small, big):
 
 
 @pytest.mark.parametrize("name", sorted(EDITORS))
-def test_measure_reads_back_the_edit_on_every_demo_response(name):
+def test_measure_reads_back_the_edit_where_the_attribute_applies(name):
     editor = EDITORS[name]
+    applied = 0
     for i, text in enumerate(TEXTS):
         assert editor.check(text, text, on=False), f"{name} reads as on in base text {i}"
         edited = editor.apply(text, seed=i)
-        assert edited != text
-        assert editor.check(text, edited, on=True), f"{name} not detected after apply on text {i}"
+        if editor.takes_donor or editor.applies(text):
+            applied += 1
+            assert edited != text and editor.check(text, edited, on=True), f"{name} not detected after apply on text {i}"
+        else:
+            assert edited == text, f"{name} edited text {i}, where it does not apply"
+    assert applied or name == "headers"  # headers need a long multi-paragraph reply; the demo has few
 
 
 STYLE = sorted(n for n, e in EDITORS.items() if not e.quality_changing)
+TWO_WAY = sorted(n for n in STYLE if EDITORS[n].randomisable)
 
 
 @pytest.mark.parametrize("name", STYLE)
@@ -45,22 +76,123 @@ def test_edits_are_deterministic_under_a_seed(name):
     assert editor.apply(text, 5) == editor.apply(text, 5)
 
 
-@pytest.mark.parametrize("name", [n for n in STYLE if n != "verbosity"])
-def test_remove_switches_the_attribute_off(name):
+@pytest.mark.parametrize("name", TWO_WAY)
+def test_add_then_remove_returns_the_original_content(name):
     editor = EDITORS[name]
-    for i, text in enumerate(TEXTS[:20]):
-        assert not editor.is_on(editor.remove(editor.apply(text, seed=i)))
+    for i, text in enumerate(TEXTS + HH[:300]):
+        if not editor.applies(text) or editor.is_on(text):
+            continue
+        edited = editor.apply(text, seed=i)
+        back = editor.remove(edited)
+        assert not editor.is_on(back), (name, i, back[:200])
+        assert words(back) == words(text), (name, i, back[:300])
 
 
-def test_all_combinations_pass_the_manipulation_check():
-    names = sorted(EDITORS)
+@pytest.mark.parametrize("name", TWO_WAY)
+def test_remove_takes_the_natural_attribute_away(name):
+    """Remove on a natural text that has the attribute (written by people or other models, not
+    by this editor) yields a text the check reads as off, keeping the rest of the content."""
+    editor = EDITORS[name]
+    natural = NATURAL[name] + [t for t in HH if editor.is_on(t) and editor.applies(t)][:40]
+    assert NATURAL[name]
+    for text in natural:
+        assert editor.is_on(text) and editor.applies(text), (name, text[:120])
+        removed = editor.remove(text)
+        assert not editor.is_on(removed), (name, text[:200], removed[:200])
+        kept = [w for w in words(removed) if name != "list_format" or w != "and"]  # "a, b and c" from a list
+        assert removed.strip() and is_subsequence(kept, words(text)), (name, removed)
+        assert editor.check(text, removed, on=False)
+    for text in NATURAL[name]:
+        assert editor.check(text, editor.apply(text, seed=1), on=True) and editor.apply(text, seed=1) == text
+
+
+def test_inserted_phrasings_are_all_read_back_and_removed():
+    for phrase in lexicon.CLOSINGS_NEUTRAL + lexicon.CLOSINGS_WARM:
+        text = f"Water the plants twice a week in summer. {phrase}"
+        assert EDITORS["closing_pleasantry"].is_on(text), phrase
+        assert EDITORS["closing_pleasantry"].remove(text) == "Water the plants twice a week in summer."
+    for phrase in lexicon.OPENER_SENTENCES:
+        text = f"{phrase} The plants need water twice a week."
+        assert EDITORS["sycophantic_opener"].remove(text) == "The plants need water twice a week.", phrase
+    for phrase in lexicon.HEDGE_FRAMES:
+        text = f"{phrase[0].upper()}{phrase[1:]} the plants need water twice a week."
+        assert EDITORS["hedging"].remove(text) == "The plants need water twice a week.", phrase
+
+
+REFUSAL = "I'm sorry, but I can't help with hurting your neighbour. That would be illegal and could get someone killed."
+
+
+@pytest.mark.parametrize("name", ["sycophantic_opener", "emoji", "exclamation"])
+def test_no_cheer_on_a_refusal_or_a_serious_harm_topic(name):
+    editor = EDITORS[name]
+    assert not editor.applies(REFUSAL) and editor.apply(REFUSAL, 3) == REFUSAL
+    closing = EDITORS["closing_pleasantry"]
+    for seed in range(60):  # only offers of more help, never warm wishes
+        added = closing.apply(REFUSAL, seed)[len(REFUSAL):].strip()
+        assert added in lexicon.CLOSINGS_NEUTRAL, added
+
+
+def test_bold_marks_content_never_function_words_or_parts_of_words():
+    text = ("You don't need a new router. Restart the router, then check that the router's lights are green. "
+            "If the Wi-Fi still drops, call Comcast support at 3 pm; they can reset the router remotely.")
+    for seed in range(20):
+        edited = EDITORS["bold"].apply(text, seed)
+        for span in re.findall(r"\*\*([^*]+)\*\*", edited):
+            assert span.lower() not in lexicon.FUNCTION_WORDS, span
+        assert not re.search(r"\w\*\*\w|\*\*['’]|['’]\*\*", edited), edited
+        assert words(EDITORS["bold"].remove(edited)) == words(text)
+
+
+def test_a_hedge_never_goes_in_front_of_an_opener():
+    text = "Sure! Here's what to do. The kettle needs descaling every month. You can use white vinegar for it."
+    for seed in range(30):
+        edited = EDITORS["hedging"].apply(text, seed)
+        assert edited.startswith("Sure! "), edited
+        assert not re.search(r"Sure! \w+ (?:speaking|cases),", edited)
+
+
+def test_a_removed_list_reads_as_sentences():
+    text = "Three things help:\n- water in the morning\n- mulch the beds\n- feed monthly"
+    assert EDITORS["list_format"].remove(text) == "Three things help: water in the morning, mulch the beds and feed monthly."
+    text = "Do this.\n1. Rinse the rice well\n2. Simmer it for eighteen minutes.\n3. Let it rest covered"
+    assert EDITORS["list_format"].remove(text) == (
+        "Do this. Rinse the rice well. Simmer it for eighteen minutes. Let it rest covered.")
+
+
+def test_every_switch_of_an_applicable_attribute_reads_back():
+    names = sorted(n for n in EDITORS if EDITORS[n].randomisable and not EDITORS[n].quality_changing)
     for i, text in enumerate(TEXTS[:12]):
         for bits in itertools.islice(itertools.product([False, True], repeat=len(names)), i, None, 37):
             vector = {n: {"on": b, "editor": n, "seed": edit_seed(i, n)} for n, b in zip(names, bits)}
             edited, check = apply_edit_vector(text, vector)
-            assert all(check.values()), (i, bits, check)
-            if not (vector["drop_answer"]["on"] or vector["off_topic"]["on"]):
-                assert is_subsequence(words(text), words(edited))
+            received = treatment_received(text, vector, check)
+            for n in names:
+                if received[n]["applies"]:
+                    assert check[n] and received[n]["realised"] == vector[n]["on"], (i, n, bits)
+                else:
+                    assert received[n]["realised"] is None
+            assert is_subsequence(words(text), words(edited))
+
+
+def test_a_failed_edit_is_received_as_off():
+    text = TEXTS[0]
+    vector = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 1}}
+    one_sentence = "Canberra is the capital of Australia."
+    edited, check = apply_edit_vector(one_sentence, vector)
+    assert edited == one_sentence and not EDITORS["drop_answer"].applies(one_sentence)
+    assert treatment_received(one_sentence, vector, check)["drop_answer"] == {"applies": False, "realised": None}
+    edited, check = apply_edit_vector(text, vector)
+    assert treatment_received(text, vector, check)["drop_answer"] == {"applies": True, "realised": True}
+    assert treatment_received(text, vector, {"drop_answer": False})["drop_answer"]["realised"] is False
+
+
+def test_verbosity_is_not_offered_as_a_rule_based_style_treatment():
+    from acquisition.core.errors import ConfigError
+    from acquisition.policies.randomised import RandomisedAttributesConfig
+
+    assert not EDITORS["verbosity"].randomisable and "verbosity" not in DEFAULT_ATTRIBUTES
+    with pytest.raises(ConfigError, match="verbosity.*rewrites"):
+        RandomisedAttributesConfig(attributes=["verbosity", "bold"]).validate("policy.config")
 
 
 def test_quality_controls_remove_content_and_are_not_randomised_by_default():
@@ -87,10 +219,10 @@ def test_off_topic_swaps_in_an_answer_to_another_prompt():
         assert not is_subsequence(words(text), words(edited))
     edited, check = apply_edit_vector(TEXTS[0], {
         "off_topic": {"on": True, "editor": "off_topic", "seed": 7},
-        "bold": {"on": True, "editor": "bold", "seed": 7},
+        "exclamation": {"on": True, "editor": "exclamation", "seed": 7},
     }, donor=donors.get)
     # the pool's answer is used, and style edits on the same side apply to it
-    assert "simmer" in edited and "**" in edited and all(check.values())
+    assert "simmer" in edited and "!" in edited and all(check.values())
     # a donor that happens to answer the same thing is passed over
     same = apply_edit_vector(TEXTS[0], {"off_topic": {"on": True, "editor": "off_topic", "seed": 1}},
                              donor=lambda seed: TEXTS[0])[0]
@@ -117,6 +249,8 @@ def test_every_editor_reads_one_state_on_off_or_unknown(name):
     policy randomised the attribute, else what the unedited text shows."""
     editor = EDITORS[name]
     for i, text in enumerate(TEXTS[:12]):
+        if not (editor.takes_donor or editor.applies(text)):
+            continue
         edited = editor.apply(text, seed=i)
         assert editor.state(True, edited) == 1.0 and editor.state(False, text) == 0.0
         unedited = editor.state(None, text)
@@ -140,4 +274,4 @@ def test_drop_answer_reads_off_wherever_no_policy_applied_it(store):
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
     assert table.loc["drop_answer", "chosen_rate"] == 0.0 and table.loc["drop_answer", "rejected_rate"] == 0.0
     assert table.loc["off_topic", "chosen_rate"] == 0.0
-    assert 0.2 < table.loc["verbosity", "chosen_rate"] < 0.8  # randomised: its switch, not the text
+    assert 0.2 < table.loc["hedging", "chosen_rate"] < 0.8  # randomised: its switch, not the text
