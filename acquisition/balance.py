@@ -28,14 +28,19 @@ def smd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def indicator(df: pd.DataFrame, side: str, attribute: str) -> pd.Series:
-    """1.0 / 0.0 / NaN per row, from ``Editor.state``: the edit vector's switch where the policy
-    randomised the attribute (the ``<side>_<attribute>`` column), else what the text shows
-    (read from it; off for the positive controls; NaN for verbosity)."""
+    """1.0 / 0.0 / NaN per row, from ``Editor.state``: the treatment received where the policy
+    randomised the attribute (the ``<side>_<attribute>`` column, read on the text served), NaN
+    where it randomised it but the attribute does not apply to the response (a balance row is
+    then about the pairs where it applies, the AMCE's estimand), else what the text shows (read
+    from it; off for the positive controls; NaN for verbosity)."""
     flags = df.get(f"{side}_{attribute}")
+    assigned = df.get(f"{side}_{attribute}_assigned")
     text_col = f"{side}_text" if f"{side}_text" in df.columns else side
     editor = EDITORS[attribute]
     switched = pd.Series(np.nan, index=df.index) if flags is None else flags.astype("Float64").astype(float)
     unswitched = switched.isna()
+    if assigned is not None:
+        unswitched &= assigned.isna().to_numpy()  # randomised where it does not apply: left out
     if unswitched.any():  # read only the texts no policy switched
         switched[unswitched] = df.loc[unswitched, text_col].map(lambda t: editor.state(None, t))
     return switched

@@ -11,6 +11,11 @@ left out. Only pairs whose edit vector switched ``a`` on or off by a random draw
 estimate for ``a`` (an attribute absent from the edit vector was not randomised), so the
 observational arms never contribute.
 
+The treatment is the one *received*: the manipulation check run on the text served, so an
+edit that failed counts as off, and a response the attribute does not apply to (a list needs
+three sentences) is not in the attribute's estimand, which is the effect among responses where
+it applies. ``treatment="assigned"`` gives the intention-to-treat contrast of the policy's draws.
+
 Weights are ``1 / arm_propensity`` (the stored probability of the pair's edits and display
 position given its prompt and base pair), normalised within each policy version, so an
 unequal design (per-attribute probabilities, active acquisition) is reweighted to equal arms;
@@ -87,7 +92,7 @@ def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
 
 
 def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Sequence[str] = (),
-         left_outcome: str | None = None) -> pd.DataFrame:
+         left_outcome: str | None = None, treatment: str = "realised") -> pd.DataFrame:
     """Each attribute's AMCE on the choice with a 95% CI, overall or within ``by`` cells.
 
     Args:
@@ -97,11 +102,17 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
         left_outcome: a column holding the outcome for the left side instead of the label
             (e.g. the true choice probability in a simulation, which gives the true AMCE on
             the same design).
+        treatment: ``"realised"`` (default): the treatment received, read on the text served,
+            so a failed edit counts as off; ``"assigned"``: the policy's draw (intention to
+            treat, ``<side>_<attr>_assigned``). Both among the pairs where the attribute
+            applies to both responses.
 
     Returns:
         one row per (cell, attribute): ``[*by, attribute, estimate, se, ci_low, ci_high,
         n_labels, n_on, n_off, method]``.
     """
+    if treatment not in ("realised", "assigned"):
+        raise ValueError(f"treatment must be 'realised' or 'assigned', not {treatment!r}")
     df = labelled_pairs(pairs) if left_outcome is None else pairs
     attributes = list(attributes) if attributes is not None else randomised_attributes(df)
     rows = []
@@ -113,6 +124,7 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
             if f"left_{a}" not in cell.columns:
                 continue
             sub = cell[cell[f"left_{a}"].notna() & cell[f"right_{a}"].notna()]
+            column = f"{{}}_{a}_assigned" if treatment == "assigned" and f"left_{a}_assigned" in cell.columns else f"{{}}_{a}"
             base = dict(zip(by, key))
             if sub.empty:
                 rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,
@@ -122,8 +134,8 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
             w = _weights(sub)
             uniform = bool(np.allclose(w, 1.0))
             est, se, n_on, n_off = amce_one(
-                _side_outcomes(sub, left_outcome), sub[f"left_{a}"].to_numpy(dtype=bool),
-                sub[f"right_{a}"].to_numpy(dtype=bool), w,
+                _side_outcomes(sub, left_outcome), sub[column.format("left")].to_numpy(dtype=bool),
+                sub[column.format("right")].to_numpy(dtype=bool), w,
             )
             rows.append({**base, "attribute": a, "estimate": est, "se": se,
                          "ci_low": est - Z95 * se, "ci_high": est + Z95 * se,

@@ -22,10 +22,13 @@ from acquisition.editors.editor import (
     edit_seed,
     get_editor,
     quality_neutral,
+    realised_flag,
     register_editor,
     treatment_received,
+    with_treatment,
     word_count,
 )
 
 __all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_seed", "get_editor",
-           "quality_neutral", "register_editor", "treatment_received", "word_count"]
+           "quality_neutral", "realised_flag", "register_editor", "treatment_received", "with_treatment",
+           "word_count"]

@@ -323,3 +323,21 @@ def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
         passed = check.get(attribute, True)
         out[attribute] = {"applies": applies, "realised": (assigned if passed else not assigned) if applies else None}
     return out
+
+
+def with_treatment(edit_vector: dict[str, dict[str, Any]],
+                   received: dict[str, dict[str, bool | None]]) -> dict[str, dict[str, Any]]:
+    """The edit vector as served: each entry keeps its assigned switch (``on``, with editor and
+    seed) and gains ``applies`` and ``realised`` (``treatment_received``)."""
+    return {a: {**entry, **received.get(a, {})} for a, entry in edit_vector.items()}
+
+
+def realised_flag(entry: dict[str, Any] | None) -> bool | None:
+    """The treatment an attribute's entry of a served edit vector received: ``realised`` where
+    it was recorded (``None``: the attribute did not apply), else the assigned switch (pairs
+    served before the realised treatment was recorded); ``None`` where not randomised."""
+    if entry is None:
+        return None
+    if "realised" in entry:
+        return None if entry["realised"] is None else bool(entry["realised"])
+    return bool(entry.get("on"))

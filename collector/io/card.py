@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from acquisition.agreement import agreement_labels, agreement_table
@@ -187,6 +188,9 @@ def _indicators(df: pd.DataFrame, side: str) -> dict[str, pd.Series]:
         flags = df.get(f"{side}_{attribute}")
         if flags is not None:
             values = flags.astype("Float64").astype(float).where(flags.notna(), values)
+            assigned = df.get(f"{side}_{attribute}_assigned")
+            if assigned is not None:  # randomised where it does not apply: not in the estimand
+                values = values.where(~(assigned.notna() & flags.isna()), np.nan)
         out[attribute] = values
     return out
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from acquisition.core.turns import prompt_turns
-from acquisition.editors import EDITORS
+from acquisition.editors import EDITORS, realised_flag
 from acquisition.policies import parse_policy_config
 from collector.store import Store
 
@@ -26,11 +26,15 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _flags(edit_vector: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """One nullable boolean column per known attribute: on, off, or not randomised (None)."""
-    return {
-        f"{prefix}_{a}": (bool(edit_vector[a]["on"]) if a in edit_vector else None)
-        for a in sorted(EDITORS)
-    }
+    """Two nullable boolean columns per known attribute: ``<side>_<attr>``, the treatment
+    received (read on the text served: a failed edit is off; None where the attribute was not
+    randomised or does not apply to the response), and ``<side>_<attr>_assigned``, the switch
+    the policy drew (for intention-to-treat)."""
+    out: dict[str, Any] = {}
+    for a in sorted(EDITORS):
+        out[f"{prefix}_{a}"] = realised_flag(edit_vector.get(a))
+        out[f"{prefix}_{a}_assigned"] = bool(edit_vector[a]["on"]) if a in edit_vector else None
+    return out
 
 
 def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
@@ -100,7 +104,8 @@ def _pairs_columns() -> list[str]:
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
         "study_version", "objective", "objective_propensity", "edit_marginals",
     ]
-    return base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
+    return (base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
+            + [f"{s}_{a}_assigned" for s in ("left", "right") for a in sorted(EDITORS)])
 
 
 def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: bool = False) -> pd.DataFrame:
@@ -135,6 +140,8 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
         for a in sorted(EDITORS):
             row[f"chosen_{a}"] = r[f"{win}_{a}"]
             row[f"rejected_{a}"] = r[f"{lose}_{a}"]
+            row[f"chosen_{a}_assigned"] = r[f"{win}_{a}_assigned"]
+            row[f"rejected_{a}_assigned"] = r[f"{lose}_{a}_assigned"]
         rows.append(row)
     columns = [
         "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
@@ -142,7 +149,8 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
         "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group",
         "policy", "policy_version", "arm", "propensity_score", "arm_propensity",
         "model_version", "labelled_at", "latency_ms",
-    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
+    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
+        f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
     return _typed(pd.DataFrame(rows, columns=columns))
 
 
@@ -281,15 +289,17 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
         }
         for a in sorted(EDITORS):
             row[f"a_{a}"], row[f"b_{a}"] = r[f"left_{a}"], r[f"right_{a}"]
+            row[f"a_{a}_assigned"], row[f"b_{a}_assigned"] = r[f"left_{a}_assigned"], r[f"right_{a}_assigned"]
         rows.append(row)
     columns = [
         "question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b",
         "turn", "anony", "language", "conv_metadata", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
         "annotator_group", "a_edit_vector", "b_edit_vector", "position_swapped", "policy",
         "policy_version", "arm", "propensity_score", "arm_propensity", "model_version", "latency_ms",
-    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")]
+    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")] + [
+        f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("a", "b")]
     df = pd.DataFrame(rows, columns=columns)
-    for col in columns[-2 * len(EDITORS):]:
+    for col in columns[-4 * len(EDITORS):]:
         df[col] = df[col].astype("boolean")
     for col in ("strength", "latency_ms"):
         df[col] = df[col].astype("Int64")
@@ -307,7 +317,9 @@ def effects_frame(pairs: pd.DataFrame) -> pd.DataFrame:
     the chosen side, 0 for the other, 0.5 for both sides of a tie. For each attribute ``a``:
     ``a`` is whether this response had it (null where the pair did not randomise it) and
     ``a_propensity`` the probability it had it given that the pair randomised it, the
-    marginal propensity an attribute-level estimator divides by. ``pair_propensity`` is the
+    marginal propensity an attribute-level estimator divides by. ``a`` is the treatment
+    received (read on the text served; null where the attribute does not apply to the
+    response); ``a_assigned`` is the policy's draw, for intention-to-treat. ``pair_propensity`` is the
     probability of the whole displayed pair (about 1e-6 in a large pool; never a per-attribute
     propensity); ``arm_propensity`` that of the pair's edits and display order."""
     from acquisition.effects import labelled_pairs
@@ -332,15 +344,18 @@ def effects_frame(pairs: pd.DataFrame) -> pd.DataFrame:
                 flag = r[f"{side}_{a}"]
                 on = None if flag is None or pd.isna(flag) else bool(flag)
                 row[a] = on
+                assigned = r.get(f"{side}_{a}_assigned")
+                row[f"{a}_assigned"] = None if assigned is None or pd.isna(assigned) else bool(assigned)
                 row[f"{a}_propensity"] = marginals.get(a) if on is not None else None
             rows.append(row)
     columns = ["served_pair_id", "side", "position", "annotator_id", "annotator_group", "objective", "task_type",
                "prompt_id", "response_id", "base_response_id", "source_model", "label", "chosen", "policy",
                "policy_version", "arm", "arm_propensity", "pair_propensity",
-               *[c for a in attributes for c in (a, f"{a}_propensity")]]
+               *[c for a in attributes for c in (a, f"{a}_assigned", f"{a}_propensity")]]
     out = pd.DataFrame(rows, columns=columns)
     for a in attributes:
         out[a] = out[a].astype("boolean")
+        out[f"{a}_assigned"] = out[f"{a}_assigned"].astype("boolean")
         out[f"{a}_propensity"] = out[f"{a}_propensity"].astype("float64")
     out["chosen"] = out["chosen"].astype("float64")
     return out

@@ -38,9 +38,9 @@ def _declared(name: str, t):
         return pa.int64()
     if name in _NULL_FLOATS or name.endswith("_propensity"):
         return pa.float64()
-    if name in EDITORS:  # the effects format's flag of the shown response
+    if name.removesuffix("_assigned") in EDITORS:  # the effects format's flag of the shown response
         return pa.bool_()
-    side, _, attribute = name.partition("_")
+    side, _, attribute = name.removesuffix("_assigned").partition("_")
     if side in ("left", "right", "chosen", "rejected", "a", "b") and attribute in EDITORS:
         return pa.bool_()
     return pa.string()

@@ -19,7 +19,7 @@ import numpy as np
 
 from acquisition.core.errors import ConfigError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
-from acquisition.editors import apply_edit_vector
+from acquisition.editors import apply_edit_vector, treatment_received, with_treatment
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
@@ -241,13 +241,17 @@ class Collector:
         for side in (proposal.left, proposal.right):
             if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored
                 stored = self.store.response(side.response_id)
-                sides.append(SideRecord(side.base_response_id, side.edit_vector, stored["text"],
-                                        json.loads(stored["manipulation_check"] or "{}"), side.response_id))
+                check = json.loads(stored["manipulation_check"] or "{}")
+                received = {a: {"applies": True, "realised": bool(e.get("on")) == check.get(a, True)}
+                            for a, e in side.edit_vector.items()}  # the rewrite's check, read when it was made
+                sides.append(SideRecord(side.base_response_id, with_treatment(side.edit_vector, received),
+                                        stored["text"], check, side.response_id))
                 continue
             base_text = policy.pool.response_text[side.base_response_id]
             donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
             text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor)
-            sides.append(SideRecord(side.base_response_id, side.edit_vector, text, check))
+            served = with_treatment(side.edit_vector, treatment_received(base_text, side.edit_vector, check))
+            sides.append(SideRecord(side.base_response_id, served, text, check))
         return self.store.record_served_pair(
             annotator, proposal.prompt_id, sides[0], sides[1],
             position_swapped=proposal.position_swapped, policy=row, arm=proposal.arm,

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.core.errors import ConfigError, DeconfoundError
-from acquisition.editors import EDITORS
+from acquisition.editors import EDITORS, realised_flag
 from collector.serving.service import Collector
 from collector.store import Store
 
@@ -125,7 +125,9 @@ def choose(
 
 
 def _on(edit_vector_json: str) -> set[str]:
-    return {a for a, e in json.loads(edit_vector_json).items() if e.get("on")}
+    """The attributes a response shows as served: the treatment received, not the draw (an
+    edit that did not apply or failed its check shows nothing to the annotator)."""
+    return {a for a, e in json.loads(edit_vector_json).items() if realised_flag(e)}
 
 
 def quality_gap_for_flip_rate(flip_rate: float, noise: float = 1.0) -> float:

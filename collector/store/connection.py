@@ -133,7 +133,7 @@ def edit_key(edit_vector: dict[str, Any]) -> str:
 
     An LLM rewrite (editor ``llm:<model>``) changes the text whichever way it switches its
     attribute, so its entry is kept when it is off too (a rewrite-of-rewrite is a variant)."""
-    on = {a: e for a, e in sorted(edit_vector.items())
+    on = {a: {k: e[k] for k in ("on", "editor", "seed") if k in e} for a, e in sorted(edit_vector.items())
           if e.get("on") or str(e.get("editor", "")).startswith("llm:")}
     return json.dumps(on, sort_keys=True, separators=(",", ":"))
 

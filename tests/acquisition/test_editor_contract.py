@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from acquisition.editors import EDITORS, apply_edit_vector
+from acquisition.editors import EDITORS, apply_edit_vector, treatment_received
 from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.store.create import load_demo_pool
 
@@ -86,6 +86,7 @@ def protected_spans(text: str, skip: frozenset[str] = frozenset()) -> list[str]:
 
 OWNS = {"bold": frozenset({"strong"}), "headers": frozenset({"heading"})}
 STYLE = sorted(n for n, e in EDITORS.items() if not e.quality_changing)
+ADDERS = STYLE + ["citations"]  # editors that only add text around the reply's own
 
 
 def _kept(original: str, edited: str, skip: frozenset[str]) -> list[str]:
@@ -93,7 +94,7 @@ def _kept(original: str, edited: str, skip: frozenset[str]) -> list[str]:
     return [s for s in set(protected_spans(original, skip)) if edited.count(s) < original.count(s)]
 
 
-@pytest.mark.parametrize("name", STYLE)
+@pytest.mark.parametrize("name", ADDERS)
 def test_style_editors_leave_code_urls_html_and_markdown_byte_identical(name):
     editor = EDITORS[name]
     skip = OWNS.get(name, frozenset())
@@ -107,7 +108,7 @@ def test_style_editors_leave_code_urls_html_and_markdown_byte_identical(name):
 
 
 def test_the_issue_case_no_markup_inside_urls_or_html():
-    text = HOSTILE[0]
+    text = HOSTILE[0] + " The link opens the settings page, and the settings page lists every option you have."
     bold = EDITORS["bold"].apply(text, seed=3)
     assert '<a href="javascript:window.alert(document.cookie)">' in bold and bold.count("**") >= 2
     assert "**" not in bold.split(">", 1)[0]
@@ -121,11 +122,12 @@ def test_every_combination_of_style_edits_keeps_protected_spans():
         skip = frozenset().union(*(OWNS.get(a, frozenset()) for a in attributes))
         edited, check = apply_edit_vector(text, vector)
         assert _kept(text, edited, skip) == [], (i, vector, edited[:200])
-        if text in CORPUS[:84]:  # the demo pool: every switch takes effect and reads back
-            assert all(check.values()), (i, vector, check)
+        if text in CORPUS[:84]:  # the demo pool: every switch of an attribute that applies takes effect
+            received = treatment_received(text, vector, check)
+            assert all(r["realised"] == vector[a]["on"] for a, r in received.items() if r["applies"]), (i, vector, check)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, e in EDITORS.items() if e.quality_changing))
+@pytest.mark.parametrize("name", sorted(n for n, e in EDITORS.items() if e.quality_changing and n != "citations"))
 def test_positive_controls_remove_or_replace_whole_spans_never_part_of_one(name):
     """The controls change content by design (an answer dropped, an answer from another prompt),
     but never leave a broken span: what is protected in the result was whole in the input."""

@@ -56,7 +56,7 @@ def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
     covered = ((merged.ci_low <= merged.estimate_true) & (merged.estimate_true <= merged.ci_high)).mean()
     assert covered >= 0.8, merged[["annotator_group", "attribute", "estimate", "se", "estimate_true"]]
     assert set(table.method) == {"difference_in_means"}
-    assert (table.n_labels > 600).all()
+    assert (table.n_labels > 150).all()  # the pairs where the attribute applies to both responses
 
 
 def test_unequal_design_is_reweighted(store):
@@ -89,8 +89,8 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     update_study_config(store, {"randomise_objective": per, "objectives": [helpful, harmless],
                                 "objective_probabilities": [0.6, 0.4]})
     store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(
-        attributes=["verbosity", "hedging"])))
-    config = SimulatedAnnotatorConfig(objective_effects={helpful: {"verbosity": 1.5}, harmless: {"hedging": 1.5}})
+        attributes=["list_format", "hedging"])))
+    config = SimulatedAnnotatorConfig(objective_effects={helpful: {"list_format": 1.5}, harmless: {"hedging": 1.5}})
     simulate(store, labels=1200, annotators=40, seed=7, config=config)
     served = pairs_frame(store)
     assert set(served.objective) == {helpful, harmless}
@@ -103,8 +103,8 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     assert 0.45 < share < 0.75
     pairs = labelled_pairs(served)
     table = amce(pairs, by=["objective"]).set_index(["objective", "attribute"])
-    assert table.loc[(helpful, "verbosity"), "ci_low"] > 0.05 and table.loc[(harmless, "hedging"), "ci_low"] > 0.05
-    assert table.loc[(helpful, "hedging"), "ci_low"] < 0.05 and table.loc[(harmless, "verbosity"), "ci_low"] < 0.05
+    assert table.loc[(helpful, "list_format"), "ci_low"] > 0.05 and table.loc[(harmless, "hedging"), "ci_low"] > 0.05
+    assert table.loc[(helpful, "hedging"), "ci_low"] < 0.05 and table.loc[(harmless, "list_format"), "ci_low"] < 0.05
     pairs = pairs.assign(true_left=_true_left(store, pairs, config))
     truth = amce(pairs, by=["objective"], left_outcome="true_left").set_index(["objective", "attribute"])
     covered = ((table.ci_low <= truth.estimate) & (truth.estimate <= table.ci_high)).mean()

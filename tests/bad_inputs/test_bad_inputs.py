@@ -47,7 +47,7 @@ def toml(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> str:
     return str(tmp / name)
 
 
-POLICY = 'name = "randomised_attributes"\n[config]\nattributes = ["verbosity"]\nprobability = {p}\n'
+POLICY = 'name = "randomised_attributes"\n[config]\nattributes = ["hedging"]\nprobability = {p}\n'
 
 
 def cli(*argv: str) -> Callable[[Path], list[str]]:
@@ -150,7 +150,7 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("policy-out-of-range", with_file(lambda t: toml(t, "r.toml", POLICY.format(p=1.5)), "policy", "apply", "{f}"),
      ["probability"]),
     ("policy-unknown-attribute", with_file(lambda t: toml(t, "a.toml", POLICY.format(p=0.5).replace(
-        "verbosity", "sparkle")), "policy", "apply", "{f}"), ["sparkle"]),
+        "hedging", "sparkle")), "policy", "apply", "{f}"), ["sparkle"]),
     # ------------------------------------------------------------------ QC
     ("qc-file-latin1", with_file(lambda t: toml(t, "q.toml", "overlap = 2 # é\n", "latin-1"), "qc", "set",
                                  "--file", "{f}"), ["q.toml", "UTF-8"]),

@@ -64,16 +64,16 @@ def test_bradley_terry_on_the_arena_export_rates_each_arm(tmp_path):
     store = Store(str(tmp_path / "arena.db"))
     store.add_pool(load_demo_pool(), source="demo")
     store.activate_policy("randomised_attributes",
-                          to_dict(RandomisedAttributesConfig(attributes=["verbosity", "list_format"])))
+                          to_dict(RandomisedAttributesConfig(attributes=["emoji", "list_format"])))
     simulate(store, labels=1500, seed=3, config=SimulatedAnnotatorConfig(attribute_effects={"list_format": 1.5}))
     pairs = pairs_frame(store)
     store.close()
     battles = arena_frame(pairs, "arm")
-    assert set(battles.model_a) | set(battles.model_b) == {"base", "verbosity", "list_format", "list_format+verbosity"}
+    assert set(battles.model_a) | set(battles.model_b) == {"base", "emoji", "list_format", "emoji+list_format"}
     ratings = bradley_terry(battles)
     assert np.isfinite(ratings).all() and ratings.nunique() == 4
     assert ratings["list_format"] > ratings["base"] + 50  # the true effect, on Arena's scale
-    assert ratings["list_format+verbosity"] > ratings["verbosity"] + 50
+    assert ratings["emoji+list_format"] > ratings["emoji"] + 50
     features = style_features(battles)
     assert features.shape == (len(battles), 4) and np.isfinite(features[:, [0, 2]]).all()
     # lists written by the editor show up in the list counts style control reads
