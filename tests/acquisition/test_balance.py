@@ -92,3 +92,51 @@ def test_quality_control_items_are_left_out_of_balance(store):
     n_all = after[(after.stratum == "all") & (after.attribute == "bold")]["n"].iloc[0]
     assert n_all == before[(before.stratum == "all") & (before.attribute == "bold")]["n"].iloc[0] - 60
     assert set(arm_balance(marked).columns) >= {"arm", "covariate"}
+
+
+def _confounded_hedge_pool() -> list[dict]:
+    """Better responses carry a natural hedge ("I think ...") 90% of the time, worse ones 10%."""
+    records = []
+    for i in range(80):
+        good = f"The kettle {i} needs descaling every month. White vinegar works well for it. Rinse it twice after."
+        bad = f"The kettle {i} never needs cleaning at all. Any soap will do for it. Do not rinse it afterwards."
+        hedge = "I think the"
+        if i % 10:
+            good = good.replace("The", hedge, 1)
+        else:
+            bad = bad.replace("The", hedge, 1)
+        records.append({"prompt": f"How do I look after kettle {i}?",
+                        "responses": [{"text": good, "quality": 4.0}, {"text": bad, "quality": 2.0}]})
+    return records
+
+
+def _better_worse_smd(pairs, attribute):
+    better_left = pairs["left_base_response_id"] < pairs["right_base_response_id"]  # the better one is added first
+    left, right = pairs[f"left_{attribute}"].astype(float), pairs[f"right_{attribute}"].astype(float)
+    better = left.where(better_left, right)
+    worse = right.where(better_left, left)
+    keep = better.notna() & worse.notna()
+    return smd(better[keep].to_numpy(), worse[keep].to_numpy())
+
+
+def test_a_natural_confound_is_broken_by_two_way_edits_and_kept_by_one_way_ones(monkeypatch):
+    """The issue's check: on a pool whose better responses naturally carry an attribute 90% of
+    the time, the realised attribute is balanced between better and worse responses under
+    randomised_attributes, where an editor that can only add leaves the natural imbalance."""
+    from acquisition.editors.style import Hedging
+
+    def run() -> float:
+        store = Store(":memory:")
+        store.add_pool(_confounded_hedge_pool(), source="test")
+        store.activate_policy("randomised_attributes", {"attributes": ["hedging"], "probability": 0.5})
+        simulate(store, labels=800, seed=4)
+        pairs = pairs_frame(store)
+        store.close()
+        return _better_worse_smd(pairs, "hedging")
+
+    two_way = run()
+    assert abs(two_way) < 0.1, two_way
+    monkeypatch.setattr(Hedging, "remove", lambda self, text: text)  # the old one-way editor
+    monkeypatch.setattr(Hedging, "applies", lambda self, text: True)
+    one_way = run()
+    assert one_way > 0.5, one_way

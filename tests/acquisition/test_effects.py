@@ -109,3 +109,29 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     truth = amce(pairs, by=["objective"], left_outcome="true_left").set_index(["objective", "attribute"])
     covered = ((table.ci_low <= truth.estimate) & (truth.estimate <= table.ci_high)).mean()
     assert covered >= 0.75, table.join(truth, rsuffix="_true")[["estimate", "ci_low", "ci_high", "estimate_true"]]
+
+
+def test_a_failed_edit_counts_as_off_and_intention_to_treat_is_kept():
+    """A fixture where 40% of the edits switched on fail (the served text does not show the
+    attribute) and people choose by what they see: the realised AMCE recovers the effect of the
+    attribute, the intention-to-treat AMCE of the assignment is diluted by the failures."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    assigned = rng.random((n, 2)) < 0.5
+    realised = assigned & (rng.random((n, 2)) >= 0.4)
+    p_left = np.where(realised[:, 0] == realised[:, 1], 0.5, np.where(realised[:, 0], 0.8, 0.2))
+    frame = pd.DataFrame({
+        "label": np.where(rng.random(n) < p_left, "left", "right"), "arm_propensity": 0.25,
+        "policy": "randomised_attributes", "policy_version": 1,
+        "left_bold": realised[:, 0], "right_bold": realised[:, 1],
+        "left_bold_assigned": assigned[:, 0], "right_bold_assigned": assigned[:, 1],
+    })
+    realised_amce = amce(frame, attributes=["bold"]).iloc[0]
+    itt = amce(frame, attributes=["bold"], treatment="assigned").iloc[0]
+    truth = frame.assign(true_left=p_left)
+    realised_truth = amce(truth, attributes=["bold"], left_outcome="true_left").iloc[0].estimate
+    itt_truth = amce(truth, attributes=["bold"], left_outcome="true_left", treatment="assigned").iloc[0].estimate
+    assert realised_amce.ci_low <= realised_truth <= realised_amce.ci_high
+    assert itt.ci_low <= itt_truth <= itt.ci_high
+    assert itt_truth < realised_truth - 0.1 and itt.estimate < realised_amce.estimate - 0.05
+    assert realised_amce.n_on < itt.n_on  # failed edits counted as off
