@@ -139,7 +139,7 @@ OPENER_SENTENCE = re.compile(
 )
 # inserted as a sentence of its own; each ends in its punctuation
 OPENER_SENTENCES = (
-    "Great question!", "Good question!", "Great question.", "What a great question!", "What a good question!",
+    "Great question!", "Good question!", "What a great question!", "What a good question!",
     "That's a great question!", "That's a really good question.", "Oh, that's a fun one!", "Ooh, good one!",
     "What an interesting question!", "Thanks for asking!", "Thank you for asking!", "Thanks for the question!",
     "Happy to help!", "Happy to help with this!", "I'd be glad to help!", "I'd be happy to help with that!",
@@ -191,7 +191,7 @@ EMOJI = re.compile(
 )
 EMOJI_GENERIC = (
     "😊", "🙂", "👍", "✨", "🙌", "💪", "👌", "😄", "🤗", "😉", "🌟", "💡", "✅", "👏", "🎉", "😀",
-    "🤓", "😎", "🥳", "🤞", "💯", "🔥", "⭐", "🚀",
+    "🤓", "😎", "🥳", "🤞", "💯", "🔥", "⭐", "🚀", "😃", "🙏", "🤩", "👋", "😁", "🌈", "🍀", "💫",
 )
 # a topical emoji where a word of the paragraph calls for one
 EMOJI_TOPICAL = (

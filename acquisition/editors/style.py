@@ -32,7 +32,7 @@ from acquisition.editors.editor import (
 
 MARKERS = frozenset({"marker"})  # list markers left visible, for the editors that read them
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9\uE000-\uF8FF])")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9\uE000-\uF8FF])")
 _HIDDEN = re.compile(r"^[\uE000-\uF8FF\s]*")  # masked markers, links or code at a sentence start
 
 
@@ -40,7 +40,7 @@ def sentence_spans(line: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence of one line, whitespace between them left out."""
     spans, start = [], 0
     for m in _SENTENCE_BREAK.finditer(line):
-        spans.append((start, m.start()))
+        spans.append((start, m.start(1)))  # closing quotes and brackets stay with their sentence
         start = m.end()
     if line[start:].strip():
         spans.append((start, len(line.rstrip())))
@@ -325,7 +325,7 @@ class Hedging(Editor):
         count = max(1, min(3, round(word_count(text) / 90)))
 
         def hedge(sentence: str, rng: random.Random) -> str:
-            frames = lx.HEDGE_FRAMES
+            frames: tuple[str, ...] = lx.HEDGE_FRAMES
             if re.match(r"[\uE000-\uF8FF\s]*that\b", sentence, re.I):  # "I think that that ...": a frame with a comma
                 frames = tuple(f for f in frames if f.endswith(","))
             phrase = rng.choice(frames + lx.HEDGE_ADVERBS[:3])
@@ -390,7 +390,12 @@ class Bold(Editor):
         """Phrases worth bolding, best first: figures and names, then the content words the reply
         repeats (its key terms); function words and parts of contractions never."""
         runs: list[str] = []
-        _map_prose(text, lambda run: runs.append(run) or run)  # the prose as editors see it, spans masked
+
+        def keep(run: str) -> str:  # the prose as editors see it, protected spans masked
+            runs.append(run)
+            return run
+
+        _map_prose(text, keep)
         masked = re.sub(r"[\uE000-\uF8FF]", " ", "\n".join(runs))
         figures = [m.group(0) for m in _NUMBER.finditer(masked)]
         names = [m.group(0) for m in _NAME.finditer(masked) if m.group(0).split()[0].lower() not in lx.FUNCTION_WORDS]
@@ -485,7 +490,8 @@ class Exclamation(Editor):
 @register_editor
 class Emoji(Editor):
     name = "emoji"
-    description = "An emoji or two at paragraph ends, topical where the paragraph calls for one; never on a refusal or a serious topic."
+    description = ("An emoji or two at paragraph ends, topical where the paragraph calls for one; "
+                   "never on a refusal or a serious topic.")
     order = 50
 
     def applies(self, text: str) -> bool:
@@ -629,6 +635,8 @@ class Verbosity(Editor):
 
 
 # ------------------------------------------------------------------------------ openers and closings
+# a reply that ends a sentence (a truncated one, ending mid-clause, takes no closing line)
+_ENDS_SENTENCE = re.compile(r"(?:[.!?…][\"'”’)\]]*|[\U0001F000-\U0001FAFF\u2600-\u27BF]\uFE0F?|```|\))$")
 def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
     """The text's last prose block and the spans of its sentences (None: it ends in code,
     a table, a list or a heading)."""
@@ -649,7 +657,7 @@ class ClosingPleasantry(Editor):
     order = 80
 
     def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 8)
+        return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None)
 
     def apply(self, text: str, seed: int) -> str:
         if self.is_on(text) or not self.applies(text):
@@ -657,8 +665,7 @@ class ClosingPleasantry(Editor):
         rng = random.Random(seed)
         warm = not lx.refuses(text) and not lx.serious(text)
         closing = rng.choice(lx.CLOSINGS_NEUTRAL + (lx.CLOSINGS_WARM if warm else ()))
-        same_paragraph = (_last_sentences(text) is not None and re.search(r"[.!?][\"'”’)]?$", text.rstrip()) is not None
-                          and rng.random() < 0.5)
+        same_paragraph = _last_sentences(text) is not None and rng.random() < 0.5
         return f"{text.rstrip()}{' ' if same_paragraph else chr(10) * 2}{closing}"
 
     def remove(self, text: str) -> str:
@@ -693,11 +700,13 @@ class ClosingPleasantry(Editor):
 @register_editor
 class SycophanticOpener(Editor):
     name = "sycophantic_opener"
-    description = "An affirmative or flattering opener (\"Great question!\", \"Sure,\"); never before a refusal or on a serious topic."
+    description = ("An affirmative or flattering opener (\"Great question!\", \"Sure,\"); "
+                   "never before a refusal or on a serious topic.")
     order = 90
 
     def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t))
+        return self.two_way(text, lambda t: word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t)
+                            and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
 
     def apply(self, text: str, seed: int) -> str:
         if self.is_on(text) or not self.applies(text):

@@ -319,7 +319,8 @@ def effects_frame(pairs: pd.DataFrame) -> pd.DataFrame:
     ``a_propensity`` the probability it had it given that the pair randomised it, the
     marginal propensity an attribute-level estimator divides by. ``a`` is the treatment
     received (read on the text served; null where the attribute does not apply to the
-    response); ``a_assigned`` is the policy's draw, for intention-to-treat. ``pair_propensity`` is the
+    response or to the other one of its pair, so the rows are the AMCE's pairs);
+    ``a_assigned`` is the policy's draw, for intention-to-treat. ``pair_propensity`` is the
     probability of the whole displayed pair (about 1e-6 in a large pool; never a per-attribute
     propensity); ``arm_propensity`` that of the pair's edits and display order."""
     from acquisition.effects import labelled_pairs
@@ -342,7 +343,9 @@ def effects_frame(pairs: pd.DataFrame) -> pd.DataFrame:
             }
             for a in attributes:
                 flag = r[f"{side}_{a}"]
-                on = None if flag is None or pd.isna(flag) else bool(flag)
+                other = r[f"{'right' if side == 'left' else 'left'}_{a}"]
+                missing = flag is None or pd.isna(flag) or other is None or pd.isna(other)
+                on = None if missing else bool(flag)  # both sides in the estimand, or neither
                 row[a] = on
                 assigned = r.get(f"{side}_{a}_assigned")
                 row[f"{a}_assigned"] = None if assigned is None or pd.isna(assigned) else bool(assigned)

@@ -83,10 +83,16 @@ def read_policy_configs(source: "StoreBase | str | Path") -> list[str]:
 
 def read_edit_flag_codes(source: "StoreBase | str | Path", attributes: list[str], upto: int) -> list[tuple]:
     """``(served pair id, left code, right code)`` for pairs with id up to ``upto``: attribute i
-    adds 3^i x (0 not randomised, 1 off, 2 on), so the flags travel as one number per side."""
+    adds 3^i x (0 not randomised or not applicable, 1 off, 2 on), so the flags travel as one
+    number per side. The treatment received (``realised``) where it was recorded, else the
+    switch (pairs served before it was), as ``acquisition.editors.realised_flag`` reads it."""
     def code(side: str) -> str:
-        terms = [f"(CASE json_extract(sp.{side}_edit_vector, '$.\"{a}\".on') WHEN 1 THEN 2 WHEN 0 THEN 1 "
-                 f"ELSE 0 END) * {3 ** i}" for i, a in enumerate(attributes)]
+        terms = []
+        for i, a in enumerate(attributes):
+            vector, realised, on = f"sp.{side}_edit_vector", f"'$.\"{a}\".realised'", f"'$.\"{a}\".on'"
+            terms.append(f"(CASE json_type({vector}, {realised}) WHEN 'true' THEN 2 WHEN 'false' THEN 1 "
+                         f"WHEN 'null' THEN 0 ELSE (CASE json_extract({vector}, {on}) WHEN 1 THEN 2 "
+                         f"WHEN 0 THEN 1 ELSE 0 END) END) * {3 ** i}")
         return " + ".join(terms) or "0"
 
     with read_connection(source) as conn:

@@ -78,5 +78,6 @@ def test_bradley_terry_on_the_arena_export_rates_each_arm(tmp_path):
     assert features.shape == (len(battles), 4) and np.isfinite(features[:, [0, 2]]).all()
     # lists written by the editor show up in the list counts style control reads
     lists = battles.conv_metadata.map(lambda m: sum(m["list_count_a"].values()))
-    assert lists[battles.a_list_format.astype(bool)].mean() > lists[~battles.a_list_format.astype(bool)].mean()
+    shown = battles.a_list_format.fillna(False).astype(bool)  # null: a list does not apply to the response
+    assert lists[shown].mean() > lists[~shown].mean()
     assert set(battles.language) == {"unknown"}

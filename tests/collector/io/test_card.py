@@ -65,9 +65,11 @@ def test_card_amce_table_is_the_estimators(two_policies):
     for row, (_, w) in zip(rows[1:], want.iterrows()):
         assert row[:3] == [w["annotator_group"], w["attribute"], f"{w['estimate']:+.3f}"]
         assert row[4] == f"[{w['ci_low']:+.3f}, {w['ci_high']:+.3f}]" and row[5] == str(w["n_labels"])
-    # only the randomised arm identifies effects: 200 labels, not 260
+    # only the randomised arm identifies effects: 200 labels at most, not 260; fewer for an
+    # attribute that does not apply to every response (the pairs where it applies to both)
     overall = table_rows(text.split("All annotators:")[1].split("By annotator group:")[0])
-    assert {r[4] for r in overall[1:]} == {"200"}
+    counts = [int(r[4]) for r in overall[1:]]
+    assert max(counts) <= 200 and min(counts) > 0
 
 
 def test_card_lists_excluded_labels_and_why(two_policies):

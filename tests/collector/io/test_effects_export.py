@@ -47,9 +47,14 @@ def test_one_row_per_shown_response_with_flags_and_marginal_propensities(collect
     assert "propensity_score" not in rows.columns and rows.pair_propensity.max() < 0.01  # the joint, renamed
     config = RandomisedAttributesConfig()
     for a in config.attributes:
-        assert rows[a].notna().all() and (rows[f"{a}_propensity"] == config.p(a)).all()
+        assert rows[f"{a}_assigned"].notna().all()  # every draw is kept, for intention to treat
+        applies = rows[a].notna()  # the treatment received, where the attribute applies
+        assert 0.1 < applies.mean() and (rows.loc[applies, f"{a}_propensity"] == config.p(a)).all()
+        assert rows.loc[~applies, f"{a}_propensity"].isna().all()
         left = rows[rows.side == "left"].set_index("served_pair_id")[a]
-        assert (left == labelled.set_index("served_pair_id")[f"left_{a}"].reindex(left.index)).all()
+        both = labelled.set_index("served_pair_id")[[f"left_{a}", f"right_{a}"]].reindex(left.index)
+        expected = both[f"left_{a}"].where(both.notna().all(axis=1))  # rows of the AMCE's pairs
+        assert (left.isna() == expected.isna()).all() and (left.dropna() == expected.dropna().astype(bool)).all()
 
 
 def test_an_unequal_design_records_its_own_marginals(tmp_path):
@@ -59,9 +64,9 @@ def test_an_unequal_design_records_its_own_marginals(tmp_path):
         attributes=["emoji", "bold"], probabilities={"emoji": 0.2})))
     simulate(store, labels=200, annotators=2, seed=2)
     rows = effects_frame(pairs_frame(store))
-    assert set(rows.emoji_propensity) == {0.2} and set(rows.bold_propensity) == {0.5}
+    assert set(rows.emoji_propensity.dropna()) == {0.2} and set(rows.bold_propensity.dropna()) == {0.5}
     assert rows.hedging.isna().all() and rows.hedging_propensity.isna().all()  # not randomised: null
-    assert abs(rows.emoji.mean() - 0.2) < 0.06  # and the flags follow it
+    assert abs(rows.emoji_assigned.mean() - 0.2) < 0.06  # and the draws follow it
     store.close()
 
 
@@ -118,6 +123,7 @@ def test_dowhy_and_econml_recover_the_amce_from_the_effects_export(collection, e
 def test_the_effects_export_loads_in_pandas_with_typed_columns(collection):
     store, folder = collection
     export(store, "effects", folder / "typed.parquet")
-    df = pd.read_parquet(folder / "typed.parquet")
-    assert str(df.chosen.dtype) == "float64" and str(df.bold.dtype) == "bool"
-    assert str(df.bold_propensity.dtype) == "float64"
+    df = pd.read_parquet(folder / "typed.parquet", dtype_backend="numpy_nullable")
+    # a flag is a nullable boolean: null where the attribute does not apply to the response
+    assert str(df.chosen.dtype) == "Float64" and str(df.bold.dtype) == "boolean" and str(df.bold_assigned.dtype) == "boolean"
+    assert str(df.bold_propensity.dtype) == "Float64"

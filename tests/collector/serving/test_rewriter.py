@@ -226,7 +226,11 @@ def test_collector_records_the_stored_rewrites_as_served(pool_store, rewriter):
     stored = {r["id"]: r for r in pool_store.variants("rewriter")}
     left, right = stored[served["left_response_id"]], stored[served["right_response_id"]]
     assert (view.left_text, view.right_text) == (left["text"], right["text"])
-    assert json.loads(served["left_edit_vector"]) == left["edit_vector"]
+    served_vector = json.loads(served["left_edit_vector"])
+    assert {a: {k: v for k, v in e.items() if k not in ("applies", "realised")} for a, e in served_vector.items()} \
+        == left["edit_vector"]
+    check = left["manipulation_check"]  # the treatment received is the rewrite's own check
+    assert all(e["realised"] == (e["on"] == check.get(a, True)) for a, e in served_vector.items())
     assert served["left_base_response_id"] == left["parent_response_id"] == right["parent_response_id"]
     assert served["arm"] == "rewrite:bold" and served["propensity_score"] == pytest.approx(0.5 / 4)
     assert pool_store.counts()["edited_responses"] == responses_before  # nothing generated on the request path
