@@ -257,7 +257,31 @@ def parse_policy_document(data: dict[str, Any], source: str = "policy") -> tuple
         raise ConfigError(
             f"{source}: missing key 'name' (a string); known policies: {', '.join(sorted(POLICIES))}."
         )
-    return name, parse_policy_config(name, data.get("config"), source)
+    config = parse_policy_config(name, data.get("config"), source)
+    _refuse_unoffered(data.get("config") or {}, f"{source}.config")
+    return name, config
+
+
+def _refuse_unoffered(table: dict[str, Any], where: str) -> None:
+    """A study's policy file may randomise only the attributes the product offers: no rule-based
+    edit that is not the attribute it names (``Editor.randomisable``; verbosity's filler). LLM
+    rewrites (``source = "rewrites"``) of the same attribute are fine. Simulations that define
+    such an attribute on purpose (the causal benchmark's synthetic worlds) build their configs
+    in code and do not pass through here."""
+    from acquisition.editors import EDITORS
+
+    if table.get("source") != "rewrites":
+        for i, attribute in enumerate(table.get("attributes") or []):
+            editor = EDITORS.get(attribute) if isinstance(attribute, str) else None
+            if editor is not None and not editor.randomisable:
+                raise ConfigError(
+                    f"{where}.attributes[{i}]: {attribute!r} is not offered as a rule-based treatment (its edit "
+                    f"is not the attribute it names); randomise it with LLM rewrites: counterfactual_pairs with "
+                    f"source = \"rewrites\" (`deconfound rewrite --attributes {attribute}`)."
+                )
+    for i, component in enumerate(table.get("components") or []):
+        if isinstance(component, dict):
+            _refuse_unoffered(component.get("config") or {}, f"{where}.components[{i}].config")
 
 
 def load_policy_file(path: str) -> tuple[str, Any]:

@@ -40,12 +40,6 @@ class RandomisedAttributesConfig:
                 raise ConfigError(
                     f"{where}.attributes[{i}]: unknown attribute {a!r}; known: {', '.join(sorted(EDITORS))}."
                 )
-            if not EDITORS[a].randomisable:
-                raise ConfigError(
-                    f"{where}.attributes[{i}]: {a!r} is not offered as a rule-based treatment (its edit is "
-                    f"not the attribute it names); randomise it with LLM rewrites instead: counterfactual_pairs "
-                    f"with source = \"rewrites\" (`deconfound rewrite --attributes {a}`)."
-                )
         if len(set(self.attributes)) != len(self.attributes):
             raise ConfigError(f"{where}.attributes: an attribute is listed twice.")
         for key, p in [("probability", self.probability)] + [

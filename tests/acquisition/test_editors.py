@@ -188,11 +188,17 @@ def test_a_failed_edit_is_received_as_off():
 
 def test_verbosity_is_not_offered_as_a_rule_based_style_treatment():
     from acquisition.core.errors import ConfigError
-    from acquisition.policies.randomised import RandomisedAttributesConfig
+    from acquisition.policies import parse_policy_document
 
     assert not EDITORS["verbosity"].randomisable and "verbosity" not in DEFAULT_ATTRIBUTES
-    with pytest.raises(ConfigError, match="verbosity.*rewrites"):
-        RandomisedAttributesConfig(attributes=["verbosity", "bold"]).validate("policy.config")
+    with pytest.raises(ConfigError, match=r"p.toml.config.attributes\[1\]: 'verbosity'.*rewrites"):
+        parse_policy_document({"name": "randomised_attributes", "config": {"attributes": ["bold", "verbosity"]}}, "p.toml")
+    mixture = {"name": "mixture", "config": {"components": [
+        {"name": "counterfactual_pairs", "weight": 1.0, "config": {"attributes": ["verbosity"]}}]}}
+    with pytest.raises(ConfigError, match=r"components\[0\].config.attributes\[0\]"):
+        parse_policy_document(mixture, "m.toml")
+    rewrites = {"name": "counterfactual_pairs", "config": {"attributes": ["verbosity"], "source": "rewrites"}}
+    assert parse_policy_document(rewrites, "r.toml")[0] == "counterfactual_pairs"  # the LLM path is fine
 
 
 def test_quality_controls_remove_content_and_are_not_randomised_by_default():
