@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from acquisition.core.errors import ConfigError
-from acquisition.core.pool import PoolSnapshot
-from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed
+from acquisition.core.pool import PoolSnapshot, texts_of
+from acquisition.editors import DEFAULT_ATTRIBUTES, edit_seed, get_editor
 from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
 from acquisition.policies.randomised import RandomisedAttributesConfig
 
@@ -19,7 +19,8 @@ from acquisition.policies.randomised import RandomisedAttributesConfig
 class CounterfactualPairsConfig:
     """Minimal pairs: a response against its own copy with exactly one attribute switched."""
 
-    # attributes to contrast; one is drawn uniformly for each pair
+    # attributes to contrast; one is drawn uniformly for each pair among those that apply to
+    # the drawn response (a list needs three sentences), the response among those with one
     attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
     # "editors": rule-based copies made at serve time; "rewrites": stored LLM rewrite vs
     # rewrite-of-rewrite pairs (`python -m collector rewrite`, acquisition/rewriter.py)
@@ -51,6 +52,32 @@ class CounterfactualPairs(Policy):
         self.attributes = list(config.attributes)
         if config.source == "rewrites":
             self._index_rewrites(rewrite_pairs or [])
+        else:
+            self._index_applicable()
+
+    def _index_applicable(self) -> None:
+        """Which configured attributes apply to each base response (``Editor.applies``, read once
+        per pool snapshot, a chunk of texts at a time): a minimal pair is drawn only where its
+        attribute can be switched, so no pair shows one text twice. Drawn prompt, base, attribute
+        uniformly in turn among those with something to contrast."""
+        editors = [get_editor(a) for a in self.attributes]
+        self._applicable: dict[int, tuple[str, ...]] = {}
+        self._bases: dict[int, tuple[int, ...]] = {}
+        for prompt in self.servable:
+            texts = texts_of(self.pool.response_text, list(prompt.response_ids))
+            for rid in prompt.response_ids:
+                fits = tuple(e.name for e in editors if e.takes_donor or e.applies(texts[rid]))
+                if fits:
+                    self._applicable[rid] = fits
+            bases = tuple(r for r in prompt.response_ids if r in self._applicable)
+            if bases:
+                self._bases[prompt.id] = bases
+        self._prompts = sorted(self._bases)
+        if not self._prompts:
+            raise ConfigError(
+                f"counterfactual_pairs: none of {', '.join(self.attributes)} applies to any response of the pool "
+                f"(run `deconfound editors audit` to see where each applies)."
+            )
 
     def _index_rewrites(self, rewrite_pairs: Any) -> None:
         """Stored rewrite pairs (``acquisition.rewriter.RewritePair``) of the configured
@@ -95,21 +122,31 @@ class CounterfactualPairs(Policy):
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
         if self.config.source == "rewrites":
             return self._propose_rewrite(rng)
-        prompt = self.servable[int(rng.integers(len(self.servable)))]
-        base = prompt.response_ids[int(rng.integers(len(prompt.response_ids)))]
-        attribute = self.attributes[int(rng.integers(len(self.attributes)))]
+        prompt_id = self._prompts[int(rng.integers(len(self._prompts)))]
+        bases = self._bases[prompt_id]
+        base = bases[int(rng.integers(len(bases)))]
+        fits = self._applicable[base]
+        attribute = fits[int(rng.integers(len(fits)))]
         on_left = bool(rng.integers(2))
         seed = edit_seed(base, attribute)
         left = {attribute: {"on": on_left, "editor": attribute, "seed": seed}}
         right = {attribute: {"on": not on_left, "editor": attribute, "seed": seed}}
-        p_base = 1.0 / len(self.servable) / len(prompt.response_ids)
-        arm_p = 0.5 / len(self.attributes)
+        score, arm_p = self._editor_propensity(prompt_id, base, attribute)
         return Proposal(
-            prompt_id=prompt.id, left=ProposedSide(base, left), right=ProposedSide(base, right),
+            prompt_id=prompt_id, left=ProposedSide(base, left), right=ProposedSide(base, right),
             position_swapped=not on_left, arm=f"counterfactual:{attribute}",
-            propensity_score=p_base * arm_p, arm_propensity=arm_p,
+            propensity_score=score, arm_propensity=arm_p,
             edit_marginals={attribute: 0.5},  # on for one side, which one is a coin flip
         )
+
+    def _editor_propensity(self, prompt_id: int, base: int, attribute: str) -> tuple[float, float]:
+        """``(P(prompt, base, attribute, order), P(attribute, order | prompt, base))``; zeros
+        where the attribute does not apply to the base."""
+        fits = self._applicable.get(base, ())
+        if prompt_id not in self._bases or base not in self._bases[prompt_id] or attribute not in fits:
+            return 0.0, 0.0
+        arm_p = 0.5 / len(fits)
+        return arm_p / len(self._prompts) / len(self._bases[prompt_id]), arm_p
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
@@ -120,13 +157,10 @@ class CounterfactualPairs(Policy):
             return self._rewrite_propensity(pair)
         if left.response_id is not None or right.response_id is not None:
             return 0.0, 0.0  # stored rewrites are not rule-based copies
-        prompt = self.servable.get(prompt_id)
         on = (on_set(left.edit_vector), on_set(right.edit_vector))
-        if (prompt is None or left.base_response_id != right.base_response_id
-                or left.base_response_id not in prompt.response_ids):
+        if left.base_response_id != right.base_response_id:
             return 0.0, 0.0
         changed = on[0] ^ on[1]
         if len(changed) != 1 or (on[0] & on[1]) or not changed <= set(self.attributes):
             return 0.0, 0.0
-        arm_p = 0.5 / len(self.attributes)
-        return arm_p / len(self.servable) / len(prompt.response_ids), arm_p
+        return self._editor_propensity(prompt_id, left.base_response_id, next(iter(changed)))

@@ -35,9 +35,16 @@ SMALL = {
 def tiny_pool():
     s = Store(":memory:")
     s.add_pool([
-        {"prompt": "P1?", "responses": [{"text": "Alpha one. Beta two."}, {"text": "Gamma three. Delta four."}]},
-        {"prompt": "P2?", "responses": [{"text": "Epsilon five. Zeta six."}, {"text": "Eta seven. Theta eight."},
-                                        {"text": "Iota nine. Kappa ten."}]},
+        # bold applies to the long replies that repeat a term, emoji to every one of eight words or more
+        {"prompt": "P1?", "responses": [
+            {"text": "Water the garden early in the morning, before work. The garden soil then stays moist through the "
+                     "long heat of the summer day."},
+            {"text": "Gamma three is the answer here. Delta four is the other one."}]},
+        {"prompt": "P2?", "responses": [
+            {"text": "Epsilon five comes first in the list. Zeta six comes right after it."},
+            {"text": "Eta seven is the next number. Theta eight follows it closely."},
+            {"text": "Kappa ten is the number to remember here. Kappa ten comes right after iota nine in the Greek "
+                     "alphabet, as every student learns."}]},
         {"prompt": "P3 has one response only?", "responses": [{"text": "Lonely answer here."}]},
     ], source="test")
     yield s.pool_snapshot()
@@ -262,3 +269,22 @@ def test_overlap_targeting_fills_what_an_observational_phase_left_empty(store):
     # serves each of the three empty combinations more often than the crowded one
     for combo in (("bold",), ("emoji",), ("bold", "emoji")):
         assert served[combo] > served[()], served
+
+
+def test_counterfactual_pairs_contrast_only_an_attribute_that_applies(tiny_pool):
+    """A minimal pair over an attribute that cannot be switched on its response would show one
+    text twice: the policy draws only attributes that apply to the drawn response."""
+    from acquisition.editors import EDITORS, apply_edit_vector
+
+    policy = build_policy("counterfactual_pairs", {"attributes": ["bold", "emoji"]}, tiny_pool)
+    rng = np.random.default_rng(3)
+    arms = Counter()
+    for _ in range(400):
+        p = policy.propose(AnnotatorContext(1, "g"), rng)
+        (attribute,) = p.left.edit_vector
+        text = tiny_pool.response_text[p.left.base_response_id]
+        assert EDITORS[attribute].applies(text)
+        shown = {apply_edit_vector(text, side.edit_vector)[0] for side in (p.left, p.right)}
+        assert len(shown) == 2
+        arms[attribute] += 1
+    assert set(arms) == {"bold", "emoji"}  # bold where it fits, emoji elsewhere too
