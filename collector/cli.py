@@ -259,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
             handler=commands.audit)
     p.add_argument("--limit", type=int, default=200, help="the most recent N entries (default 200)")
 
+    eds = sub.add_parser("editors", help="List the attribute editors, or audit them on a pool before a study.",
+                         description="List the attribute editors, or audit them on a pool before a study.")
+    esub = eds.add_subparsers(dest="editors_command", required=True, metavar="ACTION")
+    p = esub.add_parser("list", help="List the editors: style attributes, rewrite-only ones, quality controls.",
+                        description="List the editors: style attributes, rewrite-only ones, quality controls.")
+    p.set_defaults(handler=commands.editors_list)
+    text = ("Audit the editors on a pool: where each applies, template reuse, artefacts, meaning kept "
+            "(embedding cosine) and how well a classifier tells its edits from natural texts.")
+    p = esub.add_parser("audit", help=text, description=text)
+    p.set_defaults(handler=commands.editors_audit)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a preference or pool file, in any format `import` reads")
+    source.add_argument("--demo", action="store_true", help="the built-in demo pool")
+    p.add_argument("--format", default="auto", choices=["auto", *IMPORT_FORMATS], help="the file's format (default auto)")
+    p.add_argument("--editors", default=None, help="comma-separated editors (default: every style editor)")
+    p.add_argument("--limit", type=int, default=None, help="audit a seeded sample of this many responses")
+    p.add_argument("--seed", type=int, default=0, help="seed for the edits and the sample (default 0)")
+    p.add_argument("--no-embed", action="store_true", help="skip the meaning check (no embedding model)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
+
     bench = sub.add_parser("benchmark", help="Run a benchmark.", description="Run a benchmark.")
     bsub = bench.add_subparsers(dest="benchmark_command", required=True, metavar="NAME")
     text = ("The causal benchmark: simulated annotators label under each policy; reward models are "

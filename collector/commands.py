@@ -388,6 +388,50 @@ def policy_apply(args: argparse.Namespace, store: Store) -> None:
 
 
 # ---------------------------------------------------------------------- the study
+def editors_list(args: argparse.Namespace) -> None:
+    from acquisition.editors import EDITORS
+
+    for name, editor in sorted(EDITORS.items()):
+        kind = "quality control" if editor.quality_changing else "style" if editor.randomisable else "rewrites only"
+        print(f"{name}\t{kind}\t{editor.description}")
+
+
+def editors_audit(args: argparse.Namespace) -> None:
+    """``editors audit``: the audit table of ``acquisition.editors.audit`` on a pool's responses."""
+    import random
+
+    from acquisition.editors import EDITORS
+    from acquisition.editors.audit import audit_editors, format_audit
+    from collector.io.importers import parse_file
+    from collector.store.create import load_demo_pool
+
+    names = [n.strip() for n in args.editors.split(",") if n.strip()] if args.editors else None
+    for name in names or []:
+        if name not in EDITORS:
+            raise ConfigError(f"--editors: unknown editor {name!r}; known: {', '.join(sorted(EDITORS))}.")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit: must be a positive number of responses; got {args.limit}.")
+    records = load_demo_pool() if args.demo else parse_file(args.data, args.format).records
+    texts = list(dict.fromkeys(r["text"] for record in records for r in record["responses"]))
+    if not texts:
+        raise ConfigError(f"{args.data}: no responses to audit.")
+    if args.limit is not None and args.limit < len(texts):
+        texts = random.Random(args.seed).sample(texts, args.limit)
+    embed = None
+    if not args.no_embed:
+        from models.embeddings import Embedder
+
+        embed = Embedder(max_length=256).embed
+    rows = audit_editors(texts, names, embed=embed, seed=args.seed)
+    print(f"{len(texts)} responses from {'the demo pool' if args.demo else args.data}")
+    print(format_audit(rows))
+    for row in rows:
+        for example in row.artefact_examples:
+            print(f"  {row.editor} artefact: {example}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.as_row() for r in rows], indent=1, default=str) + "\n", encoding="utf-8")
+
+
 @reads_only
 def study_show(args: argparse.Namespace, store: Store) -> None:
     from collector.serving.study import study_config, study_version

@@ -8,8 +8,9 @@ state (adds it where the response lacks it, removes it where the response has it
 - ``changed``: share of those where the edit changed the text; ``check_pass``: where the
   manipulation check read back the intended state;
 - ``top_share``: the share of adding edits that carry the most frequent inserted string, and
-  ``distinct_per_100``: distinct inserted strings per 100 adding edits (template reuse; an
-  editor that inserts only markup or the reply's own words has no inserted string);
+  ``distinct_per_100``: distinct inserted strings per 100 adding edits (template reuse, over
+  five seeded draws per response; an editor that inserts only markup or the reply's own words
+  has no inserted string);
 - ``artefacts``: edits that split a word or contraction with markup, put a capital letter
   after an inserted comma, double punctuation, or change code, a URL or HTML;
 - ``meaning_cosine`` (mean and 5th percentile): embedding cosine between the original and the
@@ -101,7 +102,7 @@ def inserted_text(before: str, after: str) -> str:
 
 
 _ARTEFACTS = {
-    "split word": re.compile(r"\w(?:\*\*|__)\w|\w['’](?:\*\*|__)|(?:\*\*|__)['’]\w"),
+    "split word": re.compile(r"\w(?:\*\*|__)\w|\w['’](?:\*\*|__)|(?:\*\*|__)['’]\w|\d(?:\*\*|__)[.,]\d|\d[.,](?:\*\*|__)\d"),
     "capital after an inserted comma": re.compile(r",\s+(?!I\b|I['’])[A-Z][a-z]"),
     "doubled punctuation": re.compile(r"[,;:]\s*[.,;:!?]|[.!?]\s*[,;:]|(?<!\.)\.\.(?!\.)|!\s*\.|\?\s*\."),
 }
@@ -139,8 +140,10 @@ def _auc(pairs: Sequence[tuple[str, str]], seed: int) -> float:
 
 
 def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray] | None = None,
-                 seed: int = 0) -> EditorAudit:
-    """The audit of one editor over ``texts`` (see the module docstring)."""
+                 seed: int = 0, draws: int = 5) -> EditorAudit:
+    """The audit of one editor over ``texts`` (see the module docstring). Template reuse is
+    read over ``draws`` seeded edits of each response that lacks the attribute, so it measures
+    the editor's phrasings, not the luck of one draw on a small pool."""
     applicable = [t for t in texts if editor.applies(t)]
     added, removed, edited_on, originals, edits, checks, inserted = 0, 0, [], [], [], [], []
     problems: list[str] = []
@@ -156,8 +159,10 @@ def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str
         else:
             added += 1
             edited_on.append(after)
-            if after != text:
-                inserted.append(inserted_text(text, after))
+            for k in range(draws):
+                again = after if k == 0 else editor.apply(text, edit_seed(i + seed + 7919 * k, editor.name))
+                if again != text:
+                    inserted.append(inserted_text(text, again))
         kinds = artefacts(text, after)
         if kinds:
             count += 1
@@ -193,12 +198,13 @@ def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str
 
 
 def audit_editors(texts: Sequence[str], names: Sequence[str] | None = None,
-                  embed: Callable[[list[str]], np.ndarray] | None = None, seed: int = 0) -> list[EditorAudit]:
+                  embed: Callable[[list[str]], np.ndarray] | None = None, seed: int = 0,
+                  draws: int = 5) -> list[EditorAudit]:
     """The audit of every style editor (or of ``names``) over ``texts``; quality controls and
     editors not offered to the randomising policies are left out unless named."""
     if names is None:
         names = sorted(n for n, e in EDITORS.items() if not e.quality_changing and e.randomisable)
-    return [audit_editor(EDITORS[n], texts, embed, seed) for n in names]
+    return [audit_editor(EDITORS[n], texts, embed, seed, draws) for n in names]
 
 
 def format_audit(rows: Sequence[EditorAudit]) -> str:

@@ -373,7 +373,7 @@ class Hedging(Editor):
 # --------------------------------------------------------------------------------------------- bold
 _NUMBER = re.compile(
     r"(?<![\w.$'’*-])\$?\d[\d,.]*\d?(?:\s?%|\s(?:percent|hours?|minutes?|seconds?|days?|weeks?|months?|years?|miles?|"
-    r"kilomet(?:re|er)s?|km|kg|grams?|pounds?|dollars?|degrees?|times|cups?|calories|people|feet|inches))?(?![\w'’*-])"
+    r"kilomet(?:re|er)s?|km|kg|grams?|pounds?|dollars?|degrees?|times|cups?|calories|people|feet|inches))?(?![\w'’*-]|[.,]\d)"
 )
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*(?![\w'’])")
 
@@ -523,7 +523,7 @@ class Emoji(Editor):
             for line in run.split("\n"):
                 if index in chosen and line.strip():
                     topical = [e for pattern, emoji in lx.EMOJI_TOPICAL if re.search(pattern, line, re.I) for e in emoji]
-                    pool = topical if topical and rng.random() < 0.5 else list(lx.EMOJI_GENERIC)
+                    pool = topical if topical and rng.random() < 0.3 else list(lx.EMOJI_GENERIC)
                     line = f"{line.rstrip()} {rng.choice(pool)}"
                 index += 1
                 out.append(line)
