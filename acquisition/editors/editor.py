@@ -256,7 +256,7 @@ class Editor(ABC):
         return self.is_on(edited) == on
 
 
-DEFAULT_ATTRIBUTES = ("list_format", "sycophantic_opener", "bold", "emoji", "hedging", "closing_pleasantry")
+DEFAULT_ATTRIBUTES = ("list_format", "bold", "emoji", "closing_pleasantry")  # the ones that pass the audit (docs/policies.md)
 
 
 def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:

@@ -191,7 +191,7 @@ EMOJI = re.compile(
 )
 EMOJI_GENERIC = (
     "😊", "🙂", "👍", "✨", "🙌", "💪", "👌", "😄", "🤗", "😉", "🌟", "💡", "✅", "👏", "🎉", "😀",
-    "🤓", "😎", "🥳", "🤞", "💯", "🔥", "⭐", "🚀", "😃", "🙏", "🤩", "👋", "😁", "🌈", "🍀", "💫",
+    "🤓", "😎", "🥳", "🤞", "💯", "🔥", "⭐", "🚀", "😃", "🙏", "🤩", "👋", "😁", "🍀", "💫", "🌸",
 )
 # a topical emoji where a word of the paragraph calls for one
 EMOJI_TOPICAL = (
@@ -203,7 +203,7 @@ EMOJI_TOPICAL = (
     (r"\b(?:travel\w*|trip|flight|vacation|holiday)\b", ("✈️", "🧳", "🌍", "🗺️")),
     (r"\b(?:exercis\w*|run\w*|workout|gym|fitness)\b", ("🏃", "💪", "🏋️", "🚴")),
     (r"\b(?:read\w*|book\w*|stud\w*|learn\w*|school|exam\w*)\b", ("📚", "📖", "🎓", "✏️")),
-    (r"\b(?:sun\w*|sky|light|weather|rain\w*)\b", ("☀️", "🌤️", "🌈", "🌦️")),
+    (r"\b(?:sun\w*|sky|light|weather|rain\w*)\b", ("☀️", "🌤️", "🌈", "🌦️", "⛅", "🌅")),
     (r"\b(?:music|song\w*|sing\w*|guitar|piano)\b", ("🎵", "🎶", "🎸", "🎹")),
     (r"\b(?:dog\w*|cat\w*|pet\w*|puppy|kitten)\b", ("🐶", "🐱", "🐾")),
     (r"\b(?:write|writing|story|poem|letter|email)\b", ("✍️", "📝", "💌")),

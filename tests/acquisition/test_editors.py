@@ -280,4 +280,4 @@ def test_drop_answer_reads_off_wherever_no_policy_applied_it(store):
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
     assert table.loc["drop_answer", "chosen_rate"] == 0.0 and table.loc["drop_answer", "rejected_rate"] == 0.0
     assert table.loc["off_topic", "chosen_rate"] == 0.0
-    assert 0.2 < table.loc["hedging", "chosen_rate"] < 0.8  # randomised: its switch, not the text
+    assert 0.2 < table.loc["bold", "chosen_rate"] < 0.8  # randomised: its realised switch, not the text

@@ -99,7 +99,7 @@ def test_design_attributes_come_from_every_stored_config():
                                          {"name": "counterfactual_pairs", "config": {"attributes": ["bold"]}}]})
     assert dashboard.design_attributes([mixture, json.dumps({})]) == ["bold", "emoji"]
     default = dashboard.design_attributes([json.dumps({"attributes": []})])
-    assert "hedging" in default and "verbosity" not in default and "drop_answer" not in default
+    assert "bold" in default and "verbosity" not in default and "drop_answer" not in default
 
 
 def test_data_version_moves_with_labels(file_store):
