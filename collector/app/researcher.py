@@ -11,6 +11,7 @@ import pandas as pd
 from acquisition import EXAMPLES
 from acquisition.core.config import loads_toml, to_dict
 from acquisition.core.errors import ConfigError
+from acquisition.core.pool import texts_of
 from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
 from collector.serving.service import policy_inputs
 from collector.store import Store
@@ -149,3 +150,29 @@ def embedding_status(store: Store, stale_after: float = 120.0) -> tuple[float, s
     if done >= total or time.time() - updated > stale_after or total <= 0:
         return None
     return done / total, progress_line(done, total, elapsed)
+
+
+def editor_audit_table(store: Store, limit: int = 300, meaning: bool = False, seed: int = 0) -> pd.DataFrame:
+    """The editor audit (``acquisition.editors.audit``) on a seeded sample of the pool's base
+    responses, one row per style editor; ``meaning`` adds the embedding cosine (slower)."""
+    import random
+
+    from acquisition.editors.audit import audit_editors
+
+    if limit < 1:
+        raise ConfigError(f"Audit sample: must be a positive number of responses; got {limit}.")
+    pool = store.pool_snapshot(lazy_texts=True)
+    ids = [int(r) for r in pool.arrays.response_ids]
+    if not ids:
+        raise ConfigError("The pool has no responses to audit; load a pool first.")
+    sample = random.Random(seed).sample(ids, min(limit, len(ids)))
+    texts = list(texts_of(pool.response_text, sample).values())
+    embed = None
+    if meaning:
+        from models.embeddings import Embedder
+
+        embed = Embedder(max_length=256).embed
+    rows = [r.as_row() for r in audit_editors(texts, embed=embed, seed=seed)]
+    columns = ["editor", "passes", "applies", "added", "removed", "check_pass", "top_share", "top_string",
+               "distinct_per_100", "artefacts", "meaning_cosine", "natural", "detect_auc"]
+    return pd.DataFrame(rows)[columns]

@@ -7,6 +7,7 @@ from collector.app.researcher import (
     activate_policy_text,
     active_policy_summary,
     balance_tables,
+    editor_audit_table,
     embedding_status,
     example_policies,
     parse_group_objectives,
@@ -112,6 +113,20 @@ if right.button("Activate", type="primary", key="research_activate"):
         row = activate_policy_text(store, text)
         audit("policy activated", {"policy": row["name"], "version": row["version"]})
         st.success(f"Active: {row['name']} version {row['version']}. The next served pair uses it.")
+    except DeconfoundError as exc:
+        st.error(str(exc))
+
+st.subheader("Editor audit")
+st.caption("Before randomising an attribute, check that its edits are the attribute it names on this pool: "
+           "where it applies, template reuse (target under 5%), artefacts (0), meaning kept (cosine at least 0.95) "
+           "and how well a classifier tells its edits from natural texts (AUC at most 0.65). See docs/policies.md.")
+left, mid, right = st.columns([1, 1, 2])
+sample = left.number_input("Responses to audit", min_value=1, value=300, step=50, key="research_audit_sample")
+meaning = mid.checkbox("Meaning check (embeddings, slower)", value=False, key="research_audit_meaning")
+if right.button("Audit the editors on this pool", key="research_audit"):
+    try:
+        with st.spinner("Auditing the editors..."):
+            st.dataframe(editor_audit_table(store, int(sample), meaning), hide_index=True)
     except DeconfoundError as exc:
         st.error(str(exc))
 

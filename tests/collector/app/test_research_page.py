@@ -116,3 +116,13 @@ def test_a_randomised_objective_and_crowd_entry_are_set_on_the_page(research_db)
     at.text_area(key="research_study_objectives").input("0.7 | A\n0.7 | B")
     at.button(key="research_study_save").click().run()
     assert "must sum to 1" in at.error[0].value
+
+
+def test_the_editor_audit_runs_on_the_pool(research_db):
+    at = _logged_in()
+    at.number_input(key="research_audit_sample").set_value(40).run()
+    at.button(key="research_audit").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value  # the only table: no labels yet, so no balance tables
+    assert set(table.editor) >= {"bold", "list_format", "hedging"} and table.artefacts.eq(0).all()
+    assert table.applies.between(0, 1).all() and table.passes.dtype == bool
