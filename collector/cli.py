@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("init", "Create the database (if missing) and activate the default randomised_attributes policy.",
             handler=commands.init)
-    p.add_argument("--demo", action="store_true", help="also load the demo pool (36 prompts, 5 task types)")
+    p.add_argument("--demo", action="store_true", help="also load the demo pool (48 prompts, 5 task types)")
     p.add_argument("--checkpoints", metavar="DIR",
                    help="where the reward models are written, relative to the database's folder "
                         "(default models/ beside it)")

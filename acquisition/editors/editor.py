@@ -242,6 +242,12 @@ class Editor(ABC):
     @abstractmethod
     def apply(self, text: str, seed: int) -> str: ...
 
+    def add(self, text: str, seed: int) -> str:
+        """Switch the attribute on in a text it was found to apply to *before* other edits (the
+        base); ``apply`` checks ``applies`` on the text it gets, ``add`` does not, so an edit
+        stacked before it (a closing line removed with its emoji) cannot change the verdict."""
+        return self.apply(text, seed)
+
     def remove(self, text: str) -> str:
         return text
 
@@ -296,7 +302,7 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
             edited = editor.remove(edited)
     for editor in editors:
         if edit_vector[editor.name]["on"] and not editor.takes_donor and fits[editor.name]:
-            edited = editor.apply(edited, int(edit_vector[editor.name]["seed"]))
+            edited = editor.add(edited, int(edit_vector[editor.name]["seed"]))
     for editor in reversed(editors):  # an edit that brought back an attribute switched off ("Sure!" and "!")
         if not edit_vector[editor.name]["on"] and fits[editor.name] and editor.readable_alone and editor.is_on(edited):
             edited = editor.remove(edited)

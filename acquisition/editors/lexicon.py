@@ -94,7 +94,7 @@ def _alternation(phrases: tuple[str, ...]) -> str:
 # a frame, with its "that" and comma: at the start of a sentence, or after a comma or a conjunction
 HEDGE_FRAME_START = re.compile(rf"^(?:{_alternation(HEDGE_FRAMES)})(?:\s+that)?,?\s+(?=[\w\"'“‘(])", re.I)
 HEDGE_FRAME_INNER = re.compile(
-    rf"(?:(?<=, )|(?<=\band )|(?<=\bbut )|(?<=\bso ))(?:{_alternation(HEDGE_FRAMES)})(?:\s+that)?,?\s+(?=[\w\"'“‘(])",
+    rf"(?:(?<=, )|(?<=; )|(?<=\band )|(?<=\bbut )|(?<=\bso ))(?:{_alternation(HEDGE_FRAMES)})(?:\s+that)?,?\s+(?=[\w\"'“‘(])",
     re.I,
 )
 # a frame tagged on at the end of a sentence ("..., I guess.")

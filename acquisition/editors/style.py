@@ -414,7 +414,10 @@ class Bold(Editor):
         return self.two_way(text, lambda t: word_count(_prose(t)) >= self.min_words and bool(self._candidates(t)))
 
     def apply(self, text: str, seed: int) -> str:
-        if not self.applies(text) or self.is_on(text):
+        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
+
+    def add(self, text: str, seed: int) -> str:
+        if self.is_on(text):
             return text
         rng = random.Random(seed)
         candidates = self._candidates(text)
@@ -454,7 +457,10 @@ class Exclamation(Editor):
         return self.two_way(text, lambda t: re.search(r"\w\.(?=\s|$)", _prose(t)) is not None and not lx.refuses(t))
 
     def apply(self, text: str, seed: int) -> str:
-        if self.is_on(text) or not self.applies(text):
+        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
+
+    def add(self, text: str, seed: int) -> str:
+        if self.is_on(text):
             return text
         rng = random.Random(seed)
 
@@ -498,7 +504,10 @@ class Emoji(Editor):
         return self.two_way(text, lambda t: word_count(t) >= 8 and not lx.refuses(t) and not lx.serious(t))
 
     def apply(self, text: str, seed: int) -> str:
-        if self.is_on(text) or not self.applies(text):
+        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
+
+    def add(self, text: str, seed: int) -> str:
+        if self.is_on(text):
             return text
         rng = random.Random(seed)
         lines_total = 0
@@ -636,7 +645,7 @@ class Verbosity(Editor):
 
 # ------------------------------------------------------------------------------ openers and closings
 # a reply that ends a sentence (a truncated one, ending mid-clause, takes no closing line)
-_ENDS_SENTENCE = re.compile(r"(?:[.!?…][\"'”’)\]]*|[\U0001F000-\U0001FAFF\u2600-\u27BF]\uFE0F?|```|\))$")
+_ENDS_SENTENCE = re.compile(rf"(?:[.!?…][\"'”’)\]]*|{lx.EMOJI.pattern}|```|\))$")
 def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
     """The text's last prose block and the spans of its sentences (None: it ends in code,
     a table, a list or a heading)."""
@@ -660,7 +669,10 @@ class ClosingPleasantry(Editor):
         return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None)
 
     def apply(self, text: str, seed: int) -> str:
-        if self.is_on(text) or not self.applies(text):
+        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
+
+    def add(self, text: str, seed: int) -> str:
+        if self.is_on(text):
             return text
         rng = random.Random(seed)
         warm = not lx.refuses(text) and not lx.serious(text)
@@ -709,7 +721,10 @@ class SycophanticOpener(Editor):
                             and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
 
     def apply(self, text: str, seed: int) -> str:
-        if self.is_on(text) or not self.applies(text):
+        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
+
+    def add(self, text: str, seed: int) -> str:
+        if self.is_on(text):
             return text
         rng = random.Random(seed)
         body = text.lstrip()

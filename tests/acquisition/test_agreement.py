@@ -36,7 +36,9 @@ def _reliability_matrix(frame):
         item = tuple(sorted((r.left_response_id, r.right_response_id)))
         chosen = {"left": r.left_response_id, "right": r.right_response_id}.get(r.label)
         value = {"tie": 2, "both_bad": 3}.get(r.label, 0 if chosen == item[0] else 1)
-        matrix[annotators.index(r.annotator_id), items.index(item)] = value
+        cell = annotators.index(r.annotator_id), items.index(item)
+        if np.isnan(matrix[cell]):  # an annotator's first label of an item counts, as documented
+            matrix[cell] = value
     return matrix
 
 

@@ -17,12 +17,16 @@ def test_smd_basics():
 def test_randomised_attributes_keep_every_attribute_balanced_over_2000_labels(store):
     simulate(store, labels=2000, annotators=6, groups=["a", "b"], seed=11)
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
+
+    def bound(n: int) -> float:  # |SMD| < 0.1, or three standard errors where fewer pairs apply (lists: ~370)
+        return max(0.1, 3 * (2 / n) ** 0.5)
+
     for attribute in DEFAULT_ATTRIBUTES:
-        assert abs(table.loc[attribute, "smd"]) < 0.1, table
+        assert table.loc[attribute, "n"] > 300 and abs(table.loc[attribute, "smd"]) < bound(table.loc[attribute, "n"]), table
     report = balance_report(pairs_frame(store))
     overall = report[report["stratum"] == "all"].set_index("attribute")
     for attribute in DEFAULT_ATTRIBUTES:
-        assert abs(overall.loc[attribute, "smd"]) < 0.1
+        assert abs(overall.loc[attribute, "smd"]) < bound(overall.loc[attribute, "n"])
 
 
 def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
@@ -85,12 +89,14 @@ def test_quality_control_items_are_left_out_of_balance(store):
     before = balance_report(pairs)
     # mark some pairs as attention checks whose left side always carries bold: they must not count
     marked = pairs.copy()
+    counted = int((pairs.loc[pairs.index[:60], "left_bold"].notna() & pairs.loc[pairs.index[:60], "right_bold"].notna()).sum())
+    assert counted > 10
     marked.loc[marked.index[:60], "qc_kind"] = "attention"
     marked.loc[marked.index[:60], "left_bold"] = True
     marked.loc[marked.index[:60], "right_bold"] = False
     after = balance_report(marked)
     n_all = after[(after.stratum == "all") & (after.attribute == "bold")]["n"].iloc[0]
-    assert n_all == before[(before.stratum == "all") & (before.attribute == "bold")]["n"].iloc[0] - 60
+    assert n_all == before[(before.stratum == "all") & (before.attribute == "bold")]["n"].iloc[0] - counted
     assert set(arm_balance(marked).columns) >= {"arm", "covariate"}
 
 

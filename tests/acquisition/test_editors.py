@@ -9,7 +9,9 @@ from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS, apply_edit_vector, 
 from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.store.create import load_demo_pool
 
-TEXTS = [r["text"] for rec in load_demo_pool() for r in rec["responses"] if not r.get("natural")]
+DEMO = [r for rec in load_demo_pool() for r in rec["responses"]]
+TEXTS = [r["text"] for r in DEMO if r["model"] != "demo-styled"]  # plain replies, no style attribute
+STYLED = [r["text"] for r in DEMO if r["model"] == "demo-styled"]  # written with openers, lists, bold, ...
 HH = [json.loads(line)[side].rsplit("\n\nAssistant: ", 1)[-1]
       for line in gzip.open(HH_RLHF_SAMPLE, "rt", encoding="utf-8") for side in ("chosen", "rejected")][::5]
 
@@ -93,7 +95,7 @@ def test_remove_takes_the_natural_attribute_away(name):
     """Remove on a natural text that has the attribute (written by people or other models, not
     by this editor) yields a text the check reads as off, keeping the rest of the content."""
     editor = EDITORS[name]
-    natural = NATURAL[name] + [t for t in HH if editor.is_on(t) and editor.applies(t)][:40]
+    natural = NATURAL[name] + [t for t in STYLED + HH if editor.is_on(t) and editor.applies(t)][:60]
     assert NATURAL[name]
     for text in natural:
         assert editor.is_on(text) and editor.applies(text), (name, text[:120])

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from acquisition.core.config import to_dict
+from acquisition.editors import realised_flag
 from acquisition.effects import amce, amce_one, labelled_pairs
 from acquisition.policies import RandomisedAttributesConfig
 from collector.io.frames import pairs_frame
@@ -17,8 +18,8 @@ def _true_left(store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig) -> 
     out = []
     for r in pairs.itertuples():
         q = [store.response(getattr(r, f"{s}_base_response_id"))["quality"] for s in ("left", "right")]
-        on = [{a for a, e in json.loads(getattr(r, f"{s}_edit_vector")).items() if e["on"]}
-              for s in ("left", "right")]
+        on = [{a for a, e in json.loads(getattr(r, f"{s}_edit_vector")).items() if realised_flag(e)}
+              for s in ("left", "right")]  # what the annotator was shown: the treatment received
         objective = getattr(r, "objective", None)
         p_l, _, p_t = choice_probabilities(q[0], q[1], on[0], on[1], config, r.annotator_group,
                                            objective if isinstance(objective, str) else None)
@@ -56,17 +57,17 @@ def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
     covered = ((merged.ci_low <= merged.estimate_true) & (merged.estimate_true <= merged.ci_high)).mean()
     assert covered >= 0.8, merged[["annotator_group", "attribute", "estimate", "se", "estimate_true"]]
     assert set(table.method) == {"difference_in_means"}
-    assert (table.n_labels > 150).all()  # the pairs where the attribute applies to both responses
+    assert (table.n_labels > 100).all()  # the pairs where the attribute applies to both responses
 
 
 def test_unequal_design_is_reweighted(store):
     store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(
-        attributes=["emoji", "bold"], probabilities={"emoji": 0.2})))
-    config = SimulatedAnnotatorConfig(attribute_effects={"bold": 2.0})
+        attributes=["emoji", "closing_pleasantry"], probabilities={"emoji": 0.2})))
+    config = SimulatedAnnotatorConfig(attribute_effects={"closing_pleasantry": 2.0})
     simulate(store, labels=1200, annotators=4, seed=5, config=config)
     table = amce(pairs_frame(store)).set_index("attribute")
     assert set(table.method) == {"ipw_hajek"}
-    assert table.loc["bold", "ci_low"] > 0
+    assert table.loc["closing_pleasantry", "ci_low"] > 0
     assert table.loc["emoji", "ci_low"] < 0 < table.loc["emoji", "ci_high"]
 
 
@@ -89,8 +90,8 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     update_study_config(store, {"randomise_objective": per, "objectives": [helpful, harmless],
                                 "objective_probabilities": [0.6, 0.4]})
     store.activate_policy("randomised_attributes", to_dict(RandomisedAttributesConfig(
-        attributes=["list_format", "hedging"])))
-    config = SimulatedAnnotatorConfig(objective_effects={helpful: {"list_format": 1.5}, harmless: {"hedging": 1.5}})
+        attributes=["closing_pleasantry", "hedging"])))
+    config = SimulatedAnnotatorConfig(objective_effects={helpful: {"closing_pleasantry": 1.5}, harmless: {"hedging": 1.5}})
     simulate(store, labels=1200, annotators=40, seed=7, config=config)
     served = pairs_frame(store)
     assert set(served.objective) == {helpful, harmless}
@@ -103,8 +104,8 @@ def test_a_randomised_objective_identifies_its_effect_on_choices(store, per):
     assert 0.45 < share < 0.75
     pairs = labelled_pairs(served)
     table = amce(pairs, by=["objective"]).set_index(["objective", "attribute"])
-    assert table.loc[(helpful, "list_format"), "ci_low"] > 0.05 and table.loc[(harmless, "hedging"), "ci_low"] > 0.05
-    assert table.loc[(helpful, "hedging"), "ci_low"] < 0.05 and table.loc[(harmless, "list_format"), "ci_low"] < 0.05
+    assert table.loc[(helpful, "closing_pleasantry"), "ci_low"] > 0.05 and table.loc[(harmless, "hedging"), "ci_low"] > 0.05
+    assert table.loc[(helpful, "hedging"), "ci_low"] < 0.05 and table.loc[(harmless, "closing_pleasantry"), "ci_low"] < 0.05
     pairs = pairs.assign(true_left=_true_left(store, pairs, config))
     truth = amce(pairs, by=["objective"], left_outcome="true_left").set_index(["objective", "attribute"])
     covered = ((table.ci_low <= truth.estimate) & (truth.estimate <= table.ci_high)).mean()
