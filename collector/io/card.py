@@ -64,6 +64,37 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", formats: dict[str, s
     return "\n".join([header, rule, *body])
 
 
+def suspicion_table(store: Store) -> pd.DataFrame:
+    """The suspicion probe's answers per annotator group (and ``all``): how many annotators
+    answered, and the share who said a response looked edited (yes) or were not sure; excluded
+    annotators left out. Empty when nobody answered."""
+    columns = ["annotator_group", "answered", "yes", "not_sure", "share_yes"]
+    answers = pd.DataFrame(store.suspicion_answers())
+    if answers.empty:
+        return pd.DataFrame(columns=columns)
+    answers = answers[~answers["excluded"].fillna(0).astype(bool)]
+    rows = []
+    for group, part in [("all", answers), *sorted(answers.groupby("annotator_group"))]:
+        yes = int((part["looked_edited"] == "yes").sum())
+        rows.append({"annotator_group": group, "answered": len(part), "yes": yes,
+                     "not_sure": int((part["looked_edited"] == "not_sure").sum()),
+                     "share_yes": yes / len(part) if len(part) else float("nan")})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def suspicion_section(store: Store) -> str:
+    table = suspicion_table(store)
+    if table.empty:
+        return "No annotator answered the suspicion probe (study setting `suspicion_probe_after`)."
+    notes = [a["what"] for a in store.suspicion_answers() if a["looked_edited"] == "yes" and a["what"]][:5]
+    text = ("Each annotator was asked once, after the study's number of labels, whether any response looked "
+            "edited or templated. Annotators who noticed the manipulation may judge the manipulation (a "
+            "demand effect); compare the effects of groups that did and did not.\n\n" + markdown_table(table))
+    if notes:
+        text += "\n\nWhat gave it away, in their words: " + "; ".join(f"\"{n}\"" for n in notes) + "."
+    return text
+
+
 def _iso(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -352,6 +383,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Balance", balance_section(pairs, trl)),
         ("Attribute effects (AMCE)", effects_section(pairs)),
         ("Agreement", agreement_section(pairs)),
+        ("Suspicion probe", suspicion_section(store)),
         ("Excluded labels", exclusions_section(pairs, fmt)),
         ("Imported data", imported_section(imported)),
     ]

@@ -52,6 +52,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
     """Every served pair, labelled or not, one row each."""
     rows = []
     static = _static_marginals(store)
+    probes = {a["annotator_id"]: a for a in store.suspicion_answers()}
     for r in store.served_pair_log():
         left_ev, right_ev = json.loads(r["left_edit_vector"]), json.loads(r["right_edit_vector"])
         status = r["status"]
@@ -86,6 +87,8 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "study_version": r["study_version"], "objective": r["objective"],
             "objective_propensity": r["objective_propensity"],
             "edit_marginals": r.get("edit_marginals") or static.get((r["policy_name"], r["policy_version"])),
+            "annotator_suspected_edit": probes.get(r["annotator_id"], {}).get("looked_edited"),
+            "annotator_suspicion_note": probes.get(r["annotator_id"], {}).get("what"),
             **_flags(left_ev, "left"), **_flags(right_ev, "right"),
         })
     return _typed(pd.DataFrame(rows, columns=_pairs_columns()))
@@ -103,6 +106,7 @@ def _pairs_columns() -> list[str]:
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
         "study_version", "objective", "objective_propensity", "edit_marginals",
+        "annotator_suspected_edit", "annotator_suspicion_note",
     ]
     return (base + [f"{s}_{a}" for s in ("left", "right") for a in sorted(EDITORS)]
             + [f"{s}_{a}_assigned" for s in ("left", "right") for a in sorted(EDITORS)])

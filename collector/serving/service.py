@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.core.errors import ConfigError, StudyComplete
+from acquisition.core.errors import ConfigError, LabelError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
 from acquisition.editors import apply_edit_vector, treatment_received, with_treatment
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
-from collector.serving.study import StudyConfig, study_config, study_version
+from collector.serving.study import MAX_SUSPICION_NOTE, SUSPICION_ANSWERS, StudyConfig, study_config, study_version
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
@@ -289,3 +289,20 @@ class Collector:
     def progress(self, annotator_id: int) -> int:
         """Labels this annotator has given so far."""
         return self.store.label_count(annotator_id)
+
+    def suspicion_due(self, annotator_id: int) -> bool:
+        """Whether the study's suspicion probe is due for this annotator: it is on, they gave at
+        least ``suspicion_probe_after`` labels, and they have not answered it."""
+        after = self.study()[0].suspicion_probe_after
+        return bool(after) and self.progress(annotator_id) >= after and self.store.suspicion_answer(annotator_id) is None
+
+    def answer_suspicion(self, annotator_id: int, looked_edited: str, what: str | None = None) -> bool:
+        """Store the annotator's answer to the suspicion probe (``yes``, ``no`` or ``not_sure``,
+        and optionally what gave it away); ``False`` when they had answered already."""
+        if looked_edited not in SUSPICION_ANSWERS:
+            raise LabelError(f"suspicion probe: answer {looked_edited!r}; one of {', '.join(SUSPICION_ANSWERS)}.")
+        note = (what or "").strip()
+        if len(note) > MAX_SUSPICION_NOTE:
+            raise LabelError(f"suspicion probe: {len(note)} characters; at most {MAX_SUSPICION_NOTE}.")
+        self.store.annotator(annotator_id)
+        return self.store.record_suspicion(annotator_id, self.study()[1], self.progress(annotator_id), looked_edited, note)

@@ -73,6 +73,9 @@ class StudyConfig:
     # the objectives drawn from, and their probabilities (empty: equal); they must sum to 1
     objectives: list[str] = field(default_factory=list)
     objective_probabilities: list[float] = field(default_factory=list)
+    # after this many labels, ask each annotator once whether any response looked edited and
+    # what gave it away (a demand-effect check, as experimenters run); 0: never
+    suspicion_probe_after: int = 0
 
     def validate(self, where: str = "study") -> None:
         for name, limit, required in (("title", MAX_TITLE, True), ("guidelines", MAX_GUIDELINES, True),
@@ -120,6 +123,10 @@ class StudyConfig:
             if abs(sum(self.objective_probabilities) - 1) > 1e-9:
                 raise ConfigError(f"{where}.objective_probabilities: must sum to 1; got "
                                   f"{sum(self.objective_probabilities):g}.")
+        probe = self.suspicion_probe_after
+        if isinstance(probe, bool) or not isinstance(probe, int) or not 0 <= probe <= 1_000_000:
+            raise ConfigError(f"{where}.suspicion_probe_after: must be a whole number of labels, 0 (never ask) or more; "
+                              f"got {probe!r}.")
         if isinstance(self.quota, bool) or not isinstance(self.quota, int) or not 0 <= self.quota <= 1_000_000:
             raise ConfigError(f"{where}.quota: must be a whole number of labels, 0 (no quota) or more; "
                               f"got {self.quota!r}.")
@@ -181,3 +188,8 @@ def load_study_file(path: str | Path) -> dict[str, Any]:
     """A TOML file with the study keys at the top level or under ``[study]``."""
     data = load_toml(path)
     return data["study"] if set(data) == {"study"} else data
+
+
+SUSPICION_QUESTION = "Did any of the responses you compared look edited or templated, rather than written as they are?"
+SUSPICION_ANSWERS = {"yes": "Yes", "no": "No", "not_sure": "Not sure"}
+MAX_SUSPICION_NOTE = 500

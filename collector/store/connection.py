@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
 # 5: served pairs record each randomised attribute's marginal propensity (edit_marginals),
 # generated responses how they were generated, and a model judge's labels its judgement
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -414,6 +414,10 @@ class StoreBase:
             outcome TEXT NOT NULL, at REAL NOT NULL);
         CREATE INDEX IF NOT EXISTS login_attempts_researcher ON login_attempts(researcher, at);
         CREATE INDEX IF NOT EXISTS login_attempts_client ON login_attempts(client, at);
+        CREATE TABLE IF NOT EXISTS suspicion_probes (
+            id INTEGER PRIMARY KEY, annotator_id INTEGER NOT NULL UNIQUE REFERENCES annotators(id),
+            study_version INTEGER, labels_before INTEGER NOT NULL, looked_edited TEXT NOT NULL,
+            what TEXT, answered_at REAL NOT NULL);
         CREATE TABLE IF NOT EXISTS audit_log (
             id INTEGER PRIMARY KEY, at REAL NOT NULL, researcher TEXT NOT NULL, action TEXT NOT NULL,
             detail TEXT NOT NULL DEFAULT '{}');

@@ -133,6 +133,27 @@ class PeopleMixin(StoreBase):
     def annotators(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM annotators ORDER BY id")
 
+    # ------------------------------------------------------------------ the suspicion probe
+    def record_suspicion(self, annotator_id: int, study_version: int, labels_before: int,
+                         looked_edited: str, what: str | None) -> bool:
+        """Store an annotator's one answer to the suspicion probe; ``False`` (nothing written)
+        when they already answered."""
+        with self.transaction():
+            if self._one("SELECT 1 FROM suspicion_probes WHERE annotator_id = ?", [annotator_id]):
+                return False
+            self._insert("suspicion_probes", {
+                "annotator_id": annotator_id, "study_version": study_version, "labels_before": labels_before,
+                "looked_edited": looked_edited, "what": what or None, "answered_at": time.time()})
+        return True
+
+    def suspicion_answer(self, annotator_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM suspicion_probes WHERE annotator_id = ?", [annotator_id])
+
+    def suspicion_answers(self) -> list[dict[str, Any]]:
+        """Every answer with the annotator's group and exclusion."""
+        return self._all("SELECT sp.*, a.group_name AS annotator_group, a.excluded FROM suspicion_probes sp "
+                         "JOIN annotators a ON a.id = sp.annotator_id ORDER BY sp.id")
+
     # ------------------------------------------------------------------ policies
     def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Store a policy config as the next version and make it the active one; an unknown

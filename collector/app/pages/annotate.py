@@ -26,6 +26,7 @@ from collector.app.annotator import (
     signup_open,
 )
 from collector.app.state import base_url, get_collector
+from collector.serving.study import MAX_SUSPICION_NOTE, SUSPICION_ANSWERS, SUSPICION_QUESTION
 
 # the action bar stays at the bottom of the window while the responses scroll under it
 PAGE_CSS = """<style>
@@ -165,10 +166,42 @@ def _conversation(turns) -> None:
             st.markdown(turn["content"])
 
 
+def _on_probe(annotator_id: int) -> None:
+    """Runs before the rerun: stores the answer to the suspicion probe (asked once)."""
+    state = st.session_state
+    choice = state.get("annotate_probe_answer")
+    if choice is None:
+        state["annotate_probe_error"] = "Pick an answer to continue."
+        return
+    try:
+        get_collector().answer_suspicion(annotator_id, choice, state.get("annotate_probe_what"))
+    except DeconfoundError as exc:
+        state["annotate_probe_error"] = str(exc)
+
+
+def _suspicion_probe(annotator_id: int) -> None:
+    """The study's one question about edited responses, in place of the next pair."""
+    with st.container(border=True, key="annotate_probe"):
+        st.markdown(f"**One question before the next pair.** {SUSPICION_QUESTION}")
+        if error := st.session_state.pop("annotate_probe_error", None):
+            st.error(error)
+        with st.form("annotate_probe_form", border=False):
+            st.radio("Your answer", list(SUSPICION_ANSWERS), format_func=SUSPICION_ANSWERS.get, index=None,
+                     horizontal=True, key="annotate_probe_answer")
+            st.text_input("What gave it away? (optional)", max_chars=MAX_SUSPICION_NOTE, key="annotate_probe_what")
+            st.form_submit_button("Continue", type="primary", key="annotate_probe_submit",
+                                  on_click=_on_probe, args=(annotator_id,))
+
+
 @st.fragment
 def labelling(annotator_id: int) -> None:
     """The pair on screen, its actions and the last answer's outcome; reruns alone on an answer."""
     result: AnswerResult | None = st.session_state.pop("annotate_result", None)
+    if collector.suspicion_due(annotator_id):  # asked once, after the study's number of labels
+        if result is not None and not result.keeps_pair:
+            KIND_STYLE[result.kind](result.message)
+        _suspicion_probe(annotator_id)
+        return
     try:
         pair = collector.next_pair(annotator_id)
         done = collector.progress(annotator_id)

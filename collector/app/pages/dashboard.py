@@ -9,6 +9,7 @@ import streamlit as st
 
 from collector.app import panels as dashboard
 from collector.app.state import db_path, get_collector, require_researcher
+from collector.io.card import suspicion_table
 
 REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
 TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]
@@ -114,6 +115,13 @@ def panels() -> None:
                 st.info("Quality control is not installed in this version.")
             else:
                 st.dataframe(annotator_quality(store), hide_index=True)
+            st.caption("Suspicion probe: annotators asked once (study setting `suspicion_probe_after`) whether any "
+                       "response looked edited. A group that noticed the edits may be judging the edits.")
+            probe = suspicion_table(store)
+            if probe.empty:
+                st.info("Nobody has answered the suspicion probe yet.")
+            else:
+                st.dataframe(probe, hide_index=True)
 
 
 panels()

@@ -66,6 +66,9 @@ with st.form("research_study"):
                            format_func=lambda k: entries[k], key="research_study_crowd")
     completion_url = right.text_input("Completion URL (where a finished crowd worker is sent)",
                                       value=study.completion_url, key="research_study_completion_url")
+    probe = st.number_input("Suspicion probe: after this many labels, ask each annotator once whether any "
+                            "response looked edited (0: never)", min_value=0, step=1,
+                            value=study.suspicion_probe_after, key="research_study_probe")
     left, right = st.columns([1, 3])
     modes: dict[str, str] = {"": "fixed (above)", "pair": "randomised per pair", "annotator": "randomised per annotator"}
     randomise = left.selectbox("Objective", list(modes), index=list(modes).index(study.randomise_objective),
@@ -82,7 +85,7 @@ with st.form("research_study"):
                 "guidelines": guidelines, "quota": int(quota), "completion_message": message,
                 "completion_code": code, "crowd_entry": crowd, "completion_url": completion_url,
                 "randomise_objective": randomise, "objectives": objectives,
-                "objective_probabilities": probabilities,
+                "objective_probabilities": probabilities, "suspicion_probe_after": int(probe),
             })
             audit("study changed", {"version": saved})
             st.success(f"Saved study settings, version {saved}.")

@@ -126,3 +126,15 @@ def test_the_editor_audit_runs_on_the_pool(research_db):
     table = at.dataframe[0].value  # the only table: no labels yet, so no balance tables
     assert set(table.editor) >= {"bold", "list_format", "hedging"} and table.artefacts.eq(0).all()
     assert table.applies.between(0, 1).all() and table.passes.dtype == bool
+
+
+def test_the_suspicion_probe_is_a_study_setting(research_db):
+    from collector.serving.study import study_config
+
+    at = _logged_in()
+    at.number_input(key="research_study_probe").set_value(20)
+    at.button(key="research_study_save").click().run()
+    assert not at.exception and "Saved study settings" in at.success[0].value
+    store = Store(research_db)
+    assert study_config(store).suspicion_probe_after == 20
+    store.close()
