@@ -13,7 +13,7 @@ References: Singhal et al., *A Long Way to Go: Investigating Length Correlations
 Sharma et al., *Towards Understanding Sycophancy in Language Models* (2023).
 """
 
-from acquisition.editors import controls, style  # noqa: E402,F401  (registers the editors)
+from acquisition.editors import controls, phrasing, style  # noqa: E402,F401  (registers the editors)
 from acquisition.editors.editor import (
     DEFAULT_ATTRIBUTES,
     EDITORS,

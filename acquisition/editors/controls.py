@@ -1,8 +1,12 @@
-"""Positive controls: edits that change real quality (``drop_answer``, ``off_topic``), so
-annotators and the effect estimates should notice them."""
+"""Edits that are not style attributes. Positive controls change real quality on purpose
+(``drop_answer``, ``off_topic``, the fabricated ``citations``), so annotators and the effect
+estimates should notice them; ``verbosity``'s rule-based filler is kept for the causal
+benchmark's synthetic worlds and as the LLM rewrite path's attribute, never offered to a study
+as a rule-based treatment."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 
@@ -130,3 +134,98 @@ class OffTopic(Editor):
         """On: under a quarter of the base's content words remain; off: at least a quarter do
         (drop_answer may have removed the rest)."""
         return (self._overlap(base, edited) < self.max_overlap) == on
+
+
+@register_editor
+class Citations(Editor):
+    """Quality control: a references line with links that do not support the reply. Fabricated
+    sources change what a careful reader trusts, so this is not a style attribute."""
+
+    name = "citations"
+    description = "Quality control: a fabricated references line (links that do not support the reply)."
+    order = 60
+    quality_changing = True
+    default_effect = -1.0
+    unedited = "off"  # only the edit creates this line
+    _sources = (
+        ("Wikipedia", "https://en.wikipedia.org/wiki/Main_Page"),
+        ("Encyclopaedia Britannica", "https://www.britannica.com/"),
+        ("Stack Overflow", "https://stackoverflow.com/"),
+        ("Khan Academy", "https://www.khanacademy.org/"),
+        ("the Python documentation", "https://docs.python.org/3/"),
+    )
+    _line = re.compile(r"\n\nSources: (?:\[[^\]\n]+\]\(https?://[^)\s]+\)(?: and )?)+\.$")
+
+    def apply(self, text: str, seed: int) -> str:
+        if self._line.search(text):
+            return text
+        rng = random.Random(seed)
+        picks = rng.sample(self._sources, 2)
+        refs = " and ".join(f"[{name}]({url})" for name, url in picks)
+        return f"{text}\n\nSources: {refs}."
+
+    def remove(self, text: str) -> str:
+        return self._line.sub("", text)
+
+    def measure(self, text: str) -> float:
+        return float(self._line.search(text) is not None)
+
+
+_INTROS = (
+    "This is an important topic, and it deserves a clear and thorough answer.",
+    "It is worth taking a moment to think about this carefully before answering.",
+    "There are a few things to consider here, so let us go through them in turn.",
+)
+_FILLERS = (
+    "To put it another way, the points above capture the heart of the matter.",
+    "It is worth taking a moment to consider each of these points carefully.",
+    "Keeping all of this in mind will make the whole picture much easier to see.",
+    "Each of these considerations plays its own part in the overall answer.",
+    "Taken together, these ideas form a complete and coherent explanation.",
+    "With that context in place, the rest follows quite naturally.",
+    "Thinking it through step by step like this usually pays off in the end.",
+)
+
+
+@register_editor
+class Verbosity(Editor):
+    """Rule-based padding: meta filler sentences around the reply. Filler that says nothing (or
+    something false of the reply it frames) is a quality change, so the rule-based copy is not
+    offered to the randomising policies; length is randomised with language-model rewrites
+    (``counterfactual_pairs`` with ``source = "rewrites"``, RATE-style). The editor stays for
+    the causal benchmark's synthetic worlds and as the rewrite path's attribute name."""
+
+    name = "verbosity"
+    description = "Meta filler sentences (+40% words); not a style treatment: length is randomised with LLM rewrites."
+    order = 70
+    unedited = "unknown"  # padding is an amount relative to the base
+    randomisable = False
+
+    def apply(self, text: str, seed: int) -> str:
+        rng = random.Random(seed)
+        fillers = list(_FILLERS)
+        rng.shuffle(fillers)
+        target = max(word_count(text) * 0.45, 20)
+        intro = rng.choice(_INTROS)
+        added, pads = word_count(intro), []
+        while added < target and fillers:
+            pads.append(fillers.pop())
+            added += word_count(pads[-1])
+        return f"{intro}\n\n{text}\n\n{' '.join(pads)}".strip()
+
+    def remove(self, text: str) -> str:
+        """The filler this editor adds (a natural long reply stays as it is: nothing here can
+        shorten one without losing content)."""
+        out = text
+        for sentence in _INTROS + _FILLERS:
+            out = out.replace(sentence, "")
+        return re.sub(r"\n{3,}", "\n\n", re.sub(r"  +", " ", out)).strip() if out != text else text
+
+    def measure(self, text: str) -> float:
+        return float(word_count(text))
+
+    def check(self, base: str, edited: str, on: bool) -> bool:
+        """On: the filler sentences are there (read back from the text, robust to other edits
+        such as drop_answer shortening the same response); off: none were added."""
+        fillers = sum(edited.count(f) for f in _INTROS + _FILLERS) - sum(base.count(f) for f in _INTROS + _FILLERS)
+        return fillers >= 2 if on else fillers <= 0

@@ -1,14 +1,12 @@
-"""The style editors: attributes reward models learn as spurious features.
+"""The markup style editors: lists, headers, bold, exclamation marks and emoji.
 
 Each one is two-way on natural texts: ``is_on`` detects the attribute where a real response
-already has it (a natural "I think", "Sure!", bullet list or "Hope this helps!"), ``remove``
-takes it away and ``apply`` adds it, and ``applies`` says where it fits at all (a list needs
-three sentences to become items, headers need a long multi-paragraph reply, cheer never goes
-on a refusal or a serious harm topic). Insertions come from content (bold marks the reply's own
-terms, names and figures; lists and headers are made of its own sentences and words) or from a
-large pool of natural phrasings (hedges, openers, closings, emoji), so no single string becomes
-a template. Every word of the original survives, in order; ``tests/acquisition/test_editors.py``
-checks that and the round trip for every style editor.
+already has it, ``remove`` takes it away and ``apply`` adds it, and ``applies`` says where it fits
+at all (a list needs three sentences to become items, headers a long multi-paragraph reply,
+emoji never go on a refusal or a serious harm topic). Lists and headers are made of the reply's
+own sentences and words, bold marks its own figures, names and repeated terms. Every word of the
+original survives, in order; ``tests/acquisition/test_editors.py`` checks that and the round trip
+for every style editor. Hedges, openers and closings are in ``phrasing``.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
 
 from acquisition.editors import lexicon as lx
 from acquisition.editors.editor import (
@@ -29,80 +26,7 @@ from acquisition.editors.editor import (
     register_editor,
     word_count,
 )
-
-MARKERS = frozenset({"marker"})  # list markers left visible, for the editors that read them
-_BULLET = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9\uE000-\uF8FF])")
-_HIDDEN = re.compile(r"^[\uE000-\uF8FF\s]*")  # masked markers, links or code at a sentence start
-
-
-def sentence_spans(line: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each sentence of one line, whitespace between them left out."""
-    spans, start = [], 0
-    for m in _SENTENCE_BREAK.finditer(line):
-        spans.append((start, m.start(1)))  # closing quotes and brackets stay with their sentence
-        start = m.end()
-    if line[start:].strip():
-        spans.append((start, len(line.rstrip())))
-    return spans
-
-
-def _statement(sentence: str) -> bool:
-    """A declarative sentence whose first word can be lowercased after an inserted hedge."""
-    body = _HIDDEN.sub("", sentence)
-    return (len(body.split()) >= 4 and not body.rstrip().endswith("?") and lx.STATEMENT_START.match(body) is not None
-            and not lx.refuses(body))
-
-
-def _lower_first(sentence: str) -> str:
-    """The sentence with its first word lowercased (only called on ``_statement`` sentences)."""
-    lead = _HIDDEN.match(sentence)
-    i = lead.end() if lead else 0
-    return sentence[:i] + sentence[i].lower() + sentence[i + 1:] if i < len(sentence) else sentence
-
-
-def _upper_first(text: str) -> str:
-    lead = _HIDDEN.match(text)
-    i = lead.end() if lead else 0
-    return text[:i] + text[i].upper() + text[i + 1:] if i < len(text) else text
-
-
-def _edit_sentences(text: str, eligible: Callable[[str], bool], edit: Callable[[str, random.Random], str],
-                    count: int, seed: int) -> str:
-    """``edit`` applied to ``count`` sentences drawn (seeded) among the ``eligible`` ones of
-    the prose; code, structure and protected spans are left alone."""
-    found = 0
-
-    def collect(run: str) -> str:
-        nonlocal found
-        for line in run.split("\n"):
-            found += sum(eligible(line[s:e]) for s, e in sentence_spans(line))
-        return run
-
-    _map_prose(text, collect)
-    if not found:
-        return text
-    rng = random.Random(seed)
-    chosen = set(rng.sample(range(found), min(count, found)))
-    index = 0
-
-    def rewrite(run: str) -> str:
-        nonlocal index
-        lines = []
-        for line in run.split("\n"):
-            out, pos = [], 0
-            for s, e in sentence_spans(line):
-                piece = line[s:e]
-                if eligible(piece):
-                    if index in chosen:
-                        piece = edit(piece, rng)
-                    index += 1
-                out += [line[pos:s], piece]
-                pos = e
-            lines.append("".join(out) + line[pos:])
-        return "\n".join(lines)
-
-    return _map_prose(text, rewrite)
+from acquisition.editors.sentences import BULLET, MARKERS, sentence_spans, upper_first
 
 
 # -------------------------------------------------------------------------------------------- lists
@@ -115,8 +39,8 @@ def _join_items(items: list[str], lead: str | None) -> tuple[str, bool]:
         series = ", ".join(items[:-1]) + " and " + items[-1]
         if lead is not None and lead.rstrip().endswith(":"):
             return f"{lead.rstrip()} {series}.", True
-        return _upper_first(series) + ".", False
-    sentences = [_upper_first(i) if i.endswith((".", "!", "?")) else _upper_first(i) + "." for i in items]
+        return upper_first(series) + ".", False
+    sentences = [upper_first(i) if i.endswith((".", "!", "?")) else upper_first(i) + "." for i in items]
     return " ".join(sentences), False
 
 
@@ -129,7 +53,7 @@ class ListFormat(Editor):
 
     def _list_paragraph(self, masked: str) -> list[tuple[int, int]] | None:
         """The sentence spans of a one-line paragraph that can become a list, else None."""
-        if "\n" in masked or _BULLET.match(masked):
+        if "\n" in masked or BULLET.match(masked):
             return None
         spans = sentence_spans(masked)
         usable = [masked[s:e] for s, e in spans]
@@ -188,14 +112,14 @@ class ListFormat(Editor):
             out: list[str] = []
             i = 0
             while i < len(lines):
-                if not _BULLET.match(lines[i]):
+                if not BULLET.match(lines[i]):
                     out.append(lines[i])
                     i += 1
                     continue
                 items: list[str] = []
-                while i < len(lines) and (_BULLET.match(lines[i]) or (items and lines[i][:1] in (" ", "\t"))):
-                    if _BULLET.match(lines[i]):
-                        items.append(_BULLET.sub("", lines[i]))
+                while i < len(lines) and (BULLET.match(lines[i]) or (items and lines[i][:1] in (" ", "\t"))):
+                    if BULLET.match(lines[i]):
+                        items.append(BULLET.sub("", lines[i]))
                     else:
                         items[-1] += " " + lines[i].strip()
                     i += 1
@@ -212,7 +136,7 @@ class ListFormat(Editor):
         return _map_prose(text, unlist, keep=MARKERS)
 
     def measure(self, text: str) -> float:
-        return float(sum(bool(_BULLET.match(line)) for line in _prose(text).split("\n")))
+        return float(sum(bool(BULLET.match(line)) for line in _prose(text).split("\n")))
 
 
 # ------------------------------------------------------------------------------------------ headers
@@ -297,77 +221,6 @@ class Headers(Editor):
         titles = [p for k, p in _segments(text) if k == "prose" and re.fullmatch(r"\*\*[^*\n]{1,60}\*\*", p.strip())]
         return float(len(self._header.findall(_prose(text))) + len(titles))
 
-
-# ------------------------------------------------------------------------------------------ hedging
-@register_editor
-class Hedging(Editor):
-    name = "hedging"
-    description = "Epistemic hedges (\"I think\", \"as far as I know,\", \"is probably\") on the reply's claims."
-    order = 25
-
-    def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: self._claims(t) > 0)
-
-    def _claims(self, text: str) -> int:
-        found = 0
-
-        def count(run: str) -> str:
-            nonlocal found
-            found += sum(_statement(line[s:e]) for line in run.split("\n") for s, e in sentence_spans(line))
-            return run
-
-        _map_prose(text, count)
-        return found
-
-    def apply(self, text: str, seed: int) -> str:
-        if self.is_on(text):
-            return text
-        count = max(1, min(3, round(word_count(text) / 90)))
-
-        def hedge(sentence: str, rng: random.Random) -> str:
-            frames: tuple[str, ...] = lx.HEDGE_FRAMES
-            if re.match(r"[\uE000-\uF8FF\s]*that\b", sentence, re.I):  # "I think that that ...": a frame with a comma
-                frames = tuple(f for f in frames if f.endswith(","))
-            phrase = rng.choice(frames + lx.HEDGE_ADVERBS[:3])
-            if phrase in lx.HEDGE_ADVERBS:
-                aux = re.search(r"\b(is|are|was|were|will|would|can|should)\b(?!\s+(?:not\b|to\b|likely|probably))(?=\s+\w)",
-                                sentence)
-                if aux:
-                    return f"{sentence[:aux.end()]} {phrase}{sentence[aux.end():]}"
-                phrase = rng.choice(frames)
-            return _upper_first(f"{phrase} {_lower_first(sentence)}")
-
-        return _edit_sentences(text, _statement, hedge, count, seed)
-
-    def remove(self, text: str) -> str:
-        def unhedge_sentence(sentence: str) -> str:
-            lead = _HIDDEN.match(sentence)
-            i = lead.end() if lead else 0
-            body = sentence[i:]
-            stripped = lx.HEDGE_FRAME_START.sub("", body)
-            if stripped != body:
-                body = _upper_first(stripped)
-            body = lx.HEDGE_FRAME_INNER.sub("", body)
-            body = lx.HEDGE_FRAME_END.sub("", body)
-            body = lx.HEDGE_ADVERB.sub(r"\1\2", body)
-            body = re.sub(r",?\s+(?:probably|possibly|perhaps|maybe)\b(?!\s+not\b),?(?=[\s.!?])", "", body, flags=re.I)
-            body = re.sub(r"\b(?:probably|possibly|perhaps|maybe)\s+(?=\w)", "", body, flags=re.I)
-            return sentence[:i] + _upper_first(body)
-
-        def unhedge(run: str) -> str:
-            lines = []
-            for line in run.split("\n"):
-                out, pos = [], 0
-                for s, e in sentence_spans(line):
-                    out += [line[pos:s], unhedge_sentence(line[s:e])]
-                    pos = e
-                lines.append("".join(out) + line[pos:])
-            return "\n".join(lines)
-
-        return _map_prose(text, unhedge) if self.is_on(text) else text
-
-    def measure(self, text: str) -> float:
-        return float(len(lx.HEDGE_ANY.findall(_prose(text).replace("**", ""))))
 
 
 # --------------------------------------------------------------------------------------------- bold
@@ -545,207 +398,3 @@ class Emoji(Editor):
 
     def measure(self, text: str) -> float:
         return float(len(lx.EMOJI.findall(_prose(text))))
-
-
-# ---------------------------------------------------------------------------- quality, not style
-@register_editor
-class Citations(Editor):
-    """Quality control: a references line with links that do not support the reply. Fabricated
-    sources change what a careful reader trusts, so this is not a style attribute."""
-
-    name = "citations"
-    description = "Quality control: a fabricated references line (links that do not support the reply)."
-    order = 60
-    quality_changing = True
-    default_effect = -1.0
-    unedited = "off"  # only the edit creates this line
-    _sources = (
-        ("Wikipedia", "https://en.wikipedia.org/wiki/Main_Page"),
-        ("Encyclopaedia Britannica", "https://www.britannica.com/"),
-        ("Stack Overflow", "https://stackoverflow.com/"),
-        ("Khan Academy", "https://www.khanacademy.org/"),
-        ("the Python documentation", "https://docs.python.org/3/"),
-    )
-    _line = re.compile(r"\n\nSources: (?:\[[^\]\n]+\]\(https?://[^)\s]+\)(?: and )?)+\.$")
-
-    def apply(self, text: str, seed: int) -> str:
-        if self._line.search(text):
-            return text
-        rng = random.Random(seed)
-        picks = rng.sample(self._sources, 2)
-        refs = " and ".join(f"[{name}]({url})" for name, url in picks)
-        return f"{text}\n\nSources: {refs}."
-
-    def remove(self, text: str) -> str:
-        return self._line.sub("", text)
-
-    def measure(self, text: str) -> float:
-        return float(self._line.search(text) is not None)
-
-
-_INTROS = (
-    "This is an important topic, and it deserves a clear and thorough answer.",
-    "It is worth taking a moment to think about this carefully before answering.",
-    "There are a few things to consider here, so let us go through them in turn.",
-)
-_FILLERS = (
-    "To put it another way, the points above capture the heart of the matter.",
-    "It is worth taking a moment to consider each of these points carefully.",
-    "Keeping all of this in mind will make the whole picture much easier to see.",
-    "Each of these considerations plays its own part in the overall answer.",
-    "Taken together, these ideas form a complete and coherent explanation.",
-    "With that context in place, the rest follows quite naturally.",
-    "Thinking it through step by step like this usually pays off in the end.",
-)
-
-
-@register_editor
-class Verbosity(Editor):
-    """Rule-based padding: meta filler sentences around the reply. Filler that says nothing (or
-    something false of the reply it frames) is a quality change, so the rule-based copy is not
-    offered to the randomising policies; length is randomised with language-model rewrites
-    (``counterfactual_pairs`` with ``source = "rewrites"``, RATE-style). The editor stays for
-    the causal benchmark's synthetic worlds and as the rewrite path's attribute name."""
-
-    name = "verbosity"
-    description = "Meta filler sentences (+40% words); not a style treatment: length is randomised with LLM rewrites."
-    order = 70
-    unedited = "unknown"  # padding is an amount relative to the base
-    randomisable = False
-
-    def apply(self, text: str, seed: int) -> str:
-        rng = random.Random(seed)
-        fillers = list(_FILLERS)
-        rng.shuffle(fillers)
-        target = max(word_count(text) * 0.45, 20)
-        intro = rng.choice(_INTROS)
-        added, pads = word_count(intro), []
-        while added < target and fillers:
-            pads.append(fillers.pop())
-            added += word_count(pads[-1])
-        return f"{intro}\n\n{text}\n\n{' '.join(pads)}".strip()
-
-    def remove(self, text: str) -> str:
-        """The filler this editor adds (a natural long reply stays as it is: nothing here can
-        shorten one without losing content)."""
-        out = text
-        for sentence in _INTROS + _FILLERS:
-            out = out.replace(sentence, "")
-        return re.sub(r"\n{3,}", "\n\n", re.sub(r"  +", " ", out)).strip() if out != text else text
-
-    def measure(self, text: str) -> float:
-        return float(word_count(text))
-
-    def check(self, base: str, edited: str, on: bool) -> bool:
-        """On: the filler sentences are there (read back from the text, robust to other edits
-        such as drop_answer shortening the same response); off: none were added."""
-        fillers = sum(edited.count(f) for f in _INTROS + _FILLERS) - sum(base.count(f) for f in _INTROS + _FILLERS)
-        return fillers >= 2 if on else fillers <= 0
-
-
-# ------------------------------------------------------------------------------ openers and closings
-# a reply that ends a sentence (a truncated one, ending mid-clause, takes no closing line)
-_ENDS_SENTENCE = re.compile(rf"(?:[.!?…][\"'”’)\]]*|{lx.EMOJI.pattern}|```|\))$")
-def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
-    """The text's last prose block and the spans of its sentences (None: it ends in code,
-    a table, a list or a heading)."""
-    stripped = text.rstrip()
-    blocks = _split_blocks(stripped)
-    if not blocks or blocks[-1][0] != "prose":
-        return None
-    last = blocks[-1][1]
-    if "\n" in last or _BULLET.match(last):
-        return None
-    return last, sentence_spans(last)
-
-
-@register_editor
-class ClosingPleasantry(Editor):
-    name = "closing_pleasantry"
-    description = "A closing line: an offer of more help, or warm wishes where the reply helps."
-    order = 80
-
-    def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None)
-
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int) -> str:
-        if self.is_on(text):
-            return text
-        rng = random.Random(seed)
-        warm = not lx.refuses(text) and not lx.serious(text)
-        closing = rng.choice(lx.CLOSINGS_NEUTRAL + (lx.CLOSINGS_WARM if warm else ()))
-        same_paragraph = _last_sentences(text) is not None and rng.random() < 0.5
-        return f"{text.rstrip()}{' ' if same_paragraph else chr(10) * 2}{closing}"
-
-    def remove(self, text: str) -> str:
-        out = text.rstrip()
-        for _ in range(3):
-            found = _last_sentences(out)
-            if found is None:
-                break
-            last, spans = found
-            if len(spans) < 1 or not lx.CLOSING_SENTENCE.search(last[spans[-1][0]:spans[-1][1]]):
-                break
-            keep = last[:spans[-1][0]].rstrip()
-            head = out[: len(out) - len(last)].rstrip()
-            if not keep and not head:
-                break  # the closing is all there is
-            out = f"{head}\n\n{keep}".strip() if keep else head
-        return out if out != text.rstrip() else text
-
-    def measure(self, text: str) -> float:
-        found = _last_sentences(text)
-        if found is None:
-            return 0.0
-        last, spans = found
-        run = 0
-        for s, e in reversed(spans):  # the closing sentences the reply ends with
-            if not lx.CLOSING_SENTENCE.search(last[s:e]):
-                break
-            run += 1
-        return float(run)
-
-
-@register_editor
-class SycophanticOpener(Editor):
-    name = "sycophantic_opener"
-    description = ("An affirmative or flattering opener (\"Great question!\", \"Sure,\"); "
-                   "never before a refusal or on a serious topic.")
-    order = 90
-
-    def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t)
-                            and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
-
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int) -> str:
-        if self.is_on(text):
-            return text
-        rng = random.Random(seed)
-        body = text.lstrip()
-        first = next((kind for kind, piece in _segments(body) if kind not in ("eol", "blank")), "prose")
-        first_line = body.split("\n", 1)[0]
-        block_start = first != "prose" or _BULLET.match(body) is not None or (
-            "\n" in body and len(first_line.split()) <= 3)  # a salutation ("Hi,") opens a draft
-        spans = sentence_spans(body.split("\n", 1)[0])
-        first_sentence = body[spans[0][0]:spans[0][1]] if spans else ""
-        if not block_start and _statement(first_sentence) and rng.random() < 0.25:
-            return f"{rng.choice(lx.OPENER_WORDS_INSERTED)}, {_lower_first(body)}"
-        return f"{rng.choice(lx.OPENER_SENTENCES)}{chr(10) * 2 if block_start else ' '}{body}"
-
-    def remove(self, text: str) -> str:
-        body = text.lstrip()
-        for _ in range(3):  # "Sure, of course!" is two
-            m = lx.OPENER_SENTENCE.match(body)
-            if not m or not body[m.end():].strip():
-                break
-            body = _upper_first(body[m.end():].lstrip())
-        return body if body != text.lstrip() else text
-
-    def measure(self, text: str) -> float:
-        return float(lx.OPENER_SENTENCE.match(text.lstrip()) is not None)

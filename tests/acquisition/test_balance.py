@@ -129,7 +129,7 @@ def test_a_natural_confound_is_broken_by_two_way_edits_and_kept_by_one_way_ones(
     """The issue's check: on a pool whose better responses naturally carry an attribute 90% of
     the time, the realised attribute is balanced between better and worse responses under
     randomised_attributes, where an editor that can only add leaves the natural imbalance."""
-    from acquisition.editors.style import Hedging
+    from acquisition.editors.phrasing import Hedging
 
     def run() -> float:
         store = Store(":memory:")
