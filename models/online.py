@@ -26,7 +26,7 @@ from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolSnapshot
 from acquisition.design import DesignScores, design_scores
-from acquisition.editors import EDITORS, quality_neutral, word_count
+from acquisition.editors import EDITORS, quality_neutral, realised_flag, word_count
 from acquisition.policies import design_request
 from models.checkpoints import Checkpoints
 from models.reward import ModelConfig, PairData, RewardModel, build_model, pairwise_accuracy
@@ -266,8 +266,9 @@ def design_space_scores(store: LabelSource) -> DesignScores | None:
     attributes, acquisition = request
     comparisons = []
     for r in store.decisive_edit_vectors():
-        left = frozenset(a for a, e in json.loads(r["left_edit_vector"]).items() if e.get("on") and a in attributes)
-        right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if e.get("on") and a in attributes)
+        # the design point each side showed: the treatment received (a failed or inapplicable edit is off)
+        left = frozenset(a for a, e in json.loads(r["left_edit_vector"]).items() if realised_flag(e) and a in attributes)
+        right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if realised_flag(e) and a in attributes)
         comparisons.append((left, right) if r["choice"] == "left" else (right, left))
     try:
         return DesignScores(attributes, design_scores(attributes, comparisons, acquisition), acquisition)

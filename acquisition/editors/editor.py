@@ -266,9 +266,10 @@ DEFAULT_ATTRIBUTES = ("list_format", "bold", "emoji", "closing_pleasantry")  # t
 
 
 def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
-    """Whether an edited copy keeps its parent's quality: no switched-on attribute is a positive
-    control (``quality_changing``). LLM rewrites count by the attribute they rewrite."""
-    return not any(entry.get("on") and attribute in EDITORS and EDITORS[attribute].quality_changing
+    """Whether an edited copy keeps its parent's quality: no attribute it received (``realised``;
+    a control whose edit failed changed nothing) is a positive control (``quality_changing``).
+    LLM rewrites count by the attribute they rewrite."""
+    return not any(realised_flag(entry) and attribute in EDITORS and EDITORS[attribute].quality_changing
                    for attribute, entry in edit_vector.items())
 
 

@@ -282,7 +282,11 @@ def effects_section(pairs: pd.DataFrame) -> str:
         "P(a response is chosen | attribute on) - P(chosen | off), from the randomised arms only, "
         "weighted by 1 / `arm_propensity` (a difference in means where the design is uniform), "
         "with 95% confidence intervals clustered by served pair (`acquisition/effects.py`). "
-        "Ties count as half a choice; both-bad labels are left out.\n\n" + "\n\n".join(parts)
+        "Ties count as half a choice; both-bad labels are left out. The treatment is the one received, "
+        "read on the text served (an edit whose manipulation check failed counts as off; the draw is kept "
+        "as `<side>_<attr>_assigned` for intention to treat), and the estimand is the effect among pairs "
+        "where the attribute applies to both responses (a list needs three sentences, cheer never goes on "
+        "a refusal): `n_labels` counts those pairs.\n\n" + "\n\n".join(parts)
     )
 
 

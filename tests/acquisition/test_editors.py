@@ -283,3 +283,15 @@ def test_drop_answer_reads_off_wherever_no_policy_applied_it(store):
     assert table.loc["drop_answer", "chosen_rate"] == 0.0 and table.loc["drop_answer", "rejected_rate"] == 0.0
     assert table.loc["off_topic", "chosen_rate"] == 0.0
     assert 0.2 < table.loc["bold", "chosen_rate"] < 0.8  # randomised: its realised switch, not the text
+
+
+def test_training_reads_the_treatment_received():
+    """The reward model's invariance term treats an edited copy as quality-neutral unless it
+    received a quality control: an assigned control whose edit failed changed nothing."""
+    from acquisition.editors import quality_neutral
+
+    failed = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 1, "applies": True, "realised": False}}
+    received = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 1, "applies": True, "realised": True}}
+    legacy = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 1}}  # served before `realised` was recorded
+    assert quality_neutral(failed) and not quality_neutral(received) and not quality_neutral(legacy)
+    assert quality_neutral({"bold": {"on": True, "editor": "bold", "seed": 1, "applies": True, "realised": True}})

@@ -79,7 +79,9 @@ def panels() -> None:
                 "AMCE: P(a response is chosen | attribute on) - P(chosen | off), from the randomised "
                 "arms only, weighted by the stored arm propensities (difference in means where the "
                 "design is uniform); 95% CIs clustered by pair; ties count half, both-bad labels, "
-                "quality-control items and excluded annotators are left out.")
+                "quality-control items and excluded annotators are left out. The treatment is the one "
+                "received (read on the text served: a failed edit is off), among pairs where the "
+                "attribute applies to both responses (n_labels).")
             table = _effects(path, version)
             st.plotly_chart(dashboard.build_effects_figure(table), key="dashboard_effects")
             st.dataframe(table, hide_index=True)
