@@ -196,7 +196,7 @@ def test_counterfactual_pairs_serves_rewrite_vs_rewrite_of_rewrite(pool_store, r
     for key, prop in seen.items():
         assert counts[key] / n == pytest.approx(prop, abs=4 * (prop / n) ** 0.5)
     # rule-based minimal pairs are not this policy's outcomes, nor are rewrites the editors' outcomes
-    editors = build_policy("counterfactual_pairs", {"attributes": ["bold"]}, pool_store.pool_snapshot())
+    editors = build_policy("counterfactual_pairs", {"attributes": ["bold", "exclamation"]}, pool_store.pool_snapshot())
     some = policy.propose(annotator, rng)
     assert editors.propensity_of(annotator, some.prompt_id, some.left, some.right) == (0.0, 0.0)
     rule = editors.propose(annotator, rng)
