@@ -24,12 +24,16 @@ REFUSAL = re.compile(
     re.I,
 )
 
-HARM = re.compile(
-    r"\b(?:kill\w*|murder\w*|suicid\w*|die|dying|dead|death|deaths|corpse|drugs?|heroin|cocaine|meth\w*|overdos\w*|"
-    r"weapons?|guns?|firearms?|bombs?|explosiv\w*|poison\w*|steal\w*|stole|rob\w*|theft|abus\w*|rape\w*|assault\w*|"
-    r"racis\w*|violen\w*|hurt\w*|harm\w*|attack\w*|illegal\w*|crim\w*|prison|jail|cancer|terror\w*|hate|hatred|"
-    r"torture\w*|blood|injur\w*|shoot\w*|stab\w*|knife|knives|hack\w*|fraud\w*|cheat\w*|revenge|insult\w*|slur\w*|"
-    r"grief|griev\w*|funeral|disease|emergency|self-harm)\b",
+HARM = re.compile(  # whole words and their inflections only: "method", "stable", "robust", "harmless" are not harms
+    r"\b(?:kill(?:s|ed|ing|er|ers)?|murder(?:s|ed|ing|er|ers)?|suicid(?:e|es|al)|die|dies|dying|dead|death|deaths|"
+    r"corpses?|drugs?|heroin|cocaine|meth|methamphetamine|overdos(?:e|es|ed|ing)|weapons?|guns?|firearms?|"
+    r"bombs?|explosives?|explosions?|poison(?:s|ed|ing|ous)?|steal(?:s|ing)?|stole|stolen|robb(?:ery|eries|ed|ing|er)|"
+    r"rob|robs|theft|abus(?:e|es|ed|ing|ive|er)|rap(?:e|es|ed|ist)|assault(?:s|ed|ing)?|racis(?:m|t|ts)|"
+    r"violen(?:ce|t)|hurt(?:s|ing)?|harm(?:s|ed|ing|ful|fully)?|attack(?:s|ed|ing|er|ers)?|illegal(?:ly)?|"
+    r"crime|crimes|criminal|criminals|prison|jail|cancer|terror(?:ism|ist|ists)?|hate|hatred|tortur(?:e|ed|es|ing)|"
+    r"blood|injur(?:y|ies|ed|e|ing)|shoot(?:s|ing|er)?|shot|stab(?:s|bed|bing)?|knife|knives|"
+    r"hack(?:s|ed|ing|er|ers)?|fraud(?:s|ulent)?|cheat(?:s|ed|ing|er|ers)?|revenge|insult(?:s|ed|ing)?|slurs?|"
+    r"grief|griev(?:e|ing)|funeral|disease|emergency|self-harm)\b",
     re.I,
 )
 
