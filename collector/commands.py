@@ -412,7 +412,8 @@ def editors_audit(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be a positive number of responses; got {args.limit}.")
     records = load_demo_pool() if args.demo else parse_file(args.data, args.format).records
-    texts = list(dict.fromkeys(r["text"] for record in records for r in record["responses"]))
+    asked = {r["text"]: record["prompt"] for record in records for r in record["responses"]}  # each reply's request
+    texts = list(asked)
     if not texts:
         raise ConfigError(f"{args.data}: no responses to audit.")
     if args.limit is not None and args.limit < len(texts):
@@ -422,7 +423,7 @@ def editors_audit(args: argparse.Namespace) -> None:
         from models.embeddings import Embedder
 
         embed = Embedder(max_length=256).embed
-    rows = audit_editors(texts, names, embed=embed, seed=args.seed)
+    rows = audit_editors(texts, names, embed=embed, seed=args.seed, prompts=[asked[t] for t in texts])
     print(f"{len(texts)} responses from {'the demo pool' if args.demo else args.data}")
     print(format_audit(rows))
     for row in rows:

@@ -140,17 +140,20 @@ def _auc(pairs: Sequence[tuple[str, str]], seed: int) -> float:
 
 
 def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray] | None = None,
-                 seed: int = 0, draws: int = 5) -> EditorAudit:
+                 seed: int = 0, draws: int = 5, prompts: Sequence[str | None] | None = None) -> EditorAudit:
     """The audit of one editor over ``texts`` (see the module docstring). Template reuse is
     read over ``draws`` seeded edits of each response that lacks the attribute, so it measures
-    the editor's phrasings, not the luck of one draw on a small pool."""
-    applicable = [t for t in texts if editor.applies(t)]
+    the editor's phrasings, not the luck of one draw on a small pool. ``prompts``: the request
+    each text answers, where known (``Editor.fits``: no cheer on an answer to a harmful one)."""
+    asked = list(prompts) if prompts is not None else [None] * len(texts)
+    pairs = [(t, p) for t, p in zip(texts, asked) if editor.fits(t, p)]
+    applicable = [t for t, _ in pairs]
     added, removed, edited_on, originals, edits, checks, inserted = 0, 0, [], [], [], [], []
     problems: list[str] = []
     count = 0
-    for i, text in enumerate(applicable):
+    for i, (text, prompt) in enumerate(pairs):
         natural_on = editor.is_on(text)
-        after = editor.remove(text) if natural_on else editor.apply(text, edit_seed(i + seed, editor.name))
+        after = editor.remove(text) if natural_on else editor.add(text, edit_seed(i + seed, editor.name), prompt)
         checks.append(editor.check(text, after, on=not natural_on))
         originals.append(text)
         edits.append(after)
@@ -160,7 +163,7 @@ def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str
             added += 1
             edited_on.append(after)
             for k in range(draws):
-                again = after if k == 0 else editor.apply(text, edit_seed(i + seed + 7919 * k, editor.name))
+                again = after if k == 0 else editor.add(text, edit_seed(i + seed + 7919 * k, editor.name), prompt)
                 if again != text:
                     inserted.append(inserted_text(text, again))
         kinds = artefacts(text, after)
@@ -178,8 +181,8 @@ def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str
         cosines = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     # natural texts with the attribute against the same texts with it taken away and put back by
     # the editor: the content is the same, only the attribute's realisation differs
-    natural = [t for t in applicable if editor.readable_alone and editor.is_on(t)]
-    twins = [(t, editor.apply(editor.remove(t), edit_seed(k + seed, editor.name))) for k, t in enumerate(natural)]
+    natural = [(t, p) for t, p in pairs if editor.readable_alone and editor.is_on(t)]
+    twins = [(t, editor.add(editor.remove(t), edit_seed(k + seed, editor.name), p)) for k, (t, p) in enumerate(natural)]
     twins = [(t, e) for t, e in twins if e != t and editor.is_on(e)]
     auc = _auc(twins, seed) if len(twins) >= MIN_NATURAL else math.nan
     n = len(applicable)
@@ -199,12 +202,12 @@ def audit_editor(editor: Editor, texts: Sequence[str], embed: Callable[[list[str
 
 def audit_editors(texts: Sequence[str], names: Sequence[str] | None = None,
                   embed: Callable[[list[str]], np.ndarray] | None = None, seed: int = 0,
-                  draws: int = 5) -> list[EditorAudit]:
+                  draws: int = 5, prompts: Sequence[str | None] | None = None) -> list[EditorAudit]:
     """The audit of every style editor (or of ``names``) over ``texts``; quality controls and
     editors not offered to the randomising policies are left out unless named."""
     if names is None:
         names = sorted(n for n, e in EDITORS.items() if not e.quality_changing and e.randomisable)
-    return [audit_editor(EDITORS[n], texts, embed, seed, draws) for n in names]
+    return [audit_editor(EDITORS[n], texts, embed, seed, draws, prompts) for n in names]
 
 
 def format_audit(rows: Sequence[EditorAudit]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from acquisition.core.errors import ConfigError
+from acquisition.editors.lexicon import serious
 
 EDITORS: dict[str, "Editor"] = {}
 
@@ -209,6 +210,9 @@ class Editor(ABC):
     # offered to the policies that randomise rule-based edits; False where the rule-based edit
     # is not the attribute it names (verbosity: length needs new content, an LLM rewrite)
     randomisable: ClassVar[bool] = True
+    # enthusiasm (emoji, "Great question!", exclamation marks): never added to an answer to a
+    # request about a serious harm topic (``fits`` reads the request where there is one)
+    cheerful: ClassVar[bool] = False
 
     def applies(self, text: str) -> bool:
         """Whether the attribute can be switched on and off in this (base) text: detected and
@@ -242,11 +246,21 @@ class Editor(ABC):
     @abstractmethod
     def apply(self, text: str, seed: int) -> str: ...
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         """Switch the attribute on in a text it was found to apply to *before* other edits (the
         base); ``apply`` checks ``applies`` on the text it gets, ``add`` does not, so an edit
-        stacked before it (a closing line removed with its emoji) cannot change the verdict."""
+        stacked before it (a closing line removed with its emoji) cannot change the verdict.
+        ``prompt``: the request, for editors whose insertion depends on it (warm wishes)."""
         return self.apply(text, seed)
+
+    def fits(self, text: str, prompt: str | None = None) -> bool:
+        """``applies`` to the text, and for a cheerful attribute not absent from an answer to a
+        request about a serious harm topic (it may still be taken away where the answer has it)."""
+        if self.takes_donor:
+            return True
+        if not self.applies(text):
+            return False
+        return not (self.cheerful and prompt and not self.is_on(text) and serious(prompt))
 
     def remove(self, text: str) -> str:
         return text
@@ -274,7 +288,8 @@ def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
 
 
 def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
-                      donor: Callable[[int], str] | None = None) -> tuple[str, dict[str, bool]]:
+                      donor: Callable[[int], str] | None = None,
+                      prompt: str | None = None) -> tuple[str, dict[str, bool]]:
     """Apply every switch in an edit vector to a base text, from its natural state: an attribute
     switched on is added where absent (kept where the text has it), one switched off is removed
     where present. An attribute that does not apply to the text (``Editor.applies``) is left
@@ -285,6 +300,7 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
         edit_vector: ``{attribute: {"on": bool, "editor": name, "seed": int}}``.
         donor: ``seed -> text`` of a response written for another prompt, for editors that
             swap the answer (``off_topic``); the serving layer draws it from the pool.
+        prompt: the request the response answers (``Editor.fits``: no cheer on a harmful one).
 
     Returns:
         ``(edited_text, manipulation_check)`` where the check maps each attribute to whether
@@ -297,13 +313,13 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
         if editor.takes_donor and edit_vector[editor.name]["on"]:
             swap = cast(Callable[..., str], editor.apply)  # takes_donor: apply(text, seed, donor=...)
             edited = reference = swap(edited, int(edit_vector[editor.name]["seed"]), donor=donor)
-    fits = {e.name: e.takes_donor or e.applies(reference) for e in editors}
+    fits = {e.name: e.fits(reference, prompt) for e in editors}
     for editor in reversed(editors):
         if not edit_vector[editor.name]["on"] and fits[editor.name]:
             edited = editor.remove(edited)
     for editor in editors:
         if edit_vector[editor.name]["on"] and not editor.takes_donor and fits[editor.name]:
-            edited = editor.add(edited, int(edit_vector[editor.name]["seed"]))
+            edited = editor.add(edited, int(edit_vector[editor.name]["seed"]), prompt)
     for editor in reversed(editors):  # an edit that brought back an attribute switched off ("Sure!" and "!")
         if not edit_vector[editor.name]["on"] and fits[editor.name] and editor.readable_alone and editor.is_on(edited):
             edited = editor.remove(edited)
@@ -313,7 +329,7 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
 
 
 def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
-                       check: dict[str, bool]) -> dict[str, dict[str, bool | None]]:
+                       check: dict[str, bool], prompt: str | None = None) -> dict[str, dict[str, bool | None]]:
     """What each attribute of an edited copy actually is, beside what was assigned.
 
     Returns:
@@ -325,7 +341,7 @@ def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
     out: dict[str, dict[str, bool | None]] = {}
     for attribute, entry in edit_vector.items():
         editor = get_editor(attribute)
-        applies = editor.takes_donor or editor.applies(base_text)
+        applies = editor.fits(base_text, prompt)
         assigned = bool(entry["on"])
         passed = check.get(attribute, True)
         out[attribute] = {"applies": applies, "realised": (assigned if passed else not assigned) if applies else None}

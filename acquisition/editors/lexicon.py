@@ -33,7 +33,17 @@ HARM = re.compile(  # whole words and their inflections only: "method", "stable"
     r"crime|crimes|criminal|criminals|prison|jail|cancer|terror(?:ism|ist|ists)?|hate|hatred|tortur(?:e|ed|es|ing)|"
     r"blood|injur(?:y|ies|ed|e|ing)|shoot(?:s|ing|er)?|shot|stab(?:s|bed|bing)?|knife|knives|"
     r"hack(?:s|ed|ing|er|ers)?|fraud(?:s|ulent)?|cheat(?:s|ed|ing|er|ers)?|revenge|insult(?:s|ed|ing)?|slurs?|"
-    r"grief|griev(?:e|ing)|funeral|disease|emergency|self-harm)\b",
+    r"grief|griev(?:e|ing)|funeral|disease|emergency|self-harm|handguns?|rifles?|ammo|ammunition|pranks?|"
+    r"laxatives?|manipulat(?:e|es|ed|ing|ion|ive)|abortions?|stds?|police|cops?|arrest(?:s|ed)?|lie|lies|lying|"
+    r"scam(?:s|med|mer|mers)?|ponzi|pyramid\s+scheme|discriminat(?:e|ed|ion|ory)|sex|sexual(?:ly)?|porn\w*|nude|"
+    r"naked|drunk|alcohol|weed|marijuana|gambl(?:e|ing)|depress(?:ed|ion)|fight(?:s|ing)?|punch(?:es|ed|ing)?|"
+    r"bull(?:y|ies|ied|ying)|harass(?:ed|ing|ment)?|threat(?:s|en|ened|ening)?|blackmail\w*|kidnap\w*|hostages?|"
+    r"traffick\w*|smuggl\w*|counterfeit\w*|forg(?:e|ed|ery|ing)|brib(?:e|es|ed|ery)|launder\w*|evasion|arson|"
+    r"vandal\w*|shoplift\w*|burglar\w*|trespass\w*|stalk(?:s|ed|ing|er)?|spy(?:ing)?|revenge|enemy|enemies|"
+    r"insult\w*|offensive|slave(?:s|ry)?|enslav\w*|nazis?|kkk|immigrants?|racial|ethnic|genocide|war|wars|"
+    r"burn|burns|burned|burning|burnt|set\s+fire|on\s+fire|getting\s+caught|get\s+caught|get\s+away\s+with|"
+    r"hallucinogen\w*|psilocybin|psychedelics?|lsd|mdma|ecstasy|opioids?|sulfuric|sulphuric|bleach|ammonia|"
+    r"cyanide|arsenic|toxic|toxins?|dangerous|danger)\b",
     re.I,
 )
 

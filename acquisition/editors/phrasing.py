@@ -127,11 +127,11 @@ class ClosingPleasantry(Editor):
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         if self.is_on(text):
             return text
         rng = random.Random(seed)
-        warm = not lx.refuses(text) and not lx.serious(text)
+        warm = not lx.refuses(text) and not lx.serious(text) and not (prompt and lx.serious(prompt))
         closing = rng.choice(lx.CLOSINGS_NEUTRAL + (lx.CLOSINGS_WARM if warm else ()))
         same_paragraph = _last_sentences(text) is not None and rng.random() < 0.5
         return f"{text.rstrip()}{' ' if same_paragraph else chr(10) * 2}{closing}"
@@ -168,6 +168,7 @@ class ClosingPleasantry(Editor):
 @register_editor
 class SycophanticOpener(Editor):
     name = "sycophantic_opener"
+    cheerful = True
     description = ("An affirmative or flattering opener (\"Great question!\", \"Sure,\"); "
                    "never before a refusal or on a serious topic.")
     order = 90
@@ -179,7 +180,7 @@ class SycophanticOpener(Editor):
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         if self.is_on(text):
             return text
         rng = random.Random(seed)

@@ -44,6 +44,11 @@ def _join_items(items: list[str], lead: str | None) -> tuple[str, bool]:
     return " ".join(sentences), False
 
 
+# a sentence that leans on the one before it ("And ...", "Well, ...") is not a list item of its own
+_CONTINUES = re.compile(r"[\uE000-\uF8FF\s]*(?:and|but|or|so|well|also|then|plus|though|however|because|which|"
+                        r"that|this|it|they|he|she)\b", re.I)
+
+
 @register_editor
 class ListFormat(Editor):
     name = "list_format"
@@ -57,7 +62,9 @@ class ListFormat(Editor):
             return None
         spans = sentence_spans(masked)
         usable = [masked[s:e] for s, e in spans]
-        if len(spans) < self.min_items or any(len(u.split()) < 5 or u.endswith("?") for u in usable):
+        items = usable[1:] if len(spans) > self.min_items else usable  # the first sentence leads in, or is an item
+        if len(spans) < self.min_items or any(len(u.split()) < 5 or u.endswith("?") for u in usable) or any(
+                _CONTINUES.match(u) for u in items):
             return None
         return spans
 
@@ -269,7 +276,7 @@ class Bold(Editor):
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         if self.is_on(text):
             return text
         rng = random.Random(seed)
@@ -287,7 +294,7 @@ class Bold(Editor):
                 done.add(phrase.lower())
                 return f"**{phrase}**"
 
-            pattern = "|".join(rf"(?<![\w'’*-]){re.escape(p)}(?![\w'’*-])" for p in sorted(picks - done, key=len, reverse=True))
+            pattern = "|".join(rf"(?<![\w'’*$.-]){re.escape(p)}(?![\w'’*-])" for p in sorted(picks - done, key=len, reverse=True))
             return re.sub(pattern, mark, run, flags=re.I) if pattern else run
 
         return _map_prose(text, embolden)
@@ -305,6 +312,7 @@ class Exclamation(Editor):
     name = "exclamation"
     description = "Sentences end in exclamation marks instead of full stops."
     order = 40
+    cheerful = True
 
     def applies(self, text: str) -> bool:
         return self.two_way(text, lambda t: re.search(r"\w\.(?=\s|$)", _prose(t)) is not None and not lx.refuses(t))
@@ -312,7 +320,7 @@ class Exclamation(Editor):
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         if self.is_on(text):
             return text
         rng = random.Random(seed)
@@ -352,38 +360,54 @@ class Emoji(Editor):
     description = ("An emoji or two at paragraph ends, topical where the paragraph calls for one; "
                    "never on a refusal or a serious topic.")
     order = 50
+    cheerful = True
+
+    @staticmethod
+    def _closes(line: str) -> bool:
+        """A line an emoji can end: a statement of five words or more (not a question, a heading
+        or a one-word list item)."""
+        body = line.rstrip()
+        return len(body.split()) >= 5 and re.search(r"[.!\w)]$", body) is not None and not body.startswith("#")
 
     def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 8 and not lx.refuses(t) and not lx.serious(t))
+        def can_add(t: str) -> bool:
+            lines: list[str] = []
+
+            def keep(run: str) -> str:
+                lines.extend(run.split("\n"))
+                return run
+
+            _map_prose(t, keep)
+            return word_count(t) >= 8 and not lx.refuses(t) and not lx.serious(t) and any(map(self._closes, lines))
+
+        return self.two_way(text, can_add)
 
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
 
-    def add(self, text: str, seed: int) -> str:
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
         if self.is_on(text):
             return text
         rng = random.Random(seed)
-        lines_total = 0
+        ends: list[bool] = []  # per prose line: a statement line an emoji can close
 
         def count(run: str) -> str:
-            nonlocal lines_total
-            lines_total += len(run.split("\n"))
+            ends.extend(self._closes(line) for line in run.split("\n"))
             return run
 
         _map_prose(text, count)
-        if not lines_total:
+        places = [i for i, ok in enumerate(ends) if ok]
+        if not places:
             return text
-        wanted = max(1, min(3, lines_total // 3 + 1))
-        chosen = set(rng.sample(range(lines_total), min(wanted, lines_total))) | {lines_total - 1}
-        if len(chosen) > wanted:
-            chosen = set(sorted(chosen)[-wanted:])
+        wanted = max(1, min(3, len(places) // 3 + 1))
+        chosen = set(rng.sample(places[:-1], min(wanted - 1, len(places) - 1))) | {places[-1]}
         index = 0
 
         def decorate(run: str) -> str:
             nonlocal index
             out = []
             for line in run.split("\n"):
-                if index in chosen and line.strip():
+                if index in chosen:
                     topical = [e for pattern, emoji in lx.EMOJI_TOPICAL if re.search(pattern, line, re.I) for e in emoji]
                     pool = topical if topical and rng.random() < 0.3 else list(lx.EMOJI_GENERIC)
                     line = f"{line.rstrip()} {rng.choice(pool)}"

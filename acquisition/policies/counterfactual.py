@@ -66,7 +66,7 @@ class CounterfactualPairs(Policy):
         for prompt in self.servable:
             texts = texts_of(self.pool.response_text, list(prompt.response_ids))
             for rid in prompt.response_ids:
-                fits = tuple(e.name for e in editors if e.takes_donor or e.applies(texts[rid]))
+                fits = tuple(e.name for e in editors if e.fits(texts[rid], prompt.text))
                 if fits:
                     self._applicable[rid] = fits
             bases = tuple(r for r in prompt.response_ids if r in self._applicable)

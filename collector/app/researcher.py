@@ -166,13 +166,17 @@ def editor_audit_table(store: Store, limit: int = 300, meaning: bool = False, se
     if not ids:
         raise ConfigError("The pool has no responses to audit; load a pool first.")
     sample = random.Random(seed).sample(ids, min(limit, len(ids)))
-    texts = list(texts_of(pool.response_text, sample).values())
+    replies = texts_of(pool.response_text, sample)
+    asked_of = {rid: pool.prompt_of(rid) for rid in sample}
+    requests = texts_of(pool.prompt_text, sorted(set(asked_of.values())))
+    texts = [replies[rid] for rid in sample]
+    prompts = [requests.get(asked_of[rid]) for rid in sample]
     embed = None
     if meaning:
         from models.embeddings import Embedder
 
         embed = Embedder(max_length=256).embed
-    rows = [r.as_row() for r in audit_editors(texts, embed=embed, seed=seed)]
+    rows = [r.as_row() for r in audit_editors(texts, embed=embed, seed=seed, prompts=prompts)]
     columns = ["editor", "passes", "applies", "added", "removed", "check_pass", "top_share", "top_string",
                "distinct_per_100", "artefacts", "meaning_cosine", "natural", "detect_auc"]
     return pd.DataFrame(rows)[columns]

@@ -238,6 +238,7 @@ class Collector:
                 AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
             )
         sides = []
+        request: str | None = None  # the prompt's text, read once for the edits that depend on it
         for side in (proposal.left, proposal.right):
             if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored
                 stored = self.store.response(side.response_id)
@@ -249,8 +250,12 @@ class Collector:
                 continue
             base_text = policy.pool.response_text[side.base_response_id]
             donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
-            text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor)
-            served = with_treatment(side.edit_vector, treatment_received(base_text, side.edit_vector, check))
+            if request is None and side.edit_vector:
+                texts = policy.pool.prompt_text
+                request = texts[proposal.prompt_id] if proposal.prompt_id in texts else ""
+            text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor, prompt=request)
+            received = treatment_received(base_text, side.edit_vector, check, prompt=request)
+            served = with_treatment(side.edit_vector, received)
             sides.append(SideRecord(side.base_response_id, served, text, check))
         return self.store.record_served_pair(
             annotator, proposal.prompt_id, sides[0], sides[1],

@@ -295,3 +295,21 @@ def test_training_reads_the_treatment_received():
     legacy = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 1}}  # served before `realised` was recorded
     assert quality_neutral(failed) and not quality_neutral(received) and not quality_neutral(legacy)
     assert quality_neutral({"bold": {"on": True, "editor": "bold", "seed": 1, "applies": True, "realised": True}})
+
+
+def test_no_cheer_on_an_answer_to_a_harmful_request():
+    """The reply alone can look harmless ("There are many techniques ..."); the request says
+    what it is about, and the serving layer passes it in."""
+    reply = "There are many techniques, but I recommend working with others. It helps to plan the route in advance."
+    request = "Human: How do I burn down my neighbour's car without getting caught?"
+    for name in ("emoji", "sycophantic_opener", "exclamation"):
+        vector = {name: {"on": True, "editor": name, "seed": 4}}
+        assert EDITORS[name].fits(reply) and not EDITORS[name].fits(reply, request)
+        edited, check = apply_edit_vector(reply, vector, prompt=request)
+        assert edited == reply and treatment_received(reply, vector, check, prompt=request)[name]["applies"] is False
+        assert apply_edit_vector(reply, vector, prompt="Human: How should I plan a road trip?")[0] != reply
+    for seed in range(40):  # a closing still fits, but only an offer of more help
+        added = EDITORS["closing_pleasantry"].add(reply, seed, request)[len(reply):].strip()
+        assert added in lexicon.CLOSINGS_NEUTRAL, added
+    natural = "Sure! There are many techniques, and it helps to plan in advance."
+    assert EDITORS["sycophantic_opener"].fits(natural, request)  # one it has may still be taken away
