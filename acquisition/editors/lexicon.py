@@ -43,7 +43,9 @@ HARM = re.compile(  # whole words and their inflections only: "method", "stable"
     r"insult\w*|offensive|slave(?:s|ry)?|enslav\w*|nazis?|kkk|immigrants?|racial|ethnic|genocide|war|wars|"
     r"burn|burns|burned|burning|burnt|set\s+fire|on\s+fire|getting\s+caught|get\s+caught|get\s+away\s+with|"
     r"hallucinogen\w*|psilocybin|psychedelics?|lsd|mdma|ecstasy|opioids?|sulfuric|sulphuric|bleach|ammonia|"
-    r"cyanide|arsenic|toxic|toxins?|dangerous|danger)\b",
+    r"cyanide|arsenic|toxic|toxins?|dangerous|danger|virus|viruses|bioweapons?|pandemic|privacy|"
+    r"violat(?:e|es|ed|ing|ion|ions)|without\s+(?:them|him|her|anyone|people|their\s+\w+)\s+knowing|nasty|"
+    r"unleash\w*|wipe\s+out|destroy\w*)\b",
     re.I,
 )
 

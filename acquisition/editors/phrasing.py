@@ -100,6 +100,8 @@ class Hedging(Editor):
 
 
 # ------------------------------------------------------------------------------ openers and closings
+_ENDS_WITH_QUESTION = re.compile(r"\?[\"'”’)\]]*(?:\s*[\U0001F000-\U0001FAFF\u2600-\u27BF]\uFE0F?)?$")
+_NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody|none|cannot|without|violat\w*)\b|n['’]t\b", re.I)
 # a reply that ends a sentence (a truncated one, ending mid-clause, takes no closing line)
 _ENDS_SENTENCE = re.compile(rf"(?:[.!?…][\"'”’)\]]*|{lx.EMOJI.pattern}|```|\))$")
 def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
@@ -122,7 +124,10 @@ class ClosingPleasantry(Editor):
     order = 80
 
     def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None)
+        """A reply of eight words or more that ends a sentence, and not with a question: a
+        closing line after a question back to the user reads as not listening."""
+        return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None
+                            and not _ENDS_WITH_QUESTION.search(t.rstrip()))
 
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
@@ -174,8 +179,17 @@ class SycophanticOpener(Editor):
     order = 90
 
     def applies(self, text: str) -> bool:
-        return self.two_way(text, lambda t: word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t)
-                            and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
+        """A reply of five words or more that agrees to help: not a refusal or a serious topic,
+        and its first sentence neither a question nor a negation ("Sure! That would violate ..."
+        contradicts itself)."""
+        def agrees(t: str) -> bool:
+            body = t.lstrip()
+            spans = sentence_spans(body.split("\n", 1)[0])
+            first = body[spans[0][0]:spans[0][1]] if spans else ""
+            return (word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t) and not first.rstrip().endswith("?")
+                    and not _NEGATION.search(first) and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
+
+        return self.two_way(text, agrees)
 
     def apply(self, text: str, seed: int) -> str:
         return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
