@@ -174,7 +174,7 @@ CLOSING_SENTENCE = re.compile(
     r"let\s+me\s+know\s+if|feel\s+free\s+to|(?:best\s+of\s+|good\s+)luck|have\s+(?:a|an)\s+(?:great|good|nice|"
     r"wonderful|lovely|fantastic)\s+(?:day|time|evening|weekend|trip)|happy\s+to\s+help|glad\s+(?:I\s+could|to)\s+help|"
     r"(?:any|other|more)\s+(?:follow-up\s+)?questions|(?:go|going)\s+into\s+more\s+detail|expand\s+on|if\s+you\s+(?:need|want)\s+anything|"
-    r"if\s+you\s+have\s+(?:any|more|other)|just\s+ask|follow\s+up|anything\s+else|take\s+care|enjoy(?:\s+(?:it|your|the))?!|cheers|"
+    r"if\s+you\s+have\s+(?:any|more|other)|just\s+ask|follow\s+up|go\s+over\s+any\s+of\s+this|how\s+else\s+I\s+can\s+help|anything\s+else|take\s+care|enjoy(?:\s+(?:it|your|the))?!|cheers|"
     r"(?:is\s+there|was\s+there)\s+(?:anything|something)|don(?:'|’)t\s+hesitate\s+to|all\s+the\s+best|"
     r"happy\s+(?:cooking|baking|coding|reading|writing|travels|gardening)|stay\s+safe|you(?:'|’)ve\s+got\s+this)",
     re.I,
@@ -190,6 +190,11 @@ CLOSINGS_NEUTRAL = (
     "Let me know if I can help with anything else.", "Feel free to follow up if you need more.",
     "Just let me know if you want me to expand on anything.", "Anything else I can help you with?",
     "Let me know if you need anything else.", "Feel free to reach out with any other questions.",
+    "Is there anything else on your mind?", "Happy to help with anything else.", "Let me know if that raises more questions.",
+    "If anything else comes up, just ask.", "Let me know if I can clarify anything.", "Feel free to ask me anything else.",
+    "Is there something else I can help you with?", "I'm here if you have more questions.",
+    "Let me know if you'd like to talk it through further.", "Don't hesitate to ask if anything else comes up.",
+    "Happy to go over any of this again.", "Let me know how else I can help.",
 )
 # warm wishes: only where the reply helps and the topic is not a serious harm
 CLOSINGS_WARM = (

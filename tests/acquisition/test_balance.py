@@ -18,11 +18,11 @@ def test_randomised_attributes_keep_every_attribute_balanced_over_2000_labels(st
     simulate(store, labels=2000, annotators=6, groups=["a", "b"], seed=11)
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")
 
-    def bound(n: int) -> float:  # |SMD| < 0.1, or three standard errors where fewer pairs apply (lists: ~370)
+    def bound(n: int) -> float:  # |SMD| < 0.1, or three standard errors where fewer pairs apply (lists: ~200)
         return max(0.1, 3 * (2 / n) ** 0.5)
 
     for attribute in DEFAULT_ATTRIBUTES:
-        assert table.loc[attribute, "n"] > 300 and abs(table.loc[attribute, "smd"]) < bound(table.loc[attribute, "n"]), table
+        assert table.loc[attribute, "n"] > 100 and abs(table.loc[attribute, "smd"]) < bound(table.loc[attribute, "n"]), table
     report = balance_report(pairs_frame(store))
     overall = report[report["stratum"] == "all"].set_index("attribute")
     for attribute in DEFAULT_ATTRIBUTES:
@@ -34,8 +34,8 @@ def test_observational_pool_where_an_attribute_tracks_quality_is_not_balanced():
     store = Store(":memory:")
     records = []
     for i in range(60):
-        good = f"Answer {i} explains the idea clearly. It gives the key reason. It ends with an example."
-        bad = f"Answer {i} is vague about the idea. It skips the reason. It gives no example."
+        good = f"Answer {i} explains the idea clearly. The key reason is given next. A short example ends the answer."
+        bad = f"Answer {i} is vague about the idea. The reason is skipped entirely. No example is given at all."
         # the better response carries a bullet list 90% of the time, as in observational data
         if i % 10:
             good = list_editor.apply(good, i)

@@ -57,7 +57,7 @@ def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
     covered = ((merged.ci_low <= merged.estimate_true) & (merged.estimate_true <= merged.ci_high)).mean()
     assert covered >= 0.8, merged[["annotator_group", "attribute", "estimate", "se", "estimate_true"]]
     assert set(table.method) == {"difference_in_means"}
-    assert (table.n_labels > 100).all()  # the pairs where the attribute applies to both responses
+    assert (table.n_labels > 50).all()  # the pairs where the attribute applies to both responses
 
 
 def test_unequal_design_is_reweighted(store):
