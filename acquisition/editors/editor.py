@@ -192,10 +192,13 @@ def word_count(text: str) -> int:
 class Editor(ABC):
     """Contract for an attribute editor.
 
-    ``apply(text, seed)`` switches the attribute on (and leaves a text that already has it
-    alone); ``remove(text)`` switches it off where that can be done without losing content
-    (otherwise it returns the text unchanged); ``measure(text)`` reads it back as a number,
-    ``> 0`` meaning present unless ``check`` is overridden.
+    ``applies(text)`` says whether the attribute can be switched both ways in this text, and
+    ``fits(text, prompt)`` adds the request (no cheer on a harmful one); ``apply(text, seed)``
+    switches the attribute on where it applies (and leaves a text that already has it alone),
+    ``add`` does the same for a text already found to fit; ``remove(text)`` switches it off,
+    natural occurrences included, where that can be done without losing content (otherwise it
+    returns the text unchanged); ``measure(text)`` reads it back as a number, ``> 0`` meaning
+    present unless ``check`` is overridden.
     """
 
     name: ClassVar[str]
