@@ -19,6 +19,7 @@ from acquisition.editors.editor import (
     EDITORS,
     Editor,
     apply_edit_vector,
+    edit_and_receive,
     edit_seed,
     get_editor,
     quality_neutral,
@@ -29,6 +30,6 @@ from acquisition.editors.editor import (
     word_count,
 )
 
-__all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_seed", "get_editor",
+__all__ = ["DEFAULT_ATTRIBUTES", "EDITORS", "Editor", "apply_edit_vector", "edit_and_receive", "edit_seed", "get_editor",
            "quality_neutral", "realised_flag", "register_editor", "treatment_received", "with_treatment",
            "word_count"]

@@ -279,6 +279,23 @@ class Editor(ABC):
         return self.is_on(edited) == on
 
 
+class InsertingEditor(Editor):
+    """An editor that switches its attribute on by inserting it (``insert``): ``apply`` checks
+    ``applies`` on the text it gets, ``add`` trusts the verdict read on the base text; both leave
+    a text that already shows the attribute alone."""
+
+    def apply(self, text: str, seed: int) -> str:
+        return text if self.is_on(text) or not self.applies(text) else self.insert(text, seed)
+
+    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
+        return text if self.is_on(text) else self.insert(text, seed, prompt)
+
+    @abstractmethod
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
+        """The text with the attribute inserted; ``prompt``: the request, where the insertion
+        depends on it (warm wishes)."""
+
+
 DEFAULT_ATTRIBUTES = ("list_format", "bold", "emoji")  # the ones that pass the audit on both pools (docs/policies.md)
 
 
@@ -293,6 +310,14 @@ def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
 def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
                       donor: Callable[[int], str] | None = None,
                       prompt: str | None = None) -> tuple[str, dict[str, bool]]:
+    """``edit_and_receive`` without the treatment received: ``(edited_text, manipulation_check)``."""
+    edited, check, _ = edit_and_receive(text, edit_vector, donor, prompt)
+    return edited, check
+
+
+def edit_and_receive(text: str, edit_vector: dict[str, dict[str, Any]],
+                     donor: Callable[[int], str] | None = None, prompt: str | None = None,
+                     ) -> tuple[str, dict[str, bool], dict[str, dict[str, bool | None]]]:
     """Apply every switch in an edit vector to a base text, from its natural state: an attribute
     switched on is added where absent (kept where the text has it), one switched off is removed
     where present. An attribute that does not apply to the text (``Editor.applies``) is left
@@ -306,9 +331,11 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
         prompt: the request the response answers (``Editor.fits``: no cheer on a harmful one).
 
     Returns:
-        ``(edited_text, manipulation_check)`` where the check maps each attribute to whether
-        ``measure`` reads back what the vector asked for. Once an answer is swapped in, the
-        other editors are checked against the swapped-in text.
+        ``(edited_text, manipulation_check, received)`` where the check maps each attribute to
+        whether ``measure`` reads back what the vector asked for (once an answer is swapped in,
+        the other editors are checked against the swapped-in text), and ``received`` is what
+        ``treatment_received`` says, from the applicability this run already read (the serving
+        path reads it once).
     """
     editors = sorted((get_editor(a) for a in edit_vector), key=lambda e: e.order)
     edited = reference = text
@@ -328,7 +355,7 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
             edited = editor.remove(edited)
     check = {e.name: e.check(text if e.takes_donor else reference, edited, bool(edit_vector[e.name]["on"]))
              for e in editors}
-    return edited, check
+    return edited, check, _received(edit_vector, check, fits)
 
 
 def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
@@ -341,13 +368,16 @@ def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
         read by the manipulation check on the text served (the assigned switch where the check
         passed, its opposite where it failed), ``None`` where the attribute does not apply.
     """
+    return _received(edit_vector, check, {a: get_editor(a).fits(base_text, prompt) for a in edit_vector})
+
+
+def _received(edit_vector: dict[str, dict[str, Any]], check: dict[str, bool],
+              fits: dict[str, bool]) -> dict[str, dict[str, bool | None]]:
     out: dict[str, dict[str, bool | None]] = {}
     for attribute, entry in edit_vector.items():
-        editor = get_editor(attribute)
-        applies = editor.fits(base_text, prompt)
-        assigned = bool(entry["on"])
-        passed = check.get(attribute, True)
-        out[attribute] = {"applies": applies, "realised": (assigned if passed else not assigned) if applies else None}
+        assigned, passed = bool(entry["on"]), check.get(attribute, True)
+        out[attribute] = {"applies": fits[attribute],
+                          "realised": (assigned if passed else not assigned) if fits[attribute] else None}
     return out
 
 

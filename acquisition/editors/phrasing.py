@@ -14,7 +14,16 @@ import random
 import re
 
 from acquisition.editors import lexicon as lx
-from acquisition.editors.editor import Editor, _map_prose, _prose, _segments, _split_blocks, register_editor, word_count
+from acquisition.editors.editor import (
+    Editor,
+    InsertingEditor,
+    _map_prose,
+    _prose,
+    _segments,
+    _split_blocks,
+    register_editor,
+    word_count,
+)
 from acquisition.editors.sentences import (
     BULLET,
     HIDDEN,
@@ -118,7 +127,7 @@ def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
 
 
 @register_editor
-class ClosingPleasantry(Editor):
+class ClosingPleasantry(InsertingEditor):
     name = "closing_pleasantry"
     description = "A closing line: an offer of more help, or warm wishes where the reply helps."
     order = 80
@@ -129,12 +138,7 @@ class ClosingPleasantry(Editor):
         return self.two_way(text, lambda t: word_count(t) >= 8 and _ENDS_SENTENCE.search(t.rstrip()) is not None
                             and not _ENDS_WITH_QUESTION.search(t.rstrip()))
 
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
-        if self.is_on(text):
-            return text
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
         rng = random.Random(seed)
         warm = not lx.refuses(text) and not lx.serious(text) and not (prompt and lx.serious(prompt))
         closing = rng.choice(lx.CLOSINGS_NEUTRAL + (lx.CLOSINGS_WARM if warm else ()))
@@ -171,7 +175,7 @@ class ClosingPleasantry(Editor):
 
 
 @register_editor
-class SycophanticOpener(Editor):
+class SycophanticOpener(InsertingEditor):
     name = "sycophantic_opener"
     cheerful = True
     description = ("An affirmative or flattering opener (\"Great question!\", \"Sure,\"); "
@@ -191,12 +195,7 @@ class SycophanticOpener(Editor):
 
         return self.two_way(text, agrees)
 
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
-        if self.is_on(text):
-            return text
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
         rng = random.Random(seed)
         body = text.lstrip()
         first = next((kind for kind, piece in _segments(body) if kind not in ("eol", "blank")), "prose")

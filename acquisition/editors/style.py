@@ -18,6 +18,7 @@ from collections import Counter
 from acquisition.editors import lexicon as lx
 from acquisition.editors.editor import (
     Editor,
+    InsertingEditor,
     _join_blocks,
     _map_prose,
     _prose,
@@ -239,7 +240,7 @@ _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*(?![\w'’])")
 
 
 @register_editor
-class Bold(Editor):
+class Bold(InsertingEditor):
     name = "bold"
     description = "The reply's key terms, names and figures set in **bold** (about one per 50 words)."
     order = 30
@@ -273,12 +274,7 @@ class Bold(Editor):
     def applies(self, text: str) -> bool:
         return self.two_way(text, lambda t: word_count(_prose(t)) >= self.min_words and bool(self._candidates(t)))
 
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
-        if self.is_on(text):
-            return text
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
         rng = random.Random(seed)
         candidates = self._candidates(text)
         count = max(1, min(5, round(word_count(text) / 50)))
@@ -308,7 +304,7 @@ class Bold(Editor):
 
 # -------------------------------------------------------------------------------------- exclamation
 @register_editor
-class Exclamation(Editor):
+class Exclamation(InsertingEditor):
     name = "exclamation"
     description = "Sentences end in exclamation marks instead of full stops."
     order = 40
@@ -317,12 +313,7 @@ class Exclamation(Editor):
     def applies(self, text: str) -> bool:
         return self.two_way(text, lambda t: re.search(r"\w\.(?=\s|$)", _prose(t)) is not None and not lx.refuses(t))
 
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
-        if self.is_on(text):
-            return text
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
         rng = random.Random(seed)
 
         def exclaim(para: str) -> str:
@@ -355,7 +346,7 @@ class Exclamation(Editor):
 
 # -------------------------------------------------------------------------------------------- emoji
 @register_editor
-class Emoji(Editor):
+class Emoji(InsertingEditor):
     name = "emoji"
     description = ("An emoji or two at paragraph ends, topical where the paragraph calls for one; "
                    "never on a refusal or a serious topic.")
@@ -382,12 +373,7 @@ class Emoji(Editor):
 
         return self.two_way(text, can_add)
 
-    def apply(self, text: str, seed: int) -> str:
-        return text if self.is_on(text) or not self.applies(text) else self.add(text, seed)
-
-    def add(self, text: str, seed: int, prompt: str | None = None) -> str:
-        if self.is_on(text):
-            return text
+    def insert(self, text: str, seed: int, prompt: str | None = None) -> str:
         rng = random.Random(seed)
         ends: list[bool] = []  # per prose line: a statement line an emoji can close
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from acquisition.core.errors import ConfigError, LabelError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
-from acquisition.editors import apply_edit_vector, treatment_received, with_treatment
+from acquisition.editors import edit_and_receive, with_treatment
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
@@ -253,8 +253,7 @@ class Collector:
             if request is None and side.edit_vector:
                 texts = policy.pool.prompt_text
                 request = texts[proposal.prompt_id] if proposal.prompt_id in texts else ""
-            text, check = apply_edit_vector(base_text, side.edit_vector, donor=donor, prompt=request)
-            received = treatment_received(base_text, side.edit_vector, check, prompt=request)
+            text, check, received = edit_and_receive(base_text, side.edit_vector, donor=donor, prompt=request)
             served = with_treatment(side.edit_vector, received)
             sides.append(SideRecord(side.base_response_id, served, text, check))
         return self.store.record_served_pair(
