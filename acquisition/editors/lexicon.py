@@ -45,7 +45,8 @@ HARM = re.compile(  # whole words and their inflections only: "method", "stable"
     r"hallucinogen\w*|psilocybin|psychedelics?|lsd|mdma|ecstasy|opioids?|sulfuric|sulphuric|bleach|ammonia|"
     r"cyanide|arsenic|toxic|toxins?|dangerous|danger|virus|viruses|bioweapons?|pandemic|privacy|"
     r"violat(?:e|es|ed|ing|ion|ions)|without\s+(?:them|him|her|anyone|people|their\s+\w+)\s+knowing|nasty|"
-    r"unleash\w*|wipe\s+out|destroy\w*)\b",
+    r"unleash\w*|wipe\s+out|destroy\w*|masturbat\w*|anal|strip(?:s|ped|per|ping)?|boobs?|genitals?|dark\s+web|"
+    r"eliminat\w*|swear\w*|curse\s+words?|bad\s+words|without\s+paying|lock\s*pick\w*|weapon\w*)\b",
     re.I,
 )
 

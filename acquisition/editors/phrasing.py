@@ -29,6 +29,7 @@ from acquisition.editors.sentences import (
     HIDDEN,
     edit_sentences,
     lower_first,
+    opens_agreeably,
     sentence_spans,
     statement,
     upper_first,
@@ -110,7 +111,6 @@ class Hedging(Editor):
 
 # ------------------------------------------------------------------------------ openers and closings
 _ENDS_WITH_QUESTION = re.compile(r"\?[\"'”’)\]]*(?:\s*[\U0001F000-\U0001FAFF\u2600-\u27BF]\uFE0F?)?$")
-_NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody|none|cannot|without|violat\w*)\b|n['’]t\b", re.I)
 # a reply that ends a sentence (a truncated one, ending mid-clause, takes no closing line)
 _ENDS_SENTENCE = re.compile(rf"(?:[.!?…][\"'”’)\]]*|{lx.EMOJI.pattern}|```|\))$")
 def _last_sentences(text: str) -> tuple[str, list[tuple[int, int]]] | None:
@@ -187,11 +187,8 @@ class SycophanticOpener(InsertingEditor):
         and its first sentence neither a question nor a negation ("Sure! That would violate ..."
         contradicts itself)."""
         def agrees(t: str) -> bool:
-            body = t.lstrip()
-            spans = sentence_spans(body.split("\n", 1)[0])
-            first = body[spans[0][0]:spans[0][1]] if spans else ""
-            return (word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t) and not first.rstrip().endswith("?")
-                    and not _NEGATION.search(first) and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
+            return (word_count(t) >= 5 and not lx.refuses(t) and not lx.serious(t) and opens_agreeably(t)
+                    and re.match(r"\s*[\w\"'“‘(*#>`\[-]", t) is not None)
 
         return self.two_way(text, agrees)
 

@@ -86,3 +86,15 @@ def edit_sentences(text: str, eligible: Callable[[str], bool], edit: Callable[[s
     return _map_prose(text, rewrite)
 
 
+
+
+NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody|none|cannot|without|violat\w*)\b|n['’]t\b", re.I)
+
+
+def opens_agreeably(text: str) -> bool:
+    """Whether the reply's first sentence is neither a question nor a negation: where a cheerful
+    opener or emoji would not contradict it ("Sure! That would violate ..." does)."""
+    body = text.lstrip()
+    spans = sentence_spans(body.split("\n", 1)[0])
+    first = body[spans[0][0]:spans[0][1]] if spans else ""
+    return not first.rstrip().endswith("?") and not NEGATION.search(first)

@@ -27,7 +27,7 @@ from acquisition.editors.editor import (
     register_editor,
     word_count,
 )
-from acquisition.editors.sentences import BULLET, MARKERS, sentence_spans, upper_first
+from acquisition.editors.sentences import BULLET, MARKERS, opens_agreeably, sentence_spans, upper_first
 
 
 # -------------------------------------------------------------------------------------------- lists
@@ -47,7 +47,7 @@ def _join_items(items: list[str], lead: str | None) -> tuple[str, bool]:
 
 # a sentence that leans on the one before it ("And ...", "Well, ...") is not a list item of its own
 _CONTINUES = re.compile(r"[\uE000-\uF8FF\s]*(?:and|but|or|so|well|also|then|plus|though|however|because|which|"
-                        r"that|this|it|they|he|she)\b", re.I)
+                        r"that|this|it|they|he|she|i)\b", re.I)  # "I ..." items read as a reply cut up
 
 
 @register_editor
@@ -236,6 +236,7 @@ _NUMBER = re.compile(
     r"(?<![\w.$'’*-])\$?\d[\d,.]*\d?(?:\s?%|\s(?:percent|hours?|minutes?|seconds?|days?|weeks?|months?|years?|miles?|"
     r"kilomet(?:re|er)s?|km|kg|grams?|pounds?|dollars?|degrees?|times|cups?|calories|people|feet|inches))?(?![\w'’*-]|[.,]\d)"
 )
+_VERB_FORM = re.compile(r"(?:ing|ed|ly)$", re.I)
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*(?![\w'’])")
 
 
@@ -262,7 +263,8 @@ class Bold(InsertingEditor):
         names = [m.group(0) for m in _NAME.finditer(masked) if m.group(0).split()[0].lower() not in lx.FUNCTION_WORDS]
         words = [m.group(0) for m in _WORD.finditer(masked) if _content(m.group(0))]
         counts = Counter(w.lower() for w in words)
-        repeated = sorted({w for w in words if counts[w.lower()] >= 2 and len(w) >= 4}, key=lambda w: -counts[w.lower()])
+        repeated = sorted({w for w in words if counts[w.lower()] >= 2 and len(w) >= 4 and not _VERB_FORM.search(w)},
+                          key=lambda w: -counts[w.lower()])  # key terms: repeated content words, not "trying" or "called"
         seen: set[str] = set()
         out = []
         for phrase in figures + names + repeated:
@@ -369,7 +371,8 @@ class Emoji(InsertingEditor):
                 return run
 
             _map_prose(t, keep)
-            return word_count(t) >= 8 and not lx.refuses(t) and not lx.serious(t) and any(map(self._closes, lines))
+            return (word_count(t) >= 8 and not lx.refuses(t) and not lx.serious(t) and opens_agreeably(t)
+                    and any(map(self._closes, lines)))
 
         return self.two_way(text, can_add)
 
