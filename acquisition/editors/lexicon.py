@@ -46,7 +46,14 @@ HARM = re.compile(  # whole words and their inflections only: "method", "stable"
     r"cyanide|arsenic|toxic|toxins?|dangerous|danger|virus|viruses|bioweapons?|pandemic|privacy|"
     r"violat(?:e|es|ed|ing|ion|ions)|without\s+(?:them|him|her|anyone|people|their\s+\w+)\s+knowing|nasty|"
     r"unleash\w*|wipe\s+out|destroy\w*|masturbat\w*|anal|strip(?:s|ped|per|ping)?|boobs?|genitals?|dark\s+web|"
-    r"eliminat\w*|swear\w*|curse\s+words?|bad\s+words|without\s+paying|lock\s*pick\w*|weapon\w*)\b",
+    r"eliminat\w*|swear\w*|curse\s+words?|bad\s+words|without\s+paying|lock\s*pick\w*|weapon\w*|"
+    # who someone is: cheer on a claim about a group of people reads as endorsing it
+    r"blacks|whites|(?:black|white|brown)\s+(?:man|men|woman|women|people|person|guy|guys)|africans?|asians?|"
+    r"chinese|mexicans?|jewish|jews|muslims?|arabs?|gays?|lesbians?|lgb\w*|homophob\w*|transgender|ethnicit\w*|"
+    r"religio\w*|iqs?|(?:men|women)\s+(?:are|do|should)|"
+    # someone's private details, and worry
+    r"home\s+address|residential\s+address|residence|phone\s+numbers?|social\s+security|concerning|unhealthy|"
+    r"worried|worry)\b",
     re.I,
 )
 

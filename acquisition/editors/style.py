@@ -357,10 +357,10 @@ class Emoji(InsertingEditor):
 
     @staticmethod
     def _closes(line: str) -> bool:
-        """A line an emoji can end: a statement of five words or more (not a question, a heading
-        or a one-word list item)."""
+        """A line an emoji can end: a finished statement of five words or more (not a question, a
+        heading, a line cut off mid-sentence or a one-word list item)."""
         body = line.rstrip()
-        return len(body.split()) >= 5 and re.search(r"[.!\w)]$", body) is not None and not body.startswith("#")
+        return len(body.split()) >= 5 and re.search(r"[.!][\"'”’)]?$", body) is not None and not body.startswith("#")
 
     def applies(self, text: str) -> bool:
         def can_add(t: str) -> bool:
