@@ -296,7 +296,7 @@ class InsertingEditor(Editor):
         depends on it (warm wishes)."""
 
 
-DEFAULT_ATTRIBUTES = ("list_format", "bold", "emoji")  # the ones that pass the audit on both pools (docs/policies.md)
+DEFAULT_ATTRIBUTES = ("list_format", "bold")  # pass the audit on both pools, and carry no tone (docs/policies.md)
 
 
 def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:

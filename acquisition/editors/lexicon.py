@@ -53,7 +53,7 @@ HARM = re.compile(  # whole words and their inflections only: "method", "stable"
     r"religio\w*|iqs?|(?:men|women)\s+(?:are|do|should)|"
     # someone's private details, and worry
     r"home\s+address|residential\s+address|residence|phone\s+numbers?|social\s+security|concerning|unhealthy|"
-    r"worried|worry|sneak\w*|fake|forged?|not\s+with\s+my\s+(?:actual|real)|break\s+into|unauthori[sz]ed)\b",
+    r"worried|worry|sneak\w*|fake|forged?|not\s+with\s+my\s+(?:actual|real)|break\s+into|unauthori[sz]ed|scars?|scarred|noose|hang\s+myself|deaf)\b",
     re.I,
 )
 

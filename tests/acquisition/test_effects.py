@@ -44,6 +44,7 @@ def test_amce_one_matches_difference_in_means_and_its_se():
 @pytest.mark.slow
 def test_group_effect_shows_for_that_group_only_with_cis_covering_truth(store):
     config = SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}})
+    store.activate_policy("randomised_attributes", {"attributes": ["list_format", "bold", "emoji"]})  # emoji: not a default
     simulate(store, labels=1500, annotators=6, groups=["fans", "neutral"], seed=3, config=config)
     pairs = labelled_pairs(pairs_frame(store))
     table = amce(pairs, by=["annotator_group"])

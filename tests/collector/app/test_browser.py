@@ -43,6 +43,7 @@ def research_server(tmp_path):
     db = tmp_path / "research.db"
     init_db(db, demo=True)
     s = Store(db)
+    s.activate_policy("randomised_attributes", {"attributes": ["list_format", "bold", "emoji"]})  # emoji: not a default
     simulate(s, labels=300, annotators=4, groups=["fans", "neutral"], seed=0,
              config=SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}}))
     s.add_researcher("alice", "correct horse battery")

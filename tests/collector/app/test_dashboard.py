@@ -126,6 +126,7 @@ def _true_left(store: Store, pairs: pd.DataFrame, config: SimulatedAnnotatorConf
 @pytest.mark.slow
 def test_effects_table_shows_a_group_effect_for_that_group_only_with_cis_covering_truth(file_store):
     config = SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}})
+    file_store.activate_policy("randomised_attributes", {"attributes": ["list_format", "bold", "emoji"]})
     simulate(file_store, labels=1500, annotators=6, groups=["fans", "neutral"], seed=3, config=config)
     pairs = dashboard.load_pairs(file_store.path)
     table = dashboard.effects_table(pairs)

@@ -22,6 +22,7 @@ def labelled_db(tmp_path_factory):
     init_db(db, demo=True)
     store = Store(db)
     update_qc_config(store, {"overlap": 4})
+    store.activate_policy("randomised_attributes", {"attributes": ["list_format", "bold", "emoji"]})  # emoji: not a default
     simulate(store, labels=300, annotators=4, groups=["fans", "neutral"], seed=1,
              config=SimulatedAnnotatorConfig(group_effects={"fans": {"emoji": 1.5}}))
     store.close()
