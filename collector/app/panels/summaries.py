@@ -101,7 +101,10 @@ def overlap_counts(pairs: pd.DataFrame, max_rows: int = 128) -> pd.DataFrame:
     labelled = labelled_pairs(pairs)
     if not attributes or labelled.empty:
         return pd.DataFrame(columns=["combination", "task_type", "annotator_group", "labels"])
-    designed = labelled[labelled[[f"left_{a}" for a in attributes]].notna().any(axis=1)]
+    # a randomised pair has a flag on one side at least (a side an attribute does not apply to shows
+    # none of them: it counts under "none")
+    flags = [f"{side}_{a}" for side in ("left", "right") for a in attributes]
+    designed = labelled[labelled[flags].notna().any(axis=1)]
     codes = pd.concat([_combination(designed, s, attributes) for s in ("left", "right")])
     frame = pd.DataFrame({"code": codes.to_numpy(),
                           "task_type": pd.concat([designed["task_type"]] * 2).to_numpy(),

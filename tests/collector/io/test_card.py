@@ -41,7 +41,9 @@ def test_card_states_policies_arms_counts_and_groups(two_policies):
     assert [r[:2] + r[3:] for r in policies[1:]] == [["1", "randomised_attributes", "", "200", "200"],
                                                     ["2", "observational", "yes", "60", "60"]]
     assert '"probability": 0.5' in section(card, "Policies and versions")
-    arms = table_rows(section(card, "Arms and propensities"))
+    arms = table_rows(section(card, "Arms and propensities").split("Every arm")[0])  # the families' table
+    every_arm = section(card, "Arms and propensities").split("Every arm")[1]  # few arms: each listed
+    assert "L:bold+list_format\\|R:" in every_arm
     families = {(r[0], r[2]): r for r in arms[1:]}
     assert set(families) == {("randomised_attributes", "randomised_attributes"), ("observational", "observational")}
     assert families[("randomised_attributes", "randomised_attributes")][3] == "200"
