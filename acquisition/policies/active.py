@@ -1,20 +1,30 @@
-"""Active acquisition: spend labels where the reward model's ensemble disagrees most.
+"""Active acquisition: spend labels where the reward model is least certain.
 
 Scores are computed off the request path: after each retrain the worker stores, in the
-checkpoint, the ensemble's disagreement about every base pair of the pool
-(``acquisition_scores.npz``). The policy samples a base pair from the mixture
-``uniform_share * uniform + (1 - uniform_share) * score / sum(score)``, so every pair keeps a
-propensity of at least ``uniform_share`` times its uniform probability, and then switches
-attributes at random like ``randomised_attributes``. Disagreement-based selection follows
-deep-ensemble active learning for preferences (BAL-PM, Melo et al., 2024); the uniform slice
-keeps a random control so the gain can be measured.
+checkpoint, a weight for every base pair of the pool (``acquisition_scores.npz``; by default
+softrank weights of BALD from a last-layer Laplace head, ``models.online``). Between two
+refreshes the policy draws a batch *without replacement*, as the causal benchmark's active
+protocol showed works:
+
+- a base pair served once (labelled, skipped or left) is never served again by ``active``
+  (quality-control repeats are served by quality control, and say so);
+- at most ``per_prompt_cap`` pairs of one prompt per refresh (the policy is rebuilt when the
+  worker publishes new scores), while any uncapped prompt has a pair left;
+- every remaining pair keeps a logged uniform floor: the pair is drawn from
+  ``uniform_share * uniform + (1 - uniform_share) * weight / sum(weight)`` over the pairs still
+  eligible, so the propensity recorded with each pair is its exact probability given what was
+  served before it (``prepare`` reads the served pairs; ``propose`` changes nothing).
+
+Then attributes are switched at random like ``randomised_attributes`` (or by design-space
+scores). Selection follows BAL-PM (Melo et al., 2024) and stochastic batch acquisition
+(Kirsch et al., 2023); the uniform slice keeps a random control so the gain can be measured.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +107,12 @@ def base_pairs(pool: PoolSnapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 @dataclass
 class ActiveConfig:
-    # share of pairs drawn uniformly at random (the floor on every pair's probability)
-    uniform_share: float = 0.2
+    # share of pairs drawn uniformly at random from the eligible ones (the floor on every pair's
+    # probability; the active protocol's 10%)
+    uniform_share: float = 0.1
+    # pairs of one prompt served between two refreshes (0: no cap); relaxed once every prompt
+    # with a pair left has reached it
+    per_prompt_cap: int = 1
     # attributes switched on each side at random, as in randomised_attributes
     attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
     probability: float = 0.5
@@ -117,6 +131,8 @@ class ActiveConfig:
                 f"{where}.uniform_share: must be in (0, 1] so every pair keeps a positive "
                 f"probability; got {self.uniform_share}."
             )
+        if self.per_prompt_cap < 0:
+            raise ConfigError(f"{where}.per_prompt_cap: must be 0 (no cap) or more; got {self.per_prompt_cap}.")
         RandomisedAttributesConfig(attributes=self.attributes, probability=self.probability).validate(where)
 
 
@@ -125,11 +141,11 @@ class Active(Policy):
     name = "active"
     description = "Base pairs where the reward-model ensemble disagrees most, mixed with a uniform slice."
     config_class = ActiveConfig
-    inputs = ("acquisition_scores", "design_scores")
+    inputs = ("acquisition_scores", "served_pairs", "design_scores")
 
     @classmethod
     def needs(cls, config: ActiveConfig) -> frozenset[str]:
-        return frozenset(cls.inputs if config.design_acquisition != "none" else cls.inputs[:1])
+        return frozenset(cls.inputs if config.design_acquisition != "none" else cls.inputs[:2])
 
     @classmethod
     def design_request(cls, config: ActiveConfig) -> tuple[list[str], str] | None:
@@ -137,29 +153,74 @@ class Active(Policy):
 
     def __init__(self, config: ActiveConfig, pool: PoolSnapshot,
                  acquisition_scores: AcquisitionScores | None = None,
+                 served_pairs: Callable[[int], list[tuple[int, int, int, int]]] | None = None,
                  design_scores: DesignScores | None = None) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]
         self.on_probability = {e.name: config.probability for e in self.editors}
         self._setup_design(config, design_scores)
         self.scores = acquisition_scores
-        prompt, low, high, size = base_pairs(pool)
+        prompt, low, high, _ = base_pairs(pool)
         self.pair_prompt, self.pair_low, self.pair_high = prompt, low, high
-        uniform_arr = 1.0 / len(self.servable) / (size * (size - 1) / 2)
         raw_arr = (acquisition_scores.lookup(low, high) if acquisition_scores is not None
                    else np.full(len(low), np.nan))
         # a pair the live model has not scored yet (new in the pool, texts not embedded) is drawn
         # as if it had the average score, and served pairs record no score for it
         self.scored = np.isfinite(raw_arr)
         fill = np.nanmean(raw_arr) if self.scored.any() else 1.0
-        raw_arr = np.where(self.scored, raw_arr, fill).clip(min=0.0)
-        targeted = raw_arr / raw_arr.sum() if raw_arr.sum() > 0 else uniform_arr
-        self.raw = raw_arr
-        self.floor = config.uniform_share * uniform_arr
-        self.probability = self.floor + (1.0 - config.uniform_share) * targeted  # `(n_pairs,)`, sums to 1
-        self._cdf = np.cumsum(self.probability)
+        self.raw = np.where(self.scored, raw_arr, fill).clip(min=0.0)
         self._key_order = np.argsort(pair_keys(low, high), kind="stable")
         self._sorted_keys = pair_keys(low, high)[self._key_order]
+        prompt_ids, self._prompt_of_pair = np.unique(prompt, return_inverse=True)
+        self._prompt_index = {int(p): i for i, p in enumerate(prompt_ids)}
+        self.taken = np.zeros(len(low), dtype=bool)  # served before: never drawn again
+        self._since_refresh = np.zeros(len(prompt_ids), dtype=np.int64)  # per prompt, served since this build
+        self._served_pairs = served_pairs
+        self._last_served = 0
+        if served_pairs is not None:
+            self._take(served_pairs(0), count=False)
+        self._update_probability()
+
+    def _take(self, rows: list[tuple[int, int, int, int]], count: bool) -> None:
+        for served_id, prompt_id, a, b in rows:
+            self._last_served = max(self._last_served, served_id)
+            i = self._pair_index(prompt_id, min(a, b), max(a, b))
+            if i is None or a == b:  # an edited copy of one base response: no base pair to take
+                continue
+            self.taken[i] = True
+            if count:
+                self._since_refresh[self._prompt_of_pair[i]] += 1
+
+    def prepare(self) -> None:
+        """Read the pairs served since the last call (by any policy): each is taken, and counts
+        towards its prompt's cap until the next refresh."""
+        if self._served_pairs is None:
+            return
+        rows = self._served_pairs(self._last_served)
+        if rows:
+            self._take(rows, count=True)
+            self._update_probability()
+
+    def _update_probability(self) -> None:
+        """``probability[i]``: P(base pair i is the next draw), exactly, given what was served."""
+        eligible = ~self.taken
+        cap = self.config.per_prompt_cap
+        if cap:
+            uncapped = eligible & (self._since_refresh[self._prompt_of_pair] < cap)
+            if uncapped.any():
+                eligible = uncapped
+        self.eligible = eligible
+        n = int(eligible.sum())
+        probability = np.zeros(len(self.raw))
+        if n:
+            w = np.where(eligible, self.raw, 0.0)
+            targeted = w / w.sum() if w.sum() > 0 else eligible / n
+            self.floor = np.where(eligible, self.config.uniform_share / n, 0.0)
+            probability = self.floor + (1.0 - self.config.uniform_share) * targeted
+        else:
+            self.floor = probability
+        self.probability = probability  # `(n_pairs,)`, sums to 1 over the eligible pairs
+        self._cdf = np.cumsum(probability)
 
     @property
     def pairs(self) -> list[tuple[int, int, int]]:
@@ -227,6 +288,9 @@ class Active(Policy):
         return left, right
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
+        if not self.eligible.any():
+            raise ConfigError("active: every base pair of the pool has been served once; import more prompts or "
+                              "activate another policy (a base pair is never served twice by active).")
         i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self._cdf) - 1)
         prompt_id, a, b = int(self.pair_prompt[i]), int(self.pair_low[i]), int(self.pair_high[i])
         swapped = bool(rng.integers(2))
@@ -251,7 +315,7 @@ class Active(Policy):
         a, b = sorted((left.base_response_id, right.base_response_id))
         i = self._pair_index(prompt_id, a, b)
         names = {e.name for e in self.editors}
-        if i is None or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
+        if i is None or not self.probability[i] or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
             return 0.0, 0.0
         p_arm = 0.5 * self._edits_probability(on_set(left.edit_vector), on_set(right.edit_vector))
         return float(self.probability[i]) * p_arm, p_arm

@@ -35,6 +35,7 @@ INPUTS = {
     "rewrite_pairs": "stored LLM rewrite / rewrite-of-rewrite pairs (``list[RewritePair]``)",
     "served_count": "``annotator id -> pairs served to them so far``",
     "label_cells": "``last label id -> labels since, with their design cells``",
+    "served_pairs": "``last served pair id -> regular served pairs since, (id, prompt, left base, right base)``",
 }
 
 

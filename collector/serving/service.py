@@ -40,6 +40,7 @@ def policy_inputs(store: Store, needed: frozenset[str], model_version: str | Non
         "rewrite_pairs": lambda: load_rewrite_pairs(store),
         "served_count": lambda: store.served_count,
         "label_cells": lambda: store.labelled_cells_since,
+        "served_pairs": lambda: store.served_base_pairs_since,
     }
     return {name: providers[name]() for name in needed}
 

@@ -289,6 +289,15 @@ class ServedPairsMixin(StoreBase):
         """Pairs served to this annotator so far (labelled, skipped or open)."""
         return int(self._scalar("SELECT count(*) AS n FROM served_pairs WHERE annotator_id = ?", [annotator_id]))
 
+    def served_base_pairs_since(self, last_served_id: int = 0) -> list[tuple[int, int, int, int]]:
+        """Regular (not quality-control) served pairs with id above ``last_served_id`` as
+        ``(served pair id, prompt id, left base id, right base id)``, in id order: what the
+        ``active`` policy reads, incrementally, to never serve a base pair twice."""
+        rows = self.db.execute(
+            "SELECT id, prompt_id, left_base_response_id, right_base_response_id FROM served_pairs "
+            "WHERE id > ? AND qc_kind = 'regular' ORDER BY id", [last_served_id]).fetchall()
+        return [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows]
+
     def labelled_cells_since(self, last_label_id: int = 0) -> list[dict[str, Any]]:
         """Labels with id above ``last_label_id``, each with what places it in a design cell:
         prompt type, annotator group, base responses and edit vectors (for overlap targeting,

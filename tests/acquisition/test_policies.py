@@ -288,3 +288,93 @@ def test_counterfactual_pairs_contrast_only_an_attribute_that_applies(tiny_pool)
         assert len(shown) == 2
         arms[attribute] += 1
     assert set(arms) == {"bold", "emoji"}  # bold where it fits, emoji elsewhere too
+
+
+def _active_store(prompts: int = 30, responses: int = 4) -> Store:
+    s = Store(":memory:")
+    s.add_pool([{"prompt": f"Question {i}?", "responses": [
+        {"text": f"Answer {j} to question {i}, one of several plain replies."} for j in range(responses)]}
+        for i in range(prompts)], source="test")
+    return s
+
+
+def test_active_logged_probabilities_match_its_draw_frequencies_with_labelled_pairs_excluded():
+    """20,000 draws from one state of the policy (40 pairs already served and labelled through
+    the product, heavy-tailed weights from the worker): each base pair's frequency matches the
+    probability logged with it, and a labelled pair is never drawn."""
+    from acquisition.policies.active import AcquisitionScores, base_pairs
+    from collector.serving.service import Collector
+
+    store = _active_store()
+    store.activate_policy("active", {"attributes": ["bold"], "design_acquisition": "none", "uniform_share": 0.1})
+    collector = Collector(store, seed=0)
+    annotator, _ = store.add_annotator("a")
+    served = []
+    for _ in range(40):
+        view = collector.next_pair(annotator["id"])
+        pair = store.served_pair(view.served_pair_id)
+        served.append(tuple(sorted((pair["left_base_response_id"], pair["right_base_response_id"]))))
+        collector.submit(annotator["id"], view.served_pair_id, "left")
+    assert len(set(served)) == 40
+    pool = store.pool_snapshot()
+    prompt, low, high, _ = base_pairs(pool)
+    weights = np.random.default_rng(3).pareto(1.0, len(low)) + 0.01  # heavy-tailed, like softrank weights
+    scores = AcquisitionScores("v1", pairs=np.stack([prompt, low, high], 1), values=weights / weights.sum())
+    built = build_policy("active", store.active_policy()["config"], pool, acquisition_scores=scores,
+                         served_pairs=store.served_base_pairs_since)
+    built.prepare()
+    rng = np.random.default_rng(11)
+    n = 20_000
+    counts: Counter = Counter()
+    logged: dict[tuple[int, int], float] = {}
+    for _ in range(n):
+        p = built.propose(AnnotatorContext(annotator["id"]), rng)
+        key = tuple(sorted((p.left.base_response_id, p.right.base_response_id)))
+        assert key not in served
+        counts[key] += 1
+        pair_p = p.propensity_score / p.arm_propensity
+        assert logged.setdefault(key, pair_p) == pytest.approx(pair_p)
+    eligible = {(int(a), int(b)): float(q) for a, b, q in zip(built.pair_low, built.pair_high, built.probability) if q > 0}
+    assert not set(eligible) & set(served)
+    assert sum(eligible.values()) == pytest.approx(1.0)
+    # chi-square over pairs with an expected count of at least 5 (the rest pooled)
+    expected = np.array([eligible[k] * n for k in eligible])
+    observed = np.array([counts[k] for k in eligible])
+    big = expected >= 5
+    stat = (((observed[big] - expected[big]) ** 2) / expected[big]).sum()
+    rest_e, rest_o = expected[~big].sum(), observed[~big].sum()
+    if rest_e > 0:
+        stat += (rest_o - rest_e) ** 2 / rest_e
+    from scipy.stats import chi2
+
+    dof = int(big.sum()) + (rest_e > 0) - 1
+    assert chi2.sf(stat, dof) > 0.001, f"frequencies differ from the logged probabilities (chi2 {stat:.0f} on {dof})"
+    for k, q in logged.items():
+        assert q == pytest.approx(eligible[k])
+    # the floor: every eligible pair keeps at least uniform_share / (pairs left)
+    assert min(eligible.values()) >= 0.1 / len(eligible) - 1e-12
+    store.close()
+
+
+def test_active_serves_each_base_pair_once_through_the_collector():
+    """Through ``Collector.next_pair`` and ``submit``: no base pair comes back, and the logged
+    propensity of each pair is its probability given the pairs served before it."""
+    from collector.serving.service import Collector
+
+    store = _active_store(prompts=6, responses=3)  # 18 base pairs
+    store.activate_policy("active", {"attributes": ["bold"], "design_acquisition": "none", "per_prompt_cap": 1})
+    collector = Collector(store, seed=1)
+    annotator, _ = store.add_annotator("a")
+    seen, propensities = [], []
+    for _ in range(18):
+        view = collector.next_pair(annotator["id"])
+        pair = store.served_pair(view.served_pair_id)
+        seen.append(tuple(sorted((pair["left_base_response_id"], pair["right_base_response_id"]))))
+        propensities.append(pair["propensity_score"] / pair["arm_propensity"])
+        collector.submit(annotator["id"], view.served_pair_id, "left")
+    assert len(set(seen)) == 18
+    # no scores yet: uniform over what is eligible; the cap keeps one pair per prompt until all six are used
+    assert propensities[:6] == pytest.approx([1 / (18 - 3 * k) for k in range(6)])
+    with pytest.raises(ConfigError, match="served once"):
+        collector.next_pair(annotator["id"])
+    store.close()
