@@ -43,6 +43,7 @@ from acquisition.policies.policy import (
     coin_flip_probability,
     on_set,
     register_policy,
+    same_draws,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
 
@@ -315,7 +316,7 @@ class Active(Policy):
         a, b = sorted((left.base_response_id, right.base_response_id))
         i = self._pair_index(prompt_id, a, b)
         names = {e.name for e in self.editors}
-        if i is None or not self.probability[i] or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
+        if i is None or not self.probability[i] or not same_draws(left, right, names):
             return 0.0, 0.0
         p_arm = 0.5 * self._edits_probability(on_set(left.edit_vector), on_set(right.edit_vector))
         return float(self.probability[i]) * p_arm, p_arm

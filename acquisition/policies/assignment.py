@@ -10,7 +10,7 @@ import numpy as np
 
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot
-from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, register_policy
 
 
 @dataclass
@@ -63,7 +63,7 @@ class AssignmentRandomisation(Policy):
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
-        if on_set(left.edit_vector) or on_set(right.edit_vector):
+        if left.edit_vector or right.edit_vector:  # it never serves an edit vector, not even one all off
             return 0.0, 0.0
         p_pair_given_prompt = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         if not p_pair_given_prompt:

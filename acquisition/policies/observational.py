@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, on_set, register_policy
+from acquisition.policies.policy import AnnotatorContext, Policy, Proposal, ProposedSide, register_policy
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Observational(Policy):
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
-        if on_set(left.edit_vector) or on_set(right.edit_vector):
+        if left.edit_vector or right.edit_vector:  # it never serves an edit vector, not even one all off
             return 0.0, 0.0
         p = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         return (p * 0.5, 0.5) if p else (0.0, 0.0)

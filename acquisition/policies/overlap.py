@@ -41,6 +41,7 @@ from acquisition.policies.policy import (
     arm_name,
     on_set,
     register_policy,
+    same_draws,
 )
 from acquisition.policies.randomised import RandomisedAttributesConfig
 
@@ -179,7 +180,7 @@ class OverlapTargeting(Policy):
         names = set(self.attributes)
         if (prompt is None or left.base_response_id == right.base_response_id
                 or not {left.base_response_id, right.base_response_id} <= set(prompt.response_ids)
-                or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names):
+                or not same_draws(left, right, names)):
             return 0.0, 0.0
         p_types = self.type_probabilities(annotator.group)
         t = self.types.index(prompt.task_type)

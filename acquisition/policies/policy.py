@@ -97,6 +97,14 @@ def on_set(edit_vector: dict[str, dict[str, Any]]) -> frozenset[str]:
     return frozenset(a for a, e in edit_vector.items() if e.get("on"))
 
 
+def same_draws(left: ProposedSide, right: ProposedSide, names: set[str]) -> bool:
+    """Whether both sides' edit vectors hold a draw for exactly ``names``: a policy that
+    randomises those attributes records every one of them, switched on or off, so a pair whose
+    vectors hold other keys (or none: an observational pair) cannot be its proposal. This keeps
+    a mixture's propensity the probability of the record as served, edit vector included."""
+    return set(left.edit_vector) == names and set(right.edit_vector) == names
+
+
 @dataclass(frozen=True)
 class AnnotatorContext:
     id: int

@@ -18,6 +18,7 @@ from acquisition.policies.policy import (
     coin_flip_probability,
     on_set,
     register_policy,
+    same_draws,
 )
 
 
@@ -93,7 +94,7 @@ class RandomisedAttributes(Policy):
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:
         p_pair = self._pair_probability(prompt_id, left.base_response_id, right.base_response_id)
         names = {e.name for e in self.editors}
-        if not p_pair or not (on_set(left.edit_vector) | on_set(right.edit_vector)) <= names:
+        if not p_pair or not same_draws(left, right, names):
             return 0.0, 0.0
         p_arm = 0.5 * coin_flip_probability((on_set(left.edit_vector), on_set(right.edit_vector)), self.on_probability)
         return p_pair * p_arm, p_arm

@@ -52,8 +52,9 @@ def tiny_pool():
 
 
 def outcome(p):
-    def side(s):
-        return (s.base_response_id, tuple(sorted(a for a, e in s.edit_vector.items() if e["on"])))
+    def side(s):  # the record as served: which attributes were drawn, and which came out on
+        return (s.base_response_id, tuple(sorted(a for a, e in s.edit_vector.items() if e["on"])),
+                tuple(sorted(s.edit_vector)))
     return (p.prompt_id, side(p.left), side(p.right))
 
 
