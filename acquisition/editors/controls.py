@@ -41,7 +41,8 @@ class DropAnswer(Editor):
         code = [b for k, b in blocks if k == "code"]
         if code:
             return code[0]
-        prose = [b for k, b in blocks if k == "prose"]
+        # the benchmark's planted padding (``verbosity``) frames the reply; the answer is inside it
+        prose = [b for k, b in blocks if k == "prose" and not _is_padding(b)]
         if not prose or sum(len(_sentences(mask(b)[0])) for b in prose) < 2:
             return None
         masked, spans = mask(prose[0])
@@ -201,7 +202,14 @@ class Verbosity(Editor):
     unedited = "unknown"  # padding is an amount relative to the base
     randomisable = False
 
+    def is_on(self, text: str) -> bool:
+        """Padding this editor wrote: its intro or two of its filler sentences (a reply that is
+        long by nature is not "on": nothing here can tell, or shorten, one)."""
+        return _padding_count(text) >= 2
+
     def apply(self, text: str, seed: int) -> str:
+        if self.is_on(text):  # already padded (the benchmark's natural pool): left as it is
+            return text
         rng = random.Random(seed)
         fillers = list(_FILLERS)
         rng.shuffle(fillers)
@@ -225,7 +233,18 @@ class Verbosity(Editor):
         return float(word_count(text))
 
     def check(self, base: str, edited: str, on: bool) -> bool:
-        """On: the filler sentences are there (read back from the text, robust to other edits
-        such as drop_answer shortening the same response); off: none were added."""
-        fillers = sum(edited.count(f) for f in _INTROS + _FILLERS) - sum(base.count(f) for f in _INTROS + _FILLERS)
-        return fillers >= 2 if on else fillers <= 0
+        """On: the padding is there (read back from the text, robust to other edits such as
+        drop_answer shortening the same response); off: none of it is left."""
+        return self.is_on(edited) if on else _padding_count(edited) == 0
+
+
+def _padding_count(text: str) -> int:
+    return sum(text.count(f) for f in _INTROS + _FILLERS)
+
+
+def _is_padding(block: str) -> bool:
+    """A paragraph that is nothing but ``verbosity``'s intro or filler sentences."""
+    rest = block
+    for sentence in _INTROS + _FILLERS:
+        rest = rest.replace(sentence, "")
+    return rest.strip() == "" and block.strip() != ""

@@ -10,7 +10,8 @@ disagrees with it with probability ``flip_rate`` (ties stay ties; ``simulation_q
 For the causal benchmark's worlds (``collector/benchmarks/causal``) the simulator also knows:
 
 - ``base_attributes``: attributes already written into a base response's text (a world's
-  natural, confounded pool), whose true effects count exactly like an edit's;
+  natural, confounded pool), whose true effects count exactly like an edit's, until an edit
+  that received "off" takes one away (the two-way editors remove what the text had);
 - ``objectives``: the judging objective recorded for each annotator group;
 - ``true_left_outcome``: each served pair's exact ``P(left) + P(tie) / 2``, whose AMCE on the
   realised design is the true AMCE (``acquisition.effects.amce(..., left_outcome=...)``);
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,10 +125,19 @@ def choose(
     return choice, (None if choice == "tie" else strength)
 
 
-def _on(edit_vector_json: str) -> set[str]:
-    """The attributes a response shows as served: the treatment received, not the draw (an
-    edit that did not apply or failed its check shows nothing to the annotator)."""
-    return {a for a, e in json.loads(edit_vector_json).items() if realised_flag(e)}
+def _on(edit_vector_json: str, base: Collection[str] = ()) -> set[str]:
+    """The attributes a response shows as served: those its base text carries (``base``),
+    then the treatment received, not the draw: an attribute switched on is there, one switched
+    off was taken away (the two-way editors remove what the text had), and one that did not
+    apply leaves the base as it was."""
+    out = set(base)
+    for a, e in json.loads(edit_vector_json).items():
+        flag = realised_flag(e)
+        if flag is True:
+            out.add(a)
+        elif flag is False:
+            out.discard(a)
+    return out
 
 
 def quality_gap_for_flip_rate(flip_rate: float, noise: float = 1.0) -> float:
@@ -206,7 +216,7 @@ def true_left_outcome(store: Store, pairs: pd.DataFrame, config: SimulatedAnnota
         for side in ("left", "right"):
             rid = int(getattr(r, f"{side}_base_response_id"))
             q.append(quality[rid])
-            on.append(_on(getattr(r, f"{side}_edit_vector")) | set(base_attributes.get(rid, ())))
+            on.append(_on(getattr(r, f"{side}_edit_vector"), base_attributes.get(rid, ())))
         objective = getattr(r, "objective", None)
         objective = objective if isinstance(objective, str) else None
         task_type = getattr(r, "task_type", None)
@@ -277,7 +287,7 @@ def simulate(
         pair = store.served_pair(view.served_pair_id)
         qs = [quality[rid] if rid in quality else _gold_quality(store, rid, quality)
               for rid in (pair["left_base_response_id"], pair["right_base_response_id"])]
-        on = [_on(pair[f"{side}_edit_vector"]) | set(base_attributes.get(pair[f"{side}_base_response_id"], ()))
+        on = [_on(pair[f"{side}_edit_vector"], base_attributes.get(pair[f"{side}_base_response_id"], ()))
               for side in ("left", "right")]
         task_type = task_types.get(pair["prompt_id"]) if config.cell_effects else None
         choice, strength = choose(qs[0], qs[1], on[0], on[1], config, rng, group=person["group_name"],

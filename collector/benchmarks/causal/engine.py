@@ -6,12 +6,14 @@ through ``Collector`` (``collector.serving.simulate.simulate``); reward models a
 ``Store.training_rows()`` with ``models.online.build_pair_data`` and ``models.reward``; the
 active arm's ensemble-disagreement scores are published by the worker's ``OnlineTrainer``.
 
-Where confounding lives: in the *texts*. In the natural pool (what an observational
-collection serves), each spurious attribute is written into the better response with
-probability ``rho_spurious`` and into the worse one otherwise; a latent attribute (one with a
-true effect) sits where it agrees with the base quality with probability
-``(1 + rho_latent) / 2``. The interventional arms start from the clean texts and switch the
-attributes with the editors at random. ID test pairs are drawn like the natural pool on
+Where confounding lives: in the *texts*. In the natural pool, each spurious attribute is
+written into the better response with probability ``rho_spurious`` and into the worse one
+otherwise; a latent attribute (one with a true effect) sits where it agrees with the base
+quality with probability ``(1 + rho_latent) / 2``. Every arm collects from that one pool, as
+a user of the product would: the interventional arms switch each attribute on or off at
+random with the two-way editors, from the state the text has (padding that is there is taken
+out when the draw says off), exactly as the product serves. A pool with nothing written in
+(``clean``) is kept only as an explicitly labelled upper bound. ID test pairs are drawn like the natural pool on
 held-out prompts; OOD pairs flip the placement probabilities; the oracle is the same model
 and number of labels collected observationally from a pool where the attributes are
 independent of quality (placement probability 0.5), evaluated OOD.
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.core.config import to_dict
-from acquisition.editors import apply_edit_vector, edit_seed
+from acquisition.editors import edit_and_receive, edit_seed
 from acquisition.effects import amce, labelled_pairs
 from acquisition.policies import parse_policy_config
 from collector.benchmarks.causal.sources import Item
@@ -45,11 +47,18 @@ from models.reward import RewardModel, build_model
 def bake(text: str, attributes: set[str]) -> str:
     """``text`` with ``attributes`` written in by their editors (seeded by the text itself, so
     the same text always gets the same edit)."""
+    return bake_received(text, attributes)[0]
+
+
+def bake_received(text: str, attributes: set[str]) -> tuple[str, set[str]]:
+    """``bake``, and the attributes the written text really carries (an attribute that does
+    not apply to the text, a list in a two-sentence reply, is not written and not counted)."""
     if not attributes:
-        return text
+        return text, set()
     key = zlib.crc32(text.encode())
     vector = {a: {"on": True, "editor": a, "seed": edit_seed(key, a)} for a in sorted(attributes)}
-    return apply_edit_vector(text, vector)[0]
+    written, _, received = edit_and_receive(text, vector)
+    return written, {a for a, r in received.items() if r["realised"]}
 
 
 # Padding no editor ever writes: the OOD sets written with it ask whether a model learnt to
@@ -139,8 +148,8 @@ def build_pool(items: list[Item], placement: Placement | None = None) -> Pool:
         sides = []
         for text, quality, on in ((item.better, item.quality_better, placement.on_better[i] if placement else set()),
                                   (item.worse, item.quality_worse, placement.on_worse[i] if placement else set())):
-            written = bake(text, on)
-            baked[written] = set(on)
+            written, carried = bake_received(text, on)
+            baked[written] = carried
             sides.append({"text": written, "quality": quality})
         records.append({"prompt": item.prompt, "task_type": item.task_type, "responses": sides})
     return Pool(records, baked)
@@ -225,10 +234,6 @@ def arm_policy(arm: str, world: World) -> tuple[str, dict[str, Any]]:
     else:
         raise ValueError(f"unknown arm {arm!r}")
     return name, to_dict(parse_policy_config(name, config, f"arm {arm}"))
-
-
-def uses_clean_pool(arm: str) -> bool:
-    return arm not in ("observational", "oracle")
 
 
 @dataclass

@@ -47,7 +47,6 @@ from collector.benchmarks.causal.engine import (
     sensitivity,
     test_pairs,
     train,
-    uses_clean_pool,
 )
 from collector.benchmarks.causal.sources import Item, file_items, split_items, synthetic_items
 from collector.benchmarks.causal.world import World
@@ -89,7 +88,21 @@ def _pre_embed(embed, pools: list[Pool], items: list[Item], tests: list[list[tup
     embed(sorted(texts))
 
 
+CLEAN = "clean pool: upper bound"
+CONTROL = "rho=0.5 control"
+
+
+def run_label(arm: str, pool: str) -> str:
+    """How a run is named in every table: the arm, and the pool where it is not the natural one."""
+    return arm if pool in ("natural", "oracle") else f"{arm} [{pool}]"
+
+
 def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> dict[str, list[dict[str, Any]]]:
+    """Every arm collects from the same natural pool, where the confounded attributes are already
+    in the texts; the oracle from a pool where they are independent of quality. Beside them: the
+    randomised arm on that unconfounded pool (the negative control: randomising should buy
+    nothing there) and, where the world asks, on a pool with nothing written in (the clean-pool
+    upper bound the old benchmark reported as its result)."""
     main, curves, effects = [], [], []
     spurious = world.confounding.spurious
     for seed in range(world.seeds):
@@ -98,8 +111,7 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
         natural = build_pool(train_items, place(train_items, world, rng))
         oracle = build_pool(train_items, place(train_items, world, rng, p_spurious=0.5, p_latent=0.5, p_unrandomised=0.5))
         unrandomised = world.confounding.unrandomised
-        # the interventional arms start from texts without the attributes they randomise; an
-        # attribute none of them randomises stays where it naturally is
+        # nothing written in but the attributes no arm randomises (where they naturally are)
         clean = build_pool(train_items, place(train_items, world, rng, only_unrandomised=True) if unrandomised else None)
         tests_txt = {
             "id": test_pairs(test_items, place(test_items, world, rng), world),
@@ -125,21 +137,28 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
         _pre_embed(embed, [natural, oracle, clean], test_items, list(tests_txt.values()))
         log(f"[seed {seed}] pools and test sets embedded in {time.perf_counter() - started:.1f} s")
         tests = {k: embed_test(k, v, embed) for k, v in tests_txt.items()}
-        for arm in [*world.policies, "oracle"]:
+        runs: list[tuple[str, str, Pool]] = [(arm, "natural", natural) for arm in world.policies]
+        runs.append(("oracle", "oracle", oracle))
+        randomising = [a for a in world.policies if a != "observational"]
+        if world.negative_controls:  # every interventional arm again where there is nothing to deconfound
+            runs += [(arm, CONTROL, oracle) for arm in randomising]  # the oracle is observational on this pool
+        if world.arms.clean_upper_bound and randomising:
+            runs.append((randomising[0], CLEAN, clean))
+        for arm, pool_name, pool in runs:
             started = time.perf_counter()
-            pool = oracle if arm == "oracle" else (clean if uses_clean_pool(arm) else natural)
-            collection = collect(world, arm, [(pool, ["default"])], seed, workdir, embedder)
+            label = run_label(arm, pool_name)
+            collection = collect(world, arm, [(pool, ["default"])], seed, workdir / pool_name.split(":")[0], embedder)
             rows = collection.rows()
             collected = time.perf_counter() - started
-            for n in world.curve_points if arm != "oracle" else [world.labels]:
+            for n in world.curve_points if pool_name == "natural" else [world.labels]:
                 model = train(rows[:n], world.models[0], world, embed, seed)
-                curves.append({"policy": arm, "seed": seed, "labels": n,
+                curves.append({"policy": label, "seed": seed, "labels": n,
                                "id_accuracy": accuracy(model, tests["id"]), "ood_accuracy": accuracy(model, tests["ood"]),
                                "clean_accuracy": accuracy(model, tests["clean"]),
                                "mirrored_ood_accuracy": _mirrored(model, tests)})
             for name in world.models:
                 model = train(rows, name, world, embed, seed)
-                row = {"policy": arm, "model": name, "seed": seed, "labels": len(rows),
+                row = {"policy": label, "arm": arm, "pool": pool_name, "model": name, "seed": seed, "labels": len(rows),
                        **{f"{k}_accuracy": accuracy(model, tests[k]) for k in ("id", "ood", "clean")},
                        "mirrored_ood_accuracy": _mirrored(model, tests),
                        "held_out_mirrored_accuracy": _mirrored(model, tests, "held_out"),
@@ -148,33 +167,35 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
                     row[f"sensitivity_{a}"] = sensitivity(model, test_items, a, embed)
                 main.append(row)
             if arm not in ("observational", "oracle"):
-                effects.extend(amce_rows(collection, world).to_dict("records"))
+                effects.extend(amce_rows(collection, world).assign(arm=label).to_dict("records"))
             collection.close()
-            log(f"[seed {seed}] {arm}: {len(rows)} labels, collected in {collected:.1f} s, "
-                f"{world.models[0]} OOD {main[-len(world.models)]['ood_accuracy']:.3f} "
+            log(f"[seed {seed}] {label}: {len(rows)} labels, collected in {collected:.1f} s, "
+                f"{world.models[0]} mirrored OOD {main[-len(world.models)]['mirrored_ood_accuracy']:.3f} "
                 f"({time.perf_counter() - started:.1f} s)")
-    return {"main": main, "curves": curves, "amce": effects}
+    return {"main": main, "curves": [c for c in curves if "[" not in c["policy"]], "amce": effects}
 
 
 def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
     """Table 1's form: accuracy as the latent factors' correlation grows, observational vs
-    randomising the latent factor. Each seed draws its own split; the randomised model and the
-    test sets are shared by every rho of a seed, so differences are paired by seed. Tests: ID
+    randomising the latent factor, both measured at every rho: at each rho both arms collect
+    from that rho's natural pool (the factor already written where it correlates with quality;
+    the randomised arm switches it on or off from there) and both models are fitted again. Each
+    seed draws its own split; the test sets are shared by every rho of a seed, so differences
+    are paired by seed. rho = 0 is the negative control: no correlation, so randomising should
+    buy nothing there. Tests: ID
     (the training correlation), decorrelated (the factor on either side with probability 0.5),
     mirrored (every test item with the factor on the better side and again on the worse side)
     and flipped OOD (the correlation reversed at the largest rho swept)."""
     latent = world.sweeps.latent
+    annotators = dataclasses.replace(world.annotators, attribute_effects={
+        **world.annotators.attribute_effects, latent: world.sweeps.latent_effect})
     base = dataclasses.replace(
-        world, confounding=dataclasses.replace(world.confounding, spurious=[], latent=latent),
+        world, annotators=annotators, confounding=dataclasses.replace(world.confounding, spurious=[], latent=latent),
         arms=dataclasses.replace(world.arms, randomised=[latent]),  # randomise exactly the latent factor
     )
     out = []
     for seed in range(world.seeds):
         train_items, test_items = load_items(base, seed)  # each seed its own split
-        clean = build_pool(train_items)
-        randomised = collect(base, "randomised_attributes", [(clean, ["default"])], seed, workdir / "latent", embedder)
-        random_model = train(randomised.rows(), world.models[0], base, embed, seed)
-        randomised.close()
         test_rng = np.random.default_rng(7_000 + seed)
         ood_p = 1.0 - (1.0 + max(world.sweeps.rho_latent)) / 2.0
         shared = {
@@ -191,10 +212,12 @@ def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _s
             rng = np.random.default_rng(5_000 + seed)
             natural = build_pool(train_items, place(train_items, w, rng))
             tests = {"id": embed_test("id", test_pairs(test_items, place(test_items, w, rng), w), embed), **shared}
-            obs = collect(w, "observational", [(natural, ["default"])], seed, workdir / f"latent-{rho}", embedder)
-            model = train(obs.rows(), world.models[0], w, embed, seed)
-            obs.close()
-            for policy, m in (("observational", model), ("randomised_attributes", random_model)):
+            fitted = []
+            for policy in ("observational", "randomised_attributes"):
+                collection = collect(w, policy, [(natural, ["default"])], seed, workdir / f"latent-{rho}", embedder)
+                fitted.append((policy, train(collection.rows(), world.models[0], w, embed, seed)))
+                collection.close()
+            for policy, m in fitted:
                 out.append({"sweep": "rho_latent", "rho": rho, "policy": policy, "model": world.models[0], "seed": seed,
                             "id_accuracy": accuracy(m, tests["id"]), "ood_accuracy": accuracy(m, tests["ood"]),
                             "decorrelated_accuracy": accuracy(m, tests["decorrelated"]),

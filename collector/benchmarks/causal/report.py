@@ -232,6 +232,11 @@ def text_report(results: dict[str, Any]) -> str:
               "randomised (NaN without one); ID: the training correlation; flipped OOD: the "
               "correlation reversed (the worst case: a spurious detector scores 1 - rho_spurious):",
               policy_table(results).to_string(index=False) if results["main"] else "(no policies compared)", ""]
+    checks = headline_checks(results)
+    if not checks.empty:
+        lines += ["Headlines beside their negative controls (paired by seed, 95% t intervals; label ratios: median "
+                  "over seeds with a bootstrap CI). A headline whose control fails is printed as FAILED:",
+                  checks.to_string(index=False), ""]
     check = precondition(results)
     if check:
         lines += [check, ""]
@@ -358,3 +363,93 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+HEADLINE_FIGURE = "mirrored_ood_accuracy"
+
+
+def _interval(values) -> tuple[float, float | None, float | None]:
+    return mean_ci95(values)
+
+
+def _gain(main: pd.DataFrame, label: str, reference: str, figure: str) -> list[float]:
+    """``label`` minus ``reference`` on ``figure``, paired by seed."""
+    a = main[main.policy == label].set_index("seed")[figure]
+    b = main[main.policy == reference].set_index("seed")[figure]
+    return [float(a[s] - b[s]) for s in a.index if s in b.index]
+
+
+def _fmt(mean: float, low: float | None, high: float | None, digits: int = 3) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    if low is None or high is None:
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
+    """Each headline beside its negative control, in one table.
+
+    - Interventional arm vs observational on the natural pool (mirrored OOD accuracy, paired by
+      seed) beside the same difference on the unconfounded pool (rho = 0.5), whose CI must
+      cover 0: a gain there is not deconfounding.
+    - Table 1 at its largest rho beside rho = 0 (no correlation), whose CI must cover 0.
+    - The active protocol's label ratio beside the ratio on a pool of pure label noise, whose
+      CI must cover 1.
+    A headline whose control fails is printed as FAILED, whatever its own interval says."""
+    rows: list[dict[str, Any]] = []
+    main = pd.DataFrame(results.get("main", []))
+    world = results["world"]
+    if not main.empty:
+        main = main[main.model == world["models"][0]]
+        for label in [p for p in dict.fromkeys(main.policy) if p not in ("observational", "oracle") and "[" not in p]:
+            mean, low, high = _interval(_gain(main, label, "observational", HEADLINE_FIGURE))
+            control_label = f"{label} [rho=0.5 control]"
+            c_mean, c_low, c_high = _interval(_gain(main, control_label, "oracle", HEADLINE_FIGURE))
+            rows.append(_verdict(f"{label} - observational, mirrored OOD (natural pool)", (mean, low, high),
+                                 "same arm - observational at rho = 0.5 (covers 0)", (c_mean, c_low, c_high), 0.0))
+    sweeps = pd.DataFrame(results.get("sweeps", []))
+    if not sweeps.empty and (sweeps.sweep == "rho_latent").any():
+        latent = sweeps[sweeps.sweep == "rho_latent"]
+        top, bottom = latent.rho.max(), latent.rho.min()
+
+        def at(rho: float) -> tuple[float, float | None, float | None]:
+            g = latent[latent.rho == rho]
+            r = g[g.policy == "randomised_attributes"].set_index("seed")["decorrelated_accuracy"]
+            o = g[g.policy == "observational"].set_index("seed")["decorrelated_accuracy"]
+            return _interval([float(r[s] - o[s]) for s in r.index if s in o.index])
+
+        rows.append(_verdict(f"Table 1: randomised - observational at rho_latent = {top}, decorrelated", at(top),
+                             f"the same at rho_latent = {bottom} (covers 0)", at(bottom) if bottom == 0 else
+                             (float("nan"), None, None), 0.0))
+    protocol = results.get("active_protocol") or {}
+    served = [s for s in protocol.get("summary", []) if s["strategy"] != "random"]
+    noise = {s["strategy"]: s for s in (protocol.get("noise_control") or {}).get("summary", [])}
+    for s in served:
+        c = noise.get(s["strategy"])
+        rows.append(_verdict(f"active protocol ({protocol.get('path', 'harness')}): {s['strategy']} label ratio",
+                             (s["ratio_median"], *s["ratio_ci95"]), "the ratio on pure label noise (covers 1)",
+                             (c["ratio_median"], *c["ratio_ci95"]) if c else (float("nan"), None, None), 1.0,
+                             digits=2))
+    return pd.DataFrame(rows)
+
+
+def _verdict(headline: str, value: tuple, control: str, control_value: tuple, null: float,
+             digits: int = 3) -> dict[str, Any]:
+    mean, low, high = value
+    c_mean, c_low, c_high = control_value
+    if c_low is None or c_high is None or math.isnan(c_mean):
+        control_status = "not run"
+    else:
+        control_status = "passed" if c_low <= null <= c_high else "FAILED"
+    if low is None or high is None or math.isnan(mean):
+        status = "no interval"
+    elif control_status == "FAILED":
+        status = "FAILED (its control failed)"
+    elif low <= null <= high:
+        status = "no difference shown"
+    else:
+        status = "holds" if control_status == "passed" else "holds (no control run)"
+    return {"headline": headline, "estimate [95% CI]": _fmt(mean, low, high, digits),
+            "negative control": control, "control [95% CI]": _fmt(c_mean, c_low, c_high, digits),
+            "control": control_status, "headline status": status}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError
-from acquisition.editors import EDITORS
+from acquisition.editors import EDITORS, Editor
 from collector.serving.simulate import SimulatedAnnotatorConfig
 from models.reward import REWARD_MODELS, ModelConfig
 
@@ -93,6 +93,9 @@ class ArmsConfig:
     # active's edit vectors: "none" (coin flips) or "eubo" (BoTorch EUBO over the design space)
     active_design: str = "none"
     annotators: int = 4  # simulated annotators per arm (spread over the groups)
+    # also run randomised_attributes on a pool with nothing written in (no confound in the texts):
+    # what randomising would buy if the confound were not already there; an upper bound, labelled so
+    clean_upper_bound: bool = False
 
     def validate(self, where: str) -> None:
         for i, a in enumerate(self.randomised):
@@ -235,7 +238,10 @@ class SweepsConfig:
     rho_latent: list[float] = field(default_factory=list)  # e.g. [0.0, 0.3, 0.6, 0.9]; [] skips
     rho_assignment: list[float] = field(default_factory=list)  # e.g. [0.5, 0.8, 0.9, 1.0]; [] skips
     models: list[str] = field(default_factory=lambda: ["bt_mlp", "multihead", "adversarial"])
-    latent: str = "drop_answer"  # the attribute with a true effect whose correlation is swept
+    # the attribute with a true effect whose correlation is swept: one the editors can add and take
+    # away, since both arms collect from the pool where it is already written in
+    latent: str = "closing_pleasantry"
+    latent_effect: float = -2.0  # its true effect in the sweep, in reward units (drop_answer's size)
 
     def validate(self, where: str) -> None:
         for i, r in enumerate(self.rho_latent):
@@ -247,6 +253,8 @@ class SweepsConfig:
         _check_models(self.models, f"{where}.models")
         if self.latent not in EDITORS:
             raise ConfigError(f"{where}.latent: unknown attribute {self.latent!r}; known: {', '.join(sorted(EDITORS))}.")
+        if self.latent_effect == 0:
+            raise ConfigError(f"{where}.latent_effect: the swept factor needs a true effect; got 0.")
 
 
 def _check_models(models: list[str], where: str) -> None:
@@ -278,6 +286,9 @@ class World:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     amce_check: AmceCheckConfig = field(default_factory=AmceCheckConfig)
     active_protocol: ActiveProtocolConfig = field(default_factory=ActiveProtocolConfig)
+    # negative controls beside the headline: the interventional arms again on an unconfounded pool
+    # (rho = 0.5), where the gain's CI must cover 0; a headline whose control fails prints as failed
+    negative_controls: bool = True
     smoke: bool = False  # set by --quick: the report says it is a smoke test
 
     def validate(self, where: str) -> None:
@@ -308,6 +319,14 @@ class World:
             raise ConfigError(f"{where}.arms.randomised: {', '.join(overlap)} is listed as unrandomised under "
                               "[confounding]; an arm must not randomise it.")
         needed = set(self.confounding.spurious) | ({self.confounding.latent} - {""})
+        latent_swept = {self.sweeps.latent} if self.sweeps.rho_latent else set()
+        for a in sorted(needed | latent_swept):
+            if type(EDITORS[a]).remove is Editor.remove:
+                raise ConfigError(
+                    f"{where}: {a!r} is confounded in the natural pool but its editor cannot take it out of a text "
+                    "(no remove), so the interventional arms, which collect from that pool, could not randomise it; "
+                    "confound a two-way attribute (verbosity, closing_pleasantry, list_format, ...)."
+                )
         missing = sorted(needed - set(self.arms.randomised))
         if missing:
             raise ConfigError(
