@@ -142,13 +142,19 @@ class Pool:
     baked: dict[str, set[str]] = field(default_factory=dict)  # response text -> attributes in it
 
 
-def build_pool(items: list[Item], placement: Placement | None = None) -> Pool:
+def build_pool(items: list[Item], placement: Placement | None = None, planted: str = "editor") -> Pool:
+    """The pool's records with the placement written in. ``planted = "held_out"``: padding is
+    written with sentences the ``verbosity`` editor never writes and cannot read, so no arm can
+    take it out (natural length, as the editors see it); the other attributes as ``bake``."""
     records, baked = [], {}
     for i, item in enumerate(items):
         sides = []
         for text, quality, on in ((item.better, item.quality_better, placement.on_better[i] if placement else set()),
                                   (item.worse, item.quality_worse, placement.on_worse[i] if placement else set())):
-            written, carried = bake_received(text, on)
+            if planted == "held_out" and on & HELD_OUT:
+                written, carried = bake_held_out(text, set(on)), set(on)  # counted for the truth, unseen by editors
+            else:
+                written, carried = bake_received(text, on)
             baked[written] = carried
             sides.append({"text": written, "quality": quality})
         records.append({"prompt": item.prompt, "task_type": item.task_type, "responses": sides})

@@ -63,6 +63,10 @@ class ConfoundingConfig:
     # with rho_spurious) and into its own mirrored test sets, so the benchmark says whether
     # interventional data generalises to a shortcut it never intervened on
     unrandomised: list[str] = field(default_factory=list)
+    # how the natural pool's padding is written: "editor" (the verbosity editor's own filler, which
+    # the interventional arms can take out again) or "held_out" (filler the editor never writes
+    # and cannot detect: a confound the arms can add to but never remove, like natural length)
+    planted: str = "editor"
 
     def validate(self, where: str) -> None:
         for i, a in enumerate(self.unrandomised):
@@ -76,6 +80,8 @@ class ConfoundingConfig:
             raise ConfigError(f"{where}.latent: unknown attribute {self.latent!r}; known: {', '.join(sorted(EDITORS))}.")
         if self.latent in self.spurious:
             raise ConfigError(f"{where}.latent: {self.latent!r} is also listed as spurious.")
+        if self.planted not in ("editor", "held_out"):
+            raise ConfigError(f"{where}.planted: must be \"editor\" or \"held_out\"; got {self.planted!r}.")
         if not 0.0 < self.rho_spurious < 1.0:
             raise ConfigError(f"{where}.rho_spurious: must be strictly between 0 and 1; got {self.rho_spurious}.")
         if not 0.0 <= self.rho_latent < 1.0:
