@@ -133,8 +133,12 @@ class EnsembleNet(nn.Module):
     """
 
     def __init__(self, members: int, dim: int, hidden: int, heads: int, dropout: float,
-                 groups_for_adversary: int = 0, extra_inputs: int = 0):
+                 groups_for_adversary: int = 0, extra_inputs: int = 0, interact_groups: int = 0):
         super().__init__()
+        # a conditioned net: the prompt input ends with the group's one-hot, and the trunk also
+        # reads one-hot (x) response, so each group gets its own linear map of the response
+        self.interact_groups = interact_groups
+        extra_inputs += interact_groups * dim
 
         def init(fan_in: int, fan_out: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(members, fan_in, fan_out) / fan_in**0.5)
@@ -150,6 +154,9 @@ class EnsembleNet(nn.Module):
 
     def forward(self, prompt: torch.Tensor, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([prompt, response], dim=-1)  # `(b, 2d)`
+        if self.interact_groups:
+            c = prompt[..., -self.interact_groups:]  # the group's one-hot
+            x = torch.cat([x, (c[:, :, None] * response[:, None, :]).flatten(1)], dim=-1)
         h = nn.functional.gelu(torch.matmul(x, self.w1) + self.b1)  # `(E, b, hidden)`
         h = nn.functional.gelu(torch.bmm(self.dropout(h), self.w2) + self.b2)  # `(E, b, hidden)`
         return torch.bmm(h, self.wh) + self.bh, h  # `(E, b, heads)`, `(E, b, hidden)`
@@ -169,7 +176,9 @@ class RewardModel(ABC):
     per_group: ClassVar[bool] = False
     adversarial: ClassVar[bool] = False
     counterfactual: ClassVar[bool] = False
-    conditioned: ClassVar[bool] = False  # the group (objective c) is an input, one-hot beside the prompt
+    # the group (objective c) is an input: its one-hot beside the prompt, and interacting with the
+    # response embedding (one-hot (x) response), so the reward of a response can differ by group
+    conditioned: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, dim: int, group_names: list[str]) -> None:
         config.validate()
@@ -177,7 +186,8 @@ class RewardModel(ABC):
         heads = len(self.group_names) if self.per_group else 1
         adv = len(self.group_names) if self.adversarial else 0
         extra = len(self.group_names) if self.conditioned else 0
-        self.net = EnsembleNet(config.ensemble, dim, config.hidden, heads, config.dropout, adv, extra)
+        self.net = EnsembleNet(config.ensemble, dim, config.hidden, heads, config.dropout, adv, extra,
+                               interact_groups=extra)
 
     def _input(self, prompt: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
         """The prompt as the net reads it: with the group one-hot appended when conditioned."""
@@ -352,7 +362,8 @@ class BTMLP(RewardModel):
 @register_model
 class ConditionedBTMLP(RewardModel):
     name = "bt_mlp_conditioned"
-    description = "bt_mlp with the annotator group (or objective) as an input: the paper's Base conditioned on c."
+    description = ("bt_mlp with the annotator group (or objective) as an input that interacts with the response "
+                   "embedding: the paper's Base conditioned on c.")
     conditioned = True
 
 

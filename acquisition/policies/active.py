@@ -114,7 +114,7 @@ class ActiveConfig:
     # pairs of one prompt served between two refreshes (0: no cap); relaxed once every prompt
     # with a pair left has reached it
     per_prompt_cap: int = 1
-    # attributes switched on each side at random, as in randomised_attributes
+    # attributes switched on each side at random, as in randomised_attributes ([]: pairs as they are)
     attributes: list[str] = field(default_factory=lambda: list(DEFAULT_ATTRIBUTES))
     probability: float = 0.5
     # "eubo" or "bald": outside the uniform share, draw the two sides' edit vectors by BoTorch's
@@ -134,6 +134,11 @@ class ActiveConfig:
             )
         if self.per_prompt_cap < 0:
             raise ConfigError(f"{where}.per_prompt_cap: must be 0 (no cap) or more; got {self.per_prompt_cap}.")
+        if not self.attributes:  # pair selection alone: no attribute is switched
+            if self.design_acquisition != "none":
+                raise ConfigError(f"{where}.design_acquisition: needs attributes to design over; set it to 'none' "
+                                  "or name attributes.")
+            return
         RandomisedAttributesConfig(attributes=self.attributes, probability=self.probability).validate(where)
 
 

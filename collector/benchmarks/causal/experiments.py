@@ -228,18 +228,35 @@ def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _s
     return out
 
 
-def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
-    """Consistent / inconsistent accuracy of each model as assignment gets more confounded."""
+ASSIGNMENT_CONTROL = "assignment_randomisation [groups agree: control]"
+
+
+def _assignment_world(world: World, group_effects: dict[str, float]) -> World:
     spec = world.assignment
-    groups = sorted(spec.group_effects)
     annotators = dataclasses.replace(
         world.annotators,
-        group_effects={**world.annotators.group_effects, **{g: {spec.attribute: e} for g, e in spec.group_effects.items()}},
+        group_effects={**world.annotators.group_effects, **{g: {spec.attribute: e} for g, e in group_effects.items()}},
         cell_effects={g: {t: {spec.attribute: e} for t, e in cells.items()} for g, cells in spec.cell_effects.items()},
-        objectives={g: f"{'likes' if e > 0 else 'dislikes'} {spec.attribute}" for g, e in spec.group_effects.items()},
+        objectives={g: f"{'likes' if e > 0 else 'dislikes' if e < 0 else 'ignores'} {spec.attribute}"
+                    for g, e in group_effects.items()},
     )
-    w = dataclasses.replace(world, annotators=annotators,
-                            confounding=dataclasses.replace(world.confounding, spurious=[], latent=""))
+    return dataclasses.replace(world, annotators=annotators,
+                               confounding=dataclasses.replace(world.confounding, spurious=[], latent=""))
+
+
+def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:
+    """Consistent / inconsistent accuracy of each model as assignment gets more confounded.
+    With ``sweeps.conditioning_control``, randomised assignment is run once more in a world
+    where the groups agree (each group's effect replaced by their mean): there a model that
+    sees c has nothing to gain over one that does not, the control beside the conditioning
+    headline."""
+    spec = world.assignment
+    groups = sorted(spec.group_effects)
+    w = _assignment_world(world, spec.group_effects)
+    mean_effect = float(np.mean(list(spec.group_effects.values())))
+    w_agree = _assignment_world(world, {g: mean_effect for g in groups})
+    if spec.cell_effects:
+        w_agree = dataclasses.replace(w_agree, annotators=dataclasses.replace(w_agree.annotators, cell_effects={}))
     train_items, test_items = load_items(w)
     types = {item.task_type for item in train_items}
     if not set(groups) <= types:
@@ -259,15 +276,21 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
 
         train_place = objective_placement(train_items)
         test_place = objective_placement(test_items)
-        tests = []  # (kind, group, prompt type, test set): every (prompt type x c) cell
-        for kind in ("consistent", "inconsistent"):
-            for g in groups:
-                keep = [i for i, it in enumerate(test_items) if (it.task_type == g) == (kind == "consistent")]
-                sub = Placement([test_place.on_better[i] for i in keep], [test_place.on_worse[i] for i in keep])
-                prompt_type = g if kind == "consistent" else next(t for t in groups if t != g)
-                tests.append((kind, g, prompt_type, embed_test(kind, test_pairs([test_items[i] for i in keep], sub, w,
-                                                                                 group=g), embed, group=g)))
-        runs: list[tuple[str, float | None, Collection]] = []
+
+        def cell_tests(truth: World) -> list[tuple[str, str, str, Any]]:
+            """(kind, group, prompt type, test set): every (prompt type x c) cell, judged by ``truth``."""
+            tests = []
+            for kind in ("consistent", "inconsistent"):
+                for g in groups:
+                    keep = [i for i, it in enumerate(test_items) if (it.task_type == g) == (kind == "consistent")]
+                    sub = Placement([test_place.on_better[i] for i in keep], [test_place.on_worse[i] for i in keep])
+                    prompt_type = g if kind == "consistent" else next(t for t in groups if t != g)
+                    tests.append((kind, g, prompt_type, embed_test(kind, test_pairs([test_items[i] for i in keep], sub,
+                                                                                     truth, group=g), embed, group=g)))
+            return tests
+
+        tests = cell_tests(w)
+        runs: list[tuple[str, float | None, Collection, World, list]] = []
         for rho in world.sweeps.rho_assignment:
             own = rng.random(len(train_items)) < rho
             assigned = {g: [i for i, it in enumerate(train_items) if (it.task_type == g) == bool(own[i])] for g in groups}
@@ -276,17 +299,23 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
                 idx = assigned[g]
                 sub = Placement([train_place.on_better[i] for i in idx], [train_place.on_worse[i] for i in idx])
                 pools.append((build_pool([train_items[i] for i in idx], sub), [g]))
-            runs.append(("observational", rho, collect(w, "observational", pools, seed, workdir / f"assign-{rho}", embedder)))
+            runs.append(("observational", rho, collect(w, "observational", pools, seed, workdir / f"assign-{rho}",
+                                                       embedder), w, tests))
         whole = build_pool(train_items, train_place)
         runs.append(("assignment_randomisation", None,
-                     collect(w, "assignment_randomisation", [(whole, groups)], seed, workdir / "assign-random", embedder)))
-        for policy, rho_value, collection in runs:
+                     collect(w, "assignment_randomisation", [(whole, groups)], seed, workdir / "assign-random", embedder),
+                     w, tests))
+        if world.sweeps.conditioning_control:
+            runs.append((ASSIGNMENT_CONTROL, None,
+                         collect(w_agree, "assignment_randomisation", [(whole, groups)], seed,
+                                 workdir / "assign-agree", embedder), w_agree, cell_tests(w_agree)))
+        for policy, rho_value, collection, truth, cells in runs:
             rows = collection.rows()
             for name in world.sweeps.models:
-                model = train(rows, name, w, embed, seed)
+                model = train(rows, name, truth, embed, seed)
                 acc: dict[str, list[tuple[float, int]]] = {kind: [] for kind in ("consistent", "inconsistent")}
                 row = {"sweep": "rho_assignment", "rho": rho_value, "policy": policy, "model": name, "seed": seed}
-                for kind, g, prompt_type, test in tests:
+                for kind, g, prompt_type, test in cells:
                     value = accuracy(model, test)
                     acc[kind].append((value, len(test.prompt)))
                     row[f"cell c={g} x {prompt_type}"] = value
@@ -295,7 +324,7 @@ def sweep_rho_assignment(world: World, workdir: Path, embed, embedder, log: Log 
                     row[f"{kind}_accuracy"] = sum(a * k for a, k in parts) / n if n else float("nan")
                 out.append(row)
             collection.close()
-            log(f"[rho_assignment {rho_value if rho_value is not None else 'randomised'} seed {seed}] "
+            log(f"[rho_assignment {rho_value if rho_value is not None else policy} seed {seed}] "
                 + ", ".join(f"{r['model']} {r['consistent_accuracy']:.3f}/{r['inconsistent_accuracy']:.3f}"
                             for r in out[-len(world.sweeps.models):]))
     return out
@@ -436,10 +465,14 @@ def run(world: World, workdir: Path, embedder, log: Log = _stderr) -> dict[str, 
         results["sweeps"] += sweep_rho_assignment(world, workdir, embed, embedder, log)
     results["amce_check"] = amce_check(world, workdir, embedder, log) if world.amce_check.seeds else []
     results["objective_amce"] = objective_effects(world, workdir, embedder, log) if world.objective.randomise else []
-    if world.active_protocol.seeds:
+    if world.active_protocol.seeds and world.active_protocol.served:
+        from collector.benchmarks.causal.active_served import run_active_served
+
+        results["active_protocol"] = run_active_served(world, embedder, workdir / "active-served", log)
+    elif world.active_protocol.seeds:
         from collector.benchmarks.causal.active_protocol import run_active_protocol
 
-        results["active_protocol"] = run_active_protocol(world, embed, log)
+        results["active_protocol"] = {**run_active_protocol(world, embed, log), "path": "harness"}
     from collector.benchmarks.causal.report import headline_checks
 
     results["headline_checks"] = headline_checks(results).to_dict("records")

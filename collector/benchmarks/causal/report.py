@@ -141,10 +141,13 @@ def objective_summary(results: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def active_protocol_table(results: dict[str, Any]) -> pd.DataFrame:
+def active_protocol_table(results: dict[str, Any], part: str = "") -> pd.DataFrame:
     """Per strategy: accuracy at a few budgets, the paired difference to random at the
-    reference budget, and the median label ratio with its bootstrap CI."""
+    reference budget, and the median label ratio with its bootstrap CI (``part =
+    "noise_control"``: the same for the pure-noise pool)."""
     protocol = results.get("active_protocol")
+    if protocol and part:
+        protocol = protocol.get(part)
     if not protocol:
         return pd.DataFrame()
     cfg = results["world"]["active_protocol"]
@@ -165,6 +168,9 @@ def active_protocol_table(results: dict[str, Any]) -> pd.DataFrame:
         row["label ratio, median [95% bootstrap CI]"] = f"{s['ratio_median']:.2f} [{low:.2f}, {high:.2f}]"
         row["never reached"] = f"{s['never_reached']} of {s['seeds']}"
         row["distinct prompts"] = f"{s['distinct_prompts']:.0f}"
+        if "served_twice" in g.columns:  # the serving path: what the logged draws say
+            row["base pairs served twice"] = int(g.served_twice.sum())
+            row["floor kept"] = "yes" if bool(g.floor_kept.all()) else "NO"
         row["mean |quality gap|"] = f"{s['mean_abs_gap']:.2f}"
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
@@ -211,7 +217,33 @@ def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
                                _paired(g, ref, "inconsistent_accuracy"),
                                "consistent - randomised (paired)": _paired(g, ref, "consistent_accuracy")})
             out["rho_assignment_paired"] = pd.DataFrame(paired)
+        conditioning = conditioning_rows(assign)
+        if conditioning:
+            out["conditioning (each model - bt_mlp, paired by seed)"] = pd.DataFrame(conditioning)
     return out
+
+
+def _model_gain(g: pd.DataFrame, model: str, column: str, reference: str = "bt_mlp") -> list[float]:
+    a = g[g.model == model].set_index("seed")[column]
+    b = g[g.model == reference].set_index("seed")[column]
+    return [float(a[s] - b[s]) for s in a.index if s in b.index]
+
+
+def conditioning_rows(assign: pd.DataFrame) -> list[dict[str, Any]]:
+    """Under randomised assignment (and its groups-agree control), each model that sees c minus
+    ``bt_mlp``, paired by seed: does conditioning learn the group-specific effect?"""
+    rows = []
+    if "bt_mlp" not in set(assign.model):
+        return rows
+    for policy in ("assignment_randomisation", "assignment_randomisation [groups agree: control]"):
+        g = assign[assign.policy == policy]
+        for model in [m for m in dict.fromkeys(g.model) if m != "bt_mlp"]:
+            if g.seed.nunique() < 2:
+                continue
+            rows.append({"assignment": policy, "model": model,
+                         **{f"{kind} - bt_mlp": _mean_ci(_model_gain(g, model, f"{kind}_accuracy"))
+                            for kind in ("consistent", "inconsistent")}})
+    return rows
 
 
 def text_report(results: dict[str, Any]) -> str:
@@ -266,13 +298,18 @@ def text_report(results: dict[str, Any]) -> str:
     protocol = active_protocol_table(results)
     if not protocol.empty:
         cfg = w["active_protocol"]
-        lines += [f"Active acquisition protocol: {cfg['seeds']} paired seeds, a pool of "
+        lines += [f"Active acquisition protocol ({results['active_protocol'].get('path', 'harness')}): "
+                  f"{cfg['seeds']} paired seeds, a pool of "
                   f"{results['active_protocol']['pool_pairs']} candidate pairs ({cfg['pool_factor']}x the largest "
                   f"budget), refresh every {cfg['refresh_every']} labels, uniform floor {cfg['floor']}; "
                   f"{results['active_protocol']['test_pairs']} test pairs. Label ratio: labels a strategy needs to "
                   f"reach random's accuracy at {cfg['reference_budget']} labels, over {cfg['reference_budget']} "
                   "(random's own ratio is at most 1 by construction; target: <= 0.5 with the CI below 0.7):",
                   protocol.to_string(index=False), ""]
+        noise = active_protocol_table(results, "noise_control")
+        if not noise.empty:
+            lines += ["Negative control: the same protocol on a pool of pure label noise (every label a coin flip); "
+                      "the label ratio's CI must cover 1:", noise.to_string(index=False), ""]
     return "\n".join(lines)
 
 
@@ -432,6 +469,19 @@ def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
         rows.append(_verdict(f"Table 1: randomised - observational at rho_latent = {top}, decorrelated", at(top),
                              f"the same at rho_latent = {bottom} (covers 0)", at(bottom) if bottom == 0 else
                              (float("nan"), None, None), 0.0))
+    if not sweeps.empty and (sweeps.sweep == "rho_assignment").any():
+        assign = sweeps[sweeps.sweep == "rho_assignment"]
+        main_arm = assign[assign.policy == "assignment_randomisation"]
+        control_arm = assign[assign.policy == "assignment_randomisation [groups agree: control]"]
+        if "bt_mlp" in set(main_arm.model):
+            for model in [m for m in dict.fromkeys(main_arm.model) if m != "bt_mlp"]:
+                def mean_gain(g: pd.DataFrame) -> list[float]:
+                    c, i = _model_gain(g, model, "consistent_accuracy"), _model_gain(g, model, "inconsistent_accuracy")
+                    return [(x + y) / 2 for x, y in zip(c, i)]
+                rows.append(_verdict(f"conditioning: {model} - bt_mlp under randomised assignment (all cells)",
+                                     _interval(mean_gain(main_arm)), "the same where the groups agree (covers 0)",
+                                     _interval(mean_gain(control_arm)) if not control_arm.empty
+                                     else (float("nan"), None, None), 0.0))
     protocol = results.get("active_protocol") or {}
     served = [s for s in protocol.get("summary", []) if s["strategy"] != "random"]
     noise = {s["strategy"]: s for s in (protocol.get("noise_control") or {}).get("summary", [])}

@@ -209,6 +209,11 @@ class ActiveProtocolConfig:
     prior_precision: float = 1.0  # of the Laplace reward head
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     model: ModelConfig = field(default_factory=_protocol_model)
+    # true: through the product (Collector, the active policy, the worker publishing scores;
+    # collector/benchmarks/causal/active_served.py); false: the harness calling the functions
+    served: bool = False
+    # served: the same protocol again on a pool of pure label noise, whose label ratio CI must cover 1
+    noise_control: bool = True
 
     def validate(self, where: str) -> None:
         if self.seeds < 0:
@@ -248,6 +253,9 @@ class SweepsConfig:
     # away, since both arms collect from the pool where it is already written in
     latent: str = "closing_pleasantry"
     latent_effect: float = -2.0  # its true effect in the sweep, in reward units (drop_answer's size)
+    # run randomised assignment again where the groups agree: the control beside "a model that
+    # sees c beats one that does not"
+    conditioning_control: bool = False
 
     def validate(self, where: str) -> None:
         for i, r in enumerate(self.rho_latent):
@@ -320,6 +328,12 @@ class World:
                 f"{where}.confounding.latent: {latent!r} has no true effect; give it one under "
                 "[annotators.attribute_effects] (a latent factor changes quality; spurious ones go in spurious)."
             )
+        if "active_mixture" in self.policies and self.labels * self.arms.active_share > 0.8 * self.source.train:
+            raise ConfigError(
+                f"{where}.labels: active_mixture's `active` share ({self.labels} x {self.arms.active_share}) needs more "
+                f"base pairs than the pool leaves: active never serves a base pair twice, and the pool has "
+                f"{self.source.train} (one per training prompt); keep labels x active_share <= 0.8 x source.train."
+            )
         overlap = sorted(set(self.confounding.unrandomised) & set(self.arms.randomised))
         if overlap:
             raise ConfigError(f"{where}.arms.randomised: {', '.join(overlap)} is listed as unrandomised under "
@@ -363,7 +377,7 @@ def world_path(name_or_path: str) -> Path:
 
 
 def quick(world: World) -> World:
-    """The ``--quick`` configuration: 200 training and 150 test prompts, 300 labels, 2 seeds,
+    """The ``--quick`` configuration: 300 training and 150 test prompts, 300 labels, 2 seeds,
     the headline model only, the confounded attributes plus one other randomised, two curve
     points and no sweeps; chosen so a cold-cache run embeds about 3,000 texts and stays under
     5 minutes on 2 cores."""
@@ -373,12 +387,13 @@ def quick(world: World) -> World:
     return dataclasses.replace(
         world, smoke=True,
         labels=labels, seeds=min(world.seeds, 2), curve=[labels // 2, labels], models=world.models[:1],
-        source=dataclasses.replace(world.source, train=min(world.source.train, 200),
+        source=dataclasses.replace(world.source, train=min(world.source.train, 300),
                                    test=min(world.source.test, 150)),
         arms=dataclasses.replace(world.arms, randomised=confounded + others[:1],
                                  retrain_every=max(min(world.arms.retrain_every, labels // 3), 10)),
         sweeps=dataclasses.replace(world.sweeps, rho_latent=[], rho_assignment=[]),
         active_protocol=dataclasses.replace(
-            world.active_protocol, seeds=min(world.active_protocol.seeds, 2), budgets=[50, 100, 200],
-            reference_budget=100, test_prompts=min(world.active_protocol.test_prompts, 200)),
+            world.active_protocol, seeds=min(world.active_protocol.seeds, 2),
+            budgets=[world.active_protocol.refresh_every * m for m in (1, 2, 4)],
+            reference_budget=2 * world.active_protocol.refresh_every, test_prompts=min(world.active_protocol.test_prompts, 200)),
     )
