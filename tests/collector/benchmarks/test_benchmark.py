@@ -269,3 +269,60 @@ def test_the_clean_pool_shortcut_shows_a_gain_that_the_one_pool_design_does_not(
     assert abs(control.mean()) < 0.02, control
     printed = capsys.readouterr().out
     assert "upper bound: randomised_attributes on a clean pool" in printed and "held-out padding mirrored" in printed
+
+
+def test_conditioning_world_learns_the_group_effect_and_its_control_runs(tmp_path, capsys):
+    """Groups judge padding in opposite ways under randomised assignment: a model that sees c
+    (one-hot x response) beats bt_mlp, paired by seed; where the groups agree it gains nothing."""
+    world = configure("conditioning", seeds=3, labels=800, embedder="bag_of_words")
+    world = dataclasses.replace(world, source=dataclasses.replace(world.source, train=400, test=300),
+                                sweeps=dataclasses.replace(world.sweeps, models=["bt_mlp", "bt_mlp_conditioned"]))
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    rows = pd.DataFrame(results["sweeps"])
+
+    def gain(policy):
+        g = rows[rows.policy == policy].set_index(["model", "seed"])
+        return np.array([(g.loc[("bt_mlp_conditioned", s)].inconsistent_accuracy
+                          + g.loc[("bt_mlp_conditioned", s)].consistent_accuracy
+                          - g.loc[("bt_mlp", s)].inconsistent_accuracy - g.loc[("bt_mlp", s)].consistent_accuracy) / 2
+                         for s in range(3)])
+
+    learnt = gain("assignment_randomisation")
+    assert learnt.mean() > 0.02 and (learnt > 0).all(), learnt
+    assert abs(gain("assignment_randomisation [groups agree: control]").mean()) < 0.02
+    printed = capsys.readouterr().out
+    assert "conditioning: bt_mlp_conditioned - bt_mlp under randomised assignment" in printed
+
+
+def test_active_protocol_through_the_serving_path_never_serves_a_pair_twice(tmp_path, capsys):
+    world = configure("active_served", quick_run=True, embedder="bag_of_words")
+    results = run_causal(world, tmp_path / "out", workdir=tmp_path / "work")
+    protocol = results["active_protocol"]
+    assert protocol["path"] == "serving path"
+    runs = pd.DataFrame(protocol["runs"])
+    assert set(runs.strategy) == {"random", "bald"} and (runs.served_twice == 0).all() and runs.floor_kept.all()
+    assert protocol["noise_control"]["summary"] and {s["strategy"] for s in protocol["noise_control"]["summary"]} == \
+        {"random", "bald"}
+    printed = capsys.readouterr().out
+    assert "Negative control: the same protocol on a pool of pure label noise" in printed
+    assert "active protocol (serving path): bald label ratio" in printed
+
+
+def test_a_planted_attribute_that_an_edit_takes_off_no_longer_counts_for_the_truth():
+    from collector.serving.simulate import _on
+
+    off = json.dumps({"verbosity": {"on": False, "editor": "verbosity", "seed": 1, "applies": True, "realised": False}})
+    on = json.dumps({"verbosity": {"on": True, "editor": "verbosity", "seed": 1, "applies": True, "realised": True}})
+    n_a = json.dumps({"list_format": {"on": True, "editor": "list_format", "seed": 1, "applies": False,
+                                      "realised": None}})
+    assert _on(off, {"verbosity", "bold"}) == {"bold"}  # the two-way editor took the padding out
+    assert _on(on, set()) == {"verbosity"}
+    assert _on(n_a, {"list_format"}) == {"list_format"}  # did not apply: the text is as it was
+
+
+def test_a_confounded_attribute_must_be_one_the_arms_can_take_out():
+    world = configure(None, embedder="bag_of_words", sweeps=False)
+    bad = dataclasses.replace(world, confounding=dataclasses.replace(world.confounding, spurious=["drop_answer"]),
+                              arms=dataclasses.replace(world.arms, randomised=["drop_answer"]))
+    with pytest.raises(ConfigError, match="cannot take it out"):
+        bad.validate("w.toml")
