@@ -173,7 +173,7 @@ def compare_policies(world: World, workdir: Path, embed, embedder, log: Log = _s
             log(f"[seed {seed}] {label}: {len(rows)} labels, collected in {collected:.1f} s, "
                 f"{world.models[0]} mirrored OOD {main[-len(world.models)]['mirrored_ood_accuracy']:.3f} "
                 f"({time.perf_counter() - started:.1f} s)")
-    return {"main": main, "curves": [c for c in curves if "[" not in c["policy"]], "amce": effects}
+    return {"main": main, "curves": [c for c in curves if "[" not in str(c["policy"])], "amce": effects}
 
 
 def sweep_rho_latent(world: World, workdir: Path, embed, embedder, log: Log = _stderr) -> list[dict[str, Any]]:

@@ -232,7 +232,7 @@ def _model_gain(g: pd.DataFrame, model: str, column: str, reference: str = "bt_m
 def conditioning_rows(assign: pd.DataFrame) -> list[dict[str, Any]]:
     """Under randomised assignment (and its groups-agree control), each model that sees c minus
     ``bt_mlp``, paired by seed: does conditioning learn the group-specific effect?"""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if "bt_mlp" not in set(assign.model):
         return rows
     for policy in ("assignment_randomisation", "assignment_randomisation [groups agree: control]"):
