@@ -178,24 +178,59 @@ class Active(Policy):
         self._key_order = np.argsort(pair_keys(low, high), kind="stable")
         self._sorted_keys = pair_keys(low, high)[self._key_order]
         prompt_ids, self._prompt_of_pair = np.unique(prompt, return_inverse=True)
-        self._prompt_index = {int(p): i for i, p in enumerate(prompt_ids)}
+        change = np.flatnonzero(np.diff(prompt)) + 1  # the pairs of a prompt are contiguous
+        starts, ends = np.r_[0, change], np.r_[change, len(prompt)]
+        self._slice = {int(prompt[a]): (int(a), int(b)) for a, b in zip(starts, ends)} if len(prompt) else {}
+        self._raw_cdf = np.cumsum(self.raw)
         self.taken = np.zeros(len(low), dtype=bool)  # served before: never drawn again
         self._since_refresh = np.zeros(len(prompt_ids), dtype=np.int64)  # per prompt, served since this build
         self._served_pairs = served_pairs
         self._last_served = 0
+        self._relaxed = False  # every prompt with a pair left reached its cap: the cap is off until the refresh
         if served_pairs is not None:
             self._take(served_pairs(0), count=False)
-        self._update_probability()
+        self._recompute()
+
+    # The state a draw depends on, kept up to date in O(pairs served) per request: which pairs are
+    # eligible, how many (``_n``) and their total weight (``_w``).
+    def _recompute(self) -> None:
+        eligible = ~self.taken
+        cap = self.config.per_prompt_cap
+        if cap and not self._relaxed:
+            uncapped = eligible & (self._since_refresh[self._prompt_of_pair] < cap)
+            if uncapped.any() or not eligible.any():
+                eligible = uncapped
+            else:
+                self._relaxed = True
+        self.eligible = eligible
+        self._n = int(eligible.sum())
+        self._w = float(self.raw[eligible].sum())
+
+    def _exclude(self, idx: np.ndarray) -> None:
+        idx = idx[self.eligible[idx]]
+        if len(idx):
+            self.eligible[idx] = False
+            self._n -= len(idx)
+            self._w -= float(self.raw[idx].sum())
 
     def _take(self, rows: list[tuple[int, int, int, int]], count: bool) -> None:
+        cap = self.config.per_prompt_cap
         for served_id, prompt_id, a, b in rows:
             self._last_served = max(self._last_served, served_id)
             i = self._pair_index(prompt_id, min(a, b), max(a, b))
             if i is None or a == b:  # an edited copy of one base response: no base pair to take
                 continue
             self.taken[i] = True
-            if count:
-                self._since_refresh[self._prompt_of_pair[i]] += 1
+            if not count:
+                continue
+            self._exclude(np.array([i]))
+            k = self._prompt_of_pair[i]
+            self._since_refresh[k] += 1
+            if cap and not self._relaxed and self._since_refresh[k] >= cap:
+                first, last = self._slice[prompt_id]
+                self._exclude(np.arange(first, last))
+        if count and (self._n == 0 or self._w < 1e-9 * max(float(self._raw_cdf[-1]) if len(self.raw) else 0.0, 1e-300)):
+            self._recompute()  # relax the cap once nothing uncapped is left; and no drift in the total
 
     def prepare(self) -> None:
         """Read the pairs served since the last call (by any policy): each is taken, and counts
@@ -205,28 +240,50 @@ class Active(Policy):
         rows = self._served_pairs(self._last_served)
         if rows:
             self._take(rows, count=True)
-            self._update_probability()
 
-    def _update_probability(self) -> None:
-        """``probability[i]``: P(base pair i is the next draw), exactly, given what was served."""
-        eligible = ~self.taken
-        cap = self.config.per_prompt_cap
-        if cap:
-            uncapped = eligible & (self._since_refresh[self._prompt_of_pair] < cap)
-            if uncapped.any():
-                eligible = uncapped
-        self.eligible = eligible
-        n = int(eligible.sum())
-        probability = np.zeros(len(self.raw))
-        if n:
-            w = np.where(eligible, self.raw, 0.0)
-            targeted = w / w.sum() if w.sum() > 0 else eligible / n
-            self.floor = np.where(eligible, self.config.uniform_share / n, 0.0)
-            probability = self.floor + (1.0 - self.config.uniform_share) * targeted
-        else:
-            self.floor = probability
-        self.probability = probability  # `(n_pairs,)`, sums to 1 over the eligible pairs
-        self._cdf = np.cumsum(probability)
+    def pair_probability(self, i: int) -> float:
+        """P(base pair ``i`` is the next draw), exactly, given what was served:
+        ``uniform_share / n + (1 - uniform_share) * weight / total weight`` over the ``n`` pairs
+        left (the weighted part uniform too when every weight left is 0)."""
+        if not self.eligible[i]:
+            return 0.0
+        f = self.config.uniform_share
+        targeted = self.raw[i] / self._w if self._w > 0 else 1.0 / self._n
+        return f / self._n + (1.0 - f) * float(targeted)
+
+    @property
+    def probability(self) -> np.ndarray:
+        """``pair_probability`` of every base pair, `(n_pairs,)` (tests and tools)."""
+        f = self.config.uniform_share
+        if not self._n:
+            return np.zeros(len(self.raw))
+        targeted = self.raw / self._w if self._w > 0 else np.full(len(self.raw), 1.0 / self._n)
+        return np.where(self.eligible, f / self._n + (1.0 - f) * targeted, 0.0)
+
+    @property
+    def floor(self) -> np.ndarray:
+        return np.where(self.eligible, self.config.uniform_share / max(self._n, 1), 0.0)
+
+    def _draw_pair(self, rng: np.random.Generator) -> int:
+        """One base pair from ``pair_probability``: the uniform part, or the weighted part, each
+        by rejection from a fixed table while most of it is eligible (so a draw costs O(1)),
+        else from the eligible pairs directly."""
+        n_all = len(self.raw)
+        if rng.random() < self.config.uniform_share or self._w <= 0:
+            if self._n * 20 >= n_all:
+                while True:
+                    i = int(rng.integers(n_all))
+                    if self.eligible[i]:
+                        return i
+            return int(rng.choice(np.flatnonzero(self.eligible)))
+        total = float(self._raw_cdf[-1])
+        if self._w * 20 >= total:
+            while True:
+                i = min(int(np.searchsorted(self._raw_cdf, rng.random() * total, side="right")), n_all - 1)
+                if self.eligible[i] and self.raw[i] > 0:
+                    return i
+        cdf = np.cumsum(np.where(self.eligible, self.raw, 0.0))
+        return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), n_all - 1)
 
     @property
     def pairs(self) -> list[tuple[int, int, int]]:
@@ -294,10 +351,10 @@ class Active(Policy):
         return left, right
 
     def propose(self, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
-        if not self.eligible.any():
+        if not self._n:
             raise ConfigError("active: every base pair of the pool has been served once; import more prompts or "
                               "activate another policy (a base pair is never served twice by active).")
-        i = min(int(np.searchsorted(self._cdf, rng.random() * self._cdf[-1], side="right")), len(self._cdf) - 1)
+        i = self._draw_pair(rng)
         prompt_id, a, b = int(self.pair_prompt[i]), int(self.pair_low[i]), int(self.pair_high[i])
         swapped = bool(rng.integers(2))
         left, right = (b, a) if swapped else (a, b)
@@ -310,7 +367,7 @@ class Active(Policy):
         return Proposal(
             prompt_id=prompt_id, left=ProposedSide(left, vectors[0]), right=ProposedSide(right, vectors[1]),
             position_swapped=swapped, arm=arm_name(vectors[0], vectors[1]),
-            propensity_score=float(self.probability[i]) * p_arm, arm_propensity=p_arm,
+            propensity_score=self.pair_probability(i) * p_arm, arm_propensity=p_arm,
             acquisition_score=float(self.raw[i]) if self.scores and self.scored[i] else None,
             model_version=self.scores.version if self.scores else None,
             edit_marginals=self.edit_marginals,
@@ -321,10 +378,10 @@ class Active(Policy):
         a, b = sorted((left.base_response_id, right.base_response_id))
         i = self._pair_index(prompt_id, a, b)
         names = {e.name for e in self.editors}
-        if i is None or not self.probability[i] or not same_draws(left, right, names):
+        if i is None or not self.eligible[i] or not same_draws(left, right, names):
             return 0.0, 0.0
         p_arm = 0.5 * self._edits_probability(on_set(left.edit_vector), on_set(right.edit_vector))
-        return float(self.probability[i]) * p_arm, p_arm
+        return self.pair_probability(i) * p_arm, p_arm
 
     def candidate_table(self) -> dict[str, Any]:
         """Probabilities, floors and scores of every base pair (for tests and the researcher)."""
