@@ -103,8 +103,11 @@ def test_active_pair_table_is_the_old_loop_in_the_same_order(store):
         assert d.acquisition_score == scored.get(frozenset((d.left.base_response_id, d.right.base_response_id)))
     assert any(d.acquisition_score is None for d in drawn) and any(d.acquisition_score == 5.0 for d in drawn)
     p, a, b = expected[3]
-    assert policy.propensity_of(None, p, *[type("S", (), {"base_response_id": x, "edit_vector": {}})()
+    drawn_off = {a: {"on": False} for a in policy.config.attributes}  # a record active could have served
+    assert policy.propensity_of(None, p, *[type("S", (), {"base_response_id": x, "edit_vector": drawn_off})()
                                            for x in (b, a)])[0] > 0
+    assert policy.propensity_of(None, p, *[type("S", (), {"base_response_id": x, "edit_vector": {}})()
+                                           for x in (b, a)])[0] == 0  # no draw recorded: not active's
 
 
 def test_the_server_swaps_in_a_snapshot_its_builder_process_saved(store, monkeypatch):
