@@ -490,12 +490,15 @@ def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
         rows.append(_verdict(f"active protocol ({protocol.get('path', 'harness')}): {s['strategy']} label ratio",
                              (s["ratio_median"], *s["ratio_ci95"]), "the ratio on pure label noise (covers 1)",
                              (c["ratio_median"], *c["ratio_ci95"]) if c else (float("nan"), None, None), 1.0,
-                             digits=2))
+                             digits=2, direction=-1))
     return pd.DataFrame(rows)
 
 
 def _verdict(headline: str, value: tuple, control: str, control_value: tuple, null: float,
-             digits: int = 3) -> dict[str, Any]:
+             digits: int = 3, direction: int = 1) -> dict[str, Any]:
+    """``direction``: the side of ``null`` the headline claims (+1: a gain; -1: a label ratio
+    below 1). A control must cover ``null`` (two-sided, as specified); the headline holds only
+    when its CI lies wholly on the claimed side."""
     mean, low, high = value
     c_mean, c_low, c_high = control_value
     if c_low is None or c_high is None or math.isnan(c_mean):
@@ -508,6 +511,8 @@ def _verdict(headline: str, value: tuple, control: str, control_value: tuple, nu
         status = "FAILED (its control failed)"
     elif low <= null <= high:
         status = "no difference shown"
+    elif (low > null) != (direction > 0):
+        status = "reversed: the CI lies on the other side of the claim"
     else:
         status = "holds" if control_status == "passed" else "holds (no control run)"
     return {"headline": headline, "estimate [95% CI]": _fmt(mean, low, high, digits),
