@@ -90,16 +90,25 @@ def precondition(results: dict[str, Any], policy: str = "randomised_attributes",
             f"{100 * gain:.0f} required): {verdict}.")
 
 
+MIN_AMCE_LABELS = 30  # below this a pair-clustered SE is not a standard error (HH: lists apply to ~2 pairs)
+
+
 def amce_summary(results: dict[str, Any]) -> pd.DataFrame:
+    """Coverage per arm, over (attribute, seed) estimates from at least ``MIN_AMCE_LABELS``
+    labelled pairs where the attribute applied to both sides; ``left out`` counts the rest."""
     if not results["amce"]:
         return pd.DataFrame()
     df = pd.DataFrame(results["amce"]).dropna(subset=["estimate"])
+    small = df[df.n_labels < MIN_AMCE_LABELS].groupby("arm", sort=False).size()
+    df = df[df.n_labels >= MIN_AMCE_LABELS]
     df = pd.concat([df, df.assign(arm="all randomising arms")], ignore_index=True)
     return (df.groupby("arm", sort=False)
               .agg(cases=("covered", "size"), covered=("covered", "sum"), coverage=("covered", "mean"),
                    mean_abs_error=("estimate", lambda s: float((s - df.loc[s.index, "true_amce"]).abs().mean())),
                    mean_ci_width=("ci_high", lambda s: float((s - df.loc[s.index, "ci_low"]).mean())))
-              .reset_index())
+              .reset_index()
+              .assign(**{f"left out (< {MIN_AMCE_LABELS} labels)": lambda t: [
+                  int(small.sum()) if a == "all randomising arms" else int(small.get(a, 0)) for a in t.arm]}))
 
 
 def _wilson(k: int, n: int) -> str:
