@@ -348,7 +348,11 @@ class RewardModel(ABC):
     def from_state(state: dict[str, Any]) -> "RewardModel":
         cls = REWARD_MODELS[state["name"]]
         model = cls(ModelConfig(**state["config"]), state["dim"], state["group_names"])
-        model.net.load_state_dict(state["net"])
+        try:
+            model.net.load_state_dict(state["net"])
+        except RuntimeError as exc:  # e.g. bt_mlp_conditioned before c interacted with the response
+            raise ConfigError(f"checkpoint of {state['name']}: saved by an older version whose inputs differ "
+                              f"({str(exc).splitlines()[0]}); retrain it: `deconfound train`.") from None
         model.net.eval()
         return model
 
