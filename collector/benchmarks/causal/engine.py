@@ -335,10 +335,18 @@ def population_amce(items: list[Item], attributes: list[str], world: World, grou
     ``randomised_attributes`` draws them (a random prompt, random display order, every
     attribute on each side with ``probability``), the outcome the simulator's exact
     ``P(left) + P(tie) / 2``, averaged over ``draws`` redraws; the estimand an estimator's 95% CI
-    should cover in 95% of collections (a truth computed apart from any collected label)."""
+    should cover in 95% of collections (a truth computed apart from any collected label).
+
+    The estimand is the effect among responses the attribute applies to (``Editor.fits``): a
+    side it does not apply to shows it off whatever the coin, and an attribute's AMCE is taken
+    over the draws where it applies to both sides, as the estimator takes it."""
+    from acquisition.editors import get_editor
     from collector.serving.simulate import choice_probabilities
 
     n, a = len(items), len(attributes)
+    # fits[i, 0 / 1, j]: attribute j applies to item i's better / worse response
+    fits = np.array([[[get_editor(name).fits(text, item.prompt) for name in attributes]
+                      for text in (item.better, item.worse)] for item in items], dtype=bool).reshape(n, 2, a)
     pick = rng.integers(n, size=draws)
     swap = rng.random(draws) < 0.5
     on = rng.random((draws, 2, a)) < probability
@@ -346,14 +354,18 @@ def population_amce(items: list[Item], attributes: list[str], world: World, grou
     for k in range(draws):
         item = items[pick[k]]
         q = (item.quality_worse, item.quality_better) if swap[k] else (item.quality_better, item.quality_worse)
+        shown = fits[pick[k], ::-1] if swap[k] else fits[pick[k]]  # (left, right) x attribute
+        on[k] &= shown
         sides = [{attributes[j] for j in range(a) if on[k, s, j]} for s in (0, 1)]
         p_l, _, p_t = choice_probabilities(q[0], q[1], sides[0], sides[1], world.annotators, group)
         y[k] = p_l + p_t / 2
     out = {}
+    both = fits[pick].all(axis=1)  # `(draws, a)`: the attribute applies to both responses of the draw
     for j, name in enumerate(attributes):
-        t = np.concatenate([on[:, 0, j], on[:, 1, j]])
-        yy = np.concatenate([y, 1 - y])
-        out[name] = float(yy[t].mean() - yy[~t].mean())
+        keep = both[:, j]
+        t = np.concatenate([on[keep, 0, j], on[keep, 1, j]])
+        yy = np.concatenate([y[keep], 1 - y[keep]])
+        out[name] = float(yy[t].mean() - yy[~t].mean()) if t.any() and (~t).any() else float("nan")
     return out
 
 
