@@ -173,7 +173,7 @@ class Citations(Editor):
 
 
 _INTROS = (
-    "This is an important topic, and it deserves a clear and thorough answer.",
+    "There is a fair amount to say here, and it deserves a clear and thorough answer.",
     "It is worth taking a moment to think about this carefully before answering.",
     "There are a few things to consider here, so let us go through them in turn.",
 )
@@ -239,7 +239,9 @@ class Verbosity(Editor):
 
 
 def _padding_count(text: str) -> int:
-    return sum(text.count(f) for f in _INTROS + _FILLERS)
+    """Padding sentences in ``text``, each matched without its first letter, so one that an
+    opener was put in front of ("Sure, there is a fair amount ...") still counts."""
+    return sum(text.count(f[1:]) for f in _INTROS + _FILLERS)
 
 
 def _is_padding(block: str) -> bool:

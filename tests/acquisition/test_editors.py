@@ -313,3 +313,15 @@ def test_no_cheer_on_an_answer_to_a_harmful_request():
         assert added in lexicon.CLOSINGS_NEUTRAL, added
     natural = "Sure! There are many techniques, and it helps to plan in advance."
     assert EDITORS["sycophantic_opener"].fits(natural, request)  # one it has may still be taken away
+
+
+def test_the_benchmark_padding_carries_no_other_attribute():
+    """The causal benchmark plants verbosity's padding; an intro that reads as a flattering opener
+    ("This is an important topic, ...") was taken out by the opener's "off" and failed the
+    padding's check in 8% of draws, which the AMCE check caught (coverage 0.88)."""
+    from acquisition.editors.controls import _FILLERS, _INTROS
+
+    for sentence in _INTROS + _FILLERS:
+        for name, editor in EDITORS.items():
+            if name != "verbosity" and editor.readable_alone:
+                assert not editor.is_on(sentence + " The answer is to check the logs."), (name, sentence)
