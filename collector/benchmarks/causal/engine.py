@@ -360,7 +360,7 @@ def population_amce(items: list[Item], attributes: list[str], world: World, grou
         p_l, _, p_t = choice_probabilities(q[0], q[1], sides[0], sides[1], world.annotators, group)
         y[k] = p_l + p_t / 2
     out = {}
-    both = fits[pick].all(axis=1)  # `(draws, a)`: the attribute applies to both responses of the draw
+    both: np.ndarray = np.asarray(fits[pick].all(axis=1))  # `(draws, a)`: the attribute applies to both responses of the draw
     for j, name in enumerate(attributes):
         keep = both[:, j]
         t = np.concatenate([on[keep, 0, j], on[keep, 1, j]])
