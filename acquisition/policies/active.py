@@ -182,6 +182,7 @@ class Active(Policy):
         starts, ends = np.r_[0, change], np.r_[change, len(prompt)]
         self._slice = {int(prompt[a]): (int(a), int(b)) for a, b in zip(starts, ends)} if len(prompt) else {}
         self._raw_cdf = np.cumsum(self.raw)
+        self._total = float(self._raw_cdf[-1]) if len(self.raw) else 0.0
         self.taken = np.zeros(len(low), dtype=bool)  # served before: never drawn again
         self._since_refresh = np.zeros(len(prompt_ids), dtype=np.int64)  # per prompt, served since this build
         self._served_pairs = served_pairs
@@ -229,8 +230,8 @@ class Active(Policy):
             if cap and not self._relaxed and self._since_refresh[k] >= cap:
                 first, last = self._slice[prompt_id]
                 self._exclude(np.arange(first, last))
-        if count and (self._n == 0 or self._w < 1e-9 * max(float(self._raw_cdf[-1]) if len(self.raw) else 0.0, 1e-300)):
-            self._recompute()  # relax the cap once nothing uncapped is left; and no drift in the total
+        if count and (self._n == 0 or self._w <= 1e-9 * self._total):
+            self._recompute()  # relax the cap once nothing uncapped is left; the total exact again near 0
 
     def prepare(self) -> None:
         """Read the pairs served since the last call (by any policy): each is taken, and counts
@@ -276,7 +277,7 @@ class Active(Policy):
                     if self.eligible[i]:
                         return i
             return int(rng.choice(np.flatnonzero(self.eligible)))
-        total = float(self._raw_cdf[-1])
+        total = self._total
         if self._w * 20 >= total:
             while True:
                 i = min(int(np.searchsorted(self._raw_cdf, rng.random() * total, side="right")), n_all - 1)

@@ -233,8 +233,13 @@ def sweep_tables(results: dict[str, Any]) -> dict[str, pd.DataFrame]:
 
 
 def _model_gain(g: pd.DataFrame, model: str, column: str, reference: str = "bt_mlp") -> list[float]:
-    a = g[g.model == model].set_index("seed")[column]
-    b = g[g.model == reference].set_index("seed")[column]
+    return _paired_diffs(g, "model", model, reference, column)
+
+
+def _paired_diffs(frame: pd.DataFrame, key: str, value: str, reference: str, column: str) -> list[float]:
+    """``column`` of the rows where ``key == value`` minus the same seed's ``key == reference``."""
+    a = frame[frame[key] == value].set_index("seed")[column]
+    b = frame[frame[key] == reference].set_index("seed")[column]
     return [float(a[s] - b[s]) for s in a.index if s in b.index]
 
 
@@ -414,23 +419,13 @@ def _plain(value: Any) -> Any:
 HEADLINE_FIGURE = "mirrored_ood_accuracy"
 
 
-def _interval(values) -> tuple[float, float | None, float | None]:
-    return mean_ci95(values)
-
-
-def _gain(main: pd.DataFrame, label: str, reference: str, figure: str) -> list[float]:
-    """``label`` minus ``reference`` on ``figure``, paired by seed."""
-    a = main[main.policy == label].set_index("seed")[figure]
-    b = main[main.policy == reference].set_index("seed")[figure]
-    return [float(a[s] - b[s]) for s in a.index if s in b.index]
-
-
-def _fmt(mean: float, low: float | None, high: float | None, digits: int = 3) -> str:
+def _fmt(mean: float, low: float | None, high: float | None, digits: int = 3, sign: str = "+") -> str:
+    """A difference with its CI (``sign="+"``), or a ratio (``sign=""``)."""
     if math.isnan(mean):
         return "n/a"
     if low is None or high is None:
-        return f"{mean:+.{digits}f}"
-    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+        return f"{mean:{sign}.{digits}f}"
+    return f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
 
 def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
@@ -453,14 +448,14 @@ def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
         figure, figure_name = (("held_out_mirrored_accuracy", "held-out padding mirrored") if held_out
                                else (HEADLINE_FIGURE, "mirrored OOD"))
         for label in [p for p in dict.fromkeys(main.policy) if p not in ("observational", "oracle") and "[" not in p]:
-            mean, low, high = _interval(_gain(main, label, "observational", figure))
+            mean, low, high = mean_ci95(_paired_diffs(main, "policy", label, "observational", figure))
             control_label = f"{label} [rho=0.5 control]"
-            c_mean, c_low, c_high = _interval(_gain(main, control_label, "oracle", figure))
+            c_mean, c_low, c_high = mean_ci95(_paired_diffs(main, "policy", control_label, "oracle", figure))
             rows.append(_verdict(f"{label} - observational, {figure_name} (natural pool)", (mean, low, high),
                                  "same arm - observational at rho = 0.5 (covers 0)", (c_mean, c_low, c_high), 0.0))
             clean = main[main.policy == f"{label} [clean pool: upper bound]"]
             if not clean.empty:
-                u = _interval(_gain(main, clean.policy.iloc[0], "observational", figure))
+                u = mean_ci95(_paired_diffs(main, "policy", clean.policy.iloc[0], "observational", figure))
                 rows.append({"headline": f"  upper bound: {label} on a clean pool - observational, {figure_name}",
                              "estimate [95% CI]": _fmt(*u), "negative control": "(not a result: no confound in its texts)",
                              "control [95% CI]": "", "control": "", "headline status": "upper bound only"})
@@ -470,10 +465,8 @@ def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
         top, bottom = latent.rho.max(), latent.rho.min()
 
         def at(rho: float) -> tuple[float, float | None, float | None]:
-            g = latent[latent.rho == rho]
-            r = g[g.policy == "randomised_attributes"].set_index("seed")["decorrelated_accuracy"]
-            o = g[g.policy == "observational"].set_index("seed")["decorrelated_accuracy"]
-            return _interval([float(r[s] - o[s]) for s in r.index if s in o.index])
+            return mean_ci95(_paired_diffs(latent[latent.rho == rho], "policy", "randomised_attributes",
+                                           "observational", "decorrelated_accuracy"))
 
         rows.append(_verdict(f"Table 1: randomised - observational at rho_latent = {top}, decorrelated", at(top),
                              f"the same at rho_latent = {bottom} (covers 0)", at(bottom) if bottom == 0 else
@@ -488,8 +481,8 @@ def headline_checks(results: dict[str, Any]) -> pd.DataFrame:
                     c, i = _model_gain(g, model, "consistent_accuracy"), _model_gain(g, model, "inconsistent_accuracy")
                     return [(x + y) / 2 for x, y in zip(c, i)]
                 rows.append(_verdict(f"conditioning: {model} - bt_mlp under randomised assignment (all cells)",
-                                     _interval(mean_gain(main_arm)), "the same where the groups agree (covers 0)",
-                                     _interval(mean_gain(control_arm)) if not control_arm.empty
+                                     mean_ci95(mean_gain(main_arm)), "the same where the groups agree (covers 0)",
+                                     mean_ci95(mean_gain(control_arm)) if not control_arm.empty
                                      else (float("nan"), None, None), 0.0))
     protocol = results.get("active_protocol") or {}
     served = [s for s in protocol.get("summary", []) if s["strategy"] != "random"]
@@ -524,6 +517,7 @@ def _verdict(headline: str, value: tuple, control: str, control_value: tuple, nu
         status = "reversed: the CI lies on the other side of the claim"
     else:
         status = "holds" if control_status == "passed" else "holds (no control run)"
-    return {"headline": headline, "estimate [95% CI]": _fmt(mean, low, high, digits),
-            "negative control": control, "control [95% CI]": _fmt(c_mean, c_low, c_high, digits),
+    sign = "+" if null == 0.0 else ""  # a difference, or a ratio against 1
+    return {"headline": headline, "estimate [95% CI]": _fmt(mean, low, high, digits, sign),
+            "negative control": control, "control [95% CI]": _fmt(c_mean, c_low, c_high, digits, sign),
             "control": control_status, "headline status": status}
