@@ -25,8 +25,9 @@ import torch
 from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolSnapshot
+from acquisition.core.records import EditVector
 from acquisition.design import DesignScores, design_scores
-from acquisition.editors import EDITORS, quality_neutral, realised_flag, word_count
+from acquisition.editors import EDITORS, quality_neutral, word_count
 from acquisition.policies import design_request
 from models.checkpoints import Checkpoints
 from models.reward import ModelConfig, PairData, RewardModel, build_model, pairwise_accuracy
@@ -149,8 +150,8 @@ def build_pair_data(rows: list[dict[str, Any]], embed, head: str = "annotator_gr
         propensity=np.array([r["arm_propensity"] for r in ranked], np.float64),
         same_base=np.array([bool(r["same_base"]) for r in ranked]),
         first_parent=col("left_base_text"), second_parent=col("right_base_text"), group_names=groups,
-        first_neutral=np.array([quality_neutral(json.loads(r.get("left_edit_vector") or "{}")) for r in ranked], bool),
-        second_neutral=np.array([quality_neutral(json.loads(r.get("right_edit_vector") or "{}")) for r in ranked], bool),
+        first_neutral=np.array([quality_neutral(EditVector.parse(r.get("left_edit_vector"))) for r in ranked], bool),
+        second_neutral=np.array([quality_neutral(EditVector.parse(r.get("right_edit_vector"))) for r in ranked], bool),
     )
     return data, both_bad
 
@@ -267,8 +268,8 @@ def design_space_scores(store: LabelSource) -> DesignScores | None:
     comparisons = []
     for r in store.decisive_edit_vectors():
         # the design point each side showed: the treatment received (a failed or inapplicable edit is off)
-        left = frozenset(a for a, e in json.loads(r["left_edit_vector"]).items() if realised_flag(e) and a in attributes)
-        right = frozenset(a for a, e in json.loads(r["right_edit_vector"]).items() if realised_flag(e) and a in attributes)
+        left = EditVector.parse(r["left_edit_vector"]).received_on(attributes)
+        right = EditVector.parse(r["right_edit_vector"]).received_on(attributes)
         comparisons.append((left, right) if r["choice"] == "left" else (right, left))
     try:
         return DesignScores(attributes, design_scores(attributes, comparisons, acquisition), acquisition)

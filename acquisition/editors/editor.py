@@ -7,7 +7,7 @@ import math
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, cast
 
 from acquisition.core.errors import ConfigError
@@ -299,7 +299,7 @@ class InsertingEditor(Editor):
 DEFAULT_ATTRIBUTES = ("list_format", "bold")  # pass the audit on both pools, and carry no tone (docs/policies.md)
 
 
-def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
+def quality_neutral(edit_vector: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether an edited copy keeps its parent's quality: no attribute it received (``realised``;
     a control whose edit failed changed nothing) is a positive control (``quality_changing``).
     LLM rewrites count by the attribute they rewrite."""
@@ -307,7 +307,7 @@ def quality_neutral(edit_vector: dict[str, dict[str, Any]]) -> bool:
                    for attribute, entry in edit_vector.items())
 
 
-def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
+def apply_edit_vector(text: str, edit_vector: Mapping[str, Mapping[str, Any]],
                       donor: Callable[[int], str] | None = None,
                       prompt: str | None = None) -> tuple[str, dict[str, bool]]:
     """``edit_and_receive`` without the treatment received: ``(edited_text, manipulation_check)``."""
@@ -315,7 +315,7 @@ def apply_edit_vector(text: str, edit_vector: dict[str, dict[str, Any]],
     return edited, check
 
 
-def edit_and_receive(text: str, edit_vector: dict[str, dict[str, Any]],
+def edit_and_receive(text: str, edit_vector: Mapping[str, Mapping[str, Any]],
                      donor: Callable[[int], str] | None = None, prompt: str | None = None,
                      ) -> tuple[str, dict[str, bool], dict[str, dict[str, bool | None]]]:
     """Apply every switch in an edit vector to a base text, from its natural state: an attribute
@@ -358,7 +358,7 @@ def edit_and_receive(text: str, edit_vector: dict[str, dict[str, Any]],
     return edited, check, _received(edit_vector, check, fits)
 
 
-def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
+def treatment_received(base_text: str, edit_vector: Mapping[str, Mapping[str, Any]],
                        check: dict[str, bool], prompt: str | None = None) -> dict[str, dict[str, bool | None]]:
     """What each attribute of an edited copy actually is, beside what was assigned.
 
@@ -371,7 +371,7 @@ def treatment_received(base_text: str, edit_vector: dict[str, dict[str, Any]],
     return _received(edit_vector, check, {a: get_editor(a).fits(base_text, prompt) for a in edit_vector})
 
 
-def _received(edit_vector: dict[str, dict[str, Any]], check: dict[str, bool],
+def _received(edit_vector: Mapping[str, Mapping[str, Any]], check: dict[str, bool],
               fits: dict[str, bool]) -> dict[str, dict[str, bool | None]]:
     out: dict[str, dict[str, bool | None]] = {}
     for attribute, entry in edit_vector.items():
@@ -381,14 +381,14 @@ def _received(edit_vector: dict[str, dict[str, Any]], check: dict[str, bool],
     return out
 
 
-def with_treatment(edit_vector: dict[str, dict[str, Any]],
+def with_treatment(edit_vector: Mapping[str, Mapping[str, Any]],
                    received: dict[str, dict[str, bool | None]]) -> dict[str, dict[str, Any]]:
     """The edit vector as served: each entry keeps its assigned switch (``on``, with editor and
     seed) and gains ``applies`` and ``realised`` (``treatment_received``)."""
     return {a: {**entry, **received.get(a, {})} for a, entry in edit_vector.items()}
 
 
-def realised_flag(entry: dict[str, Any] | None) -> bool | None:
+def realised_flag(entry: Mapping[str, Any] | None) -> bool | None:
     """The treatment an attribute's entry of a served edit vector received: ``realised`` where
     it was recorded (``None``: the attribute did not apply), else the assigned switch (pairs
     served before the realised treatment was recorded); ``None`` where not randomised."""

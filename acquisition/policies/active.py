@@ -145,6 +145,7 @@ class ActiveConfig:
 @register_policy
 class Active(Policy):
     name = "active"
+    family = "active"
     description = "Base pairs where the reward-model ensemble disagrees most, mixed with a uniform slice."
     config_class = ActiveConfig
     inputs = ("acquisition_scores", "served_pairs", "design_scores")

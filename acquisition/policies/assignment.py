@@ -32,6 +32,7 @@ class AssignmentRandomisationConfig:
 @register_policy
 class AssignmentRandomisation(Policy):
     name = "assignment_randomisation"
+    family = "randomised_assignment"
     description = "Prompts assigned uniformly at random, with a share in pool order as the observational arm."
     config_class = AssignmentRandomisationConfig
 
@@ -59,7 +60,8 @@ class AssignmentRandomisation(Policy):
         left, right = (second, first) if swapped else (first, second)
         score, arm_p = self.propensity_of(annotator, prompt.id, ProposedSide(left, {}), ProposedSide(right, {}))
         return Proposal(prompt_id=prompt.id, left=ProposedSide(left, {}), right=ProposedSide(right, {}),
-                        position_swapped=swapped, arm=arm, propensity_score=score, arm_propensity=arm_p)
+                        position_swapped=swapped, arm=arm, propensity_score=score, arm_propensity=arm_p,
+                        family="observational" if arm == "pool_order" else "randomised_assignment")
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,
                       left: ProposedSide, right: ProposedSide) -> tuple[float, float]:

@@ -38,6 +38,7 @@ class CounterfactualPairsConfig:
 @register_policy
 class CounterfactualPairs(Policy):
     name = "counterfactual_pairs"
+    family = "counterfactual"
     description = "A response against its copy with exactly one attribute changed; sides at random."
     config_class = CounterfactualPairsConfig
 

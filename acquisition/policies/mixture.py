@@ -51,6 +51,7 @@ class MixtureConfig:
 @register_policy
 class Mixture(Policy):
     name = "mixture"
+    family = ""  # each pair is filed under the component that served it
     description = "Weights over other policies (e.g. 80% randomised, 20% observational control)."
     config_class = MixtureConfig
 
@@ -84,7 +85,7 @@ class Mixture(Policy):
             acquisition_score=chosen.acquisition_score, model_version=chosen.model_version,
             # given the component, which is drawn first by fixed weights: an exogenous
             # covariate, so dividing by the component's marginal is still the design's weight
-            edit_marginals=chosen.edit_marginals,
+            edit_marginals=chosen.edit_marginals, family=chosen.family,
         )
 
     def propensity_of(self, annotator: AnnotatorContext, prompt_id: int,

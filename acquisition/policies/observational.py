@@ -20,6 +20,7 @@ class ObservationalConfig:
 @register_policy
 class Observational(Policy):
     name = "observational"
+    family = "observational"
     description = "Pairs from the pool as they are (no edits); left/right at random."
     config_class = ObservationalConfig
 

@@ -22,9 +22,8 @@ single text, such as verbosity, count as off there).
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +76,7 @@ class OverlapTargetingConfig:
 @register_policy
 class OverlapTargeting(Policy):
     name = "overlap_targeting"
+    family = "overlap_targeting"
     description = "Over-samples the attribute combinations and prompt types each group has labelled least."
     config_class = OverlapTargetingConfig
 
@@ -107,11 +107,11 @@ class OverlapTargeting(Policy):
             group, ptype = row["annotator_group"], row["task_type"]
             self.type_counts[(group, ptype)] += 1
             for side in ("left", "right"):
-                combo = self._combo(row[f"{side}_base_response_id"], json.loads(row[f"{side}_edit_vector"]))
+                combo = self._combo(row[f"{side}_base_response_id"], row[f"{side}_edit_vector"])
                 self.combo_counts[(group, ptype, combo)] += 1
             self._last_label_id = row["label_id"]
 
-    def _combo(self, base_id: int, edit_vector: dict[str, Any]) -> frozenset[str]:
+    def _combo(self, base_id: int, edit_vector: Mapping[str, Any]) -> frozenset[str]:
         on = set()
         measured = None
         for editor in self.editors:

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from acquisition.core.config import from_dict, load_toml
-from acquisition.core.errors import ConfigError, DeconfoundError
+from acquisition.core.errors import ConfigError
 from acquisition.core.pool import PoolPrompt, PoolSnapshot
+from acquisition.core.records import EditVector, InvalidProposal, Proposal, ProposedSide, validate_draw
+
+__all__ = ["EditVector", "InvalidProposal", "Proposal", "ProposedSide"]
 
 POLICIES: dict[str, type["Policy"]] = {}
 
@@ -45,56 +48,21 @@ def register_policy(cls: type["Policy"]) -> type["Policy"]:
     return cls
 
 
-@dataclass(frozen=True)
-class ProposedSide:
-    base_response_id: int
-    edit_vector: dict[str, dict[str, Any]]  # attribute -> {"on", "editor", "seed"}
-    response_id: int | None = None  # a stored variant of the base (an LLM rewrite), served as it is
-
-
-@dataclass(frozen=True)
-class Proposal:
-    prompt_id: int
-    left: ProposedSide
-    right: ProposedSide
-    position_swapped: bool  # True when the policy's first response is shown on the right
-    arm: str
-    propensity_score: float
-    arm_propensity: float
-    acquisition_score: float | None = None
-    model_version: str | None = None
-    # P(attribute on for a side | the attribute is randomised in this pair), for each attribute
-    # the edits of this pair randomised: the marginal propensity an attribute-level estimator
-    # (DoWhy, EconML) divides by. The same for both sides in every built-in policy.
-    edit_marginals: dict[str, float] | None = None
-
-
-class InvalidProposal(DeconfoundError):
-    """A policy proposed a pair that breaks the contract (a bug in that policy)."""
-
-
 def validate_proposal(proposal: Proposal, pool: PoolSnapshot) -> Proposal:
-    """The one place the proposal contract is checked."""
+    """The one place the proposal contract is checked: a pool proposal's responses belong to
+    its prompt, and ``validate_draw`` (family, probabilities, two different sides) holds."""
     prompt = pool.prompt(proposal.prompt_id)
     for side in (proposal.left, proposal.right):
         if side.base_response_id not in prompt.response_ids:
             raise InvalidProposal(
                 f"response {side.base_response_id} does not belong to prompt {proposal.prompt_id}"
             )
-    if (proposal.left.base_response_id == proposal.right.base_response_id
-            and on_set(proposal.left.edit_vector) == on_set(proposal.right.edit_vector)):
-        raise InvalidProposal(f"both sides are the same response ({proposal.left.base_response_id})")
-    for p in (proposal.propensity_score, proposal.arm_propensity):
-        if not (0.0 < p <= 1.0) or math.isnan(p):
-            raise InvalidProposal(f"propensity {p} is outside (0, 1]")
-    for attribute, p in (proposal.edit_marginals or {}).items():
-        if not (0.0 < p < 1.0) or math.isnan(p):
-            raise InvalidProposal(f"the marginal propensity of {attribute} ({p}) is outside (0, 1)")
+    validate_draw(proposal)
     return proposal
 
 
-def on_set(edit_vector: dict[str, dict[str, Any]]) -> frozenset[str]:
-    return frozenset(a for a, e in edit_vector.items() if e.get("on"))
+def on_set(edit_vector: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    return EditVector.parse(edit_vector).on_set()
 
 
 def same_draws(left: ProposedSide, right: ProposedSide, names: set[str]) -> bool:
@@ -120,6 +88,7 @@ class Policy(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    family: ClassVar[str]  # what its pairs are filed under (``acquisition.core.records.FAMILIES``)
     config_class: ClassVar[type]
     inputs: ClassVar[tuple[str, ...]] = ()
 
@@ -156,7 +125,10 @@ class Policy(ABC):
 
             @functools.wraps(inner)
             def checked(self: Policy, annotator: AnnotatorContext, rng: np.random.Generator) -> Proposal:
-                return validate_proposal(inner(self, annotator, rng), self.pool)
+                proposal = inner(self, annotator, rng)
+                if not proposal.family:
+                    proposal = replace(proposal, family=self.family)
+                return validate_proposal(proposal, self.pool)
 
             cls.propose = checked  # type: ignore[method-assign]
 

@@ -65,6 +65,7 @@ class RandomisedAttributesConfig:
 @register_policy
 class RandomisedAttributes(Policy):
     name = "randomised_attributes"
+    family = "randomised_attributes"
     description = "Real pairs with each attribute switched on each side independently at random."
     config_class = RandomisedAttributesConfig
 

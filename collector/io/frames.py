@@ -54,7 +54,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
     static = _static_marginals(store)
     probes = {a["annotator_id"]: a for a in store.suspicion_answers()}
     for r in store.served_pair_log():
-        left_ev, right_ev = json.loads(r["left_edit_vector"]), json.loads(r["right_edit_vector"])
+        left_ev, right_ev = r["left_edit_vector"], r["right_edit_vector"]  # EditVector, from the store
         status = r["status"]
         if status in ("served", "expired"):  # open, or replaced after its lease ran out
             status = "unlabelled"
@@ -72,7 +72,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "left_source_model": r["left_source_model"], "right_source_model": r["right_source_model"],
             "left_generation": r.get("left_generation"), "right_generation": r.get("right_generation"),
             "judgement": r.get("judgement"),
-            "left_edit_vector": r["left_edit_vector"], "right_edit_vector": r["right_edit_vector"],
+            "left_edit_vector": left_ev.to_json(), "right_edit_vector": right_ev.to_json(),
             "position_swapped": bool(r["position_swapped"]),
             "policy": r["policy_name"], "policy_version": r["policy_version"], "arm": r["arm"],
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from acquisition.core.pool import PoolSnapshot
+from acquisition.core.records import Draw, Proposal, ProposedSide, validate_draw
 from acquisition.editors import apply_edit_vector, get_editor
+from acquisition.policies import validate_proposal
 from collector.serving import snapshots
 from collector.serving.qc_settings import QC_POLICY_NAME, QCConfig, qc_config
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
@@ -61,25 +63,33 @@ class QualityControl:
             return self._config, self._version
 
     def serve(self, annotator: dict[str, Any], seed: int,
-              lease_seconds: float = DEFAULT_LEASE_SECONDS, pool: PoolSnapshot | None = None) -> dict[str, Any] | None:
+              lease_seconds: float = DEFAULT_LEASE_SECONDS, pool: PoolSnapshot | None = None, *,
+              objective: Draw | None = None, study_version: int | None = None) -> dict[str, Any] | None:
         """A new QC served pair for ``annotator`` (already recorded), or None for a regular one.
-        ``pool``: the snapshot the serving policy uses (the server's; default: read one here)."""
+        ``pool``: the snapshot the serving policy uses (the server's; default: read one here).
+        Gold and attention pairs are proposals like a policy's (family ``quality_control``,
+        validated by the same contract, with their exact probability); a repeat is a copy of its
+        item, family and propensities included."""
         config, version = self.config()
         if not config.active:
             return None
         rng = np.random.default_rng([seed, _QC_STREAM])
         draw = rng.random()
         pair = None
+        spec = {"id": None, "name": QC_POLICY_NAME, "version": version}
+        record = dict(policy=spec, seed=seed, lease_seconds=lease_seconds, objective=objective,
+                      study_version=study_version)
         if draw < config.gold_rate:
-            pair = self._serve_gold(annotator, config, version, seed, rng, lease_seconds)
+            pair = self._serve_gold(annotator, config, rng, record)
         elif draw < config.gold_rate + config.attention_rate:
-            pair = self._serve_attention(annotator, config, version, seed, rng, lease_seconds, pool)
+            pair = self._serve_attention(annotator, config, rng, record, pool)
         if pair is None and config.overlap > 1:
-            pair = self.store.serve_repeat(annotator, config.overlap, lease_seconds)
+            pair = self.store.serve_repeat(annotator, config.overlap, lease_seconds,
+                                           objective=objective, study_version=study_version)
         return pair
 
-    def _serve_gold(self, annotator: dict[str, Any], config: QCConfig, version: int, seed: int,
-                    rng: np.random.Generator, lease_seconds: float) -> dict[str, Any] | None:
+    def _serve_gold(self, annotator: dict[str, Any], config: QCConfig, rng: np.random.Generator,
+                    record: dict[str, Any]) -> dict[str, Any] | None:
         with self.store.transaction():  # the unseen check and the record are one step
             unseen = self.store.unseen_gold_items(annotator["id"])
             if not unseen:
@@ -92,13 +102,11 @@ class QualityControl:
             expected = item["expected"]
             if expected in ("first", "second"):
                 expected = "left" if (expected == "first") != swapped else "right"
-            return self.store.record_served_pair(
-                annotator, item["prompt_id"], left, right, position_swapped=swapped,
-                policy={"id": None, "name": QC_POLICY_NAME, "version": version}, arm="gold",
-                propensity_score=config.gold_rate / len(unseen) / 2, arm_propensity=0.5,
-                seed=seed, lease_seconds=lease_seconds, qc_kind="gold",
-                gold_item_id=item["id"], qc_expected=expected,
-            )
+            proposal = Proposal(item["prompt_id"], _proposed(left), _proposed(right), swapped, arm="gold",
+                                propensity_score=config.gold_rate / len(unseen) / 2, arm_propensity=0.5,
+                                family="quality_control")
+            return self.store.record_served_pair(annotator, validate_draw(proposal), left, right, qc_kind="gold",
+                                                 gold_item_id=item["id"], qc_expected=expected, **record)
 
     def _snapshot(self) -> PoolSnapshot:
         """A pool snapshot of this store's own (ids only), rebuilt when the pool moves."""
@@ -109,9 +117,8 @@ class QualityControl:
                 self._pool_version = version
             return self._pool
 
-    def _serve_attention(self, annotator: dict[str, Any], config: QCConfig, version: int, seed: int,
-                         rng: np.random.Generator, lease_seconds: float,
-                         pool: PoolSnapshot | None = None) -> dict[str, Any] | None:
+    def _serve_attention(self, annotator: dict[str, Any], config: QCConfig, rng: np.random.Generator,
+                         record: dict[str, Any], pool: PoolSnapshot | None = None) -> dict[str, Any] | None:
         pool = pool if pool is not None else self._snapshot()
         kind = config.attention_kinds[int(rng.integers(len(config.attention_kinds)))]
         p_kind = config.attention_rate / len(config.attention_kinds)
@@ -153,9 +160,11 @@ class QualityControl:
             propensity = p_kind / len(servable) / len(prompt.response_ids) / others / 2
         swapped = bool(rng.random() < 0.5)
         left, right = (bad, good) if swapped else (good, bad)
-        return self.store.record_served_pair(
-            annotator, prompt_id, left, right, position_swapped=swapped,
-            policy={"id": None, "name": QC_POLICY_NAME, "version": version}, arm=f"attention:{kind}",
-            propensity_score=propensity, arm_propensity=0.5, seed=seed, lease_seconds=lease_seconds,
-            qc_kind="attention", qc_expected="right" if swapped else "left",
-        )
+        proposal = Proposal(prompt_id, _proposed(left), _proposed(right), swapped, arm=f"attention:{kind}",
+                            propensity_score=propensity, arm_propensity=0.5, family="quality_control")
+        return self.store.record_served_pair(annotator, validate_proposal(proposal, pool), left, right,
+                                             qc_kind="attention", qc_expected="right" if swapped else "left", **record)
+
+
+def _proposed(side: SideRecord) -> ProposedSide:
+    return ProposedSide(side.base_response_id, side.edit_vector, side.response_id)

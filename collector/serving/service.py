@@ -8,11 +8,10 @@ is a couple of indexed queries plus the policy's own work.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,14 @@ from acquisition.policies import AnnotatorContext, Policy, Proposal, build_polic
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
-from collector.serving.study import MAX_SUSPICION_NOTE, SUSPICION_ANSWERS, StudyConfig, study_config, study_version
+from collector.serving.study import (
+    MAX_SUSPICION_NOTE,
+    SUSPICION_ANSWERS,
+    StudyConfig,
+    objective_draw,
+    study_config,
+    study_version,
+)
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
@@ -216,20 +222,22 @@ class Collector:
         return study_config(self.store), study_version(self.store)
 
     def _serve_new(self, annotator_id: int, study: tuple[StudyConfig, int]) -> dict[str, Any]:
+        """Draw and record a new pair: the study's objective draw, then quality control's, then
+        the policy's proposal; each is a validated draw with its exact probability
+        (``acquisition.core.records.validate_draw``), recorded by ``Store.record_served_pair``."""
         config, version = study
         annotator = self.store.annotator(annotator_id)
         objective_seed = 0
         if config.randomise_objective == "pair":  # no extra draw otherwise: seeds replay as before
             with self._lock:
                 objective_seed = int(self._rng.integers(2**31))
-        objective, propensity = config.draw_objective(annotator, objective_seed)
-        annotator = {**annotator, "shown_study_version": version, "shown_objective": objective,
-                     "shown_objective_propensity": propensity}
-        policy, row = self.active_policy()
+        objective = objective_draw(config, version, annotator, objective_seed)
+        policy, spec = self.active_policy()
         if self.quality_control.config()[0].active:  # no extra draw when QC is off: seeds replay as before
             with self._lock:
                 qc_seed = int(self._rng.integers(2**31))
-            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds, policy.pool)
+            qc_pair = self.quality_control.serve(annotator, qc_seed, self.lease_seconds, policy.pool,
+                                                 objective=objective, study_version=version)
             if qc_pair is not None:
                 return qc_pair
         with self._lock:  # one proposal at a time: history read by prepare() stays put until drawn
@@ -238,32 +246,30 @@ class Collector:
             proposal: Proposal = policy.propose(
                 AnnotatorContext(annotator["id"], annotator["group_name"]), np.random.default_rng(seed)
             )
+        if proposal.model_version is None:
+            proposal = replace(proposal, model_version=self.store.get_meta("model_version"))
         sides = []
         request: str | None = None  # the prompt's text, read once for the edits that depend on it
         for side in (proposal.left, proposal.right):
             if side.response_id is not None:  # pre-generated (an LLM rewrite): served as stored
-                stored = self.store.response(side.response_id)
-                check = json.loads(stored["manipulation_check"] or "{}")
+                stored = self.store.variant(side.response_id)
+                check = stored["manipulation_check"]
                 received = {a: {"applies": True, "realised": bool(e.get("on")) == check.get(a, True)}
                             for a, e in side.edit_vector.items()}  # the rewrite's check, read when it was made
                 sides.append(SideRecord(side.base_response_id, with_treatment(side.edit_vector, received),
                                         stored["text"], check, side.response_id))
                 continue
             base_text = policy.pool.response_text[side.base_response_id]
-            donor = off_topic_donor(policy.pool, proposal.prompt_id) if "off_topic" in side.edit_vector else None
             if request is None and side.edit_vector:
                 texts = policy.pool.prompt_text
                 request = texts[proposal.prompt_id] if proposal.prompt_id in texts else ""
-            text, check, received = edit_and_receive(base_text, side.edit_vector, donor=donor, prompt=request)
-            served = with_treatment(side.edit_vector, received)
-            sides.append(SideRecord(side.base_response_id, served, text, check))
+            # an editor that swaps in another prompt's answer (``takes_donor``) reads it from the pool
+            text, check, received = edit_and_receive(base_text, side.edit_vector, prompt=request,
+                                                     donor=off_topic_donor(policy.pool, proposal.prompt_id))
+            sides.append(SideRecord(side.base_response_id, with_treatment(side.edit_vector, received), text, check))
         return self.store.record_served_pair(
-            annotator, proposal.prompt_id, sides[0], sides[1],
-            position_swapped=proposal.position_swapped, policy=row, arm=proposal.arm,
-            propensity_score=proposal.propensity_score, arm_propensity=proposal.arm_propensity,
-            acquisition_score=proposal.acquisition_score,
-            model_version=proposal.model_version or self.store.get_meta("model_version"),
-            seed=seed, lease_seconds=self.lease_seconds, edit_marginals=proposal.edit_marginals,
+            annotator, proposal, sides[0], sides[1], policy=spec, seed=seed, lease_seconds=self.lease_seconds,
+            objective=objective, study_version=version,
         )
 
     def view(self, pair: dict[str, Any]) -> PairView:
@@ -273,7 +279,7 @@ class Collector:
             left_text=self.store.response(pair["left_response_id"])["text"],
             right_text=self.store.response(pair["right_response_id"])["text"],
             objective=pair.get("objective"),
-            turns=tuple(json.loads(prompt["turns"])) if prompt.get("turns") else (),
+            turns=prompt["turns"],
         )
 
     def submit(self, annotator_id: int, served_pair_id: int, choice: str,

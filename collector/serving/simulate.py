@@ -22,7 +22,6 @@ For the causal benchmark's worlds (``collector/benchmarks/causal``) the simulato
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from acquisition.core.errors import ConfigError, DeconfoundError
-from acquisition.editors import EDITORS, realised_flag
+from acquisition.core.records import EditVector
+from acquisition.editors import EDITORS
 from collector.serving.service import Collector
 from collector.store import Store
 
@@ -125,14 +125,15 @@ def choose(
     return choice, (None if choice == "tie" else strength)
 
 
-def _on(edit_vector_json: str, base: Collection[str] = ()) -> set[str]:
+def _on(edit_vector: EditVector | str, base: Collection[str] = ()) -> set[str]:
     """The attributes a response shows as served: those its base text carries (``base``),
     then the treatment received, not the draw: an attribute switched on is there, one switched
     off was taken away (the two-way editors remove what the text had), and one that did not
     apply leaves the base as it was."""
     out = set(base)
-    for a, e in json.loads(edit_vector_json).items():
-        flag = realised_flag(e)
+    vector = EditVector.parse(edit_vector)  # a store row's, or a pairs frame's exported text
+    for a in vector:
+        flag = vector.received(a)
         if flag is True:
             out.add(a)
         elif flag is False:

@@ -15,6 +15,7 @@ import numpy as np
 
 from acquisition.core.config import from_dict, load_toml, to_dict
 from acquisition.core.errors import ConfigError
+from acquisition.core.records import Draw, validate_draw
 from collector.store import Store
 
 DEFAULT_GUIDELINES = """
@@ -160,6 +161,15 @@ class StudyConfig:
         p = self.probabilities
         k = int(rng.choice(len(self.objectives), p=p))
         return self.objectives[k], float(p[k])
+
+
+def objective_draw(config: StudyConfig, version: int, annotator: dict[str, Any], pair_seed: int) -> Draw | None:
+    """The objective shown with a new pair as a validated draw (family ``objective``, the study
+    settings version, its exact probability); ``None`` when no objective is shown."""
+    text, probability = config.draw_objective(annotator, pair_seed)
+    if text is None or probability is None:
+        return None
+    return validate_draw(Draw("objective", text, probability, "objective", version))
 
 
 def study_config(store: Store) -> StudyConfig:

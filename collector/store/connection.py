@@ -28,6 +28,7 @@ else:
     import sqlite_utils
 
 from acquisition.core.errors import DeconfoundError, StorageError
+from acquisition.core.records import EditVector
 
 if TYPE_CHECKING:
     from models.checkpoints import Checkpoints
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 # 'served' (open) pair per annotator is a unique index, and labels record when the pair was shown
 # 5: served pairs record each randomised attribute's marginal propensity (edit_marginals),
 # generated responses how they were generated, and a model judge's labels its judgement
-SCHEMA_VERSION = 6
+# 7: served pairs record the family they are filed under (``family``)
+SCHEMA_VERSION = 7
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -61,6 +63,8 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "objective_propensity": "REAL",  # its probability when randomised, 1 when fixed
         # {attribute: P(on for a side)} of the attributes the policy randomised (effects export)
         "edit_marginals": "TEXT",
+        # what the pair is filed under (acquisition.core.records.FAMILIES): the proposer's, as drawn
+        "family": "TEXT",
     },
     # an excluded annotator's labels stay here, flagged, and leave training and the TRL export
     # external_id: a crowd platform's participant id ("prolific:<PROLIFIC_PID>"), never shown as the name
@@ -84,6 +88,20 @@ MIGRATIONS: tuple[str, ...] = (
     "UPDATE served_pairs SET status = 'expired' WHERE status = 'served' AND id NOT IN "
     "(SELECT max(id) FROM served_pairs WHERE status = 'served' GROUP BY annotator_id)",
 )
+# Data fixes run once, when a database older than their schema version is opened.
+VERSIONED_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    7: (
+        # pairs served before the family was recorded: filed by their kind, policy and arm as served
+        "UPDATE served_pairs SET family = CASE WHEN qc_kind IN ('gold', 'attention') THEN 'quality_control' ELSE "
+        "(CASE (CASE WHEN policy_name = 'mixture' AND instr(arm, ':') > 0 THEN substr(arm, 1, instr(arm, ':') - 1) "
+        "ELSE policy_name END) "
+        "WHEN 'observational' THEN 'observational' WHEN 'randomised_attributes' THEN 'randomised_attributes' "
+        "WHEN 'counterfactual_pairs' THEN 'counterfactual' WHEN 'overlap_targeting' THEN 'overlap_targeting' "
+        "WHEN 'active' THEN 'active' WHEN 'assignment_randomisation' THEN "
+        "(CASE WHEN arm LIKE '%pool_order' THEN 'observational' ELSE 'randomised_assignment' END) "
+        "ELSE NULL END) END WHERE family IS NULL",
+    ),
+}
 # Indexes on added columns, created after the columns exist.
 ADDED_INDEXES: tuple[str, ...] = (
     "CREATE UNIQUE INDEX IF NOT EXISTS annotators_external ON annotators(external_id) WHERE external_id IS NOT NULL",
@@ -126,6 +144,10 @@ def storage_error(exc: sqlite3.Error, path: str, writing: bool) -> StorageError:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(("deconfound-token:" + token).encode("utf-8")).hexdigest()
+
+
+# columns that hold an edit vector's JSON: every row that leaves the store has them as ``EditVector``
+EDIT_VECTOR_COLUMNS = frozenset({"left_edit_vector", "right_edit_vector", "edit_vector"})
 
 
 def edit_key(edit_vector: dict[str, Any]) -> str:
@@ -272,7 +294,8 @@ class StoreBase:
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         cols = ", ".join(f"[{c}]" for c in row)
         marks = ", ".join("?" for _ in row)
-        cur = self.db.execute(f"INSERT INTO [{table}] ({cols}) VALUES ({marks})", list(row.values()))
+        values = [v.to_json() if isinstance(v, EditVector) else v for v in row.values()]  # serialised once, here
+        cur = self.db.execute(f"INSERT INTO [{table}] ({cols}) VALUES ({marks})", values)
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
@@ -295,11 +318,16 @@ class StoreBase:
                 if cursor.description is None:
                     return []
                 keys = [d[0] for d in cursor.description]
-                return [dict(zip(keys, row)) for row in cursor.fetchall()]
+                rows = [dict(zip(keys, row)) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
                 if self.db.conn.in_transaction:
                     raise  # the enclosing transaction reports it
                 raise storage_error(exc, self.path, writing=False) from exc
+        vectors = [k for k in keys if k in EDIT_VECTOR_COLUMNS]
+        for row in rows if vectors else ():  # typed where they leave the store: parsed here, once
+            for k in vectors:
+                row[k] = EditVector.parse(row[k])
+        return rows
 
     def _tuples(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """``_all`` as plain tuples: half the cost for the large reads (the pool snapshot) whose
@@ -319,6 +347,7 @@ class StoreBase:
         """Create missing tables, indexes and columns; every step is idempotent, so an older
         database is brought up to date in place and nothing in it is lost."""
         with self._lock:
+            found = SCHEMA_VERSION  # a new database needs no data fix
             if "meta" in set(self.db.table_names()):
                 found = int(self.get_meta("schema_version", "0") or 0)
                 if found > SCHEMA_VERSION:
@@ -333,7 +362,8 @@ class StoreBase:
                     for column, decl in columns.items():
                         if column not in have:
                             self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
-                for statement in (*MIGRATIONS, *ADDED_INDEXES):
+                fixes = [f for version, fs in sorted(VERSIONED_MIGRATIONS.items()) if found < version for f in fs]
+                for statement in (*MIGRATIONS, *fixes, *ADDED_INDEXES):
                     self.db.execute(statement)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",

@@ -193,9 +193,17 @@ class PoolTablesMixin(StoreBase):
         return out
 
     def prompt(self, prompt_id: int) -> dict[str, Any]:
+        """The prompt row, its ``turns`` parsed (a tuple of ``{role, content}``; empty: one user turn)."""
         row = self._one("SELECT * FROM prompts WHERE id = ?", [prompt_id])
         if row is None:
             raise NotFoundError(f"No prompt with id {prompt_id}.")
+        row["turns"] = tuple(json.loads(row["turns"])) if row.get("turns") else ()
+        return row
+
+    def variant(self, response_id: int) -> dict[str, Any]:
+        """A stored response with its edit vector and manipulation check parsed."""
+        row = self.response(response_id)
+        row["manipulation_check"] = json.loads(row["manipulation_check"] or "{}")
         return row
 
     def response(self, response_id: int) -> dict[str, Any]:

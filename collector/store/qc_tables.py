@@ -7,6 +7,7 @@ from typing import Any
 
 from acquisition.core.errors import ImportFormatError
 from acquisition.core.pool import text_hash
+from acquisition.core.records import Draw
 from collector.store.connection import DEFAULT_LEASE_SECONDS
 from collector.store.people import PeopleMixin
 from collector.store.served_pairs import ServedPairsMixin
@@ -17,7 +18,8 @@ class QCTablesMixin(ServedPairsMixin, PeopleMixin):
 
     # ------------------------------------------------------------------ quality control
     def serve_repeat(self, annotator: dict[str, Any], overlap: int,
-                     lease_seconds: float = DEFAULT_LEASE_SECONDS, max_scan: int = 512) -> dict[str, Any] | None:
+                     lease_seconds: float = DEFAULT_LEASE_SECONDS, max_scan: int = 512, *,
+                     objective: Draw | None = None, study_version: int | None = None) -> dict[str, Any] | None:
         """Serve ``annotator`` a repeat of the oldest labelled regular pair that has fewer than
         ``overlap`` labels and that this annotator has never been shown (as origin or repeat).
 
@@ -71,9 +73,9 @@ class QCTablesMixin(ServedPairsMixin, PeopleMixin):
                         "annotator_id": annotator_id, "annotator_group": annotator["group_name"],
                         "served_at": now, "lease_expires_at": now + lease_seconds, "status": "served",
                         "qc_kind": "repeat", "origin_served_pair_id": origin["id"],
-                        "study_version": annotator.get("shown_study_version"),
-                        "objective": annotator.get("shown_objective"),
-                        "objective_propensity": annotator.get("shown_objective_propensity"),
+                        "study_version": study_version,
+                        "objective": objective.value if objective is not None else None,
+                        "objective_propensity": objective.probability if objective is not None else None,
                     })
                     return self.served_pair(pair_id)
                 after = ids[-1]
@@ -229,5 +231,5 @@ _REPEATED_COLUMNS = (
     "prompt_id", "left_response_id", "right_response_id", "left_base_response_id",
     "right_base_response_id", "left_edit_vector", "right_edit_vector", "position_swapped",
     "policy_id", "policy_name", "policy_version", "arm", "propensity_score", "arm_propensity",
-    "acquisition_score", "model_version", "seed",
+    "acquisition_score", "model_version", "seed", "family",
 )

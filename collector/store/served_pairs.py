@@ -8,6 +8,7 @@ from typing import Any
 
 from acquisition.core.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
 from acquisition.core.pool import text_hash
+from acquisition.core.records import Draw, EditVector, PolicySpec, Proposal, validate_draw
 from collector.store.connection import (
     CHOICES,
     DEFAULT_LEASE_SECONDS,
@@ -62,56 +63,64 @@ class ServedPairsMixin(StoreBase):
     def record_served_pair(
         self,
         annotator: dict[str, Any],
-        prompt_id: int,
+        proposal: Proposal,
         left: SideRecord,
         right: SideRecord,
         *,
-        position_swapped: bool,
-        policy: dict[str, Any],
-        arm: str,
-        propensity_score: float,
-        arm_propensity: float,
-        acquisition_score: float | None = None,
-        model_version: str | None = None,
+        policy: PolicySpec | dict[str, Any],
         seed: int | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         qc_kind: str = "regular",
         gold_item_id: int | None = None,
         qc_expected: str | None = None,
-        edit_marginals: dict[str, float] | None = None,
+        objective: Draw | None = None,
+        study_version: int | None = None,
     ) -> dict[str, Any]:
-        """Materialise both sides (reusing edited copies) and log the served pair, atomically.
+        """Materialise both sides (reusing edited copies) and log the served pair, atomically:
+        the one place a drawn pair enters the store, serialised here.
+
+        ``proposal`` is the validated draw (``acquisition.core.records.validate_draw``): prompt,
+        display order, arm, family and exact propensities; ``left``/``right`` the sides as served
+        (texts, edit vectors with the treatment received). ``policy`` is the proposer's version
+        (a ``PolicySpec``, or ``{"id", "name", "version"}`` for quality control), ``objective``
+        the study's objective draw shown with the pair (``None``: none shown) under the study
+        settings ``study_version``.
 
         If the annotator already has an open pair (a concurrent request served it first), that
         pair is returned and nothing is written: one open pair per annotator.
 
         ``qc_kind`` is ``'gold'`` or ``'attention'`` for quality-control pairs (``collector/serving/quality_control.py``),
         with the answer a careful annotator gives as displayed in ``qc_expected``."""
+        validate_draw(proposal)
+        if objective is not None:
+            validate_draw(objective)
         now = time.time()
         with self.transaction():
             if (current := self._claim_serving(annotator["id"], now)) is not None:
                 return current
-            left_id = self._variant_id(prompt_id, left, now)
-            right_id = self._variant_id(prompt_id, right, now)
+            left_id = self._variant_id(proposal.prompt_id, left, now)
+            right_id = self._variant_id(proposal.prompt_id, right, now)
+            marginals = proposal.edit_marginals
             pair_id = self._insert("served_pairs", {
                 "annotator_id": annotator["id"], "annotator_group": annotator["group_name"],
-                "prompt_id": prompt_id,
+                "prompt_id": proposal.prompt_id,
                 "left_response_id": left_id, "right_response_id": right_id,
                 "left_base_response_id": left.base_response_id,
                 "right_base_response_id": right.base_response_id,
-                "left_edit_vector": json.dumps(left.edit_vector, sort_keys=True),
-                "right_edit_vector": json.dumps(right.edit_vector, sort_keys=True),
-                "position_swapped": int(position_swapped),
+                "left_edit_vector": EditVector.parse(left.edit_vector),
+                "right_edit_vector": EditVector.parse(right.edit_vector),
+                "position_swapped": int(proposal.position_swapped),
                 "policy_id": policy.get("id"), "policy_name": policy["name"],
-                "policy_version": policy["version"], "arm": arm,
-                "propensity_score": propensity_score, "arm_propensity": arm_propensity,
-                "acquisition_score": acquisition_score, "model_version": model_version,
+                "policy_version": policy["version"], "arm": proposal.arm, "family": proposal.family,
+                "propensity_score": proposal.propensity_score, "arm_propensity": proposal.arm_propensity,
+                "acquisition_score": proposal.acquisition_score, "model_version": proposal.model_version,
                 "seed": seed, "served_at": now, "lease_expires_at": now + lease_seconds,
                 "status": "served", "qc_kind": qc_kind, "gold_item_id": gold_item_id,
                 "qc_expected": qc_expected,
-                "study_version": annotator.get("shown_study_version"), "objective": annotator.get("shown_objective"),
-                "objective_propensity": annotator.get("shown_objective_propensity"),
-                "edit_marginals": json.dumps(edit_marginals, sort_keys=True) if edit_marginals else None,
+                "study_version": study_version,
+                "objective": objective.value if objective is not None else None,
+                "objective_propensity": objective.probability if objective is not None else None,
+                "edit_marginals": json.dumps(marginals, sort_keys=True) if marginals else None,
             })
         return self.served_pair(pair_id)
 
@@ -138,7 +147,7 @@ class ServedPairsMixin(StoreBase):
         return self._insert("responses", {
             "prompt_id": prompt_id, "text": side.text, "text_hash": text_hash(side.text),
             "parent_response_id": side.base_response_id,
-            "edit_vector": json.dumps(side.edit_vector, sort_keys=True), "edit_key": key,
+            "edit_vector": EditVector.parse(side.edit_vector).to_json(), "edit_key": key,
             "manipulation_check": json.dumps(side.manipulation_check, sort_keys=True),
             "source": "editor", "created_at": now,
         })
@@ -165,7 +174,7 @@ class ServedPairsMixin(StoreBase):
             return self._insert("responses", {
                 "prompt_id": parent["prompt_id"], "text": text, "text_hash": text_hash(text),
                 "parent_response_id": parent_response_id,
-                "edit_vector": json.dumps(edit_vector, sort_keys=True), "edit_key": key,
+                "edit_vector": EditVector.parse(edit_vector).to_json(), "edit_key": key,
                 "manipulation_check": json.dumps(manipulation_check, sort_keys=True),
                 "source": source, "created_at": time.time(),
             })
@@ -177,7 +186,6 @@ class ServedPairsMixin(StoreBase):
             "FROM responses WHERE parent_response_id IS NOT NULL AND source = ? ORDER BY id", [source]
         )
         for row in rows:
-            row["edit_vector"] = json.loads(row["edit_vector"])
             row["manipulation_check"] = json.loads(row["manipulation_check"] or "{}")
         return rows
 

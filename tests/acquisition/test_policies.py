@@ -264,7 +264,7 @@ def test_overlap_targeting_fills_what_an_observational_phase_left_empty(store):
         if r["policy_name"] != "overlap_targeting":
             continue
         for side in ("left", "right"):
-            on = tuple(sorted(a for a, e in json.loads(r[f"{side}_edit_vector"]).items() if e["on"]))
+            on = tuple(sorted(r[f"{side}_edit_vector"].on_set()))
             served[on] += 1
     # the observational phase labelled only attribute-free profiles; overlap targeting
     # serves each of the three empty combinations more often than the crowded one

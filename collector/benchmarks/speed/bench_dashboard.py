@@ -15,7 +15,6 @@ annotator's next-pair p95 in the same process, idle and while the dashboard relo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.core.records import EditVector
 from collector.app import REPOSITORY
 from collector.serving.simulate import SimulatedAnnotatorConfig, choose, simulate
 from collector.store import Store
@@ -41,8 +41,8 @@ SERVED_COLUMNS = [
 ]
 
 
-def _on(edit_vector: str) -> set[str]:
-    return {a for a, e in json.loads(edit_vector).items() if e.get("on")}
+def _on(edit_vector: EditVector) -> set[str]:
+    return set(EditVector.parse(edit_vector).on_set())
 
 
 def build_database(path: Path, labels: int = 100_000, served_real: int = 3000, annotators: int = 60,

@@ -211,7 +211,7 @@ def test_an_hh_dialogue_keeps_its_turns_through_trl_conversational(tmp_path):
     store.activate_policy("observational", {})
     turns = [{"role": "user", "content": "What is a good first pet?"},
              {"role": "assistant", "content": "A goldfish is easy."}, {"role": "user", "content": "And a dog?"}]
-    assert json.loads(store.prompt(1)["turns"]) == turns  # stored with its turns
+    assert list(store.prompt(1)["turns"]) == turns  # stored with its turns
     annotator, _ = store.add_annotator("a")
     collector = Collector(store, seed=0)
     view = collector.next_pair(annotator["id"])
@@ -227,7 +227,7 @@ def test_an_hh_dialogue_keeps_its_turns_through_trl_conversational(tmp_path):
     fresh = Store(tmp_path / "b.db")
     import_file(fresh, out)
     (back,) = fresh.imported_preferences()
-    assert prompt_turns(back["prompt"]) == turns and json.loads(fresh.prompt(1)["turns"]) == turns
+    assert prompt_turns(back["prompt"]) == turns and list(fresh.prompt(1)["turns"]) == turns
     assert "A dog needs daily walks" in back["chosen"]
 
 

@@ -268,7 +268,7 @@ def test_attention_checks_pair_a_response_with_its_broken_copy(store, kind):
         assert expected["text"] == base and broken["text"] != base
         assert broken["parent_response_id"] == pair["left_base_response_id"]
         assert json.loads(broken["manipulation_check"]) == {kind: True}
-        assert json.loads(pair[f"{other_side}_edit_vector"])[kind]["on"] is True
+        assert pair[f"{other_side}_edit_vector"][kind]["on"] is True
         assert 0 < pair["propensity_score"] <= 1
     assert {p["qc_expected"] for p in checks} == {"left", "right"}  # position randomised
     assert not {r["served_pair_id"] for r in store.training_rows()} & {p["id"] for p in checks}

@@ -226,7 +226,7 @@ def test_collector_records_the_stored_rewrites_as_served(pool_store, rewriter):
     stored = {r["id"]: r for r in pool_store.variants("rewriter")}
     left, right = stored[served["left_response_id"]], stored[served["right_response_id"]]
     assert (view.left_text, view.right_text) == (left["text"], right["text"])
-    served_vector = json.loads(served["left_edit_vector"])
+    served_vector = served["left_edit_vector"]
     assert {a: {k: v for k, v in e.items() if k not in ("applies", "realised")} for a, e in served_vector.items()} \
         == left["edit_vector"]
     check = left["manipulation_check"]  # the treatment received is the rewrite's own check

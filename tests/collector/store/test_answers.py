@@ -177,7 +177,8 @@ def test_old_databases_with_several_open_pairs_keep_only_the_newest(tmp_path):
     s.db.execute("UPDATE served_pairs SET status = 'served', lease_expires_at = ? WHERE id = ?", [time.time() + 60, first])
     pair = s.served_pair(first)
     s.db.execute("INSERT INTO served_pairs (" + ", ".join(k for k in pair if k != "id") + ") VALUES ("
-                 + ", ".join("?" for k in pair if k != "id") + ")", [v for k, v in pair.items() if k != "id"])
+                 + ", ".join("?" for k in pair if k != "id") + ")",
+                 [v.to_json() if hasattr(v, "to_json") else v for k, v in pair.items() if k != "id"])
     s.close()
     s = Store(path)  # the schema check repairs it
     try:

@@ -91,7 +91,7 @@ def test_edited_copies_keep_parent_and_edit_vector(store, collector, annotator):
     assert edited
     for row in edited:
         assert row["edit_vector"] and row["manipulation_check"]
-        vector, check = json.loads(row["edit_vector"]), json.loads(row["manipulation_check"])
+        vector, check = row["edit_vector"], json.loads(row["manipulation_check"])
         # every switch of an attribute that applies to the base text reads back; one that does
         # not apply left the text alone and is recorded so (realised: None)
         assert all(check[a] for a, e in vector.items() if e["applies"])
