@@ -89,23 +89,13 @@ def balance_report(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group"
     return pd.DataFrame(rows)
 
 
-def arm_family(arm: str) -> str:
-    """The kind of arm a stored arm name belongs to: ``observational`` (pool pairs as they
-    come, incl. assignment randomisation's pool-order share), ``randomised_assignment``,
-    ``randomised_attributes`` (``L:..|R:..``), ``counterfactual``, ``overlap_targeting``; a
-    mixture's ``component:arm`` is named by its component."""
-    head, sep, rest = arm.partition(":")
-    if arm in ("observational", "pool_order"):
-        return "observational"
-    if arm == "randomised_assignment":
-        return arm
-    if arm.startswith("L:"):
-        return "randomised_attributes"
-    if head in ("counterfactual", "overlap"):
-        return "counterfactual" if head == "counterfactual" else "overlap_targeting"
-    if sep:  # mixture component
-        return head
-    return arm
+def pair_families(pairs: pd.DataFrame) -> pd.Series:
+    """The family each pair recorded when it was drawn (``acquisition.core.records.FAMILIES``;
+    a mixture's pair is filed under its component), read from the record, never from the arm
+    name; ``unknown`` where a frame has none."""
+    if "family" not in pairs.columns:
+        return pd.Series("unknown", index=pairs.index, dtype=object)
+    return pairs["family"].astype(object).where(pairs["family"].notna(), "unknown")
 
 
 def arm_balance(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group",)) -> pd.DataFrame:
@@ -124,7 +114,7 @@ def arm_balance(pairs: pd.DataFrame, by: tuple[str, ...] = ("annotator_group",))
     pairs = regular_pairs(pairs)
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    families = pairs["arm"].map(arm_family)
+    families = pair_families(pairs)
     strata = [("all", pairs.index)] + [
         (f"{col}={value}", part.index) for col in by for value, part in pairs.groupby(col)
     ]

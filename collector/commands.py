@@ -5,6 +5,7 @@ it. Commands that read or write the database get the opened ``Store``; the parse
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import threading
@@ -34,22 +35,6 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli:unknown"
-
-
-def _audit_from_readonly(args: argparse.Namespace, action: str, detail: dict) -> None:
-    """Audit a read-only command (an export): a short write of its own, skipped with a note
-    when the database cannot be written."""
-    from acquisition.core.errors import StorageError
-
-    try:
-        store = Store(args.db, create=False)
-    except StorageError:
-        print("note: the database is read-only; this export is not in the audit log.", file=sys.stderr)
-        return
-    try:
-        store.audit(cli_actor(), action, detail)
-    finally:
-        store.close()
 
 
 def _progress(line: str) -> None:
@@ -155,12 +140,10 @@ def export(args: argparse.Namespace, store: Store) -> None:
 
         n = export_hub(store, args.format, args.hub, arena_models=args.arena_models,
                        include_imported=args.include_imported)
-        _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.hub), "rows": n})
         print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows), arrow/.")
         return
     n = write_export(store, args.format, args.out, arena_models=args.arena_models,
                      include_imported=args.include_imported)
-    _audit_from_readonly(args, "exported", {"what": args.format, "out": str(args.out), "rows": n})
     print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 
 
@@ -372,7 +355,8 @@ def qc_report(args: argparse.Namespace, store: Store) -> None:
 # ---------------------------------------------------------------------- policies
 @reads_only
 def policy_show(args: argparse.Namespace, store: Store) -> None:
-    print(json.dumps(store.active_policy(), indent=2))
+    spec = store.active_policy()
+    print(json.dumps(dataclasses.asdict(spec) if spec else None, indent=2))
 
 
 def policy_list(args: argparse.Namespace) -> None:
@@ -381,8 +365,10 @@ def policy_list(args: argparse.Namespace) -> None:
 
 
 def policy_apply(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.service import Collector
+
     name, config = load_policy_file(args.file)
-    row = store.activate_policy(name, to_dict(config))
+    row = Collector(store).activate_policy(name, to_dict(config))  # refused, with nothing written, if it cannot build
     store.audit(cli_actor(), "policy activated", {"policy": row["name"], "version": row["version"]})
     print(f"Active policy: {row['name']} version {row['version']}.")
 

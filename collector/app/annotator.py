@@ -85,9 +85,9 @@ def answer(collector: Collector, annotator_id: int, served_pair_id: int, choice:
         if strength is not None and choice not in ("left", "right"):
             raise LabelError(f"“{strength_label}” goes with A or B being better. Clear it "
                              f"(click it again) to answer “{what}”.")
-        label, created = collector.store.submit_label(
-            annotator_id, served_pair_id, choice, strength, rationale,
-            shown_at=shown_at, answered_at=answered_at)
+        label = collector.submit(annotator_id, served_pair_id, choice, strength, rationale,
+                                 shown_at=shown_at, answered_at=answered_at)
+        created = label.created
     except StalePairError as exc:
         reason = str(exc).split(";")[0].replace(f"Served pair {served_pair_id}", f"Pair #{served_pair_id}")
         return AnswerResult("elsewhere", f"{reason} in another tab or window, so this answer was not "

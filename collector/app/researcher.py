@@ -12,8 +12,9 @@ from acquisition import EXAMPLES
 from acquisition.core.config import loads_toml, to_dict
 from acquisition.core.errors import ConfigError
 from acquisition.core.pool import texts_of
+from acquisition.core.records import PolicySpec
 from acquisition.policies import AnnotatorContext, build_policy, parse_policy_document, policy_needs
-from collector.serving.service import policy_inputs
+from collector.serving.service import Collector, build_failure, policy_inputs
 from collector.store import Store
 
 
@@ -61,12 +62,27 @@ def preview_policy(store: Store, text: str, n: int = 8, seed: int = 0, group: st
     return pd.DataFrame(rows)
 
 
-def activate_policy_text(store: Store, text: str) -> dict[str, Any]:
-    """Validate and activate; the next served pair uses it, recorded with the new version."""
+def activate_policy_text(collector: Collector, text: str) -> PolicySpec:
+    """Validate, build on the current pool and only then activate (``Collector.activate_policy``);
+    the next served pair uses it, recorded with the new version."""
     name, config = parse_policy_text(text)
-    if not store.pool_snapshot().servable:
+    if not collector.store.pool_snapshot(lazy_texts=True).servable:
         raise ConfigError("The pool has no prompt with two responses; load a pool before activating.")
-    return store.activate_policy(name, to_dict(config))
+    return collector.activate_policy(name, to_dict(config))
+
+
+def policy_build_message(store: Store) -> str | None:
+    """What the Researcher and Dashboard pages say when the active policy could not be built:
+    which version, the error, and which version serves meanwhile (or that nothing does)."""
+    failure = build_failure(store)
+    if failure is None:
+        return None
+    serving = failure.get("serving")
+    meanwhile = (f"Pairs are still served, and logged, by version {serving}, built before it."
+                 if serving is not None and serving != failure["version"] else
+                 "No pair can be served until it builds; activate a policy that builds on this pool.")
+    return (f"Policy {failure['policy']} version {failure['version']} failed to build: {failure['error']}. "
+            f"{meanwhile} The server retries on the next request.")
 
 
 def active_policy_summary(store: Store) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.agreement import agreement_labels, agreement_table
-from acquisition.balance import arm_family, indicator, smd
+from acquisition.balance import indicator, pair_families, smd
 from acquisition.editors import EDITORS
 from acquisition.effects import amce
 from collector.io.frames import trl_frame
@@ -103,19 +103,22 @@ def policies_section(store: Store, pairs: pd.DataFrame) -> str:
     policies = pd.DataFrame(store.policies())
     if policies.empty:
         return "No policy has been activated."
-    served = pairs.groupby("policy_version").size() if len(pairs) else pd.Series(dtype=int)
-    labelled = pairs[pairs["status"] == "labelled"].groupby("policy_version").size() if len(pairs) else served
+    # a pair belongs to the policy version it recorded (quality-control pairs record the QC
+    # settings' version under their own name, so a version number alone says nothing)
+    keys = ["policy", "policy_version"]
+    served = pairs.groupby(keys).size() if len(pairs) else pd.Series(dtype=int)
+    labelled = pairs[pairs["status"] == "labelled"].groupby(keys).size() if len(pairs) else served
     table = pd.DataFrame({
         "version": policies["version"], "policy": policies["name"],
         "activated": [_iso(t) for t in policies["created_at"]],
         "active now": ["yes" if a else "" for a in policies["is_active"]],
-        "served pairs": [int(served.get(v, 0)) for v in policies["version"]],
-        "labels": [int(labelled.get(v, 0)) for v in policies["version"]],
+        "served pairs": [int(served.get((n, v), 0)) for n, v in zip(policies["name"], policies["version"])],
+        "labels": [int(labelled.get((n, v), 0)) for n, v in zip(policies["name"], policies["version"])],
     })
     configs = []
     for row in policies.to_dict("records"):
-        if int(served.get(row["version"], 0)) or row["is_active"]:
-            config = json.dumps(json.loads(row["config"]), indent=2, sort_keys=True)
+        if int(served.get((row["name"], row["version"]), 0)) or row["is_active"]:
+            config = json.dumps(row["config"], indent=2, sort_keys=True)
             configs.append(f"Version {row['version']} (`{row['name']}`):\n\n```json\n{config}\n```")
     return markdown_table(table) + "\n\nConfiguration of each version that served pairs or is active:\n\n" + "\n\n".join(configs)
 
@@ -123,7 +126,7 @@ def policies_section(store: Store, pairs: pd.DataFrame) -> str:
 def arms_section(pairs: pd.DataFrame) -> str:
     if pairs.empty:
         return "No pair has been served."
-    df = pairs.assign(family=pairs["arm"].map(arm_family), labelled=pairs["status"] == "labelled")
+    df = pairs.assign(family=pair_families(pairs), labelled=pairs["status"] == "labelled")
     keys = ["policy", "policy_version", "family"]
     summary = df.groupby(keys, sort=True).agg(
         served=("served_pair_id", "size"), labelled=("labelled", "sum"), arms=("arm", "nunique"),
@@ -376,7 +379,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         "`propensity_score` (the joint probability of the whole displayed pair, about one over the "
         "number of possible pairs: not a per-attribute propensity), `arm_propensity` (that of its edits "
         "and display order), the edit vectors and the display position. "
-        "Column descriptions: the project README, section \"Export formats\"."
+        "Column descriptions: [Export formats](docs/data.md#export-formats) in the Deconfound repository."
     )
     sections = [
         ("Counts", counts_section(store, pairs, imported)),

@@ -43,7 +43,7 @@ def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
     out = {}
     for row in store.policies():
         if row["name"] == "randomised_attributes":
-            config = parse_policy_config(row["name"], json.loads(row["config"]))
+            config = parse_policy_config(row["name"], row["config"])
             out[(row["name"], row["version"])] = json.dumps({a: config.p(a) for a in config.attributes}, sort_keys=True)
     return out
 
@@ -75,6 +75,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
             "left_edit_vector": left_ev.to_json(), "right_edit_vector": right_ev.to_json(),
             "position_swapped": bool(r["position_swapped"]),
             "policy": r["policy_name"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "family": r.get("family"),
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
             "acquisition_score": r["acquisition_score"], "model_version": r["model_version"],
             "seed": r["seed"],
@@ -101,7 +102,7 @@ def _pairs_columns() -> list[str]:
         "task_type", "prompt", "left_response_id", "right_response_id", "left_base_response_id",
         "right_base_response_id", "left_text", "right_text", "left_source_model", "right_source_model",
         "left_generation", "right_generation", "judgement", "left_edit_vector",
-        "right_edit_vector", "position_swapped", "policy", "policy_version", "arm",
+        "right_edit_vector", "position_swapped", "policy", "policy_version", "arm", "family",
         "propensity_score", "arm_propensity", "acquisition_score", "model_version", "seed",
         "served_at", "shown_at", "labelled_at", "skipped_at", "latency_ms",
         "qc_kind", "origin_served_pair_id", "qc_expected", "excluded", "excluded_reason",
@@ -136,7 +137,7 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
             "rejected_edit_vector": r[f"{lose}_edit_vector"],
             "strength": r["strength"], "rationale": r["rationale"],
             "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
-            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"], "family": r["family"],
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
             "model_version": r["model_version"], "labelled_at": r["labelled_at"],
             "latency_ms": r["latency_ms"],
@@ -151,7 +152,7 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
         "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
         "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
         "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group",
-        "policy", "policy_version", "arm", "propensity_score", "arm_propensity",
+        "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity",
         "model_version", "labelled_at", "latency_ms",
     ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
         f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
@@ -171,6 +172,7 @@ def imported_trl_frame(store: Store) -> pd.DataFrame:
                      "prompt_id": r["prompt_id"], "task_type": r["task_type"],
                      "chosen_response_id": r["chosen_response_id"], "rejected_response_id": r["rejected_response_id"],
                      "annotator_group": "imported", "policy": f"imported:{r['source']}", "arm": "imported",
+                     "family": "imported",
                      "labelled_at": _iso(r["created_at"]), "annotator_covariates": r.get("covariates")})
     return pd.DataFrame(rows)
 
@@ -287,7 +289,7 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
             "annotator_group": r["annotator_group"],
             "a_edit_vector": r["left_edit_vector"], "b_edit_vector": r["right_edit_vector"],
             "position_swapped": r["position_swapped"],
-            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"],
+            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"], "family": r["family"],
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
             "model_version": r["model_version"], "latency_ms": r["latency_ms"],
         }
@@ -299,7 +301,7 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
         "question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b",
         "turn", "anony", "language", "conv_metadata", "tstamp", "served_pair_id", "task_type", "strength", "rationale",
         "annotator_group", "a_edit_vector", "b_edit_vector", "position_swapped", "policy",
-        "policy_version", "arm", "propensity_score", "arm_propensity", "model_version", "latency_ms",
+        "policy_version", "arm", "family", "propensity_score", "arm_propensity", "model_version", "latency_ms",
     ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("a", "b")] + [
         f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("a", "b")]
     df = pd.DataFrame(rows, columns=columns)

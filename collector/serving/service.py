@@ -8,6 +8,8 @@ is a couple of indexed queries plus the policy's own work.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.core.errors import ConfigError, LabelError, StudyComplete
+from acquisition.core.errors import ConfigError, DeconfoundError, LabelError, StudyComplete
 from acquisition.core.pool import PoolSnapshot
+from acquisition.core.records import PolicySpec
 from acquisition.editors import edit_and_receive, with_treatment
-from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, policy_needs
+from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, parse_policy_config, policy_needs
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
 from collector.serving.rewrite_job import load_rewrite_pairs
@@ -34,6 +37,19 @@ from collector.serving.study import (
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
+BUILD_ERROR_META = "policy_build_error"  # JSON of the last failed build of the active policy ("" once one works)
+log = logging.getLogger("deconfound.serving")
+
+
+def build_failure(store: Store) -> dict[str, Any] | None:
+    """The active policy's last failed build, as ``Collector`` recorded it, or ``None``: only a
+    failure of the version active now counts (a later activation supersedes it)."""
+    stored = store.get_meta(BUILD_ERROR_META)
+    if not stored:
+        return None
+    record = json.loads(stored)
+    active = store.active_policy()
+    return record if active is not None and record.get("version") == active.version else None
 
 
 def policy_inputs(store: Store, needed: frozenset[str], model_version: str | None) -> dict[str, Any]:
@@ -56,6 +72,14 @@ def off_topic_donor(pool: PoolSnapshot, prompt_id: int) -> Callable[[int], str]:
     editor swaps in, drawn from the pool by the edit's seed."""
     n_others = pool.n_responses - len(pool.prompt(prompt_id).response_ids)
     return lambda seed: pool.response_text[pool.other_response(prompt_id, seed % n_others)] if n_others else ""
+
+
+class StoredLabel(dict):
+    """The stored label row, and whether this submission created it (``False``: a repeat)."""
+
+    def __init__(self, row: dict[str, Any], created: bool) -> None:
+        super().__init__(row)
+        self.created = created
 
 
 @dataclass(frozen=True)
@@ -94,47 +118,92 @@ class Collector:
         self._lock = threading.Lock()
         self._policy_key: tuple[Any, ...] | None = None
         self._policy: Policy | None = None
-        self._policy_row: dict[str, Any] | None = None
+        self._policy_spec: PolicySpec | None = None
         self._snapshot: PoolSnapshot | None = None
-        self._needs: tuple[tuple[Any, Any], frozenset[str]] | None = None
+        self._needs: tuple[tuple[int, int], Any, frozenset[str]] | None = None
         self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
         self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ policy
-    def active_policy(self) -> tuple[Policy, dict[str, Any]]:
-        """The active policy instance and its stored row, rebuilt when the pool, the policy or
+    def active_policy(self) -> tuple[Policy, PolicySpec]:
+        """The active policy instance and its stored version, rebuilt when the pool, the policy or
         an input it declared (the live model's scores, the stored rewrites) moves."""
-        row = self.store.active_policy()
-        if row is None:
+        spec = self.store.active_policy()
+        if spec is None:
             raise ConfigError(
                 "No active policy: run `python -m collector init` or `policy apply FILE` first."
             )
-        needs_key = (row["id"], row["version"])
-        if self._needs is None or self._needs[0] != needs_key:  # parsing the config each request costs 0.4 ms
-            self._needs = (needs_key, policy_needs(row["name"], row["config"]))
-        needed = self._needs[1]
+        if self._needs is None or self._needs[0] != spec.key:  # the config is parsed once per version
+            config = parse_policy_config(spec.name, dict(spec.config))
+            self._needs = (spec.key, config, policy_needs(spec.name, config))
+        config, needed = self._needs[1], self._needs[2]
         model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
         rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
         qc = self.quality_control.config()[0]
         flags = qc.attention_rate > 0 and "drop_answer" in qc.attention_kinds  # the snapshot must flag texts
-        key = (self.store.pool_version, row["version"], model_version, rewrite_version, flags)
+        key = (self.store.pool_version, spec.version, model_version, rewrite_version, flags)
         with self._lock:
             if key == self._policy_key or (self._policy is not None and self.background_rebuild):
                 if key != self._policy_key and self._building is None:
                     # serve the current state while the new one is built, one build at a time: a
                     # key that moves meanwhile is built by the first request after this one ends
                     self._building = key
-                    threading.Thread(target=self._rebuild, args=(key, row, needed, model_version),
+                    threading.Thread(target=self._rebuild, args=(key, spec, config, needed, model_version),
                                      name="deconfound-policy-rebuild", daemon=True).start()
-                return self._policy, self._policy_row  # type: ignore[return-value]
-        policy = self._build(row, needed, model_version, flags=flags)  # the first build, or rebuilds on request
+                return self._policy, self._policy_spec  # type: ignore[return-value]
+        try:  # the first build, or rebuilds on request
+            policy = self._build(spec, config, needed, model_version, flags=flags)
+        except Exception as exc:
+            self._build_failed(spec, exc)
+            raise
+        self._build_succeeded()
         with self._lock:
             # a large pool read here has no attention-check flags: the next request has them
             # built by the builder process, off the request path
             unflagged = flags and self.background_rebuild and not self._flagged(policy.pool)
             self._policy_key = (*key[:-1], "unflagged") if unflagged else key
-            self._policy, self._policy_row = policy, row
-            return policy, row
+            self._policy, self._policy_spec = policy, spec
+            return policy, spec
+
+    def activate_policy(self, name: str, config: dict[str, Any]) -> PolicySpec:
+        """Build the policy on the current pool with the inputs it declares and, only if that
+        works, store it as the next version and make it active: a policy that cannot be built
+        is refused before anything is written (``ConfigError`` naming why)."""
+        parsed = parse_policy_config(name, config, f"policy {name!r}")
+        needed = policy_needs(name, parsed)
+        model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
+        try:
+            build_policy(name, parsed, self._pool_snapshot(off_path=True),
+                         **policy_inputs(self.store, needed, model_version))
+        except DeconfoundError as exc:
+            raise ConfigError(f"policy {name!r} cannot be built on this pool, so it was not activated: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a policy's own bug, named for the researcher
+            raise ConfigError(f"policy {name!r} cannot be built on this pool, so it was not activated: "
+                              f"{type(exc).__name__}: {exc}") from None
+        return self.store.activate_policy(name, config)
+
+    def build_error(self) -> dict[str, Any] | None:
+        """The last failed build of the active policy (``{"policy", "version", "error", "at"}``)
+        while it lasts: pairs are still served by the policy built before it, or not at all."""
+        return build_failure(self.store)
+
+    def _build_failed(self, spec: PolicySpec, exc: BaseException) -> None:
+        log.error("building policy %s version %s failed; %s", spec.name, spec.version,
+                  "the previous build keeps serving" if self._policy is not None else "no pair can be served",
+                  exc_info=exc)
+        record = {"policy": spec.name, "version": spec.version, "error": f"{type(exc).__name__}: {exc}",
+                  "at": time.time(), "serving": self._policy_spec.version if self._policy_spec else None}
+        try:
+            self.store.set_meta(BUILD_ERROR_META, json.dumps(record))
+        except DeconfoundError:  # a read-only database: the log line above is what remains
+            log.error("could not record the failed build in %s", self.store.path)
+
+    def _build_succeeded(self) -> None:
+        if self.store.get_meta(BUILD_ERROR_META):
+            try:
+                self.store.set_meta(BUILD_ERROR_META, "")
+            except DeconfoundError:
+                pass  # read-only: nothing was recorded there either
 
     @staticmethod
     def _flagged(pool: PoolSnapshot) -> bool:
@@ -142,9 +211,9 @@ class Collector:
         its texts on the request path (flags built, or a pool small enough to flag at once)."""
         return pool.arrays.droppable is not None or pool.n_responses < snapshots.process_threshold()
 
-    def _build(self, row: dict[str, Any], needed: frozenset[str], model_version: str | None,
+    def _build(self, spec: PolicySpec, config: Any, needed: frozenset[str], model_version: str | None,
                off_path: bool = False, flags: bool = False) -> Policy:
-        return build_policy(row["name"], row["config"], self._pool_snapshot(off_path, flags),
+        return build_policy(spec.name, config, self._pool_snapshot(off_path, flags),
                             **policy_inputs(self.store, needed, model_version))
 
     def _pool_snapshot(self, off_path: bool, flags: bool = False) -> PoolSnapshot:
@@ -177,18 +246,22 @@ class Collector:
                 self._snapshot = snapshot  # the flagged one replaces an unflagged one of its version
         return snapshot
 
-    def _rebuild(self, key: tuple[Any, ...], row: dict[str, Any], needed: frozenset[str],
+    def _rebuild(self, key: tuple[Any, ...], spec: PolicySpec, config: Any, needed: frozenset[str],
                  model_version: str | None) -> None:
-        """Build the policy for ``key`` off the request path and swap it in at once; on failure
-        the previous policy keeps serving and the next request tries again."""
+        """Build the policy for ``key`` off the request path and swap it in at once. On failure
+        the previous policy keeps serving (every pair it serves records its own version), the
+        failure is logged and recorded for the Researcher and Dashboard pages
+        (``build_error``), and the next request tries again."""
         try:
-            policy = self._build(row, needed, model_version, off_path=True, flags=bool(key[-1]))
-        except Exception:  # noqa: BLE001 - the old policy keeps serving; the next request retries
+            policy = self._build(spec, config, needed, model_version, off_path=True, flags=bool(key[-1]))
+        except Exception as exc:  # noqa: BLE001 - logged and shown on the pages, never dropped
+            self._build_failed(spec, exc)
             with self._lock:
                 self._building = None
             return
+        self._build_succeeded()
         with self._lock:
-            self._policy, self._policy_key, self._policy_row = policy, key, row
+            self._policy, self._policy_key, self._policy_spec = policy, key, spec
             self._building = None
 
     # ------------------------------------------------------------------ annotator actions
@@ -285,13 +358,15 @@ class Collector:
     def submit(self, annotator_id: int, served_pair_id: int, choice: str,
                strength: int | None = None, rationale: str | None = None, *,
                shown_at: float | None = None, answered_at: float | None = None,
-               judgement: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Record a label on the served pair it answers; a repeated submission returns the
-        first label unchanged. Raises ``StalePairError`` (nothing written) when that pair is no
-        longer the annotator's open pair, ``LabelError`` for an invalid answer."""
-        label, _created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale,
-                                                  shown_at=shown_at, answered_at=answered_at, judgement=judgement)
-        return label
+               judgement: dict[str, Any] | None = None) -> "StoredLabel":
+        """Record a label on the served pair it answers: the one way an answer is stored, for the
+        annotator page, the API, simulated annotators and model judges alike. A repeated
+        submission returns the first label unchanged (``created`` False). Raises
+        ``StalePairError`` (nothing written) when that pair is no longer the annotator's open
+        pair, ``LabelError`` for an invalid answer."""
+        label, created = self.store.submit_label(annotator_id, served_pair_id, choice, strength, rationale,
+                                                 shown_at=shown_at, answered_at=answered_at, judgement=judgement)
+        return StoredLabel(label, created=created)
 
     def skip(self, annotator_id: int, served_pair_id: int) -> bool:
         """Skip the annotator's open pair; ``False`` when it was already skipped."""

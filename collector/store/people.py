@@ -9,6 +9,7 @@ import unicodedata
 from typing import Any
 
 from acquisition.core.errors import AuthError, DeconfoundError, NotFoundError
+from acquisition.core.records import PolicySpec
 from collector.store.connection import StoreBase, token_hash
 
 MAX_NAME_CHARS = 80
@@ -155,7 +156,7 @@ class PeopleMixin(StoreBase):
                          "JOIN annotators a ON a.id = sp.annotator_id ORDER BY sp.id")
 
     # ------------------------------------------------------------------ policies
-    def activate_policy(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    def activate_policy(self, name: str, config: dict[str, Any]) -> PolicySpec:
         """Store a policy config as the next version and make it the active one; an unknown
         policy or a config its policy would refuse is refused here too, before anything is written."""
         from acquisition.policies import parse_policy_config
@@ -170,15 +171,18 @@ class PeopleMixin(StoreBase):
                 "name": name, "version": version, "config": json.dumps(config, sort_keys=True),
                 "is_active": 1, "created_at": time.time(),
             })
-        row = self.active_policy()
-        assert row is not None  # activated just now
-        return row
+        spec = self.active_policy()
+        assert spec is not None  # activated just now
+        return spec
 
-    def active_policy(self) -> dict[str, Any] | None:
+    def active_policy(self) -> PolicySpec | None:
+        """The active policy version, its config parsed (here, once)."""
         row = self._one("SELECT * FROM policies WHERE is_active = 1")
-        if row:
-            row["config"] = json.loads(row["config"])
-        return row
+        return PolicySpec.from_row(row) if row else None
 
     def policies(self) -> list[dict[str, Any]]:
-        return self._all("SELECT * FROM policies ORDER BY version")
+        """Every stored policy version in order, its config parsed."""
+        rows = self._all("SELECT * FROM policies ORDER BY version")
+        for row in rows:
+            row["config"] = dict(PolicySpec.from_row(row).config)
+        return rows

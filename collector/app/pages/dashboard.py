@@ -8,6 +8,7 @@ the annotators' pages never wait on it. Only the open tab is computed.
 import streamlit as st
 
 from collector.app import panels as dashboard
+from collector.app.researcher import policy_build_message
 from collector.app.state import db_path, get_collector, require_researcher
 from collector.io.card import suspicion_table
 
@@ -55,6 +56,8 @@ refresh = st.sidebar.selectbox("Refresh every", list(REFRESH), index=2, key="das
 
 @st.fragment(run_every=REFRESH[refresh])
 def panels() -> None:
+    if (failed := policy_build_message(store)) is not None:
+        st.error(failed, icon=":material/error:")
     path = db_path()
     version = dashboard.data_version(store)
     pairs = _pairs(path, version)
@@ -73,6 +76,9 @@ def panels() -> None:
         if progress.open:
             st.plotly_chart(dashboard.build_progress_figure(pairs), key="dashboard_progress")
             st.dataframe(summary, hide_index=True)
+            st.caption("Served pairs by the family each one recorded when it was drawn (quality-control pairs "
+                       "under `quality_control`, a mixture's pairs under the component that drew them).")
+            st.dataframe(dashboard.family_summary(pairs), hide_index=True, key="dashboard_families")
     with effects:
         if effects.open:
             st.caption(

@@ -12,6 +12,7 @@ from collector.app.researcher import (
     example_policies,
     parse_group_objectives,
     parse_objective_lines,
+    policy_build_message,
     preview_policy,
     upload_text,
 )
@@ -35,6 +36,8 @@ for col, key in zip(cols, ("prompts", "annotators", "served_pairs", "labels")):
 
 summary = active_policy_summary(store)
 st.subheader("Active policy")
+if (failed := policy_build_message(store)) is not None:
+    st.error(failed, icon=":material/error:")
 if summary["policy"]:
     st.markdown(f"**{summary['policy']}**, version {summary['version']}")
     st.code(summary["config"], language="json")
@@ -113,7 +116,7 @@ if left.button("Validate and preview", key="research_preview"):
         st.error(str(exc))
 if right.button("Activate", type="primary", key="research_activate"):
     try:
-        row = activate_policy_text(store, text)
+        row = activate_policy_text(collector, text)
         audit("policy activated", {"policy": row["name"], "version": row["version"]})
         st.success(f"Active: {row['name']} version {row['version']}. The next served pair uses it.")
     except DeconfoundError as exc:

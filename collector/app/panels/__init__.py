@@ -43,6 +43,7 @@ from collector.app.panels.summaries import (
     agreement_summary,
     balance_table,
     effects_table,
+    family_summary,
     overlap_counts,
     progress_summary,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "data_version",
     "design_attributes",
     "effects_table",
+    "family_summary",
     "load_checkpoints",
     "load_flags",
     "load_pairs",

@@ -52,7 +52,7 @@ def design_attributes(policy_configs: list[str]) -> list[str]:
 def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     """One row per served pair with the ``pairs_frame`` columns the panels use: ids, status,
     label, annotator (name, group at serving time, exclusion), prompt type, both response rows,
-    policy and version, ``arm_propensity``, the label's time (UTC) and latency, quality-control
+    policy and version as the pair recorded them, its ``family``, ``arm_propensity``, the label's time (UTC) and latency, quality-control
     kind, and with ``flags`` the ``left_<a>``/``right_<a>`` flags (True on, False off, NA not
     randomised), which take half the time (they are read from the edit-vector JSON).
 
@@ -61,9 +61,9 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     """
     raw = read_served_pair_codes(source)
     codes, groups, kinds = raw["codes"], raw["groups"], raw["kinds"]
-    task_type, policy = raw["task_type"], raw["policy"]
+    task_type = raw["task_type"]
     people = pd.DataFrame(raw["annotators"], columns=["id", "annotator", "excluded", "excluded_reason"]).set_index("id")
-    m = np.array(codes, dtype=np.float64).reshape(len(codes), 14)  # (served pairs, columns)
+    m = np.array(codes, dtype=np.float64).reshape(len(codes), 16)  # (served pairs, columns)
     col = lambda i: m[:, i].astype(np.int64)  # noqa: E731
     annotator_id = col(3)
     person = people.reindex(annotator_id)
@@ -80,7 +80,9 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
         "prompt_id": col(6),
         "task_type": pd.Categorical(pd.Series(col(6)).map(task_type)),
         "left_response_id": col(7), "right_response_id": col(8),
-        "policy": pd.Series(col(9)).map(policy), "policy_version": col(9),  # text: amce keys on it
+        "policy": pd.Categorical.from_codes(col(14), raw["policy_names"]).astype(object),  # as the pair recorded it
+        "policy_version": col(9),
+        "family": pd.Categorical.from_codes(col(15), raw["families"]),  # -1: served before families were recorded
         "arm_propensity": m[:, 10],
         "labelled_at": pd.to_datetime(np.where(m[:, 11] < 0, np.nan, m[:, 11]), unit="s", utc=True),
         "latency_ms": pd.array(np.where(m[:, 12] < 0, np.nan, m[:, 12]), dtype="Float64"),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from acquisition.agreement import agreement_labels, agreement_table
-from acquisition.balance import arm_balance
+from acquisition.balance import arm_balance, pair_families
 from acquisition.effects import amce, labelled_pairs
 from collector.app.panels.loading import SCOPES, randomised
 from collector.store import Store
@@ -49,6 +49,21 @@ def progress_summary(pairs: pd.DataFrame) -> pd.DataFrame:
             "both_bad_rate": float(both_bad[labelled].mean()) if n_labels else math.nan,
         })
     return pd.DataFrame(rows)
+
+
+def family_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Served and labelled pairs per family and policy version, as each pair recorded them when
+    it was drawn (a quality-control pair is ``quality_control`` under the QC settings' version;
+    a mixture's pair is filed under its component)."""
+    columns = ["family", "policy", "policy_version", "served", "labelled"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    df = pd.DataFrame({"family": pair_families(pairs), "policy": pairs["policy"].astype(object),
+                       "policy_version": pairs["policy_version"],
+                       "labelled": (pairs["status"] == "labelled").to_numpy()})
+    out = df.groupby(["family", "policy", "policy_version"], sort=True).agg(
+        served=("labelled", "size"), labelled=("labelled", "sum")).reset_index()
+    return out[columns]
 
 
 def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
