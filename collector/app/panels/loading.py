@@ -52,7 +52,8 @@ def design_attributes(policy_configs: list[str]) -> list[str]:
 def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     """One row per served pair with the ``pairs_frame`` columns the panels use: ids, status,
     label, annotator (name, group at serving time, exclusion), prompt type, both response rows,
-    policy and version as the pair recorded them, its ``family``, ``arm_propensity``, the label's time (UTC) and latency, quality-control
+    policy and version as the pair recorded them, its ``family``,
+    ``arm_propensity``, the label's time (UTC) and latency, quality-control
     kind, and with ``flags`` the ``left_<a>``/``right_<a>`` flags (True on, False off, NA not
     randomised), which take half the time (they are read from the edit-vector JSON).
 
