@@ -3,7 +3,7 @@
 The Python API mirrors the CLI::
 
     from collector import Collector, Store, init_db
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
     from collector.io.export import export
 
 Layers import one way (checked by import-linter in ``make test``): ``collector`` uses
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> object:
     """``SimulatedAnnotatorConfig`` on first use: it imports pandas, which the annotator's page
     (everything that imports ``collector``) does not need."""
     if name == "SimulatedAnnotatorConfig":
-        from collector.serving.simulate import SimulatedAnnotatorConfig
+        from collector.jobs.simulate import SimulatedAnnotatorConfig
 
         return SimulatedAnnotatorConfig
     raise AttributeError(f"module 'collector' has no attribute {name!r}")

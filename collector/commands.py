@@ -76,7 +76,7 @@ def annotator_list(args: argparse.Namespace, store: Store) -> None:
 
 
 def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.annotator_quality import exclude_annotator
+    from collector.jobs.annotator_quality import exclude_annotator
 
     row = exclude_annotator(store, args.id, args.reason)
     store.audit(cli_actor(), "annotator excluded", {"annotator": row["id"], "reason": row["excluded_reason"]})
@@ -85,7 +85,7 @@ def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
 
 
 def annotator_include(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.annotator_quality import include_annotator
+    from collector.jobs.annotator_quality import include_annotator
 
     row = include_annotator(store, args.id)
     store.audit(cli_actor(), "annotator included", {"annotator": row["id"]})
@@ -94,8 +94,8 @@ def annotator_include(args: argparse.Namespace, store: Store) -> None:
 
 # ---------------------------------------------------------------------- labelling
 def simulate(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.simulate import SimulatedAnnotatorConfig
-    from collector.serving.simulate import simulate as run_simulation
+    from collector.jobs.simulate import SimulatedAnnotatorConfig
+    from collector.jobs.simulate import simulate as run_simulation
 
     group_effects: dict[str, dict[str, float]] = {}
     for group, attribute, value in args.group_effect:
@@ -166,7 +166,7 @@ def import_progress(phase: str, done: int, total: int | None, elapsed: float) ->
 
 def import_(args: argparse.Namespace, store: Store) -> None:
     from collector.io.importers import import_file
-    from collector.serving.worker import embed_new_texts
+    from collector.jobs.worker import embed_new_texts
 
     result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
@@ -193,7 +193,7 @@ def _client(args: argparse.Namespace, model: str, local: dict[str, Any] | None =
 
 def rewrite(args: argparse.Namespace, store: Store) -> None:
     from acquisition.rewriter import LLMRewriter, load_rewriter_config
-    from collector.serving.rewrite_job import run_rewrite_job
+    from collector.jobs.rewrite_job import run_rewrite_job
     from models.generation import GeneratorRewriter
 
     config = load_rewriter_config(args.config)
@@ -213,7 +213,7 @@ def rewrite(args: argparse.Namespace, store: Store) -> None:
 
 
 def generate(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.generate_job import read_prompts, run_generate_job
+    from collector.jobs.generate_job import read_prompts, run_generate_job
 
     prompts = read_prompts(args.prompts)
     local = {"device": args.device} if args.device else {}
@@ -228,7 +228,7 @@ def generate(args: argparse.Namespace, store: Store) -> None:
 
 
 def judge(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.judge import run_judge
+    from collector.jobs.judge import run_judge
     from models.generation import Decoding
 
     local = {"device": args.device} if args.device else {}
@@ -250,7 +250,7 @@ def _existing_database(path: str) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    from collector.serving.worker import make_trainer
+    from collector.jobs.worker import make_trainer
     from models.online import load_training_config
 
     _existing_database(args.db)
@@ -279,7 +279,7 @@ def snapshot(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from collector.serving.worker import exit_with_parent, make_trainer
+    from collector.jobs.worker import exit_with_parent, make_trainer
     from models.online import load_training_config, set_torch_threads
 
     if args.parent_pid is not None:
@@ -303,7 +303,7 @@ def worker(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- quality control
 def gold_add(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.gold import add_gold_file
+    from collector.io.gold import add_gold_file
 
     added, present = add_gold_file(store, args.file)
     store.audit(cli_actor(), "gold added", {"file": str(args.file), "added": added})
@@ -312,7 +312,7 @@ def gold_add(args: argparse.Namespace, store: Store) -> None:
 
 @reads_only
 def gold_list(args: argparse.Namespace, store: Store) -> None:
-    from collector.serving.gold import gold_frame
+    from collector.io.gold import gold_frame
 
     print(gold_frame(store).to_string(index=False, max_colwidth=40))
 
@@ -340,7 +340,7 @@ def qc_set(args: argparse.Namespace, store: Store) -> None:
 def qc_report(args: argparse.Namespace, store: Store) -> None:
     from acquisition.agreement import agreement_labels, agreement_table
     from collector.app.panels import load_pairs
-    from collector.serving.annotator_quality import annotator_quality
+    from collector.jobs.annotator_quality import annotator_quality
 
     print(annotator_quality(store).to_string(index=False, float_format="%.2f"))
     print("\nAgreement on items two or more annotators labelled (Krippendorff's alpha, nominal, coded by "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 import types
@@ -99,8 +100,17 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     return obj
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
+def to_dict(obj: Any) -> Any:
+    """A config dataclass as the table it was read from: fields marked ``derived`` in their
+    metadata (computed by ``validate``, e.g. a mixture component's parsed config) are left out."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.metadata.get("derived")}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_dict(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
 
 
 MAX_CONFIG_BYTES = 1_000_000  # a policy, QC, training or world file is a few kB

@@ -28,6 +28,13 @@ class MixtureComponent:
     name: str  # a registered policy other than mixture
     weight: float  # share of pairs from this component (weights are normalised)
     config: dict[str, Any] = field(default_factory=dict)  # that policy's own [config]
+    # that config parsed into the policy's dataclass, once, by ``MixtureConfig.validate``
+    parsed: Any = field(default=None, init=False, repr=False, compare=False, metadata={"derived": True})
+
+    @property
+    def spec(self) -> Any:
+        """The parsed config (the table where the component was built in code, not validated)."""
+        return self.parsed if self.parsed is not None else self.config
 
 
 @dataclass
@@ -45,7 +52,7 @@ class MixtureConfig:
                 raise ConfigError(f"{where}.components[{i}].name: {c.name!r} is not allowed; known: {known}.")
             if c.weight <= 0:
                 raise ConfigError(f"{where}.components[{i}].weight: must be positive; got {c.weight}.")
-            parse_policy_config(c.name, c.config, f"{where}.components[{i}]")
+            c.parsed = parse_policy_config(c.name, c.config, f"{where}.components[{i}]")
 
 
 @register_policy
@@ -57,16 +64,16 @@ class Mixture(Policy):
 
     @classmethod
     def needs(cls, config: MixtureConfig) -> frozenset[str]:
-        return frozenset().union(*(policy_needs(c.name, c.config) for c in config.components))
+        return frozenset().union(*(policy_needs(c.name, c.spec) for c in config.components))
 
     @classmethod
     def design_request(cls, config: MixtureConfig) -> tuple[list[str], str] | None:
-        requests = [design_request(c.name, c.config) for c in config.components]
+        requests = [design_request(c.name, c.spec) for c in config.components]
         return next((r for r in requests if r is not None), None)
 
     def __init__(self, config: MixtureConfig, pool: PoolSnapshot, **inputs: Any) -> None:
         super().__init__(config, pool)
-        self.components = [build_policy(c.name, c.config, pool, **inputs) for c in config.components]
+        self.components = [build_policy(c.name, c.spec, pool, **inputs) for c in config.components]
         weights = np.array([c.weight for c in config.components], dtype=float)
         self.weights = weights / weights.sum()
 

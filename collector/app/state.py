@@ -35,7 +35,7 @@ def _worker(path: str) -> subprocess.Popen | None:
     ``DECONFOUND_WORKER=0``; ``DECONFOUND_TRAINING_CONFIG`` names a training TOML)."""
     if os.environ.get("DECONFOUND_WORKER", "1") == "0":
         return None
-    from collector.serving.worker import spawn_worker
+    from collector.jobs.worker import spawn_worker
 
     return spawn_worker(path, os.environ.get("DECONFOUND_TRAINING_CONFIG") or None)
 

@@ -1,2 +1,3 @@
-"""Serving: the next pair under the active policy, labels, quality control, simulated
-annotators, the trainer process and the rewrite job."""
+"""Serving: the request path. The next pair under the active policy (``service.Collector``),
+labels, quality-control draws, the study and QC settings, and the pool snapshots the policies
+read. Batch jobs and the trainer process live in ``collector.jobs``."""

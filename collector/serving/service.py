@@ -23,9 +23,10 @@ from acquisition.core.pool import PoolSnapshot
 from acquisition.core.records import PolicySpec
 from acquisition.editors import edit_and_receive, with_treatment
 from acquisition.policies import AnnotatorContext, Policy, Proposal, build_policy, parse_policy_config, policy_needs
+from acquisition.rewriter import SOURCE as REWRITE_SOURCE
+from acquisition.rewriter import RewritePair, rewrite_pairs
 from collector.serving import snapshots
 from collector.serving.quality_control import QualityControl
-from collector.serving.rewrite_job import load_rewrite_pairs
 from collector.serving.study import (
     MAX_SUSPICION_NOTE,
     SUSPICION_ANSWERS,
@@ -50,6 +51,11 @@ def build_failure(store: Store) -> dict[str, Any] | None:
     record = json.loads(stored)
     active = store.active_policy()
     return record if active is not None and record.get("version") == active.version else None
+
+
+def load_rewrite_pairs(store: Store) -> list[RewritePair]:
+    """Every complete rewrite pair in the database whose two texts differ (``rewrite_pairs``)."""
+    return rewrite_pairs(store.variants(REWRITE_SOURCE))
 
 
 def policy_inputs(store: Store, needed: frozenset[str], model_version: str | None) -> dict[str, Any]:

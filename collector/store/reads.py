@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from acquisition.core.records import PolicySpec
 from collector.store.connection import StoreBase, sqlite_uri
 
 # ---------------------------------------------------------------------- read-only analysis queries
@@ -80,10 +81,11 @@ def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
         }
 
 
-def read_policy_configs(source: "StoreBase | str | Path") -> list[str]:
-    """The JSON config of every stored policy version."""
+def read_policy_configs(source: "StoreBase | str | Path") -> list[dict[str, Any]]:
+    """The config of every stored policy version, parsed (``PolicySpec``)."""
     with read_connection(source) as conn:
-        return [r[0] for r in conn.execute("SELECT config FROM policies")]
+        rows = conn.execute("SELECT id, name, version, config FROM policies").fetchall()
+    return [dict(PolicySpec.from_row({"id": i, "name": n, "version": v, "config": c}).config) for i, n, v, c in rows]
 
 
 def read_edit_flag_codes(source: "StoreBase | str | Path", attributes: list[str], upto: int) -> list[tuple]:

@@ -106,8 +106,8 @@ def test_a_simulated_overlap_3_collection_matches_the_package_everywhere_it_is_s
     from collector.cli import main
     from collector.io.card import build_card
     from collector.io.frames import pairs_frame
+    from collector.jobs.simulate import simulate
     from collector.serving.qc_settings import update_qc_config
-    from collector.serving.simulate import simulate
     from collector.store import Store
     from collector.store.create import init_db
 

@@ -4,7 +4,7 @@ import pytest
 from acquisition.balance import balance_report, chosen_rejected_smd, smd
 from acquisition.editors import DEFAULT_ATTRIBUTES, EDITORS
 from collector.io.frames import pairs_frame, trl_frame
-from collector.serving.simulate import simulate
+from collector.jobs.simulate import simulate
 from collector.store import Store
 
 
@@ -60,17 +60,17 @@ def test_positive_control_shows_up_as_a_real_effect(store):
 
 
 def test_arm_balance_compares_each_arm_with_the_observational_one(store):
-    from acquisition.balance import arm_balance, arm_family
-    assert arm_family("L:emoji|R:none") == "randomised_attributes"
-    assert arm_family("pool_order") == "observational"
-    assert arm_family("counterfactual:bold") == "counterfactual"
-    assert arm_family("observational:observational") == "observational"
+    from acquisition.balance import arm_balance, pair_families
     store.activate_policy("mixture", {"components": [
         {"name": "observational", "weight": 0.5},
         {"name": "randomised_attributes", "weight": 0.5, "config": {"attributes": ["emoji"]}},
     ]})
     simulate(store, labels=600, annotators=4, groups=["a", "b"], seed=2)
-    table = arm_balance(pairs_frame(store))
+    pairs = pairs_frame(store)
+    # each pair is filed by the family it recorded when drawn, never by its arm name
+    assert set(pair_families(pairs)) == {"observational", "randomised_attributes"}
+    assert set(pair_families(pairs.drop(columns="family"))) == {"unknown"}
+    table = arm_balance(pairs)
     assert set(table["reference"]) == {"observational"}
     assert set(table["arm"]) == {"randomised_attributes"}
     overall = table[table.stratum == "all"].set_index("covariate")

@@ -276,7 +276,7 @@ def test_drop_answer_reads_off_wherever_no_policy_applied_it(store):
     rejected rates of 1.0 on databases where no policy applied it)."""
     from acquisition.balance import chosen_rejected_smd
     from collector.io.frames import pairs_frame, trl_frame
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
 
     simulate(store, labels=120, seed=2)  # randomised_attributes, which never touches drop_answer
     table = chosen_rejected_smd(trl_frame(pairs_frame(store))).set_index("attribute")

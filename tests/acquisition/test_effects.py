@@ -9,7 +9,7 @@ from acquisition.editors import realised_flag
 from acquisition.effects import amce, amce_one, labelled_pairs
 from acquisition.policies import RandomisedAttributesConfig
 from collector.io.frames import pairs_frame
-from collector.serving.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 
 
 def _true_left(store, pairs: pd.DataFrame, config: SimulatedAnnotatorConfig) -> pd.Series:

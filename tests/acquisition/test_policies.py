@@ -253,7 +253,7 @@ def test_overlap_targeting_oversamples_rare_cells_with_exact_propensities(tiny_p
 
 
 def test_overlap_targeting_fills_what_an_observational_phase_left_empty(store):
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
     store.activate_policy("observational", {})
     simulate(store, labels=150, annotators=3, seed=1)
     store.activate_policy("overlap_targeting", {"attributes": ["bold", "emoji"], "uniform_share": 0.1})

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from collector.app import REPOSITORY
+from collector.jobs.simulate import simulate
 from collector.serving.service import Collector
-from collector.serving.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 from models.checkpoints import Checkpoints
@@ -206,7 +206,7 @@ def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
     not leave it training on."""
     app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from collector.serving.worker import spawn_worker
+        from collector.jobs.worker import spawn_worker
         print(spawn_worker({str(db)!r}).pid, flush=True)
         time.sleep(120)
         """)], stdout=subprocess.PIPE, text=True)

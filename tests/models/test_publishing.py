@@ -10,7 +10,7 @@ from functools import partial
 
 import pytest
 
-from collector.serving.simulate import simulate
+from collector.jobs.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 from models.checkpoints import CURRENT, Checkpoints

@@ -63,7 +63,7 @@ def test_the_invariance_penalty_never_holds_a_positive_control_to_its_parent():
     from acquisition.core.config import to_dict
     from acquisition.editors import EDITORS
     from acquisition.policies import RandomisedAttributesConfig
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
     from collector.store import Store
     from collector.store.create import load_demo_pool
     from models.embeddings import BagOfWordsEmbedder

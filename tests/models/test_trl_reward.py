@@ -78,7 +78,7 @@ def test_train_rm_fine_tunes_a_local_model_on_collected_labels(tiny_model, tmp_p
     from transformers import AutoModelForSequenceClassification
 
     from collector.cli import main
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
     from collector.store import Store
     from collector.store.create import init_db
 

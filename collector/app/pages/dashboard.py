@@ -118,7 +118,7 @@ def panels() -> None:
     with quality:
         if quality.open:
             try:
-                from collector.serving.annotator_quality import annotator_quality
+                from collector.jobs.annotator_quality import annotator_quality
             except ImportError:
                 st.info("Quality control is not installed in this version.")
             else:

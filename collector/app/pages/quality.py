@@ -4,13 +4,13 @@ import streamlit as st
 
 from acquisition.core.errors import DeconfoundError
 from collector.app.state import audit, get_collector, require_researcher
-from collector.serving.annotator_quality import (
+from collector.io.gold import add_gold_text, gold_frame
+from collector.jobs.annotator_quality import (
     annotator_quality,
     exclude_annotator,
     include_annotator,
     overlap_summary,
 )
-from collector.serving.gold import add_gold_text, gold_frame
 from collector.serving.qc_settings import ATTENTION_KINDS, qc_config, qc_version, update_qc_config
 
 collector = get_collector()

@@ -25,7 +25,7 @@ STATUS = {0: "unlabelled", 1: "labelled", 2: "skipped"}
 CHOICE = {0: "left", 1: "right", 2: "tie", 3: "both_bad"}
 
 
-def design_attributes(policy_configs: list[str]) -> list[str]:
+def design_attributes(policy_configs: list[dict]) -> list[str]:
     """Attributes named anywhere in the stored policy configs (a list, a key, a component's
     config), plus the default set where a config leaves ``attributes`` empty: a policy can only
     randomise what it is configured with, so flags are read for these alone."""
@@ -45,7 +45,7 @@ def design_attributes(policy_configs: list[str]) -> list[str]:
             found.add(value)
 
     for config in policy_configs:
-        walk(json.loads(config))
+        walk(config)
     return [a for a in ATTRIBUTES if a in found]
 
 

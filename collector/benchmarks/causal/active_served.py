@@ -8,7 +8,7 @@ module measures the product instead, with the protocol's pool, test split, budge
   the pairs left, the same batch-without-replacement regime and per-prompt cap, no scores);
   ``bald`` (and ``bald_diversity``) is ``active`` with the protocol's floor, fed by the worker;
 - simulated annotators label through ``Collector.next_pair`` / ``submit``
-  (``collector.serving.simulate``), ``refresh_every`` labels at a time;
+  (``collector.jobs.simulate``), ``refresh_every`` labels at a time;
 - between refreshes the worker's ``OnlineTrainer.train_once`` retrains the reward model on the
   labels so far and publishes Laplace BALD softrank weights for every base pair of the pool; the
   next request rebuilds the policy over them (``Collector`` watches the model version);
@@ -37,7 +37,7 @@ from acquisition.core.errors import ConfigError
 from collector.benchmarks.causal.active_protocol import summarise
 from collector.benchmarks.causal.sources import synthetic_multi_items
 from collector.benchmarks.causal.world import World
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
 from models.reward import build_model

@@ -2,7 +2,7 @@
 
 Everything goes through the product's own code paths: each arm is a temporary SQLite
 database (``Store``) holding a pool, with a real policy activated; simulated annotators label
-through ``Collector`` (``collector.serving.simulate.simulate``); reward models are trained on
+through ``Collector`` (``collector.jobs.simulate.simulate``); reward models are trained on
 ``Store.training_rows()`` with ``models.online.build_pair_data`` and ``models.reward``; the
 active arm's ensemble-disagreement scores are published by the worker's ``OnlineTrainer``.
 
@@ -37,7 +37,7 @@ from acquisition.policies import parse_policy_config
 from collector.benchmarks.causal.sources import Item
 from collector.benchmarks.causal.world import World
 from collector.io.frames import pairs_frame
-from collector.serving.simulate import simulate, true_left_outcome
+from collector.jobs.simulate import simulate, true_left_outcome
 from collector.serving.study import update_study_config
 from collector.store import Store
 from models.online import OnlineTrainer, TrainingConfig, build_pair_data
@@ -341,7 +341,7 @@ def population_amce(items: list[Item], attributes: list[str], world: World, grou
     side it does not apply to shows it off whatever the coin, and an attribute's AMCE is taken
     over the draws where it applies to both sides, as the estimator takes it."""
     from acquisition.editors import get_editor
-    from collector.serving.simulate import choice_probabilities
+    from collector.jobs.simulate import choice_probabilities
 
     n, a = len(items), len(attributes)
     # fits[i, 0 / 1, j]: attribute j applies to item i's better / worse response

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from acquisition.core.errors import ConfigError
-from collector.serving.simulate import quality_gap_for_flip_rate
+from collector.jobs.simulate import quality_gap_for_flip_rate
 
 
 @dataclass(frozen=True)

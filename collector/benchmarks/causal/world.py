@@ -1,6 +1,6 @@
 """World files: what a benchmark run simulates, as TOML validated into dataclasses.
 
-A world names its data source, the simulated annotators (``collector.serving.simulate``), the
+A world names its data source, the simulated annotators (``collector.jobs.simulate``), the
 observational confounding knobs, the policies and reward models to compare, and the sweeps.
 Every table is checked by ``acquisition.core.config.from_dict``: a wrong key, type or range names
 the field (``worlds/x.toml.confounding.rho_spurious: must be in (0, 1) ...``).
@@ -15,7 +15,7 @@ from pathlib import Path
 from acquisition.core.config import from_dict, load_toml
 from acquisition.core.errors import ConfigError
 from acquisition.editors import EDITORS, Editor
-from collector.serving.simulate import SimulatedAnnotatorConfig
+from collector.jobs.simulate import SimulatedAnnotatorConfig
 from models.reward import REWARD_MODELS, ModelConfig
 
 WORLDS_DIR = Path(__file__).resolve().parent / "worlds"

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, paints_after, streamlit_app
-from collector.serving.simulate import simulate
+from collector.jobs.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 
@@ -131,7 +131,7 @@ def build_database(folder: Path, annotators: int, warm_labels: int) -> tuple[Pat
         tokens = [store.add_annotator(f"bench-{i}", group="bench")[1] for i in range(annotators)]
     finally:
         store.close()
-    from collector.serving.worker import make_trainer
+    from collector.jobs.worker import make_trainer
     from models.online import set_torch_threads
 
     set_torch_threads(1)

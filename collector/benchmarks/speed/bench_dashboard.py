@@ -26,7 +26,7 @@ import numpy as np
 
 from acquisition.core.records import EditVector
 from collector.app import REPOSITORY
-from collector.serving.simulate import SimulatedAnnotatorConfig, choose, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, choose, simulate
 from collector.store import Store
 from collector.store.create import init_db
 

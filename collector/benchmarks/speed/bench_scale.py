@@ -34,8 +34,8 @@ import numpy as np
 from acquisition.core.config import to_dict
 from acquisition.policies.active import ActiveConfig, base_pairs
 from collector.benchmarks.speed.bench_serving import big_pool, pct
+from collector.jobs.worker import THREAD_ENV, WORKER_NICE
 from collector.serving.service import Collector
-from collector.serving.worker import THREAD_ENV, WORKER_NICE
 from collector.store import Store
 from collector.store.create import init_db
 

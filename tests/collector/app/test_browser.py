@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, PROBE, old_pair_redrawn, streamlit_app
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import init_db
 

@@ -1,7 +1,6 @@
 """The dashboard's data loading, tables and figures (pure functions; the page is in test_dashboard_page.py)."""
 
 import hashlib
-import json
 from functools import partial
 
 import numpy as np
@@ -13,8 +12,8 @@ from acquisition.effects import amce
 from acquisition.policies import RandomisedAttributesConfig, load_policy_file
 from collector.app import panels as dashboard
 from collector.io.frames import pairs_frame
+from collector.jobs.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 from collector.serving.service import Collector
-from collector.serving.simulate import SimulatedAnnotatorConfig, choice_probabilities, simulate
 from collector.store import Store
 from collector.store.create import init_db
 from models.checkpoints import Checkpoints
@@ -95,10 +94,10 @@ def test_load_pairs_agrees_with_pairs_frame(file_store):
 
 
 def test_design_attributes_come_from_every_stored_config():
-    mixture = json.dumps({"components": [{"name": "randomised_attributes", "config": {"attributes": ["emoji"]}},
-                                         {"name": "counterfactual_pairs", "config": {"attributes": ["bold"]}}]})
-    assert dashboard.design_attributes([mixture, json.dumps({})]) == ["bold", "emoji"]
-    default = dashboard.design_attributes([json.dumps({"attributes": []})])
+    mixture = {"components": [{"name": "randomised_attributes", "config": {"attributes": ["emoji"]}},
+                              {"name": "counterfactual_pairs", "config": {"attributes": ["bold"]}}]}
+    assert dashboard.design_attributes([mixture, {}]) == ["bold", "emoji"]
+    default = dashboard.design_attributes([{"attributes": []}])
     assert "bold" in default and "verbosity" not in default and "drop_answer" not in default
 
 

@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from collector.app import REPOSITORY
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.serving.qc_settings import update_qc_config
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import init_db
 

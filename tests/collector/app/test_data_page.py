@@ -10,7 +10,7 @@ from collector.app import REPOSITORY
 from collector.io.card import build_card
 from collector.io.export import export_bytes
 from collector.io.frames import FORMATS, pairs_frame, trl_frame
-from collector.serving.simulate import simulate
+from collector.jobs.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 

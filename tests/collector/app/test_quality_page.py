@@ -4,9 +4,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from collector.app import REPOSITORY
-from collector.serving.gold import add_gold_text
+from collector.io.gold import add_gold_text
+from collector.jobs.simulate import simulate
 from collector.serving.qc_settings import qc_config, update_qc_config
-from collector.serving.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 

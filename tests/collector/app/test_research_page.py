@@ -59,7 +59,7 @@ def test_invalid_policy_names_the_field(research_db):
 
 
 def test_balance_tables_show_once_there_are_labels_and_follow_new_labels(research_db):
-    from collector.serving.simulate import simulate
+    from collector.jobs.simulate import simulate
 
     at = _logged_in()
     assert any("No labels with a winner yet" in i.value for i in at.info)

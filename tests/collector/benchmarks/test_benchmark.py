@@ -16,7 +16,7 @@ from collector.benchmarks.causal.engine import bake, build_pool, place
 from collector.benchmarks.causal.experiments import labels_to_target
 from collector.benchmarks.causal.sources import synthetic_items
 from collector.benchmarks.causal.world import WORLDS_DIR, World, load_world
-from collector.serving.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, quality_gap_for_flip_rate, simulate
 from collector.store import Store
 from models.embeddings import BagOfWordsEmbedder
 
@@ -309,7 +309,7 @@ def test_active_protocol_through_the_serving_path_never_serves_a_pair_twice(tmp_
 
 
 def test_a_planted_attribute_that_an_edit_takes_off_no_longer_counts_for_the_truth():
-    from collector.serving.simulate import _on
+    from collector.jobs.simulate import _on
 
     off = json.dumps({"verbosity": {"on": False, "editor": "verbosity", "seed": 1, "applies": True, "realised": False}})
     on = json.dumps({"verbosity": {"on": True, "editor": "verbosity", "seed": 1, "applies": True, "realised": True}})

@@ -13,7 +13,7 @@ from scipy.special import expit
 from acquisition.core.config import to_dict
 from acquisition.policies import RandomisedAttributesConfig
 from collector.io.frames import arena_frame, pairs_frame
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import load_demo_pool
 

@@ -8,7 +8,7 @@ from acquisition.effects import amce
 from collector.io.card import build_card, markdown_table
 from collector.io.frames import pairs_frame
 from collector.io.importers import import_file
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 
 
@@ -130,7 +130,7 @@ def test_card_balance_matches_acquisition_balance(two_policies):
 
 def test_excluding_an_annotator_shows_in_the_card_and_leaves_the_exports(two_policies, tmp_path):
     from collector.io.frames import arena_frame, trl_frame
-    from collector.serving.annotator_quality import exclude_annotator
+    from collector.jobs.annotator_quality import exclude_annotator
 
     victim = two_policies.annotators()[0]
     n_labels = two_policies.label_count(victim["id"])

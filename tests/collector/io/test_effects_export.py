@@ -19,7 +19,7 @@ from acquisition.policies.active import ActiveConfig
 from collector.app import REPOSITORY
 from collector.io.export import export
 from collector.io.frames import effects_frame, pairs_frame
-from collector.serving.simulate import SimulatedAnnotatorConfig, simulate
+from collector.jobs.simulate import SimulatedAnnotatorConfig, simulate
 from collector.store import Store
 from collector.store.create import init_db
 

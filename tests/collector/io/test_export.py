@@ -11,7 +11,7 @@ from collector.benchmarks import HH_RLHF_SAMPLE
 from collector.io.export import card_path, export
 from collector.io.frames import FORMATS, arena_frame, pairs_frame, trl_conversational_frame, trl_frame
 from collector.io.importers import import_file
-from collector.serving.simulate import simulate
+from collector.jobs.simulate import simulate
 from collector.store import Store
 from collector.store.create import load_demo_pool
 

@@ -17,10 +17,10 @@ from collector.app.panels import family_summary, load_pairs
 from collector.cli import main
 from collector.io.card import build_card
 from collector.io.frames import pairs_frame
+from collector.jobs.simulate import simulate
 from collector.serving import service
 from collector.serving.qc_settings import update_qc_config
 from collector.serving.service import Collector, build_failure
-from collector.serving.simulate import simulate
 from collector.store import Store
 from collector.store.create import init_db
 
@@ -146,7 +146,7 @@ def test_every_draw_meets_the_contract():
 
 def test_the_page_simulate_and_judge_store_answers_through_collector_submit(db, monkeypatch):
     from collector.app.annotator import answer
-    from collector.serving.judge import run_judge
+    from collector.jobs.judge import run_judge
 
     class AlwaysA:  # a model judge that always answers "[[A]]"
         name, backend = "stub", "stub"

@@ -17,8 +17,8 @@ from collector.app import REPOSITORY
 from collector.cli import main
 from collector.io.card import build_card
 from collector.io.frames import pairs_frame
-from collector.serving.generate_job import read_prompts
-from collector.serving.judge import parse_verdict
+from collector.jobs.generate_job import read_prompts
+from collector.jobs.judge import parse_verdict
 from collector.store import Store
 from collector.store.create import init_db
 from models.generation import Decoding, GenerationError, HTTPGenerator, LocalGenerator, make_generator

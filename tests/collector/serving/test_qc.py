@@ -9,13 +9,13 @@ from acquisition.core.errors import ConfigError, ImportFormatError, NotFoundErro
 from acquisition.policies import RandomisedAttributesConfig
 from collector.cli import main
 from collector.io.frames import pairs_frame, trl_frame
-from collector.serving.annotator_quality import (
+from collector.io.gold import add_gold_file, add_gold_text
+from collector.jobs.annotator_quality import (
     annotator_quality,
     exclude_annotator,
     include_annotator,
     overlap_summary,
 )
-from collector.serving.gold import add_gold_file, add_gold_text
 from collector.serving.qc_settings import QCConfig, parse_assignments, qc_config, qc_version, update_qc_config
 from collector.serving.service import Collector
 from collector.store import Store

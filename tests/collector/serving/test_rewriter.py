@@ -12,8 +12,8 @@ from acquisition.core.errors import ConfigError
 from acquisition.policies import AnnotatorContext, build_policy
 from acquisition.rewriter import LLMRewriter, RewriterConfig, base_state, load_rewriter_config, rewrite_check
 from collector.cli import main
-from collector.serving.rewrite_job import load_rewrite_pairs, run_rewrite_job
-from collector.serving.service import Collector
+from collector.jobs.rewrite_job import run_rewrite_job
+from collector.serving.service import Collector, load_rewrite_pairs
 from collector.store import Store
 
 POOL = [

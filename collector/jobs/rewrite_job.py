@@ -12,11 +12,9 @@ from typing import Any, Protocol
 from acquisition.core.errors import ConfigError
 from acquisition.rewriter import (
     SOURCE,
-    RewritePair,
     RewriterConfig,
     base_state,
     rewrite_check,
-    rewrite_pairs,
 )
 from collector.store import Store
 
@@ -147,8 +145,3 @@ def _rewrite_batch(store: Store, rewriter: Rewriter, batch: list[_Item], counts:
 def _direction(config: RewriterConfig, attribute: str, on: bool) -> str:
     instruction = config.instruction(attribute)
     return instruction.add if on else instruction.remove
-
-
-def load_rewrite_pairs(store: Store) -> list[RewritePair]:
-    """Every complete rewrite pair in the database whose two texts differ."""
-    return rewrite_pairs(store.variants(SOURCE))
