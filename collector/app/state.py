@@ -3,16 +3,20 @@ the trainer process beside it, and who is logged in as a researcher."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from urllib.parse import urlsplit
 
 import streamlit as st
 
+from acquisition.core.errors import DeconfoundError
 from collector.app.annotator import SERVER_URL_META
 from collector.serving.service import Collector
 from collector.store import Store
 from collector.store.create import DEFAULT_DB
+
+log = logging.getLogger("deconfound.app")
 
 
 def db_path() -> str:
@@ -54,20 +58,22 @@ def server_url() -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def _record_server_url(path: str, url: str) -> None:
-    """Tell the CLI where the app runs (``annotator add`` prints login links with it)."""
-    if os.environ.get("DECONFOUND_BASE_URL"):
-        return
-    try:
-        store = _collector(path).store
-        if store.get_meta(SERVER_URL_META) != url:
-            store.set_meta(SERVER_URL_META, url)
-    except Exception:  # a read-only database still serves; the CLI then falls back
-        pass
+def _record_server_url(path: str, url: str) -> str:
+    """Tell the CLI where the app runs (``annotator add`` prints login links with it). Cached
+    only once it worked: a failure raises out of the cache, so the next page load tries again."""
+    store = _collector(path).store
+    if store.get_meta(SERVER_URL_META) != url:
+        store.set_meta(SERVER_URL_META, url)
+    return url
 
 
 def record_server_url() -> None:
-    _record_server_url(db_path(), server_url())
+    if os.environ.get("DECONFOUND_BASE_URL"):
+        return
+    try:
+        _record_server_url(db_path(), server_url())
+    except DeconfoundError as exc:  # a read-only database still serves; `annotator add` then falls back
+        log.warning("could not record the app's address for the CLI's login links: %s", exc)
 
 
 def base_url() -> str:

@@ -185,3 +185,21 @@ def test_export_leaves_the_database_byte_identical(db, tmp_path):
         assert main(["export", "--db", str(db), "--format", fmt, "--out", str(tmp_path / out)]) == 0
     assert main(["export", "--db", str(db), "--format", "trl", "--hub", str(tmp_path / "hub")]) == 0
     assert digest() == before
+
+
+def test_a_failed_write_of_the_app_address_is_retried_not_cached(db, monkeypatch):
+    from acquisition.core.errors import StorageError
+    from collector.app import state
+    from collector.app.annotator import SERVER_URL_META
+
+    state._collector.clear()
+    state._record_server_url.clear()
+    store = state.get_collector().store
+    original = store.set_meta
+    monkeypatch.setattr(store, "set_meta", lambda *a: (_ for _ in ()).throw(StorageError("read-only")))
+    state.record_server_url()  # the failure is logged, not raised, and not remembered
+    assert store.get_meta(SERVER_URL_META) is None
+    monkeypatch.setattr(store, "set_meta", original)
+    state.record_server_url()
+    assert store.get_meta(SERVER_URL_META) == state.server_url()
+    state._collector.clear()
