@@ -98,6 +98,12 @@ class Policy(ABC):
         return frozenset(cls.inputs)
 
     @classmethod
+    def static_marginals(cls, config: Any) -> dict[str, float] | None:
+        """Each randomised attribute's P(on for a side) where it follows from the config alone
+        (no history, no model): what a pair served before ``edit_marginals`` was recorded had."""
+        return None
+
+    @classmethod
     def design_request(cls, config: Any) -> tuple[list[str], str] | None:
         """``(attributes, acquisition)`` when the policy samples edits by design-space scores."""
         return None

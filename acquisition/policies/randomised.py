@@ -69,6 +69,10 @@ class RandomisedAttributes(Policy):
     description = "Real pairs with each attribute switched on each side independently at random."
     config_class = RandomisedAttributesConfig
 
+    @classmethod
+    def static_marginals(cls, config: RandomisedAttributesConfig) -> dict[str, float] | None:
+        return {a: config.p(a) for a in config.attributes}
+
     def __init__(self, config: RandomisedAttributesConfig, pool: PoolSnapshot) -> None:
         super().__init__(config, pool)
         self.editors = [get_editor(a) for a in config.attributes]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from acquisition.core.turns import prompt_turns
 from acquisition.editors import EDITORS, realised_flag
-from acquisition.policies import parse_policy_config
+from acquisition.policies import POLICIES, parse_policy_config
 from collector.store import Store
 
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
@@ -39,12 +39,14 @@ def _flags(edit_vector: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
     """``(policy, version) -> edit_marginals`` for designs whose marginals follow from the
-    config alone (randomised_attributes), for pairs served before they were recorded."""
+    config alone (``Policy.static_marginals``), for pairs served before they were recorded."""
     out = {}
     for row in store.policies():
-        if row["name"] == "randomised_attributes":
-            config = parse_policy_config(row["name"], row["config"])
-            out[(row["name"], row["version"])] = json.dumps({a: config.p(a) for a in config.attributes}, sort_keys=True)
+        cls = POLICIES.get(row["name"])
+        if cls is not None and "static_marginals" in cls.__dict__:  # only those that declare them
+            marginals = cls.static_marginals(parse_policy_config(row["name"], row["config"]))
+            if marginals:
+                out[(row["name"], row["version"])] = json.dumps(marginals, sort_keys=True)
     return out
 
 

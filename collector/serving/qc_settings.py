@@ -35,6 +35,14 @@ class QCConfig:
     # ... once they have answered at least this many of that kind of check
     min_checks: int = 3
 
+    @property
+    def flags_texts(self) -> bool:
+        """Whether attention checks are drawn whose editor works on the response itself (not by
+        swapping in a donor, ``Editor.takes_donor``): the pool snapshot must flag the texts it applies to."""
+        from acquisition.editors import get_editor
+
+        return self.attention_rate > 0 and any(not get_editor(k).takes_donor for k in self.attention_kinds)
+
     def validate(self, where: str = "qc") -> None:
         if not 1 <= self.overlap <= 50:
             raise ConfigError(f"{where}.overlap: must be between 1 and 50 annotators per pair; got {self.overlap}.")

@@ -122,20 +122,21 @@ class QualityControl:
         pool = pool if pool is not None else self._snapshot()
         kind = config.attention_kinds[int(rng.integers(len(config.attention_kinds)))]
         p_kind = config.attention_rate / len(config.attention_kinds)
-        if kind == "drop_answer":
+        editor = get_editor(kind)
+        if not editor.takes_donor:  # drop_answer: the response against itself with the edit made
             if pool.arrays.droppable is None and pool.n_responses >= snapshots.process_threshold():
                 return None  # flagging a large pool's texts here would stall: the builder is on it
-            drop = get_editor("drop_answer")
+            drop = editor
             droppable = pool.droppable_ids(lambda text: drop.apply(text, 0) != text)
             if not len(droppable):
                 return None
             response_id = int(droppable[int(rng.integers(len(droppable)))])
             text = pool.response_text[response_id]
             prompt_id = pool.prompt_of(response_id)
-            intact_vector = {"drop_answer": {"on": False, "editor": "drop_answer", "seed": 0}}
-            dropped_vector = {"drop_answer": {"on": True, "editor": "drop_answer", "seed": 0}}
+            intact_vector = {kind: {"on": False, "editor": kind, "seed": 0}}
+            dropped_vector = {kind: {"on": True, "editor": kind, "seed": 0}}
             dropped_text, check = apply_edit_vector(text, dropped_vector)
-            good = SideRecord(response_id, intact_vector, text, {"drop_answer": True})
+            good = SideRecord(response_id, intact_vector, text, {kind: True})
             bad = SideRecord(response_id, dropped_vector, dropped_text, check)
             propensity = p_kind / len(droppable) / 2
         else:
@@ -152,10 +153,10 @@ class QualityControl:
             prompt_id, text = prompt.id, pool.response_text[response_id]
             # the off_topic editor swaps the donor in (a built-in answer if the donor shares too
             # many words with the response); its seed names the donor so the copy can be replayed
-            kept_vector = {"off_topic": {"on": False, "editor": "off_topic", "seed": donor_id}}
-            swapped_vector = {"off_topic": {"on": True, "editor": "off_topic", "seed": donor_id}}
+            kept_vector = {kind: {"on": False, "editor": kind, "seed": donor_id}}
+            swapped_vector = {kind: {"on": True, "editor": kind, "seed": donor_id}}
             swapped_text, check = apply_edit_vector(text, swapped_vector, donor=lambda s: pool.response_text[s])
-            good = SideRecord(response_id, kept_vector, text, {"off_topic": True})
+            good = SideRecord(response_id, kept_vector, text, {kind: True})
             bad = SideRecord(response_id, swapped_vector, swapped_text, check)
             propensity = p_kind / len(servable) / len(prompt.response_ids) / others / 2
         swapped = bool(rng.random() < 0.5)

@@ -146,7 +146,7 @@ class Collector:
         model_version = self.store.get_meta("model_version") if needed & MODEL_INPUTS else None
         rewrite_version = self.store.get_meta("rewrite_version") if "rewrite_pairs" in needed else None
         qc = self.quality_control.config()[0]
-        flags = qc.attention_rate > 0 and "drop_answer" in qc.attention_kinds  # the snapshot must flag texts
+        flags = qc.flags_texts  # the snapshot must flag the texts an attention check edits
         key = (self.store.pool_version, spec.version, model_version, rewrite_version, flags)
         with self._lock:
             if key == self._policy_key or (self._policy is not None and self.background_rebuild):

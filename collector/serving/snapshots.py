@@ -125,9 +125,8 @@ def _done(db_path: str | Path, version: int, arrays: PoolArrays, new: int, t0: f
 
 
 def attention_drops(store: Store) -> bool:
-    """Whether quality control serves ``drop_answer`` attention checks (which need the flags)."""
-    config = qc_config(store)
-    return config.attention_rate > 0 and "drop_answer" in config.attention_kinds
+    """Whether quality control serves attention checks that need the texts flagged (``drop_answer``)."""
+    return qc_config(store).flags_texts
 
 
 def build_in_process(db_path: str | Path) -> PoolArrays | None:
