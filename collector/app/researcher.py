@@ -82,7 +82,7 @@ def policy_build_message(store: Store) -> str | None:
                  if serving is not None and serving != failure["version"] else
                  "No pair can be served until it builds; activate a policy that builds on this pool.")
     return (f"Policy {failure['policy']} version {failure['version']} failed to build: {failure['error']}. "
-            f"{meanwhile} The server retries on the next request.")
+            f"{meanwhile} The server tries again every few seconds while annotators are served.")
 
 
 def active_policy_summary(store: Store) -> dict[str, Any]:

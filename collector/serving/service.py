@@ -38,6 +38,7 @@ from collector.serving.study import (
 from collector.store import DEFAULT_LEASE_SECONDS, SideRecord, Store
 
 MODEL_INPUTS = frozenset({"acquisition_scores", "design_scores"})  # inputs read from the live checkpoint
+REBUILD_RETRY_SECONDS = 10.0  # a failed background build is tried again after this long, not on every request
 BUILD_ERROR_META = "policy_build_error"  # JSON of the last failed build of the active policy ("" once one works)
 log = logging.getLogger("deconfound.serving")
 
@@ -127,6 +128,7 @@ class Collector:
         self._policy_spec: PolicySpec | None = None
         self._snapshot: PoolSnapshot | None = None
         self._needs: tuple[tuple[int, int], Any, frozenset[str]] | None = None
+        self._failed: tuple[tuple[Any, ...], float] | None = None  # a key whose build failed, and when to retry it
         self.quality_control = QualityControl(store)  # gold, attention checks, overlap repeats
         self._next_sweep = 0.0
 
@@ -150,7 +152,8 @@ class Collector:
         key = (self.store.pool_version, spec.version, model_version, rewrite_version, flags)
         with self._lock:
             if key == self._policy_key or (self._policy is not None and self.background_rebuild):
-                if key != self._policy_key and self._building is None:
+                retry = self._failed is None or self._failed[0] != key or time.monotonic() >= self._failed[1]
+                if key != self._policy_key and self._building is None and retry:
                     # serve the current state while the new one is built, one build at a time: a
                     # key that moves meanwhile is built by the first request after this one ends
                     self._building = key
@@ -194,11 +197,12 @@ class Collector:
         return build_failure(self.store)
 
     def _build_failed(self, spec: PolicySpec, exc: BaseException) -> None:
+        serving = self._policy_spec.version if self.background_rebuild and self._policy_spec else None
         log.error("building policy %s version %s failed; %s", spec.name, spec.version,
-                  "the previous build keeps serving" if self._policy is not None else "no pair can be served",
+                  f"version {serving} keeps serving" if serving is not None else "no pair can be served",
                   exc_info=exc)
         record = {"policy": spec.name, "version": spec.version, "error": f"{type(exc).__name__}: {exc}",
-                  "at": time.time(), "serving": self._policy_spec.version if self._policy_spec else None}
+                  "at": time.time(), "serving": serving}
         try:
             self.store.set_meta(BUILD_ERROR_META, json.dumps(record))
         except DeconfoundError:  # a read-only database: the log line above is what remains
@@ -257,13 +261,14 @@ class Collector:
         """Build the policy for ``key`` off the request path and swap it in at once. On failure
         the previous policy keeps serving (every pair it serves records its own version), the
         failure is logged and recorded for the Researcher and Dashboard pages
-        (``build_error``), and the next request tries again."""
+        (``build_error``), and a request after ``REBUILD_RETRY_SECONDS`` tries again."""
         try:
             policy = self._build(spec, config, needed, model_version, off_path=True, flags=bool(key[-1]))
         except Exception as exc:  # noqa: BLE001 - logged and shown on the pages, never dropped
             self._build_failed(spec, exc)
             with self._lock:
                 self._building = None
+                self._failed = (key, time.monotonic() + REBUILD_RETRY_SECONDS)
             return
         self._build_succeeded()
         with self._lock:
