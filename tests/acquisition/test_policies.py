@@ -1,4 +1,3 @@
-import json
 from collections import Counter
 
 import numpy as np
@@ -6,6 +5,7 @@ import pytest
 
 from acquisition.core.config import loads_toml
 from acquisition.core.errors import ConfigError
+from acquisition.core.records import EditVector
 from acquisition.design import DesignScores
 from acquisition.policies import (
     POLICIES,
@@ -214,7 +214,7 @@ def _cells(rows):
 
 def _label_row(i, group, ptype, left_on, right_on):
     def ev(on):
-        return json.dumps({"bold": {"on": on, "editor": "bold", "seed": 1}})
+        return EditVector({"bold": {"on": on, "editor": "bold", "seed": 1}})  # as the store hands it over
     return {"label_id": i, "annotator_group": group, "task_type": ptype, "left_base_response_id": 1,
             "right_base_response_id": 2, "left_edit_vector": ev(left_on), "right_edit_vector": ev(right_on)}
 

@@ -98,11 +98,16 @@ def test_the_audit_log_names_who_did_what(tmp_path, capsys):
 
     db = str(tmp_path / "a.db")
     assert main(["init", "--db", db]) == 0
+    # a policy is built on the pool before it is activated: on an empty pool it is refused, unaudited
+    assert main(["policy", "apply", "acquisition/examples/observational.toml", "--db", db]) == 1
+    assert "cannot be built on this pool" in capsys.readouterr().err
+    assert main(["init", "--demo", "--db", db]) == 0
     assert main(["policy", "apply", "acquisition/examples/observational.toml", "--db", db]) == 0
     assert main(["qc", "set", "overlap=2", "--db", db]) == 0
+    # the export writes nothing to the database, so it is not in the log (the Data page's export is)
     assert main(["export", "--format", "pairs", "--out", str(tmp_path / "p.jsonl"), "--db", db]) == 0
     capsys.readouterr()
     assert main(["audit", "--db", db]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split("\t")[2] for line in out] == ["policy activated", "QC changed", "exported"]
+    assert [line.split("\t")[2] for line in out] == ["policy activated", "QC changed"]
     assert all(line.split("\t")[1].startswith("cli:") for line in out)
