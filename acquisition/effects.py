@@ -16,11 +16,22 @@ edit that failed counts as off, and a response the attribute does not apply to (
 three sentences) is not in the attribute's estimand, which is the effect among responses where
 it applies. ``treatment="assigned"`` gives the intention-to-treat contrast of the policy's draws.
 
-Weights are ``1 / arm_propensity`` (the stored probability of the pair's edits and display
-position given its prompt and base pair), normalised within each policy version, so an
-unequal design (per-attribute probabilities, active acquisition) is reweighted to equal arms;
-where every arm had the same probability this is the plain difference in means. Standard
-errors are cluster-robust by served pair, since the two profiles of a pair are mirror images.
+Two estimands, named in every table (``estimand``):
+
+- ``design`` (the default; cregg's convention): the AMCE under the study's own design, the other
+  attributes at the rates the design drew them. Within each design stratum (policy, version and
+  the pair's recorded marginals, so a mixture's components with different rates are not pooled)
+  it is the difference in means, weighted by ``acquisition.weights.design_weights`` (exactly 1
+  where an arm depends on nothing observed; the stabilised inverse probability of what an
+  adaptive design made depend on covariates elsewhere); strata are combined by their number of
+  labelled pairs. This is what the effects export's DoWhy/EconML recipe estimates.
+- ``uniform``: the other attributes reweighted to equal arms: weights ``1 / arm_propensity``
+  (the stored probability of the pair's edits and display position given its prompt and base
+  pair), normalised within each policy version. It differs from ``design`` where the design is
+  unequal (e.g. one attribute at 0.3) and attributes interact.
+
+Where every weight is 1 both are the plain difference in means. Standard errors are
+cluster-robust by served pair, since the two profiles of a pair are mirror images.
 """
 
 from __future__ import annotations
@@ -32,8 +43,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from acquisition.weights import design_weights
+
 Z95 = 1.959963984540054
-COLUMNS = ["attribute", "estimate", "se", "ci_low", "ci_high", "n_labels", "n_on", "n_off", "method"]
+COLUMNS = ["attribute", "estimate", "se", "ci_low", "ci_high", "n_labels", "n_on", "n_off", "method", "estimand"]
+ESTIMANDS = {"design": "AMCE under the study's own design (cregg's convention)",
+             "uniform": "AMCE under a uniform design (other attributes reweighted to equal arms)"}
 
 
 def labelled_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -64,9 +79,35 @@ def _side_outcomes(df: pd.DataFrame, left_outcome: str | None) -> np.ndarray:
 
 
 def _weights(df: pd.DataFrame) -> np.ndarray:
+    """The ``uniform`` estimand's weights: 1 / arm_propensity, normalised within each version."""
     w = pd.Series(1.0 / df["arm_propensity"].to_numpy(dtype=float), index=df.index)
     mean = w.groupby([df["policy"], df["policy_version"]], sort=False).transform("mean")
     return (w / mean).to_numpy()
+
+
+def _strata(df: pd.DataFrame) -> list[np.ndarray]:
+    """Positions of the rows of each design stratum: policy, version and the recorded marginals."""
+    keys = [df["policy"].astype(str).to_numpy(), df["policy_version"].astype(str).to_numpy()]
+    if "edit_marginals" in df.columns:
+        keys.append(df["edit_marginals"].astype(str).to_numpy())
+    codes = pd.MultiIndex.from_arrays(keys).factorize()[0]
+    return [np.flatnonzero(codes == c) for c in range(codes.max() + 1)] if len(codes) else []
+
+
+def amce_design(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray, w: np.ndarray,
+                strata: list[np.ndarray]) -> tuple[float, float, int, int]:
+    """``amce_one`` within each stratum, combined by the stratum's share of pairs (strata where
+    one level is empty carry no contrast and are left out); strata are independent clusters."""
+    parts = [(len(s), *amce_one(y_left[s], on_left[s], on_right[s], w[s])) for s in strata]
+    t = np.concatenate([on_left, on_right]).astype(bool)
+    n_on, n_off = int(t.sum()), int((~t).sum())
+    usable = [(n, est, se) for n, est, se, _, _ in parts if not math.isnan(est)]
+    if not usable:
+        return math.nan, math.nan, n_on, n_off
+    total = sum(n for n, _, _ in usable)
+    est = sum(n / total * e for n, e, _ in usable)
+    se = math.sqrt(sum((n / total * s) ** 2 for n, _, s in usable if not math.isnan(s)))
+    return float(est), se, n_on, n_off
 
 
 def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
@@ -92,7 +133,7 @@ def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
 
 
 def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Sequence[str] = (),
-         left_outcome: str | None = None, treatment: str = "realised") -> pd.DataFrame:
+         left_outcome: str | None = None, treatment: str = "realised", estimand: str = "design") -> pd.DataFrame:
     """Each attribute's AMCE on the choice with a 95% CI, overall or within ``by`` cells.
 
     Args:
@@ -106,13 +147,17 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
             so a failed edit counts as off; ``"assigned"``: the policy's draw (intention to
             treat, ``<side>_<attr>_assigned``). Both among the pairs where the attribute
             applies to both responses.
+        estimand: ``"design"`` (default): under the study's own design; ``"uniform"``: the
+            other attributes reweighted to equal arms (``ESTIMANDS``).
 
     Returns:
         one row per (cell, attribute): ``[*by, attribute, estimate, se, ci_low, ci_high,
-        n_labels, n_on, n_off, method]``.
+        n_labels, n_on, n_off, method, estimand]``.
     """
     if treatment not in ("realised", "assigned"):
         raise ValueError(f"treatment must be 'realised' or 'assigned', not {treatment!r}")
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"estimand must be one of {', '.join(ESTIMANDS)}, not {estimand!r}")
     df = labelled_pairs(pairs) if left_outcome is None else pairs
     attributes = list(attributes) if attributes is not None else randomised_attributes(df)
     rows = []
@@ -129,16 +174,23 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
             if sub.empty:
                 rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,
                              "ci_low": math.nan, "ci_high": math.nan, "n_labels": 0,
-                             "n_on": 0, "n_off": 0, "method": "none"})
+                             "n_on": 0, "n_off": 0, "method": "none", "estimand": estimand})
                 continue
-            w = _weights(sub)
-            uniform = bool(np.allclose(w, 1.0))
-            est, se, n_on, n_off = amce_one(
-                _side_outcomes(sub, left_outcome), sub[column.format("left")].to_numpy(dtype=bool),
-                sub[column.format("right")].to_numpy(dtype=bool), w,
-            )
+            y = _side_outcomes(sub, left_outcome)
+            on_l, on_r = sub[column.format("left")].to_numpy(dtype=bool), sub[column.format("right")].to_numpy(dtype=bool)
+            if estimand == "uniform":
+                w = _weights(sub)
+                est, se, n_on, n_off = amce_one(y, on_l, on_r, w)
+                method = "difference_in_means" if np.allclose(w, 1.0) else "ipw_hajek"
+            else:
+                # a frame without arms (a hand-built one) is taken as a design of coin flips
+                w = design_weights(sub) if {"policy", "arm"} <= set(sub.columns) else np.ones(len(sub))
+                strata = _strata(sub) if "policy" in sub.columns else [np.arange(len(sub))]
+                est, se, n_on, n_off = amce_design(y, on_l, on_r, w, strata)
+                method = ("difference_in_means" if np.allclose(w, 1.0) else "ipw_hajek") + (
+                    "_stratified" if len(strata) > 1 else "")
             rows.append({**base, "attribute": a, "estimate": est, "se": se,
                          "ci_low": est - Z95 * se, "ci_high": est + Z95 * se,
                          "n_labels": int(len(sub)), "n_on": n_on, "n_off": n_off,
-                         "method": "difference_in_means" if uniform else "ipw_hajek"})
+                         "method": method, "estimand": estimand})
     return pd.DataFrame(rows, columns=[*by, *COLUMNS])

@@ -130,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-type", default=None, help="prompt type for rows without a task_type (default general)")
     p.add_argument("--no-embed", action="store_true", help="skip embedding the new texts (the worker embeds them later)")
 
+    p = add("effects", "Print each randomised attribute's effect on the choice (AMCE) with its 95% CI, naming "
+                       "the estimand: under the study's own design (default) or a uniform one.", handler=commands.effects)
+    p.add_argument("--by", default="", metavar="COLUMNS",
+                   help="estimate within cells of these, comma-separated: policy, group, objective, prompt_type "
+                        "(default: overall)")
+    p.add_argument("--estimand", default="design", choices=("design", "uniform"),
+                   help="design: the other attributes at the rates the study drew them (cregg's convention, what "
+                        "the effects export's DoWhy/EconML recipe estimates); uniform: reweighted to equal arms")
+    p.add_argument("--treatment", default="realised", choices=("realised", "assigned"),
+                   help="realised: the treatment received, read on the text served (default); assigned: the "
+                        "policy's draw (intention to treat)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
     p = add("balance", "Print attribute balance: SMD chosen vs rejected, left vs right, and each arm vs the "
             "observational reference, by group and prompt type.", handler=commands.balance)
 

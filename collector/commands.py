@@ -110,6 +110,35 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
 
 
 @reads_only
+def effects(args: argparse.Namespace, store: Store) -> None:
+    """Each randomised attribute's AMCE, overall or within --by cells, naming its estimand."""
+    import math
+
+    from acquisition.effects import ESTIMANDS, amce
+    from collector.io.frames import pairs_frame
+
+    pairs = pairs_frame(store)
+    by = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    columns = {"policy": "policy", "group": "annotator_group", "objective": "objective", "prompt_type": "task_type"}
+    unknown = [c for c in by if c not in columns]
+    if unknown:
+        raise ConfigError(f"--by: unknown column {unknown[0]!r}; one or more of {', '.join(columns)}.")
+    table = amce(pairs, by=[columns[c] for c in by], estimand=args.estimand,
+                 treatment=args.treatment).rename(columns={v: k for k, v in columns.items()})
+    if args.json:
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in table.to_dict("records")]
+        print(json.dumps({"estimand": args.estimand, "description": ESTIMANDS[args.estimand],
+                          "treatment": args.treatment, "by": by, "effects": rows}, indent=2, default=str))
+        return
+    print(f"Estimand: {ESTIMANDS[args.estimand]}; treatment {args.treatment}; 95% CIs clustered by served pair.")
+    if table.empty:
+        print("No randomised attribute has labels yet.")
+        return
+    print(table.drop(columns=["estimand"]).to_string(index=False, float_format="%.3f"))
+
+
+@reads_only
 def balance(args: argparse.Namespace, store: Store) -> None:
     from acquisition.balance import arm_balance, balance_report, chosen_rejected_smd
     from collector.io.frames import pairs_frame, trl_frame

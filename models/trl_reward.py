@@ -4,9 +4,10 @@ The collected labels carry each pair's arm propensity (the probability the polic
 attribute edits that were shown). ``WeightedRewardTrainer`` is TRL's trainer with a per-pair
 weight in the Bradley-Terry loss, ``-sum_i w_i log sigmoid(r_chosen - r_rejected - margin_i) /
 sum_i w_i``; with every weight 1 it is TRL's loss exactly. ``stabilised_weights`` gives the
-stabilised inverse propensity weights: within each policy version, the arm's share of the labels
-over the arm's logged propensity, normalised to mean 1 and clipped (Hernán & Robins' stabilised
-weights, with the arm as the treatment). ``strength`` (1-3, how sure the annotator was) can be
+stabilised inverse probability of the covariate-dependent part of the design
+(``acquisition.weights.design_weights``: exactly 1 for designs whose arms depend on nothing
+observed, such as ``randomised_attributes``; Hernán & Robins' stabilised weights, with the arm as
+the treatment, elsewhere). ``strength`` (1-3, how sure the annotator was) can be
 TRL's ``margin``.
 
 Any local sequence-classification model folder works (``num_labels = 1``); ``accelerate launch``
@@ -25,25 +26,18 @@ import torch
 from torch import nn
 
 from acquisition.core.errors import ConfigError
+from acquisition.weights import design_weights
 
 SEPARATOR = "\n\n"  # between prompt and response: TRL's standard format joins them as they are
 
 
 def stabilised_weights(rows: pd.DataFrame, clip: float = 20.0) -> np.ndarray:
-    """Per pair: P(arm | policy version) / arm_propensity, normalised to mean 1 within each
-    policy version and clipped at ``clip``; pairs without a propensity weigh 1."""
-    weights = np.ones(len(rows))
-    if not len(rows):
-        return weights
-    p = pd.to_numeric(rows["arm_propensity"], errors="coerce").to_numpy(dtype=float)
-    version = rows["policy_version"].astype(str).to_numpy()
-    arm = rows["arm"].astype(str).to_numpy()
-    for v in np.unique(version):
-        idx = np.flatnonzero(version == v)
-        share = pd.Series(arm[idx]).map(pd.Series(arm[idx]).value_counts(normalize=True)).to_numpy()
-        raw = np.where(np.isfinite(p[idx]) & (p[idx] > 0), share / np.where(p[idx] > 0, p[idx], 1.0), 1.0)
-        weights[idx] = raw / raw.mean()
-    return np.minimum(weights, clip)
+    """The rows' ``weight`` column where an export carries one, else ``design_weights``: the
+    stabilised inverse probability of the covariate-dependent part of the design (exactly 1
+    where an arm's probability depends on nothing observed; ``acquisition.weights``)."""
+    if "weight" in rows and pd.to_numeric(rows["weight"], errors="coerce").notna().all():
+        return pd.to_numeric(rows["weight"]).to_numpy(dtype=float)
+    return design_weights(rows, clip)
 
 
 def reward_dataset(rows: pd.DataFrame, weighting: str = "stabilised", margin: bool = False):

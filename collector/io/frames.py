@@ -14,6 +14,7 @@ import pandas as pd
 from acquisition.core.turns import prompt_turns
 from acquisition.editors import EDITORS, realised_flag
 from acquisition.policies import POLICIES, parse_policy_config
+from acquisition.weights import design_weights
 from collector.store import Store
 
 ARENA_WINNER = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
@@ -154,11 +155,15 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
         "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
         "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
         "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group",
-        "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity",
+        "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity", "weight",
         "model_version", "labelled_at", "latency_ms",
     ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
         f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
-    return _typed(pd.DataFrame(rows, columns=columns))
+    df = pd.DataFrame(rows, columns=columns)
+    # the stabilised inverse probability of what the design made depend on covariates: exactly 1
+    # where an arm depends on nothing observed (acquisition.weights; docs/data.md, "Weights")
+    df["weight"] = design_weights(df) if len(df) else pd.Series(dtype=float)
+    return _typed(df)
 
 
 def imported_trl_frame(store: Store) -> pd.DataFrame:
@@ -174,7 +179,7 @@ def imported_trl_frame(store: Store) -> pd.DataFrame:
                      "prompt_id": r["prompt_id"], "task_type": r["task_type"],
                      "chosen_response_id": r["chosen_response_id"], "rejected_response_id": r["rejected_response_id"],
                      "annotator_group": "imported", "policy": f"imported:{r['source']}", "arm": "imported",
-                     "family": "imported",
+                     "family": "imported", "weight": 1.0,
                      "labelled_at": _iso(r["created_at"]), "annotator_covariates": r.get("covariates")})
     return pd.DataFrame(rows)
 

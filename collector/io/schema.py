@@ -28,7 +28,8 @@ def _plain_arrow(t):
 # booleans, everything else a string
 _NULL_INTEGERS = {"strength", "latency_ms", "study_version", "origin_served_pair_id", "policy_version", "seed",
                   "annotator_id", "prompt_id", "served_pair_id", "turn", "position", "response_id", "base_response_id"}
-_NULL_FLOATS = {"acquisition_score", "propensity_score", "arm_propensity", "objective_propensity", "margin", "tstamp"}
+_NULL_FLOATS = {"acquisition_score", "propensity_score", "arm_propensity", "objective_propensity", "margin", "tstamp",
+                "weight"}
 
 
 def _declared(name: str, t):

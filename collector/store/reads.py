@@ -41,11 +41,12 @@ def _case(column: str, values: list[str]) -> str:
 
 
 def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
-    """Every served pair as 16 numbers (id, status code, choice code, annotator id, group code,
+    """Every served pair as 18 numbers (id, status code, choice code, annotator id, group code,
     QC-kind code, prompt id, left and right response ids, policy version, arm propensity,
     label time or -1, latency or -1, shown-objective code or -1, policy-name code, family code
-    or -1), with the lookups that decode them: ``groups``, ``kinds``, ``objectives``,
-    ``policy_names``, ``families`` (names and families as each pair recorded them; a quality-
+    or -1, arm code, recorded-marginals code or -1), with the lookups that decode them:
+    ``groups``, ``kinds``, ``objectives``, ``policy_names``, ``families``, ``arms``,
+    ``marginals`` (names and families as each pair recorded them; a quality-
     control pair's version is the QC settings', so no version is looked up in the policies
     table), ``task_type`` (prompt id -> type) and ``annotators`` rows
     ``(id, name, excluded, excluded_reason)``."""
@@ -61,6 +62,9 @@ def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
         family = "sp.family" if "family" in have else "NULL"
         names = sorted({r[0] for r in conn.execute("SELECT DISTINCT policy_name FROM served_pairs") if r[0]})
         families = sorted({r[0] for r in conn.execute(f"SELECT DISTINCT {family} FROM served_pairs sp") if r[0]})
+        arms = sorted({r[0] for r in conn.execute("SELECT DISTINCT arm FROM served_pairs") if r[0]})
+        marginal = "sp.edit_marginals" if "edit_marginals" in have else "NULL"
+        marginals = sorted({r[0] for r in conn.execute(f"SELECT DISTINCT {marginal} FROM served_pairs sp") if r[0]})
         codes = conn.execute(f"""
             SELECT sp.id, CASE sp.status WHEN 'labelled' THEN 1 WHEN 'skipped' THEN 2 ELSE 0 END,
                    CASE l.choice WHEN 'left' THEN 0 WHEN 'right' THEN 1 WHEN 'tie' THEN 2
@@ -68,12 +72,13 @@ def read_served_pair_codes(source: "StoreBase | str | Path") -> dict[str, Any]:
                    sp.annotator_id, {_case('sp.annotator_group', groups)}, {_case(qc, kinds)}, sp.prompt_id,
                    sp.left_response_id, sp.right_response_id, sp.policy_version, sp.arm_propensity,
                    coalesce(l.created_at, -1), coalesce(l.latency_ms, -1),
-                   coalesce({_case(shown, objectives)}, -1), {_case('sp.policy_name', names)}, {_case(family, families)}
+                   coalesce({_case(shown, objectives)}, -1), {_case('sp.policy_name', names)}, {_case(family, families)},
+                   {_case('sp.arm', arms)}, {_case(marginal, marginals)}
             FROM served_pairs sp LEFT JOIN labels l ON l.served_pair_id = sp.id ORDER BY sp.id""",
-            groups + kinds + objectives + names + families).fetchall()
+            groups + kinds + objectives + names + families + arms + marginals).fetchall()
         return {
             "codes": codes, "groups": groups, "kinds": kinds, "objectives": objectives,
-            "policy_names": names, "families": families,
+            "policy_names": names, "families": families, "arms": arms, "marginals": marginals,
             "task_type": dict(conn.execute("SELECT id, task_type FROM prompts").fetchall()),
             "annotators": conn.execute(
                 f"SELECT id, name, {'excluded' if 'excluded' in have_a else '0'}, "

@@ -66,10 +66,16 @@ def test_unequal_design_is_reweighted(store):
         attributes=["emoji", "closing_pleasantry"], probabilities={"emoji": 0.2})))
     config = SimulatedAnnotatorConfig(attribute_effects={"closing_pleasantry": 2.0})
     simulate(store, labels=1200, annotators=4, seed=5, config=config)
-    table = amce(pairs_frame(store)).set_index("attribute")
-    assert set(table.method) == {"ipw_hajek"}
+    pairs = pairs_frame(store)
+    # the study's own design: coin flips depend on nothing observed, so every weight is 1
+    table = amce(pairs).set_index("attribute")
+    assert set(table.method) == {"difference_in_means"} and set(table.estimand) == {"design"}
     assert table.loc["closing_pleasantry", "ci_low"] > 0
     assert table.loc["emoji", "ci_low"] < 0 < table.loc["emoji", "ci_high"]
+    # on request, the other attributes reweighted to equal arms
+    uniform = amce(pairs, estimand="uniform").set_index("attribute")
+    assert set(uniform.method) == {"ipw_hajek"} and set(uniform.estimand) == {"uniform"}
+    assert uniform.loc["closing_pleasantry", "ci_low"] > 0
 
 
 def test_observational_pairs_estimate_nothing(store):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from acquisition.weights import design_weights
 from models.embeddings import model_path
 from models.trl_reward import SEPARATOR, _trainer_class, reward_dataset, stabilised_weights
 
@@ -36,14 +37,33 @@ def _rows(n=12):
         "arm_propensity": [[0.25, 0.25, 0.05][i % 3] for i in range(n)]})
 
 
-def test_stabilised_weights_undo_the_propensity_within_each_version():
-    rows = _rows()
-    w = stabilised_weights(rows)
-    for v in (1, 2):
-        assert w[rows.policy_version == v].mean() == pytest.approx(1.0)
-    # arm b was shown with a fifth of arm a's propensity: each of its labels counts 5x / its share
-    assert w[2] / w[0] == pytest.approx((1 / 3 / 0.05) / (2 / 3 / 0.25))
-    assert np.allclose(stabilised_weights(rows.assign(arm_propensity=0.2, arm="a")), 1.0)
+def test_weights_are_exactly_one_where_the_design_depends_on_nothing_observed():
+    rows = _rows()  # each arm logged one propensity in its version: a design of coin flips
+    assert (stabilised_weights(rows) == 1.0).all()
+    # the old weights divided each arm's share among the rows by its propensity: not 1 here
+    assert (design_weights(rows.assign(arm_propensity=[0.25, 0.3, 0.05] * 4)) != 1.0).any()
+
+
+def test_weights_undo_a_covariate_dependent_design_as_an_independent_recomputation_does():
+    """A design where an attribute's arm depends on the annotator group (p(on | A) = 0.8,
+    p(on | B) = 0.2, groups 70/30): w = p̄(arm) / p(arm | group), with p̄ computed from the
+    design itself, not from the rows."""
+    rng = np.random.default_rng(0)
+    n = 40_000
+    group = rng.choice(["A", "B"], size=n, p=[0.7, 0.3])
+    p_on = np.where(group == "A", 0.8, 0.2)
+    on = rng.random(n) < p_on
+    rows = pd.DataFrame({"policy": "overlap_targeting", "policy_version": 3, "arm": np.where(on, "on", "off"),
+                         "arm_propensity": np.where(on, p_on, 1 - p_on)})
+    w = design_weights(rows)
+    p_bar_on = 0.7 * 0.8 + 0.3 * 0.2
+    exact = np.where(on, p_bar_on / p_on, (1 - p_bar_on) / (1 - p_on))
+    assert np.abs(w / exact - 1).max() < 0.02  # the arm's share estimates p̄ to ~0.5% at this n
+    assert w.mean() == pytest.approx(1.0, abs=0.01)
+    # weighted, the arm no longer depends on the group: the design's average mix in both
+    for g in ("A", "B"):
+        here = group == g
+        assert np.average(on[here], weights=w[here]) == pytest.approx(p_bar_on, abs=0.02)
 
 
 def test_the_weights_change_the_loss_as_they_should(tiny_model, tmp_path):

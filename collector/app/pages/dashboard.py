@@ -82,9 +82,11 @@ def panels() -> None:
     with effects:
         if effects.open:
             st.caption(
-                "AMCE: P(a response is chosen | attribute on) - P(chosen | off), from the randomised "
-                "arms only, weighted by the stored arm propensities (difference in means where the "
-                "design is uniform); 95% CIs clustered by pair; ties count half, both-bad labels, "
+                "Estimand: the AMCE under the study's own design (cregg's convention): P(a response is "
+                "chosen | attribute on) - P(chosen | off), the other attributes at the rates the design drew "
+                "them, from the randomised arms only; a difference in means within each design, weighted only "
+                "where the design depended on something observed (`deconfound effects --estimand uniform` "
+                "reweights to equal arms); 95% CIs clustered by pair; ties count half, both-bad labels, "
                 "quality-control items and excluded annotators are left out. The treatment is the one "
                 "received (read on the text served: a failed edit is off), among pairs where the "
                 "attribute applies to both responses (n_labels).")

@@ -64,7 +64,7 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
     codes, groups, kinds = raw["codes"], raw["groups"], raw["kinds"]
     task_type = raw["task_type"]
     people = pd.DataFrame(raw["annotators"], columns=["id", "annotator", "excluded", "excluded_reason"]).set_index("id")
-    m = np.array(codes, dtype=np.float64).reshape(len(codes), 16)  # (served pairs, columns)
+    m = np.array(codes, dtype=np.float64).reshape(len(codes), 18)  # (served pairs, columns)
     col = lambda i: m[:, i].astype(np.int64)  # noqa: E731
     annotator_id = col(3)
     person = people.reindex(annotator_id)
@@ -84,6 +84,8 @@ def load_pairs(source: Store | str | Path, flags: bool = True) -> pd.DataFrame:
         "policy": pd.Categorical.from_codes(col(14), raw["policy_names"]).astype(object),  # as the pair recorded it
         "policy_version": col(9),
         "family": pd.Categorical.from_codes(col(15), raw["families"]),  # -1: served before families were recorded
+        "arm": pd.Categorical.from_codes(col(16), raw["arms"]),
+        "edit_marginals": pd.Categorical.from_codes(col(17), raw["marginals"]),  # the AMCE's design strata
         "arm_propensity": m[:, 10],
         "labelled_at": pd.to_datetime(np.where(m[:, 11] < 0, np.nan, m[:, 11]), unit="s", utc=True),
         "latency_ms": pd.array(np.where(m[:, 12] < 0, np.nan, m[:, 12]), dtype="Float64"),

@@ -127,3 +127,33 @@ def test_the_effects_export_loads_in_pandas_with_typed_columns(collection):
     # a flag is a nullable boolean: null where the attribute does not apply to the response
     assert str(df.chosen.dtype) == "Float64" and str(df.bold.dtype) == "boolean" and str(df.bold_assigned.dtype) == "boolean"
     assert str(df.bold_propensity.dtype) == "Float64"
+
+
+def test_the_recipe_and_effects_json_agree_under_an_unequal_design(tmp_path, capsys):
+    """verbosity drawn with p = 0.3, the others 0.5: the dashboard's estimand (the study's own
+    design) is the one the DoWhy/EconML recipe estimates; the uniform reweighting is a different
+    estimand and is named as such."""
+    from collector.cli import main
+
+    init_db(tmp_path / "u.db", demo=True)
+    store = Store(tmp_path / "u.db")
+    store.activate_policy("randomised_attributes", {"attributes": ["list_format", "bold", "verbosity"],
+                                                    "probabilities": {"verbosity": 0.3}})
+    simulate(store, labels=2500, annotators=5, seed=4,
+             config=SimulatedAnnotatorConfig(attribute_effects={"list_format": 0.8, "verbosity": 0.6, "bold": 0.3}))
+    export(store, "effects", tmp_path / "u.parquet")
+    store.close()
+    assert main(["effects", "--db", str(tmp_path / "u.db"), "--json"]) == 0
+    ours = {r["attribute"]: r for r in json.loads(capsys.readouterr().out)["effects"]}
+    assert {r["estimand"] for r in ours.values()} == {"design"}
+    done = subprocess.run([causal_python(), str(RECIPE), str(tmp_path / "u.parquet")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(found) == set(ours) == {"list_format", "bold", "verbosity"}
+    for attribute, row in ours.items():
+        assert abs(found[attribute]["dowhy"] - row["estimate"]) < 0.005, (attribute, found[attribute], row)
+        assert abs(found[attribute]["econml"] - row["estimate"]) < 0.005, (attribute, found[attribute], row)
+    assert main(["effects", "--db", str(tmp_path / "u.db"), "--json", "--estimand", "uniform"]) == 0
+    uniform = json.loads(capsys.readouterr().out)
+    assert uniform["estimand"] == "uniform" and "uniform design" in uniform["description"]

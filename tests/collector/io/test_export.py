@@ -286,3 +286,19 @@ def test_a_hub_ready_folder_loads_three_ways_and_its_card_has_hub_yaml(collected
     assert names == list(from_folder.features)
     with pytest.raises(ConfigError, match="new or empty folder"):
         export_hub(collected, "trl", folder)
+
+
+def test_the_trl_weight_is_exactly_one_under_a_design_of_coin_flips_and_varies_where_cells_steer(store):
+    """``weight``: 1 under randomised_attributes (even non-uniform, bold p = 0.3: the arm's
+    probability depends on nothing observed); under overlap targeting, whose arm probabilities
+    follow the cell counts, it varies, with mean about 1."""
+    store.activate_policy("randomised_attributes", {"attributes": ["bold", "list_format"], "probability": 0.3})
+    simulate(store, labels=150, annotators=3, groups=["a", "b"], seed=1)
+    df = trl_frame(pairs_frame(store))
+    assert len(df) > 100 and (df["weight"] == 1.0).all()
+    store.activate_policy("overlap_targeting", {"attributes": ["bold", "list_format"]})
+    simulate(store, labels=300, annotators=3, groups=["a", "b"], seed=2)
+    df = trl_frame(pairs_frame(store))
+    targeted = df[df["policy"] == "overlap_targeting"]
+    assert (df.loc[df["policy"] == "randomised_attributes", "weight"] == 1.0).all()
+    assert targeted["weight"].nunique() > 3 and abs(targeted["weight"].mean() - 1) < 0.25
