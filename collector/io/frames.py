@@ -224,11 +224,11 @@ def style_counts(text: str) -> dict[str, Any]:
             "bold_count": {"**": len(re.findall(r"\*\*[^*\n]+\*\*", text)), "__": len(re.findall(r"__[^_\n]+__", text))}}
 
 
-def conv_metadata(prompt: str, a: str, b: str) -> dict[str, Any]:
+def conv_metadata(prompt: str, a: str, b: str, turns: int = 1) -> dict[str, Any]:
     """``conv_metadata`` as Chatbot Arena writes it (``STYLE_CONTROL_ELEMENTS_V1`` of FastChat's
     ``rating_systems.py``: token sums, header, list and bold counts per side)."""
     sa, sb = style_counts(a), style_counts(b)
-    return {"sum_user_tokens": len(_TOKEN.findall(prompt)), "turns": 1,
+    return {"sum_user_tokens": len(_TOKEN.findall(prompt)), "turns": turns,
             "sum_assistant_a_tokens": sa["tokens"], "sum_assistant_b_tokens": sb["tokens"],
             "header_count_a": sa["header_count"], "header_count_b": sb["header_count"],
             "list_count_a": sa["list_count"], "list_count_b": sb["list_count"],
@@ -280,16 +280,17 @@ def arena_frame(pairs: pd.DataFrame, models: str = "source") -> pd.DataFrame:
             language = (json.loads(covariates) if isinstance(covariates, str) else covariates or {}).get("language")
         except (json.JSONDecodeError, AttributeError):
             language = None
+        history = prompt_turns(r["prompt"])  # a multi-turn request keeps its turns, as Arena writes them
         row = {
             "question_id": str(r["prompt_id"]),
             "model_a": name(r, "left"), "model_b": name(r, "right"),
             "winner": ARENA_WINNER[r["label"]], "judge": f"annotator-{r['annotator_id']}",
-            "conversation_a": [{"role": "user", "content": r["prompt"]},
-                               {"role": "assistant", "content": r["left_text"]}],
-            "conversation_b": [{"role": "user", "content": r["prompt"]},
-                               {"role": "assistant", "content": r["right_text"]}],
-            "turn": 1, "anony": True, "language": language if isinstance(language, str) and language else "unknown",
-            "conv_metadata": conv_metadata(r["prompt"], r["left_text"], r["right_text"]),
+            "conversation_a": [*history, {"role": "assistant", "content": r["left_text"]}],
+            "conversation_b": [*history, {"role": "assistant", "content": r["right_text"]}],
+            "turn": sum(t["role"] == "user" for t in history) or 1, "anony": True,
+            "language": language if isinstance(language, str) and language else "unknown",
+            "conv_metadata": conv_metadata(r["prompt"], r["left_text"], r["right_text"],
+                                           sum(t["role"] == "user" for t in history) or 1),
             "tstamp": pd.Timestamp(r["labelled_at"]).timestamp(),
             "served_pair_id": r["served_pair_id"], "task_type": r["task_type"],
             "strength": r["strength"], "rationale": r["rationale"],

@@ -153,24 +153,59 @@ def _split_messages(
     prompt: str | None,
 ) -> tuple[str, str, str]:
     """Prompt and both responses from two message lists (shared messages are the prompt)."""
+    return _split_dialogue(chosen, rejected, chosen_name, rejected_name, prompt)[:3]
+
+
+def _split_dialogue(
+    first: list[dict[str, str]], second: list[dict[str, str]], first_name: str, second_name: str,
+    prompt: str | None,
+) -> tuple[str, str, str, bool]:
+    """``(prompt, first response, second response, histories differ)`` from two message lists.
+
+    The messages both lists share are the prompt. A multi-turn conversation whose earlier
+    assistant turns differ (each side of an Arena battle saw its own earlier answers) is split by
+    turns: both sides must carry the same user turns in the same places (else the line is
+    refused: they answer different requests), the prompt is every turn before the last
+    assistant turn, with the first list's earlier answers as the history (as the Kaggle Arena
+    layout does), and the responses are the last assistant turns."""
     shared = 0
-    while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+    while shared < min(len(first), len(second)) - 1 and first[shared] == second[shared]:
         shared += 1
+    rest = first[shared:] + second[shared:]
+    if any(m["role"] == "user" for m in rest):
+        return _split_turns(first, second, first_name, second_name)
     if prompt is None:
         if shared == 0:
-            raise _LineError(rejected_name, f"shares no opening (prompt) messages with {chosen_name}, "
-                                            "and there is no prompt field to take the prompt from")
-        prompt = render_messages(chosen[:shared])
-    elif shared and render_messages(chosen[:shared]) != prompt and not (
-        shared == 1 and chosen[0]["content"] == prompt
+            raise _LineError(second_name, f"shares no opening (prompt) messages with {first_name}, "
+                                          "and there is no prompt field to take the prompt from")
+        prompt = render_messages(first[:shared])
+    elif shared and render_messages(first[:shared]) != prompt and not (
+        shared == 1 and first[0]["content"] == prompt
     ):
         # the shared messages hold more than the prompt field (earlier turns): keep them
-        prompt = render_messages(chosen[:shared])
-    if not chosen[shared:]:
-        raise _LineError(chosen_name, "no response after the prompt messages")
-    if not rejected[shared:]:
-        raise _LineError(rejected_name, "no response after the prompt messages")
-    return prompt, render_messages(chosen[shared:]), render_messages(rejected[shared:])
+        prompt = render_messages(first[:shared])
+    if not first[shared:]:
+        raise _LineError(first_name, "no response after the prompt messages")
+    if not second[shared:]:
+        raise _LineError(second_name, "no response after the prompt messages")
+    return prompt, render_messages(first[shared:]), render_messages(second[shared:]), False
+
+
+def _split_turns(first: list[dict[str, str]], second: list[dict[str, str]], first_name: str,
+                 second_name: str) -> tuple[str, str, str, bool]:
+    if len(first) != len(second):
+        raise _LineError(second_name, f"{len(second)} messages against {len(first)} in {first_name}: a multi-turn "
+                                      "pair needs the same turns on both sides")
+    for i, (a, b) in enumerate(zip(first, second)):
+        if a["role"] != b["role"]:
+            raise _LineError(f"{second_name}[{i}].role", f"{b['role']!r} where {first_name} has {a['role']!r}")
+        if a["role"] != "assistant" and a["content"] != b["content"]:
+            raise _LineError(f"{second_name}[{i}].content", f"this {a['role']} turn differs from {first_name}'s: "
+                                                            "the two sides answer different requests")
+    if first[-1]["role"] != "assistant":
+        raise _LineError(f"{first_name}[{len(first) - 1}].role", "a conversation must end with the assistant's answer")
+    differ = any(a != b for a, b in zip(first[:-1], second[:-1]))
+    return render_messages(first[:-1]), first[-1]["content"], second[-1]["content"], differ
 
 
 # ---------------------------------------------------------------------- one line per format
@@ -243,13 +278,15 @@ def _arena(row: dict[str, Any]) -> Parsed:
     if winner not in ARENA_WINNERS:
         raise _LineError("winner", f"expected one of {', '.join(map(repr, ARENA_WINNERS))}, got {winner!r}")
     a, b = _messages(row, "conversation_a"), _messages(row, "conversation_b")
+    prompt, answer_a, answer_b, differ = _split_dialogue(a, b, "conversation_a", "conversation_b", None)
     if winner == "model_b":
-        prompt, chosen, rejected = _split_messages(b, a, "conversation_b", "conversation_a", None)
-        models = (model_b, model_a)
+        chosen, rejected, models = answer_b, answer_a, (model_b, model_a)
     else:
-        prompt, chosen, rejected = _split_messages(a, b, "conversation_a", "conversation_b", None)
-        models = (model_a, model_b)
-    extra = {"chosen_model": models[0], "rejected_model": models[1], "covariates": _judge(row)}
+        chosen, rejected, models = answer_a, answer_b, (model_a, model_b)
+    covariates = _judge(row)
+    if differ:  # a multi-turn battle: the earlier answers in the prompt are model_a's
+        covariates["history_from"] = "model_a"
+    extra = {"chosen_model": models[0], "rejected_model": models[1], "covariates": covariates}
     return (prompt, chosen, rejected, ARENA_WINNERS[winner], None,
             _optional_text(row, "question_id") or _optional_text(row, "id"),
             _optional_text(row, "task_type") or _optional_text(row, "category"), extra)

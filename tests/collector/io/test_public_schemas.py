@@ -122,3 +122,54 @@ def test_arena_judges_are_kept_and_imported_preferences_export_with_include_impo
         assert export(store, "trl", tmp_path / "plain.jsonl") == 0
     finally:
         store.close()
+
+
+def _two_turn_battle(winner="model_b", second_user="And in Python?"):
+    def msg(role, text):
+        return {"role": role, "content": text}
+
+    a = [msg("user", "How do I reverse a list?"), msg("assistant", "Use reversed()."),
+         msg("user", "And in Python?"), msg("assistant", "lst[::-1] copies it reversed.")]
+    b = [msg("user", "How do I reverse a list?"), msg("assistant", "Iterate from the end."),
+         msg("user", second_user), msg("assistant", "Call lst.reverse() to do it in place.")]
+    return {"question_id": "q2", "model_a": "vicuna-13b", "model_b": "koala-13b", "winner": winner,
+            "judge": "arena_user_1", "conversation_a": a, "conversation_b": b, "turn": 2, "anony": True,
+            "language": "English", "tstamp": 1682351591.0}
+
+
+def test_a_two_turn_arena_battle_round_trips_by_turns(tmp_path):
+    """The prompt is the conversation before the last answers (model_a's earlier answer as the
+    history, as the Kaggle layout keeps it), the responses the last assistant turns; exported as
+    Arena, the battle has its two user turns again."""
+    from acquisition.core.turns import prompt_turns
+    from collector.io.frames import arena_frame, pairs_frame
+    from collector.jobs.simulate import simulate
+
+    path = _jsonl(tmp_path / "arena33k.jsonl", [_two_turn_battle()])
+    pref = parse_file(path).preferences[0]
+    assert pref.chosen == "Call lst.reverse() to do it in place." and pref.rejected == "lst[::-1] copies it reversed."
+    assert "And in Python?" not in pref.chosen + pref.rejected  # no user turn inside a response
+    assert prompt_turns(pref.prompt) == _two_turn_battle()["conversation_a"][:3]
+    store = Store(tmp_path / "s.db")
+    import_file(store, path)
+    [stored] = store.imported_preferences()
+    assert json.loads(stored["covariates"])["history_from"] == "model_a"
+    store.activate_policy("observational", {})
+    simulate(store, labels=1, annotators=1, seed=0)
+    [battle] = arena_frame(pairs_frame(store)).to_dict("records")
+    assert [m["content"] for m in battle["conversation_a"] if m["role"] == "user"] == [
+        "How do I reverse a list?", "And in Python?"]
+    assert battle["turn"] == 2 and battle["conversation_a"][:3] == battle["conversation_b"][:3]
+    assert {battle["conversation_a"][3]["content"], battle["conversation_b"][3]["content"]} == {
+        pref.chosen, pref.rejected}
+    store.close()
+
+
+def test_a_battle_whose_sides_answer_different_user_turns_is_refused_by_line(tmp_path):
+    import pytest
+
+    from acquisition.core.errors import ImportFormatError
+
+    path = _jsonl(tmp_path / "bad.jsonl", [_two_turn_battle(), _two_turn_battle(second_user="And in Rust?")])
+    with pytest.raises(ImportFormatError, match=r"bad.jsonl, line 2, field 'conversation_b\[2\].content'.*different requests"):
+        parse_file(path)
