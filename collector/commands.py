@@ -297,6 +297,11 @@ def train_rm(args: argparse.Namespace, store: Store) -> None:
     result = train_reward_model(rows, args.model, args.out, weighting=args.weighting, margin=args.margin,
                                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 max_length=args.max_length, max_steps=args.max_steps)
+    overlong = result["overlong"]
+    if overlong["dropped"]:
+        print(f"note: {overlong['dropped']} of {result['pairs']} pairs are longer than --max-length "
+              f"{args.max_length} tokens and were left out by TRL; the attribute rates of what was dropped "
+              "and kept are in 'overlong'.", file=sys.stderr)
     print(json.dumps(result, indent=2))
 
 

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from acquisition.core.errors import ConfigError
+from acquisition.core.turns import standard_prompt
 from acquisition.weights import design_weights
 
-SEPARATOR = "\n\n"  # between prompt and response: TRL's standard format joins them as they are
+SEPARATOR = "\n\n"  # after a single request (``standard_prompt``): TRL's standard format joins them as they are
 
 
 def stabilised_weights(rows: pd.DataFrame, clip: float = 20.0) -> np.ndarray:
@@ -41,8 +42,10 @@ def stabilised_weights(rows: pd.DataFrame, clip: float = 20.0) -> np.ndarray:
 
 
 def reward_dataset(rows: pd.DataFrame, weighting: str = "stabilised", margin: bool = False):
-    """A ``datasets.Dataset`` of ``prompt``/``chosen``/``rejected`` (the prompt ends with
-    ``SEPARATOR``), ``weight`` and optionally ``margin`` (the label's strength, 0 when unset)."""
+    """A ``datasets.Dataset`` of ``prompt``/``chosen``/``rejected`` (the prompt in the form the
+    standard ``trl`` export writes it, ``standard_prompt``: TRL trains on ``prompt + chosen``, so
+    this is exactly the text a user's ``RewardTrainer`` reads from that export), ``weight`` and
+    optionally ``margin`` (the label's strength, 0 when unset)."""
     import datasets
 
     if weighting not in ("stabilised", "none"):
@@ -50,7 +53,7 @@ def reward_dataset(rows: pd.DataFrame, weighting: str = "stabilised", margin: bo
     if not len(rows):
         raise ConfigError("No labelled pairs with a winner to train on.")
     data: dict[str, Any] = {
-        "prompt": [p + SEPARATOR for p in rows["prompt"]],
+        "prompt": [standard_prompt(p) for p in rows["prompt"]],
         "chosen": list(rows["chosen"]), "rejected": list(rows["rejected"]),
         "weight": (stabilised_weights(rows) if weighting == "stabilised" else np.ones(len(rows))).tolist(),
     }
@@ -134,10 +137,44 @@ def train_reward_model(rows: pd.DataFrame, model_path: str | Path, out: str | Pa
                         per_device_train_batch_size=batch_size, learning_rate=lr, max_length=max_length,
                         seed=seed, report_to=[], save_strategy="no", logging_steps=10, use_cpu=not torch.cuda.is_available(),
                         dataset_num_proc=None, disable_tqdm=True)
-    trainer = _trainer_class()(model=model, args=args, train_dataset=reward_dataset(rows, weighting, margin),
-                               processing_class=tokenizer)
+    dataset = reward_dataset(rows, weighting, margin)
+    overlong = overlong_report(rows, dataset, tokenizer, max_length)
+    if overlong["dropped"] == len(rows):
+        raise ConfigError(f"--max-length {max_length}: every one of the {len(rows)} pairs is longer; "
+                          "nothing would be trained. Raise it.")
+    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train()
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
     return {"train_loss": float(result.training_loss), "steps": int(result.global_step), "pairs": len(rows),
+            "trained_pairs": len(rows) - overlong["dropped"], "overlong": overlong,
             "weighting": weighting, "margin": margin, "out": str(out)}
+
+
+def overlong_report(rows: pd.DataFrame, dataset: Any, tokenizer: Any, max_length: int | None) -> dict[str, Any]:
+    """The pairs TRL will leave out because ``prompt + chosen`` or ``prompt + rejected`` (with
+    its end-of-sequence token) is longer than ``max_length`` tokens, counted, with how often each
+    randomised attribute is on in the chosen and rejected responses of the dropped pairs and of
+    the kept ones: a drop that selects on an attribute shows here."""
+    if max_length is None or not len(rows):
+        return {"max_length": max_length, "dropped": 0}
+    eos = tokenizer.eos_token or ""
+
+    def length(prompt: str, answer: str) -> int:
+        text = prompt + answer
+        return len(tokenizer(text if text.endswith(eos) else text + eos)["input_ids"])
+
+    dropped = np.array([max(length(p, c), length(p, r)) > max_length
+                        for p, c, r in zip(dataset["prompt"], dataset["chosen"], dataset["rejected"])], bool)
+    rates: dict[str, Any] = {}
+    for column in sorted(c for c in rows.columns if (c.startswith("chosen_") or c.startswith("rejected_"))
+                         and not c.endswith(("_assigned", "_id", "_position", "_edit_vector"))):
+        flags = pd.array(rows[column], dtype="boolean")
+        def rate(mask: np.ndarray) -> float | None:
+            part = flags[mask]
+            part = part[~part.isna()]
+            return round(float(part.mean()), 4) if len(part) else None
+        if (~flags.isna()).any():
+            rates[column] = {"dropped": rate(dropped), "kept": rate(~dropped)}
+    return {"max_length": max_length, "dropped": int(dropped.sum()), "dropped_share": round(float(dropped.mean()), 4),
+            "attribute_rates": rates}

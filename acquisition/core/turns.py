@@ -34,3 +34,28 @@ def render_turns(turns: list[dict[str, str]]) -> str:
         return turns[0]["content"]
     names = {"user": "User", "assistant": "Assistant", "system": "System"}
     return "\n\n".join(f"{names.get(t['role'], t['role'].capitalize())}: {t['content']}" for t in turns)
+
+
+def standard_prompt(text: str) -> str:
+    """The prompt as TRL's standard (not conversational) format must carry it. TRL joins
+    ``prompt + chosen`` as they are, so the prompt ends where the answer begins: a dialogue's
+    transcript (``Human: ...`` / ``User: ...``) with the assistant's marker it ends on in
+    HH-RLHF's own form (``\n\nAssistant: ``), a single request with a blank line."""
+    match = _TURN.match(text)
+    if match is not None and match.start() == 0:
+        return text.rstrip() + "\n\nAssistant: "
+    return text + "\n\n"
+
+
+_TRAILING_ASSISTANT = re.compile(r"\n\n(Assistant):[ \t]*$", re.IGNORECASE)
+
+
+def plain_prompt(text: str) -> str:
+    """The inverse of ``standard_prompt``: a standard-format prompt (a TRL export's, or TRL's own
+    HH-RLHF datasets' ``...\n\nAssistant:``) as the request it carries, without the trailing
+    blank line or the assistant's empty turn marker."""
+    stripped = text.strip()
+    match = _TRAILING_ASSISTANT.search(stripped + " ")
+    if match is not None and _TURN.match(stripped) is not None:
+        stripped = stripped[: match.start()].rstrip()
+    return stripped

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from acquisition.core.errors import ConfigError
+from acquisition.core.turns import standard_prompt
 from collector.io.card import build_card
 from collector.io.frames import (
     ARENA_MODELS,
@@ -51,8 +52,16 @@ def export_frames(store: Store, fmt: str, arena_models: str = "source",
         if fmt not in ("trl", "trl-conversational"):
             raise ConfigError(f"--include-imported: only the trl formats carry imported preferences, not {fmt!r}.")
         rows = with_imported(trl_frame(pairs), store)
-        return (rows if fmt == "trl" else trl_conversational_frame(pairs, rows)), pairs
-    return FRAMES[fmt](pairs), pairs
+        return (standard_form(rows) if fmt == "trl" else trl_conversational_frame(pairs, rows)), pairs
+    rows = FRAMES[fmt](pairs)
+    return (standard_form(rows) if fmt == "trl" else rows), pairs
+
+
+def standard_form(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``trl`` rows with ``prompt`` in the form TRL's standard format needs: TRL reads
+    ``prompt + chosen`` as one text, so the prompt ends where the answer starts
+    (``acquisition.core.turns.standard_prompt``); ``train-rm`` trains on the same text."""
+    return rows.assign(prompt=[standard_prompt(p) for p in rows["prompt"]]) if len(rows) else rows
 
 
 def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:

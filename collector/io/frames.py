@@ -140,6 +140,7 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
             "rejected_edit_vector": r[f"{lose}_edit_vector"],
             "strength": r["strength"], "rationale": r["rationale"],
             "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
+            "annotator_covariates": r["annotator_covariates"],
             "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"], "family": r["family"],
             "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
             "model_version": r["model_version"], "labelled_at": r["labelled_at"],
@@ -154,7 +155,7 @@ def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: b
     columns = [
         "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
         "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
-        "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group",
+        "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group", "annotator_covariates",
         "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity", "weight",
         "model_version", "labelled_at", "latency_ms",
     ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
@@ -190,8 +191,8 @@ def with_imported(df: pd.DataFrame, store: Store) -> pd.DataFrame:
     imported = imported_trl_frame(store)
     if imported.empty:
         return df
-    out = pd.concat([df.assign(annotator_covariates=None), imported], ignore_index=True)
-    return _typed(out[[*df.columns, "annotator_covariates"]])
+    out = pd.concat([df, imported], ignore_index=True)
+    return _typed(out[list(df.columns)])  # the same columns and types as without the imported rows
 
 
 def trl_conversational_frame(pairs: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -392,4 +393,10 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("strength", "latency_ms", "acquisition_score", "study_version"):
         if col in df.columns:
             df[col] = df[col].astype("Float64" if col == "acquisition_score" else "Int64")
+    # ids stay integers (nullable) whether or not a row has one: imported preferences have no
+    # served pair, annotator or policy version, and a column of them must not turn into doubles
+    for col in ("served_pair_id", "annotator_id", "policy_version", "prompt_id", "chosen_response_id",
+                "rejected_response_id", "origin_served_pair_id", "seed"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col]).astype("Int64")
     return df

@@ -1,6 +1,7 @@
 """Weighted reward training with TRL: the weights enter the loss as they should, and the
 command fine-tunes a local model on collected labels (a tiny random BERT built from a config)."""
 
+import json
 import shutil
 
 import numpy as np
@@ -113,3 +114,37 @@ def test_train_rm_fine_tunes_a_local_model_on_collected_labels(tiny_model, tmp_p
     trained = AutoModelForSequenceClassification.from_pretrained(out)
     before = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)
     assert not torch.allclose(trained.classifier.weight, before.classifier.weight)
+
+
+def test_train_rm_reads_the_text_the_trl_export_gives_a_user_and_reports_what_is_too_long(tiny_model, tmp_path, capsys):
+    """TRL joins ``prompt + chosen`` as they are: the export's prompt ends where the answer starts
+    (a blank line; a dialogue's assistant marker), train-rm builds the same texts, and the pairs
+    TRL drops for length are counted with the attribute rates of what was dropped."""
+    from collector.cli import main
+    from collector.io.export import export
+    from collector.jobs.simulate import simulate
+    from collector.store import Store
+    from collector.store.create import init_db
+
+    db = tmp_path / "d.db"
+    init_db(db, demo=True)
+    store = Store(db)
+    simulate(store, labels=40, seed=0)
+    export(store, "trl", tmp_path / "t.jsonl")
+    store.close()
+    exported = pd.read_json(tmp_path / "t.jsonl", lines=True)
+    assert all(p.endswith(("\n\n", "\n\nAssistant: ")) for p in exported["prompt"])
+    from collector.io.frames import pairs_frame, trl_frame
+    rows = trl_frame(pairs_frame(Store(db, readonly=True)))
+    data = reward_dataset(rows)
+    assert sorted(p + c for p, c in zip(data["prompt"], data["chosen"])) == sorted(
+        p + c for p, c in zip(exported["prompt"], exported["chosen"]))
+    assert main(["train-rm", "--db", str(db), "--model", str(tiny_model), "--out", str(tmp_path / "rm"),
+                 "--max-steps", "1", "--batch-size", "4", "--max-length", "128"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()  # the trainer's own log lines come first
+    result = json.loads("\n".join(lines[max(i for i, line in enumerate(lines) if line == "{"):]))
+    overlong = result["overlong"]
+    assert 0 < overlong["dropped"] < len(rows) and result["trained_pairs"] == len(rows) - overlong["dropped"]
+    assert "longer than --max-length 128" in captured.err
+    assert {"dropped", "kept"} <= set(next(iter(overlong["attribute_rates"].values())))

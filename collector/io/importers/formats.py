@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from acquisition.core.turns import plain_prompt
+
 FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv")
 HH_MARKER = "\n\nAssistant:"
 # Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
@@ -255,7 +257,9 @@ def _trl(row: dict[str, Any]) -> Parsed:
             prompt, chosen_text, rejected_text = _split_messages(c, r, "chosen", "rejected", prompt)
         assert prompt is not None  # every branch above set it
     else:
-        prompt = _text(row, "prompt", allow_empty=False)
+        # a standard-format prompt ends where the answer starts (a blank line, or HH-RLHF's
+        # "\n\nAssistant:" in TRL's own datasets): the request is what comes before
+        prompt = plain_prompt(_text(row, "prompt", allow_empty=False))
         chosen_text, rejected_text = _text(row, "chosen"), _text(row, "rejected")
     external = _optional_text(row, "id")
     return prompt, chosen_text, rejected_text, "chosen", margin, external, _optional_text(row, "task_type"), {}

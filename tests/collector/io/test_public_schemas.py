@@ -3,6 +3,8 @@ value spellings copied from their dataset viewers)."""
 
 import json
 
+import pytest
+
 from collector.io.importers import import_file, parse_file
 from collector.store import Store
 
@@ -173,3 +175,35 @@ def test_a_battle_whose_sides_answer_different_user_turns_is_refused_by_line(tmp
     path = _jsonl(tmp_path / "bad.jsonl", [_two_turn_battle(), _two_turn_battle(second_user="And in Rust?")])
     with pytest.raises(ImportFormatError, match=r"bad.jsonl, line 2, field 'conversation_b\[2\].content'.*different requests"):
         parse_file(path)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "jsonl"])
+def test_exports_with_and_without_imported_preferences_concatenate(tmp_path, ext):
+    """--include-imported keeps every column and its type (ids stay integers, nullable), so the
+    two exports load and concatenate in datasets."""
+    import datasets
+
+    from collector.io.export import export
+    from collector.jobs.simulate import simulate
+    from collector.store.create import init_db
+
+    conv = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}]
+    other = [conv[0], {"role": "assistant", "content": "Lyon."}]
+    init_db(tmp_path / "c.db", demo=True)
+    store = Store(tmp_path / "c.db")
+    try:
+        simulate(store, labels=20, annotators=2, seed=0)
+        import_file(store, _jsonl(tmp_path / "arena.jsonl", [{
+            "question_id": "q1", "model_a": "m1", "model_b": "m2", "winner": "model_a",
+            "conversation_a": conv, "conversation_b": other}]))
+        export(store, "trl", tmp_path / f"plain.{ext}")
+        export(store, "trl", tmp_path / f"both.{ext}", include_imported=True)
+    finally:
+        store.close()
+    kind = "parquet" if ext == "parquet" else "json"
+    plain = datasets.load_dataset(kind, data_files=str(tmp_path / f"plain.{ext}"), split="train")
+    both = datasets.load_dataset(kind, data_files=str(tmp_path / f"both.{ext}"), split="train")
+    assert plain.features == both.features
+    assert both.features["served_pair_id"].dtype == "int64" and both.features["policy_version"].dtype == "int64"
+    joined = datasets.concatenate_datasets([plain, both])
+    assert len(joined) == 2 * len(plain) + 1 and joined[-1]["served_pair_id"] is None
