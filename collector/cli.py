@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "per shown response with attribute flags and their marginal propensities (DoWhy, EconML)")
     p.add_argument("--out", help="output path ending in .jsonl or .parquet")
     p.add_argument("--hub", metavar="DIR", help="instead of --out: a Hub-ready folder (README.md card with YAML "
-                                                "front matter, data/train.parquet, arrow/ from save_to_disk)")
+                                                "front matter, data/train.parquet)")
     p.add_argument("--include-imported", action="store_true",
                    help="trl formats: append the imported human preferences (policy imported:<file>, no propensity)")
     p.add_argument("--arena-models", default="source", choices=("source", "arm", "response"),

@@ -169,7 +169,7 @@ def export(args: argparse.Namespace, store: Store) -> None:
 
         n = export_hub(store, args.format, args.hub, arena_models=args.arena_models,
                        include_imported=args.include_imported)
-        print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows), arrow/.")
+        print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows).")
         return
     n = write_export(store, args.format, args.out, arena_models=args.arena_models,
                      include_imported=args.include_imported)

@@ -33,13 +33,22 @@ FORMAT_NOTES = {
                           "`chosen`/`rejected` an assistant message each), one per label with a winner.",
     "arena": "Chatbot Arena battles (`model_a`, `model_b`, `winner`, `conversation_a/b`), one per "
              "label including ties (`tie`) and both-bad (`tie (bothbad)`); side A is the left "
-             "(displayed first) response and each \"model\" is a response (`response-<id>`).",
+             "(displayed first) response. ",
     "pairs": "The full served-pair log, one row per served pair (labelled, skipped or unlabelled).",
     "effects": "The conjoint long format for causal estimators, one row per shown response of each "
                "labelled pair (the AMCE's rows): `chosen` (1, 0, ties 0.5), `position`, every attribute "
                "flag and its marginal propensity `<attribute>_propensity` (P(on) given the pair randomised "
                "it). The joint probability of the whole pair is `pair_propensity`, not `propensity_score`, "
                "so DoWhy does not read it as a treatment propensity.",
+}
+# what model_a/model_b name in an Arena export (``--arena-models``)
+ARENA_MODEL_NOTES = {
+    "source": "Each \"model\" is the model that wrote the base response where it is known, with the side's "
+              "arm after a `+` where the side was edited (`<model>+bold`), else the arm itself (`base`, or the "
+              "attributes switched on): a rating is a rating of a model as edited, not of one response.",
+    "arm": "Each \"model\" is the side's arm: `base`, or the attributes switched on (`bold+list_format`), so a "
+           "rating is that of an arm across responses.",
+    "response": "Each \"model\" is one response copy (`response-<id>`).",
 }
 MAX_ARM_ROWS = 40
 
@@ -345,28 +354,53 @@ def imported_section(imported: pd.DataFrame) -> str:
             "export, which holds the labels collected here):\n\n" + markdown_table(table))
 
 
-def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None) -> str:
-    """The YAML header the Hugging Face Hub reads from a dataset card: license, task, size,
-    tags, the data files and the features (JSON flow style, which is YAML)."""
+def _card_terms(store: Store) -> Any:
+    """The study's license and languages as stored with its settings (validated when they were
+    set: ``deconfound study set license=cc-by-4.0``), defaults where unset."""
+    from types import SimpleNamespace
+
+    stored = json.loads(store.get_meta("study_config") or "{}")
+    return SimpleNamespace(license=stored.get("license", "other"),
+                           license_name=stored.get("license_name", "study-terms-not-set"),
+                           license_link=stored.get("license_link", "LICENSE.md"),
+                           languages=stored.get("languages", ["en"]))
+
+
+def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None, study: Any = None,
+                     num_bytes: int | None = None) -> str:
+    """The YAML header the Hugging Face Hub reads from a dataset card: license (with its name and
+    link where it is ``other``), languages, task, size, tags, the data files, the features and the
+    split's size in rows and bytes (JSON flow style, which is YAML). ``study``: the study settings
+    (``collector.serving.study.StudyConfig``) that name the license and languages."""
     from collector.io.schema import hub_features
 
     n = len(frame)
     size = next(label for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                                            (1_000_000, "100K<n<1M"), (float("inf"), "1M<n<10M")) if n < bound)
-    fields = {
-        "license": "other",  # the study's own terms: set it before publishing
+    license = getattr(study, "license", "other")
+    fields: dict[str, Any] = {"license": license}
+    if license == "other":  # the Hub asks for the terms' name and where to read them
+        fields["license_name"] = getattr(study, "license_name", "study-terms-not-set")
+        fields["license_link"] = getattr(study, "license_link", "LICENSE.md")
+    split: dict[str, Any] = {"name": "train", "num_examples": n}
+    if num_bytes is not None:
+        split["num_bytes"] = num_bytes
+    fields.update({
+        "language": list(getattr(study, "languages", ["en"])),
         "pretty_name": f"Deconfound {fmt or 'export'}",
         "task_categories": ["text-generation", "text-classification"],
         "tags": ["preference", "rlhf", "human-feedback", "reward-modeling", "causal-inference", "deconfound"],
         "size_categories": [size],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_files}]}],
-        "dataset_info": {"features": hub_features(frame), "splits": [{"name": "train", "num_examples": n}]},
-    }
+        "dataset_info": {"features": hub_features(frame), "splits": [split],
+                         **({"dataset_size": num_bytes, "download_size": num_bytes} if num_bytes is not None else {})},
+    })
     return "---\n" + "".join(f"{k}: {json.dumps(v, ensure_ascii=False)}\n" for k, v in fields.items()) + "---\n\n"
 
 
 def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export_name: str | None = None,
-               rows: int | None = None, frame: pd.DataFrame | None = None, data_files: str | None = None) -> str:
+               rows: int | None = None, frame: pd.DataFrame | None = None, data_files: str | None = None,
+               arena_models: str = "source", num_bytes: int | None = None) -> str:
     """The Markdown dataset card for an export of ``store``, from its ``pairs_frame`` (``fmt``,
     ``export_name``, ``rows`` describe the file it sits beside; all optional). With the exported
     ``frame``, the card starts with the Hub's YAML front matter (``data_files``: the data file's
@@ -378,7 +412,8 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
              f"Exported by Deconfound on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} "
              f"from `{Path(store.path).name}`."]
     if fmt:
-        intro.append(f"Format `{fmt}`{f', {rows} rows' if rows is not None else ''}: {FORMAT_NOTES.get(fmt, '')}")
+        note = FORMAT_NOTES.get(fmt, "") + (ARENA_MODEL_NOTES[arena_models] if fmt == "arena" else "")
+        intro.append(f"Format `{fmt}`{f', {rows} rows' if rows is not None else ''}: {note}")
     intro.append(
         "Every row carries its assignment mechanism: `policy`, `policy_version`, `arm`, "
         "`propensity_score` (the joint probability of the whole displayed pair, about one over the "
@@ -401,7 +436,8 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
     ]
     body = "\n\n".join(intro) + "\n"
     if frame is not None:
-        body = hub_front_matter(frame, data_files or export_name or "data.jsonl", fmt) + body
+        body = hub_front_matter(frame, data_files or export_name or "data.jsonl", fmt, _card_terms(store),
+                                num_bytes) + body
     for heading, text in sections:
         body += f"\n## {heading}\n\n{text}\n"
     return body

@@ -120,22 +120,19 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     df, pairs = export_frames(store, fmt, arena_models, include_imported)
     files = {out: frame_bytes(df, out.suffix[1:])}
     if card:
-        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df),
-                                           frame=df).encode("utf-8")
+        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df), frame=df,
+                                           arena_models=arena_models, num_bytes=len(files[out])).encode("utf-8")
     write_files(files)
     return len(df)
 
 
 def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "source",
                include_imported: bool = False) -> int:
-    """A Hub-ready folder: ``README.md`` (the card with its YAML front matter naming the data
-    file and its features), the data as ``data/train.parquet`` (one file, one split), and
-    ``arrow/``, the same rows written by ``datasets``' ``save_to_disk`` for ``load_from_disk``.
-    Written in a staging folder and renamed into place: everything or nothing. The folder
-    must be new or empty."""
+    """A Hub-ready folder: ``README.md`` (the card with its YAML front matter: license, languages,
+    the data file, its features and the split's rows and bytes) and the data once, as
+    ``data/train.parquet`` (one file, one split; ``load_dataset(DIR)`` reads it). Written in a
+    staging folder and renamed into place: everything or nothing. The folder must be new or empty."""
     import tempfile
-
-    import datasets
 
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -143,14 +140,12 @@ def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "
     df, pairs = export_frames(store, fmt, arena_models, include_imported)
     data = frame_bytes(df, "parquet")
     card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
-                      data_files="data/train.parquet")
+                      data_files="data/train.parquet", arena_models=arena_models, num_bytes=len(data))
     with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as tmp:
         staging = Path(tmp) / "hub"
         (staging / "data").mkdir(parents=True)
         (staging / "data" / "train.parquet").write_bytes(data)
         (staging / "README.md").write_text(card, encoding="utf-8")
-        datasets.disable_progress_bars()
-        datasets.Dataset(arrow_table(df)).save_to_disk(str(staging / "arrow"))
         folder.parent.mkdir(parents=True, exist_ok=True)
         if folder.exists():
             folder.rmdir()

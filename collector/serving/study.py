@@ -6,6 +6,7 @@ records the study version and the objective text it was shown with."""
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,23 @@ class StudyConfig:
     # after this many labels, ask each annotator once whether any response looked edited and
     # what gave it away (a demand-effect check, as experimenters run); 0: never
     suspicion_probe_after: int = 0
+    # the exported dataset's terms, as the Hugging Face Hub reads them from the card: an SPDX-like
+    # id (e.g. "cc-by-4.0"), or "other" with a name and a link to the terms
+    license: str = "other"
+    license_name: str = "study-terms-not-set"
+    license_link: str = "LICENSE.md"
+    # the languages of the prompts and responses (ISO 639-1 codes), for the card
+    languages: list[str] = field(default_factory=lambda: ["en"])
 
     def validate(self, where: str = "study") -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]{0,63}", self.license or ""):
+            raise ConfigError(f"{where}.license: a license id in lower case (e.g. cc-by-4.0, mit, other); "
+                              f"got {self.license!r}.")
+        if self.license == "other" and not (self.license_name.strip() and self.license_link.strip()):
+            raise ConfigError(f"{where}.license_name, license_link: both are needed with license = \"other\".")
+        for i, code in enumerate(self.languages):
+            if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", code):
+                raise ConfigError(f"{where}.languages[{i}]: an ISO 639 code such as en or de; got {code!r}.")
         for name, limit, required in (("title", MAX_TITLE, True), ("guidelines", MAX_GUIDELINES, True),
                                       ("objective", MAX_OBJECTIVE, False),
                                       ("completion_message", MAX_MESSAGE, True),

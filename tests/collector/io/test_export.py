@@ -264,7 +264,7 @@ def test_every_format_loads_together_in_datasets_across_files_and_studies(tmp_pa
         store.close()
 
 
-def test_a_hub_ready_folder_loads_three_ways_and_its_card_has_hub_yaml(collected, tmp_path):
+def test_a_hub_ready_folder_loads_and_its_card_has_hub_yaml(collected, tmp_path):
     import datasets
     import yaml
 
@@ -276,13 +276,17 @@ def test_a_hub_ready_folder_loads_three_ways_and_its_card_has_hub_yaml(collected
     card = (folder / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n")
     meta = yaml.safe_load(card.split("---\n")[1])
-    assert meta["license"] and meta["size_categories"] == ["n<1K"]
+    # the Hub's fields: "other" with its name and link, the language, the split's size in bytes
+    assert meta["license"] == "other" and meta["license_name"] and meta["license_link"]
+    assert meta["language"] == ["en"] and meta["size_categories"] == ["n<1K"]
+    assert meta["dataset_info"]["splits"][0]["num_bytes"] == (folder / "data" / "train.parquet").stat().st_size
     assert meta["configs"][0]["data_files"][0]["path"] == "data/train.parquet"
     names = [f["name"] for f in meta["dataset_info"]["features"]]
     assert {"prompt", "chosen", "rejected", "propensity_score"} <= set(names)
     assert meta["dataset_info"]["splits"][0]["num_examples"] == n
     from_folder = datasets.load_dataset(str(folder), split="train")
-    assert len(from_folder) == n == len(datasets.load_from_disk(str(folder / "arrow")))
+    assert len(from_folder) == n
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data"]  # the data once
     assert names == list(from_folder.features)
     with pytest.raises(ConfigError, match="new or empty folder"):
         export_hub(collected, "trl", folder)
@@ -302,3 +306,20 @@ def test_the_trl_weight_is_exactly_one_under_a_design_of_coin_flips_and_varies_w
     targeted = df[df["policy"] == "overlap_targeting"]
     assert (df.loc[df["policy"] == "randomised_attributes", "weight"] == 1.0).all()
     assert targeted["weight"].nunique() > 3 and abs(targeted["weight"].mean() - 1) < 0.25
+
+
+def test_the_card_names_the_study_license_and_what_an_arena_model_is(collected, tmp_path):
+    import yaml
+
+    from collector.serving.study import update_study_config
+
+    update_study_config(collected, {"license": "cc-by-4.0", "languages": ["en", "de"]})
+    export(collected, "arena", tmp_path / "a.jsonl")
+    card = card_path(tmp_path / "a.jsonl").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "cc-by-4.0" and "license_name" not in meta and meta["language"] == ["en", "de"]
+    assert "the model that wrote the base response" in card and "response-<id>" not in card
+    export(collected, "arena", tmp_path / "r.jsonl", arena_models="response")
+    assert "one response copy (`response-<id>`)" in card_path(tmp_path / "r.jsonl").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="study.license"):
+        update_study_config(collected, {"license": "CC BY"})
