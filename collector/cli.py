@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str, parent=sub, handler: Callable[..., None] | None = None) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--db", default=str(DEFAULT_DB), help=f"SQLite database (default {DEFAULT_DB})")
+        if handler is not None:
+            p.add_argument("--json", action="store_true", help="print the result as one JSON document")
         p.set_defaults(handler=handler)
         return p
 
@@ -141,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--treatment", default="realised", choices=("realised", "assigned"),
                    help="realised: the treatment received, read on the text served (default); assigned: the "
                         "policy's draw (intention to treat)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     p = add("balance", "Print attribute balance: SMD chosen vs rejected, left vs right, and each arm vs the "
             "observational reference, by group and prompt type.", handler=commands.balance)
@@ -157,13 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a local transformers model folder (config.json, tokenizer, weights)")
     p.add_argument("--out", required=True, help="folder for the fine-tuned model and its tokenizer")
     p.add_argument("--weighting", choices=("stabilised", "none"), default="stabilised",
-                   help="stabilised inverse arm propensity per policy version (default), or none")
+                   help="stabilised: the export's weight, the inverse probability of what the design made depend "
+                        "on covariates, 1 for designs of coin flips (default); none: every pair 1")
     p.add_argument("--margin", action="store_true", help="use each label's strength as TRL's margin")
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the labelled pairs (default 1.0)")
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (default: epochs)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--max-length", type=int, default=512, help="pairs longer than this many tokens are left out")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per training step (default 8)")
+    p.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    p.add_argument("--max-length", type=int, default=512,
+                   help="pairs longer than this many tokens are left out by TRL, and counted in the report (default 512)")
     p.add_argument("--include-excluded", action="store_true", help="also train on excluded annotators' labels")
 
     add("snapshot", "Save the pool's columns for the server (the app runs this itself when the pool moves).",
@@ -219,9 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=2, help="responses per prompt from each model (default 2)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[0.7],
                    help="sample k uses temperatures[k %% len] (default 0.7; 0 is greedy)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="the most tokens generated per response (default 256)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: keep the tokens that make up this much probability (default 1.0: all)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of each response's sampling (default 0; the same seed writes the same text)")
     p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
     _client_options(p)
 
@@ -232,10 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=int, required=True, help="how many pairs to judge")
     p.add_argument("--objective", default=None, help="the criterion to judge by (default: the study's for each pair)")
     p.add_argument("--attempts", type=int, default=3, help="asks per pair for a reply with a verdict (default 3)")
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="the most tokens of a judge's reply (default 512)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
     p.add_argument("--judges", type=int, default=1, help="judge annotators working at once (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the judges' sampling and of the pairs served to them (default 0)")
     p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
     _client_options(p)
 
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add("list", "List researcher accounts with their last login.", rsub, commands.researcher_list)
     p = add("remove", "Remove a researcher account and close its sessions.", rsub, commands.researcher_remove)
-    p.add_argument("name")
+    p.add_argument("name", help="the researcher account to remove")
     p = add("audit", "Show the audit log: who activated a policy, changed QC, excluded an annotator, exported.",
             handler=commands.audit)
     p.add_argument("--limit", type=int, default=200, help="the most recent N entries (default 200)")
@@ -278,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = esub.add_parser("list", help="List the editors: style attributes, rewrite-only ones, quality controls.",
                         description="List the editors: style attributes, rewrite-only ones, quality controls.")
     p.set_defaults(handler=commands.editors_list)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON document")
     text = ("Audit the editors on a pool: where each applies, template reuse, artefacts, meaning kept "
             "(embedding cosine) and how well a classifier tells its edits from natural texts.")
     p = esub.add_parser("audit", help=text, description=text)
@@ -290,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="audit a seeded sample of this many responses")
     p.add_argument("--seed", type=int, default=0, help="seed for the edits and the sample (default 0)")
     p.add_argument("--no-embed", action="store_true", help="skip the meaning check (no embedding model)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="the rows as JSON: alone, on stdout instead of the table; with FILE, also written there")
 
     bench = sub.add_parser("benchmark", help="Run a benchmark.", description="Run a benchmark.")
     bsub = bench.add_subparsers(dest="benchmark_command", required=True, metavar="NAME")

@@ -37,6 +37,32 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
+def emit(args: argparse.Namespace, data: Any, text: str | Callable[[], str]) -> None:
+    """A command's result: one JSON document with ``--json``, else the text for a person."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(text() if callable(text) else text)
+
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    """A frame's rows for JSON: NaN as null."""
+    return json.loads(df.to_json(orient="records", date_format="iso"))
+
+
+def counted_progress(job: str, unit: str) -> Callable[[int, int, float], None]:
+    """``(done, total, seconds)`` -> one line on stderr, rewritten in place, with the rate and an ETA."""
+    from models.embeddings import _duration
+
+    def report(done: int, total: int, elapsed: float) -> None:
+        rate = done / max(elapsed, 1e-9)
+        tail = f"done in {_duration(elapsed)}" if done >= total else f"ETA {_duration((total - done) / max(rate, 1e-9))}"
+        print(f"\r{job}: {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%), {rate:,.1f}/s, {tail}",
+              end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    return report
+
+
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -60,9 +86,10 @@ def status(args: argparse.Namespace, store: Store) -> None:
 # ---------------------------------------------------------------------- annotators
 def annotator_add(args: argparse.Namespace, store: Store) -> None:
     row, token = store.add_annotator(args.name, args.group, dict(args.covariate), args.objective)
-    print(f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).")
     base, known = login_base_url(store, args.base_url)
-    print(f"Login URL: {personal_link(base, token)}")
+    link = personal_link(base, token)
+    emit(args, {"id": row["id"], "name": row["name"], "group": row["group_name"], "login_url": link},
+         f"Added annotator {row['id']} ({row['name']}, group {row['group_name']}).\nLogin URL: {link}")
     if not known:
         print("(The app has not run for this database yet, so this address is a guess: start it with "
               "`make run`, or set DECONFOUND_BASE_URL to the address annotators use.)", file=sys.stderr)
@@ -70,9 +97,11 @@ def annotator_add(args: argparse.Namespace, store: Store) -> None:
 
 @reads_only
 def annotator_list(args: argparse.Namespace, store: Store) -> None:
-    for a in store.annotators():
-        excluded = f"\texcluded: {a['excluded_reason']}" if a["excluded"] else ""
-        print(f"{a['id']}\t{a['name']}\t{a['group_name']}\t{store.label_count(a['id'])} labels{excluded}")
+    rows = [{"id": a["id"], "name": a["name"], "group": a["group_name"], "labels": store.label_count(a["id"]),
+             "excluded": bool(a["excluded"]), "excluded_reason": a["excluded_reason"]} for a in store.annotators()]
+    emit(args, rows, lambda: "\n".join(
+        f"{a['id']}\t{a['name']}\t{a['group']}\t{a['labels']} labels"
+        + (f"\texcluded: {a['excluded_reason']}" if a["excluded"] else "") for a in rows))
 
 
 def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
@@ -80,8 +109,10 @@ def annotator_exclude(args: argparse.Namespace, store: Store) -> None:
 
     row = exclude_annotator(store, args.id, args.reason)
     store.audit(cli_actor(), "annotator excluded", {"annotator": row["id"], "reason": row["excluded_reason"]})
-    print(f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "
-          f"Their {store.label_count(row['id'])} labels stay in the database, flagged.")
+    n = store.label_count(row["id"])
+    emit(args, {"id": row["id"], "name": row["name"], "excluded_reason": row["excluded_reason"], "labels": n},
+         f"Excluded annotator {row['id']} ({row['name']}): {row['excluded_reason']}. "
+         f"Their {n} labels stay in the database, flagged.")
 
 
 def annotator_include(args: argparse.Namespace, store: Store) -> None:
@@ -89,7 +120,8 @@ def annotator_include(args: argparse.Namespace, store: Store) -> None:
 
     row = include_annotator(store, args.id)
     store.audit(cli_actor(), "annotator included", {"annotator": row["id"]})
-    print(f"Included annotator {row['id']} ({row['name']}) again.")
+    emit(args, {"id": row["id"], "name": row["name"], "excluded": False},
+         f"Included annotator {row['id']} ({row['name']}) again.")
 
 
 # ---------------------------------------------------------------------- labelling
@@ -104,15 +136,14 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
                                       group_effects=group_effects, flip_rate=args.flip_rate)
     result = run_simulation(store, labels=args.labels, annotators=args.annotators,
                             groups=[g.strip() for g in args.groups.split(",") if g.strip()],
-                            seed=args.seed, config=config)
+                            seed=args.seed, config=config, progress=counted_progress("simulate", "labels"))
     print(result["truth"] + ".", file=sys.stderr)
-    print(json.dumps(result))
+    print(json.dumps(result, indent=2 if args.json else None))
 
 
 @reads_only
 def effects(args: argparse.Namespace, store: Store) -> None:
     """Each randomised attribute's AMCE, overall or within --by cells, naming its estimand."""
-    import math
 
     from acquisition.effects import ESTIMANDS, amce
     from collector.io.frames import pairs_frame
@@ -126,8 +157,7 @@ def effects(args: argparse.Namespace, store: Store) -> None:
     table = amce(pairs, by=[columns[c] for c in by], estimand=args.estimand,
                  treatment=args.treatment).rename(columns={v: k for k, v in columns.items()})
     if args.json:
-        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in table.to_dict("records")]
+        rows = _records(table)
         print(json.dumps({"estimand": args.estimand, "description": ESTIMANDS[args.estimand],
                           "treatment": args.treatment, "by": by, "effects": rows}, indent=2, default=str))
         return
@@ -144,12 +174,17 @@ def balance(args: argparse.Namespace, store: Store) -> None:
     from collector.io.frames import pairs_frame, trl_frame
 
     pairs = pairs_frame(store)
-    print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
-    print(chosen_rejected_smd(trl_frame(pairs)).to_string(index=False, float_format="%.3f"))
-    print("\nSMD between left and right, by stratum:")
+    chosen = chosen_rejected_smd(trl_frame(pairs))
     report = balance_report(pairs)
-    print(report.pivot(index="attribute", columns="stratum", values="smd").to_string(float_format="%.3f"))
     arms = arm_balance(pairs, by=("annotator_group", "task_type"))
+    if args.json:
+        emit(args, {"chosen_vs_rejected": _records(chosen), "left_vs_right": _records(report),
+                    "arms_vs_reference": _records(arms)}, "")
+        return
+    print("SMD between chosen and rejected (|SMD| < 0.1 is balanced):")
+    print(chosen.to_string(index=False, float_format="%.3f"))
+    print("\nSMD between left and right, by stratum:")
+    print(report.pivot(index="attribute", columns="stratum", values="smd").to_string(float_format="%.3f"))
     if len(arms):
         print("\nSMD between each arm and the reference arm, by stratum:")
         print(arms.pivot_table(index=["arm", "covariate"], columns="stratum", values="smd")
@@ -164,16 +199,20 @@ def export(args: argparse.Namespace, store: Store) -> None:
 
     if bool(args.out) == bool(args.hub):
         raise ConfigError("export: give --out FILE or --hub DIR (one of them).")
+    print(f"export: reading the served-pair log and building the {args.format} rows and the card...",
+          file=sys.stderr, flush=True)
     if args.hub:
         from collector.io.export import export_hub
 
         n = export_hub(store, args.format, args.hub, arena_models=args.arena_models,
                        include_imported=args.include_imported)
-        print(f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows).")
+        emit(args, {"hub": str(args.hub), "rows": n, "format": args.format},
+             f"Wrote a Hub-ready folder {args.hub}: README.md (card), data/train.parquet ({n} rows).")
         return
     n = write_export(store, args.format, args.out, arena_models=args.arena_models,
                      include_imported=args.include_imported)
-    print(f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
+    emit(args, {"out": str(args.out), "card": str(card_path(args.out)), "rows": n, "format": args.format},
+         f"Wrote {n} rows to {args.out} and its dataset card to {card_path(args.out)}.")
 
 
 def import_progress(phase: str, done: int, total: int | None, elapsed: float) -> None:
@@ -199,13 +238,16 @@ def import_(args: argparse.Namespace, store: Store) -> None:
 
     result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
-    print(result.summary())
     if result.new_responses:
         from collector.serving.snapshots import build_snapshot
 
         build_snapshot(args.db)  # the server maps these columns instead of reading the pool itself
+    embedded = None
     if not args.no_embed and (result.new_prompts or result.new_responses):
-        print(f"Embedded {embed_new_texts(args.db)} new texts into the cache beside the database.")
+        embedded = embed_new_texts(args.db)
+    emit(args, {**dataclasses.asdict(result), "embedded": embedded},
+         result.summary() + (f"\nEmbedded {embedded} new texts into the cache beside the database."
+                             if embedded is not None else ""))
 
 
 def _client(args: argparse.Namespace, model: str, local: dict[str, Any] | None = None):
@@ -327,7 +369,8 @@ def worker(args: argparse.Namespace) -> None:
             due = trainer.due(store)
         finally:
             store.close()
-        print(json.dumps(trainer.train_once(on_start=_training_started)) if due else "No retraining due.")
+        result = trainer.train_once(on_start=_training_started) if due else None
+        emit(args, result, json.dumps(result) if result is not None else "No retraining due.")
         return
     try:
         trainer.run(threading.Event(), poll_seconds=args.poll, log=lambda line: print(line, flush=True))
@@ -341,14 +384,15 @@ def gold_add(args: argparse.Namespace, store: Store) -> None:
 
     added, present = add_gold_file(store, args.file)
     store.audit(cli_actor(), "gold added", {"file": str(args.file), "added": added})
-    print(f"Added {added} gold pairs ({present} already present).")
+    emit(args, {"added": added, "already_present": present}, f"Added {added} gold pairs ({present} already present).")
 
 
 @reads_only
 def gold_list(args: argparse.Namespace, store: Store) -> None:
     from collector.io.gold import gold_frame
 
-    print(gold_frame(store).to_string(index=False, max_colwidth=40))
+    frame = gold_frame(store)
+    emit(args, _records(frame), lambda: frame.to_string(index=False, max_colwidth=40))
 
 
 @reads_only
@@ -376,14 +420,16 @@ def qc_report(args: argparse.Namespace, store: Store) -> None:
     from collector.app.panels import load_pairs
     from collector.jobs.annotator_quality import annotator_quality
 
-    print(annotator_quality(store).to_string(index=False, float_format="%.2f"))
+    quality = annotator_quality(store)
+    pairs = load_pairs(store.path, flags=False) if store.path != ":memory:" else None
+    agreement = agreement_table(agreement_labels(pairs)) if pairs is not None and not pairs.empty else None
+    if args.json:
+        emit(args, {"annotators": _records(quality), "agreement": _records(agreement) if agreement is not None else []}, "")
+        return
+    print(quality.to_string(index=False, float_format="%.2f"))
     print("\nAgreement on items two or more annotators labelled (Krippendorff's alpha, nominal, coded by "
           "which response won; 95% bootstrap CI over items):")
-    pairs = load_pairs(store.path, flags=False) if store.path != ":memory:" else None
-    if pairs is None or pairs.empty:
-        print("no labels yet")
-        return
-    print(agreement_table(agreement_labels(pairs)).to_string(index=False, float_format="%.3f"))
+    print("no labels yet" if agreement is None else agreement.to_string(index=False, float_format="%.3f"))
 
 
 # ---------------------------------------------------------------------- policies
@@ -394,8 +440,9 @@ def policy_show(args: argparse.Namespace, store: Store) -> None:
 
 
 def policy_list(args: argparse.Namespace) -> None:
-    for name, cls in sorted(POLICIES.items()):
-        print(f"{name}\t{cls.description}")
+    rows = [{"name": name, "family": cls.family or "per component", "description": cls.description}
+            for name, cls in sorted(POLICIES.items())]
+    emit(args, rows, lambda: "\n".join(f"{r['name']}\t{r['description']}" for r in rows))
 
 
 def policy_apply(args: argparse.Namespace, store: Store) -> None:
@@ -404,16 +451,16 @@ def policy_apply(args: argparse.Namespace, store: Store) -> None:
     name, config = load_policy_file(args.file)
     row = Collector(store).activate_policy(name, to_dict(config))  # refused, with nothing written, if it cannot build
     store.audit(cli_actor(), "policy activated", {"policy": row["name"], "version": row["version"]})
-    print(f"Active policy: {row['name']} version {row['version']}.")
+    emit(args, {"policy": row["name"], "version": row["version"]}, f"Active policy: {row['name']} version {row['version']}.")
 
 
 # ---------------------------------------------------------------------- the study
 def editors_list(args: argparse.Namespace) -> None:
     from acquisition.editors import EDITORS
 
-    for name, editor in sorted(EDITORS.items()):
-        kind = "quality control" if editor.quality_changing else "style" if editor.randomisable else "rewrites only"
-        print(f"{name}\t{kind}\t{editor.description}")
+    rows = [{"name": name, "kind": "quality control" if e.quality_changing else "style" if e.randomisable
+             else "rewrites only", "description": e.description} for name, e in sorted(EDITORS.items())]
+    emit(args, rows, lambda: "\n".join(f"{r['name']}\t{r['kind']}\t{r['description']}" for r in rows))
 
 
 def editors_audit(args: argparse.Namespace) -> None:
@@ -444,6 +491,9 @@ def editors_audit(args: argparse.Namespace) -> None:
 
         embed = Embedder(max_length=256).embed
     rows = audit_editors(texts, names, embed=embed, seed=args.seed, prompts=[asked[t] for t in texts])
+    if args.json == "-":  # --json alone: the rows on stdout
+        print(json.dumps([r.as_row() for r in rows], indent=1, default=str))
+        return
     print(f"{len(texts)} responses from {'the demo pool' if args.demo else args.data}")
     print(format_audit(rows))
     for row in rows:
@@ -487,8 +537,8 @@ def researcher_add(args: argparse.Namespace, store: Store) -> None:
         raise ConfigError("no terminal to ask for the password: pipe it in with --password-stdin.")
     row = store.add_researcher(args.name, password)
     store.audit(cli_actor(), "researcher added", {"researcher": row["name"]})
-    print(f"Added researcher {row['name']}. With an account, the shared password no longer opens the "
-          "researcher pages.")
+    emit(args, {"researcher": row["name"]}, f"Added researcher {row['name']}. With an account, the shared password "
+                                            "no longer opens the researcher pages.")
 
 
 @reads_only
@@ -496,6 +546,10 @@ def researcher_list(args: argparse.Namespace, store: Store) -> None:
     import time
 
     rows = store.researchers()
+    if args.json:
+        emit(args, [{"name": r["name"], "last_login": r["last_login"], "open_sessions": r["open_sessions"]}
+                    for r in rows], "")
+        return
     if not rows:
         print("no researcher accounts (the shared DECONFOUND_RESEARCHER_PASSWORD opens the researcher pages)")
     for r in rows:
@@ -506,14 +560,19 @@ def researcher_list(args: argparse.Namespace, store: Store) -> None:
 def researcher_remove(args: argparse.Namespace, store: Store) -> None:
     store.remove_researcher(args.name)
     store.audit(cli_actor(), "researcher removed", {"researcher": args.name})
-    print(f"Removed researcher {args.name}; their sessions are closed.")
+    emit(args, {"removed": args.name}, f"Removed researcher {args.name}; their sessions are closed.")
 
 
 @reads_only
 def audit(args: argparse.Namespace, store: Store) -> None:
     import time
 
-    for r in reversed(store.audit_log(args.limit)):
+    rows = list(reversed(store.audit_log(args.limit)))
+    if args.json:
+        emit(args, [{**r, "detail": json.loads(r["detail"]) if isinstance(r["detail"], str) and r["detail"].startswith("{")
+                     else r["detail"]} for r in rows], "")
+        return
+    for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
         print(f"{when}\t{r['researcher']}\t{r['action']}\t{r['detail']}")
 

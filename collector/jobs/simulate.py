@@ -23,7 +23,8 @@ For the causal benchmark's worlds (``collector/benchmarks/causal``) the simulato
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,8 +246,10 @@ def simulate(
     seed: int = 0,
     config: SimulatedAnnotatorConfig | None = None,
     base_attributes: Mapping[int, set[str]] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Have ``annotators`` simulated people give ``labels`` labels in turn.
+    """Have ``annotators`` simulated people give ``labels`` labels in turn (``progress(done,
+    total, seconds)`` is called as they go, at most about once a second, and at the end).
 
     Annotators named ``sim-<group>-<i>`` are created on first use and reused afterwards, with
     the objective ``config.objectives`` gives their group. ``base_attributes`` maps a base
@@ -282,6 +285,7 @@ def simulate(
     counts: dict[str, int] = {}
     quality = dict(qualities.quality)
     task_types = {p.id: p.task_type for p in store.pool_snapshot().prompts} if config.cell_effects else {}
+    started = reported = time.monotonic()
     for n in range(labels):
         person = people[n % len(people)]
         view = collector.next_pair(person["id"])
@@ -295,5 +299,8 @@ def simulate(
                                   objective=pair.get("objective"), task_type=task_type)
         collector.submit(person["id"], view.served_pair_id, choice, strength=strength)
         counts[choice] = counts.get(choice, 0) + 1
+        if progress is not None and (n + 1 == labels or time.monotonic() - reported >= 1.0):
+            reported = time.monotonic()
+            progress(n + 1, labels, reported - started)
     return {"labels": labels, "choices": counts, "annotator_ids": [p["id"] for p in people],
             "truth": qualities.describe(config)}
