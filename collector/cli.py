@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arena: what model_a/model_b name: the generating model where known, else the side's "
                         "arm (source, default), the arm only (arm), or each response copy (response)")
 
-    p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback, Chatbot Arena, LMArena, the Kaggle "
-                      "Arena layout, CSV) into the pool with its human labels: the whole file or nothing.",
+    p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback raw or binarized, Chatbot Arena, LMArena, "
+                      "the Kaggle Arena layout, PKU-SafeRLHF, SHP, Nectar, HelpSteer2/3, CSV) into the pool with its "
+                      "human labels: the whole file or nothing.",
             handler=commands.import_)
     p.add_argument("path", help="a .jsonl, .json, .csv or .parquet file, optionally gzipped")
     p.add_argument("--format", default="auto", choices=("auto", *IMPORT_FORMATS),

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 # 5: served pairs record each randomised attribute's marginal propensity (edit_marginals),
 # generated responses how they were generated, and a model judge's labels its judgement
 # 7: served pairs record the family they are filed under (``family``)
-SCHEMA_VERSION = 7
+# 8: an imported line may hold several comparisons (``imported_preferences.comparison``)
+SCHEMA_VERSION = 8
 CHOICES = ("left", "right", "tie", "both_bad")
 WINNERS = ("left", "right")  # the choices a strength may go with
 DEFAULT_LEASE_SECONDS = 30 * 60
@@ -100,6 +101,23 @@ VERSIONED_MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHEN 'active' THEN 'active' WHEN 'assignment_randomisation' THEN "
         "(CASE WHEN arm LIKE '%pool_order' THEN 'observational' ELSE 'randomised_assignment' END) "
         "ELSE NULL END) END WHERE family IS NULL",
+    ),
+    8: (
+        # one line, several comparisons (PKU-SafeRLHF's better and safer, a ranking's pairs): the
+        # table is rebuilt with the comparison in its unique key; every row keeps its id
+        "CREATE TABLE imported_preferences_v8 ("
+        "id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id), "
+        "chosen_response_id INTEGER NOT NULL REFERENCES responses(id), "
+        "rejected_response_id INTEGER NOT NULL REFERENCES responses(id), "
+        "outcome TEXT NOT NULL, tie INTEGER NOT NULL, margin REAL, source TEXT NOT NULL, format TEXT NOT NULL, "
+        "file_sha256 TEXT NOT NULL, external_id TEXT, line INTEGER NOT NULL, created_at REAL NOT NULL, "
+        "covariates TEXT, comparison INTEGER NOT NULL DEFAULT 0, UNIQUE (file_sha256, line, comparison))",
+        "INSERT INTO imported_preferences_v8 (id, prompt_id, chosen_response_id, rejected_response_id, outcome, tie, "
+        "margin, source, format, file_sha256, external_id, line, created_at, covariates, comparison) "
+        "SELECT id, prompt_id, chosen_response_id, rejected_response_id, outcome, tie, margin, source, format, "
+        "file_sha256, external_id, line, created_at, covariates, 0 FROM imported_preferences",
+        "DROP TABLE imported_preferences",
+        "ALTER TABLE imported_preferences_v8 RENAME TO imported_preferences",
     ),
 }
 # Indexes on added columns, created after the columns exist.
@@ -427,7 +445,8 @@ class StoreBase:
             outcome TEXT NOT NULL, tie INTEGER NOT NULL, margin REAL,
             source TEXT NOT NULL, format TEXT NOT NULL, file_sha256 TEXT NOT NULL,
             external_id TEXT, line INTEGER NOT NULL, created_at REAL NOT NULL,
-            UNIQUE (file_sha256, line));
+            comparison INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (file_sha256, line, comparison));
         CREATE TABLE IF NOT EXISTS gold_items (
             id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id),
             first_response_id INTEGER NOT NULL REFERENCES responses(id),

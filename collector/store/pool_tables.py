@@ -115,10 +115,12 @@ class PoolTablesMixin(StoreBase):
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO imported_preferences (prompt_id, chosen_response_id, "
                     "rejected_response_id, outcome, tie, margin, source, format, file_sha256, "
-                    "external_id, line, created_at, covariates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "external_id, line, created_at, covariates, comparison) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [prompt["id"], ids[0], ids[1], pref["outcome"], int(pref["outcome"] != "chosen"),
                      pref.get("margin"), source, fmt, file_sha256, pref.get("external_id"),
-                     pref["line"], now, json.dumps(covariates, sort_keys=True) if covariates else None],
+                     pref["line"], now, json.dumps(covariates, sort_keys=True) if covariates else None,
+                     pref.get("comparison", 0)],
                 )
                 new_preferences += cur.rowcount
         return new_prompts, new_responses, new_preferences

@@ -30,6 +30,10 @@ Formats (``--format``; ``auto`` looks at the content, never at the file name):
   ``winner_tie``; earlier turns become the prompt's transcript (side A's answers).
 - ``csv``: a header row with ``prompt``, ``chosen``, ``rejected`` and optionally
   ``task_type`` and ``margin``.
+- ``pku-saferlhf``, ``shp``, ``ultrafeedback-raw``, ``nectar``, ``helpsteer2``, ``helpsteer3``:
+  the field's other schemas (``formats.py``); a line that carries several comparisons (two
+  dimensions, a ranking, rated completions) yields one preference per comparison, each with
+  what it compared on in its covariates.
 
 JSON formats come as JSON Lines or one JSON array, CSV as CSV, each optionally gzipped
 (detected by its magic bytes); ``.parquet`` files are read with pandas, row numbers counting
@@ -71,6 +75,7 @@ class ImportedPreference:
     margin: float | None = None
     external_id: str | None = None
     covariates: dict[str, Any] | None = None  # who judged and how (Arena's judge, language, tstamp)
+    comparison: int = 0  # which of its line's comparisons (a ranking, two dimensions) this is
 
     @property
     def tie(self) -> bool:
@@ -223,7 +228,8 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
                     f"{', '.join(map(repr, sorted(row)))}; expected HH-RLHF (chosen/rejected dialogues), "
                     "TRL (prompt/chosen/rejected), UltraFeedback (score_chosen/score_rejected), "
                     "Chatbot Arena (model_a/model_b/winner), the Kaggle Arena layout (response_a/response_b/"
-                    "winner_model_a) or CSV; or pass --format."
+                    "winner_model_a), PKU-SafeRLHF, SHP, raw UltraFeedback, Nectar, HelpSteer2/3 or CSV; "
+                    "or pass --format."
                 )
             stats.fmt = found
         elif stats.fmt == "csv" and kind != "csv":
@@ -231,36 +237,52 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
         elif stats.fmt not in ("csv", "arena-kaggle") and kind == "csv":
             raise ImportFormatError(f"{path}, line {number}: --format {stats.fmt}, but the file is not JSON (it reads as CSV).")
         try:
-            prompt, chosen, rejected, outcome, margin, external_id, row_type, extra = PARSERS[stats.fmt](row)
+            parsed = PARSERS[stats.fmt](row)
         except _LineError as exc:
             raise ImportFormatError(f"{path}, line {number}, field {exc.field_name!r}: {exc.message}.") from None
-        for field_name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
-            check_text(path, number, field_name, value)
-        if not (prompt.strip() and chosen.strip() and rejected.strip()):
-            stats.empty.append(number)  # real data has these (4 of 1,500 HH-RLHF pairs end in an empty turn)
-            continue
-        if row_type is not None and not isinstance(row_type, str):
-            raise ImportFormatError(f"{path}, line {number}, field 'task_type': expected a string.")
-        key = hashlib.blake2b("\0".join((prompt, chosen, rejected, outcome)).encode("utf-8"), digest_size=16).digest()
-        if key in seen:
-            stats.duplicates.append(number)
-            continue
-        seen.add(key)
-        stats.records += 1
-        record = {
-            "prompt": prompt, "task_type": (row_type or "").strip() or default_type,
-            "external_id": external_id, "line": number,
-            "responses": [
-                {"text": chosen, "quality": extra.get("chosen_quality"), "model": extra.get("chosen_model")},
-                {"text": rejected, "quality": extra.get("rejected_quality"), "model": extra.get("rejected_model")},
-            ],
-        }
-        if chosen == rejected:
-            stats.identical.append(number)
-            yield record, None
-            continue
-        yield record, ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id,
-                                         extra.get("covariates") or None)
+        for comparison, (prompt, chosen, rejected, outcome, margin, external_id, row_type, extra) in enumerate(
+                parsed if isinstance(parsed, list) else [parsed]):  # a line may hold several comparisons
+            item = _pair(path, number, prompt, chosen, rejected, outcome, margin, external_id, row_type, extra,
+                         stats, seen, default_type, comparison)
+            if item is not None:
+                yield item
+
+
+def _pair(path: str, number: int, prompt: str, chosen: str, rejected: str, outcome: str, margin: float | None,
+          external_id: str | None, row_type: Any, extra: dict[str, Any], stats: _Stats, seen: set[bytes],
+          default_type: str, comparison: int = 0) -> tuple[dict[str, Any], ImportedPreference | None] | None:
+    """One comparison of a line, checked: ``(pool record, preference or None)``, or ``None``
+    when it is blank or repeats an earlier comparison (counted in ``stats``)."""
+    for field_name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+        check_text(path, number, field_name, value)
+    if not (prompt.strip() and chosen.strip() and rejected.strip()):
+        stats.empty.append(number)  # real data has these (4 of 1,500 HH-RLHF pairs end in an empty turn)
+        return None
+    if row_type is not None and not isinstance(row_type, str):
+        raise ImportFormatError(f"{path}, line {number}, field 'task_type': expected a string.")
+    covariates = extra.get("covariates") or None
+    # what a comparison was made on (PKU-SafeRLHF's better / safer) keeps two labels of one pair apart
+    dimension = str((covariates or {}).get("dimension", ""))
+    key = hashlib.blake2b("\0".join((prompt, chosen, rejected, outcome, dimension)).encode("utf-8"),
+                          digest_size=16).digest()
+    if key in seen:
+        stats.duplicates.append(number)
+        return None
+    seen.add(key)
+    stats.records += 1
+    record = {
+        "prompt": prompt, "task_type": (row_type or "").strip() or default_type,
+        "external_id": external_id, "line": number,
+        "responses": [
+            {"text": chosen, "quality": extra.get("chosen_quality"), "model": extra.get("chosen_model")},
+            {"text": rejected, "quality": extra.get("rejected_quality"), "model": extra.get("rejected_model")},
+        ],
+    }
+    if chosen == rejected:
+        stats.identical.append(number)
+        return record, None
+    return record, ImportedPreference(prompt, chosen, rejected, number, outcome, margin, external_id, covariates,
+                                      comparison)
 
 
 def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
@@ -328,7 +350,8 @@ def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: st
 
 def _preference_row(p: ImportedPreference) -> dict[str, Any]:
     return {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "outcome": p.outcome,
-            "margin": p.margin, "external_id": p.external_id, "line": p.line, "covariates": p.covariates}
+            "margin": p.margin, "external_id": p.external_id, "line": p.line, "covariates": p.covariates,
+            "comparison": p.comparison}
 
 
 def import_upload(store: Store, name: str, raw: bytes, fmt: str = "auto",

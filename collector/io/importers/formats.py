@@ -11,7 +11,8 @@ from typing import Any
 
 from acquisition.core.turns import plain_prompt
 
-FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv")
+FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv", "pku-saferlhf", "shp",
+           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3")
 HH_MARKER = "\n\nAssistant:"
 # Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
 ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad",
@@ -36,6 +37,18 @@ def detect_format(row: Any, kind: str) -> str | None:
         return "arena-kaggle" if {"response_a", "response_b", "winner_model_a"} <= keys else "csv"
     if {"model_a", "model_b", "winner"} <= keys:
         return "arena"
+    if {"response_0", "response_1", "better_response_id", "safer_response_id"} <= keys:
+        return "pku-saferlhf"
+    if {"history", "human_ref_A", "human_ref_B", "labels"} <= keys:
+        return "shp"
+    if {"instruction", "completions"} <= keys:
+        return "ultrafeedback-raw"
+    if {"prompt", "answers"} <= keys:
+        return "nectar"
+    if {"response_1", "response_2", "preference_strength"} <= keys:
+        return "helpsteer2"
+    if {"context", "response1", "response2", "overall_preference"} <= keys:
+        return "helpsteer3"
     if {"response_a", "response_b", "winner_model_a"} <= keys:
         return "arena-kaggle"  # the Kaggle LMSYS Arena 55k layout
     if {"chosen", "rejected"} <= keys:
@@ -356,7 +369,155 @@ def _csv(row: dict[str, Any]) -> Parsed:
             _optional_text(row, "id"), _optional_text(row, "task_type"), {})
 
 
-PARSERS: dict[str, Callable[[dict[str, Any]], Parsed]] = {
+# ---------------------------------------------------------------------- the field's other schemas
+# Each keeps every label the file carries: a line with several comparisons (two dimensions,
+# ranked or rated completions) yields one pair per comparison, each with what it compared on.
+
+def _choice(row: dict[str, Any], name: str, options: tuple[Any, ...]) -> Any:
+    value = row.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value not in options:
+        raise _LineError(name, f"expected one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def _pku(row: dict[str, Any]) -> list[Parsed]:
+    """PKU-SafeRLHF: ``prompt``, ``response_0``/``response_1``, ``better_response_id`` and
+    ``safer_response_id`` (0 or 1): two labels, kept as two pairs (``dimension`` better / safer),
+    with each response's ``is_response_<k>_safe`` as its model-free covariate."""
+    prompt = _text(row, "prompt", allow_empty=False)
+    responses = [_text(row, "response_0"), _text(row, "response_1")]
+    out: list[Parsed] = []
+    for dimension, field_name in (("better", "better_response_id"), ("safer", "safer_response_id")):
+        k = _choice(row, field_name, (0, 1))
+        covariates = {"dimension": dimension}
+        for j in (0, 1):
+            if isinstance(row.get(f"is_response_{j}_safe"), bool):
+                covariates[f"response_{j}_safe"] = row[f"is_response_{j}_safe"]
+        out.append((prompt, responses[k], responses[1 - k], "chosen", None, _optional_text(row, "id"),
+                    _optional_text(row, "task_type"), {"covariates": covariates}))
+    return out
+
+
+def _shp(row: dict[str, Any]) -> Parsed:
+    """Stanford Human Preferences: the post (``history``), two comments ``human_ref_A``/``_B``,
+    ``labels`` 1 when A was preferred; ``score_ratio`` is the margin's source (its log)."""
+    prompt = _text(row, "history", allow_empty=False)
+    a, b = _text(row, "human_ref_A"), _text(row, "human_ref_B")
+    label = _choice(row, "labels", (0, 1))
+    ratio = _optional_float(row, "score_ratio")
+    covariates = {k: row[k] for k in ("domain", "post_id", "score_A", "score_B", "upvote_ratio")
+                  if isinstance(row.get(k), (str, int, float)) and not isinstance(row.get(k), bool)}
+    chosen, rejected = (a, b) if label == 1 else (b, a)
+    return (prompt, chosen, rejected, "chosen", math.log(ratio) if ratio and ratio > 0 else None,
+            _optional_text(row, "post_id"), _optional_text(row, "domain"), {"covariates": covariates})
+
+
+def _ranked_pairs(prompt: str, items: list[tuple[str, float, str | None, dict[str, Any]]], higher_better: bool,
+                  external: str | None, task_type: str | None, what: str) -> list[Parsed]:
+    """Every pair of differently scored items, the better one chosen; each response keeps its
+    score as its known quality, and the pair says what it was ranked by."""
+    out: list[Parsed] = []
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            (ti, si, _, _), (tj, sj, _, _) = items[i], items[j]
+            if si == sj or ti == tj:
+                continue  # no preference between equal scores
+            first_better = (si > sj) == higher_better
+            (tc, sc, mc, cc), (tr, sr, mr, cr) = (items[i], items[j]) if first_better else (items[j], items[i])
+            out.append((prompt, tc, tr, "chosen", abs(si - sj), external, task_type,
+                        {"chosen_model": mc, "rejected_model": mr,
+                         "chosen_quality": sc if higher_better else None, "rejected_quality": sr if higher_better else None,
+                         "covariates": {"ranked_by": what, "chosen": cc, "rejected": cr}}))
+    return out
+
+
+def _ultrafeedback_raw(row: dict[str, Any]) -> list[Parsed]:
+    """openbmb/UltraFeedback as released: ``instruction`` and up to four ``completions``, each
+    with its ``model``, ``response``, ``fine-grained_score`` (the mean of the four aspect ratings)
+    and ``annotations`` (helpfulness, honesty, instruction-following, truthfulness ``Rating``s):
+    every pair of completions with different scores, the ratings kept."""
+    prompt = _text(row, "instruction", allow_empty=False)
+    completions = row.get("completions")
+    if not isinstance(completions, list) or len(completions) < 2:
+        raise _LineError("completions", f"expected a list of at least two completions, got {_type_name(completions)}")
+    items = []
+    for i, c in enumerate(completions):
+        if not isinstance(c, dict):
+            raise _LineError(f"completions[{i}]", f"expected a table, got {_type_name(c)}")
+        text = _text(c, "response") if "response" in c else None
+        if text is None:
+            raise _LineError(f"completions[{i}].response", "missing")
+        score = _optional_float(c, "fine-grained_score")
+        if score is None:
+            score = _optional_float(c, "overall_score")
+        if score is None:
+            raise _LineError(f"completions[{i}].fine-grained_score", "missing (and no overall_score)")
+        ratings = {}
+        for aspect, value in (c.get("annotations") or {}).items():
+            rating = value.get("Rating") if isinstance(value, dict) else None
+            if isinstance(rating, str) and rating.strip().isdigit():
+                ratings[aspect] = int(rating)
+        items.append((text, score, _optional_text(c, "model"), ratings))
+    return _ranked_pairs(prompt, items, True, None, _optional_text(row, "source"), "fine-grained_score")
+
+
+def _nectar(row: dict[str, Any]) -> list[Parsed]:
+    """berkeley-nest/Nectar: an HH-style ``prompt`` and seven ``answers`` ({answer, model, rank},
+    rank 1 best): every pair of differently ranked answers, the better ranked chosen."""
+    prompt = plain_prompt(_text(row, "prompt", allow_empty=False))
+    if prompt.startswith("Human:") and "\n\nAssistant:" not in prompt:
+        prompt = prompt[len("Human:"):].strip()  # one turn: the request itself
+    answers = row.get("answers")
+    if not isinstance(answers, list) or len(answers) < 2:
+        raise _LineError("answers", f"expected a list of at least two answers, got {_type_name(answers)}")
+    items = []
+    for i, a in enumerate(answers):
+        if not isinstance(a, dict):
+            raise _LineError(f"answers[{i}]", f"expected a table, got {_type_name(a)}")
+        rank = _optional_float(a, "rank")
+        if rank is None:
+            raise _LineError(f"answers[{i}].rank", "missing")
+        items.append((_text(a, "answer"), rank, _optional_text(a, "model"), {"rank": rank}))
+    source = row.get("source")
+    task_type = source if isinstance(source, str) else source[0] if isinstance(source, list) and source and \
+        isinstance(source[0], str) else None  # Nectar lists the datasets a prompt came from
+    return _ranked_pairs(prompt, items, False, None, task_type, "rank")
+
+
+def _helpsteer2(row: dict[str, Any]) -> Parsed:
+    """nvidia/HelpSteer2's preference set: ``prompt``, ``response_1``/``response_2``,
+    ``preference_strength`` from -3 (response 1 much better) to 3 (response 2 much better); 0 is
+    a tie; the strength is the margin and the annotators' statement is kept."""
+    prompt = _text(row, "prompt", allow_empty=False)
+    r1, r2 = _text(row, "response_1"), _text(row, "response_2")
+    strength = _choice(row, "preference_strength", (-3, -2, -1, 0, 1, 2, 3))
+    covariates = {k: row[k] for k in ("preference_statement", "preference_elaboration", "split")
+                  if isinstance(row.get(k), str) and row[k]}
+    chosen, rejected = (r1, r2) if strength <= 0 else (r2, r1)
+    return (prompt, chosen, rejected, "tie" if strength == 0 else "chosen", float(abs(strength)), None,
+            _optional_text(row, "task_type"), {"covariates": covariates})
+
+
+def _helpsteer3(row: dict[str, Any]) -> Parsed:
+    """nvidia/HelpSteer3: ``context`` (a message list; the last is the user's turn), ``response1``,
+    ``response2``, ``overall_preference`` from -3 (response 1 much better) to 3; 0 is a tie; the
+    ``domain`` and ``language`` are kept."""
+    context = _messages(row, "context")
+    if not context:
+        raise _LineError("context", "empty message list")
+    prompt = render_messages(context)
+    r1, r2 = _text(row, "response1"), _text(row, "response2")
+    strength = _choice(row, "overall_preference", (-3, -2, -1, 0, 1, 2, 3))
+    covariates = {k: row[k] for k in ("domain", "language") if isinstance(row.get(k), str) and row[k]}
+    chosen, rejected = (r1, r2) if strength <= 0 else (r2, r1)
+    return (prompt, chosen, rejected, "tie" if strength == 0 else "chosen", float(abs(strength)), None,
+            _optional_text(row, "domain"), {"covariates": covariates})
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], Parsed | list[Parsed]]] = {
     "hh-rlhf": _hh, "trl": _trl, "ultrafeedback": _ultrafeedback, "arena": _arena,
-    "arena-kaggle": _arena_kaggle, "csv": _csv,
+    "arena-kaggle": _arena_kaggle, "csv": _csv, "pku-saferlhf": _pku, "shp": _shp,
+    "ultrafeedback-raw": _ultrafeedback_raw, "nectar": _nectar, "helpsteer2": _helpsteer2, "helpsteer3": _helpsteer3,
 }
