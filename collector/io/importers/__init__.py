@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.core.errors import ImportFormatError
-from collector.io.importers.formats import FORMATS, PARSERS, _LineError, _type_name, detect_format
+from collector.io.importers.formats import FORMATS, PARSERS, WHOLE_FILE, _LineError, _type_name, detect_format
 from collector.io.importers.reading import read_input, read_rows, stream_rows, streamable_sha256
 from collector.store import Store
 
@@ -216,6 +216,7 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
     duplicate check keeps a 16-byte digest per pair, not its texts."""
     seen: set[bytes] = set()
     default_type = task_type or "general"
+    whole = None
     for number, row in rows:
         stats.lines += 1
         if not isinstance(row, dict):
@@ -236,6 +237,13 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
             raise ImportFormatError(f"{path}, line {number}: --format csv, but the file holds JSON.")
         elif stats.fmt not in ("csv", "arena-kaggle") and kind == "csv":
             raise ImportFormatError(f"{path}, line {number}: --format {stats.fmt}, but the file is not JSON (it reads as CSV).")
+        if stats.fmt in WHOLE_FILE:  # its lines are paired once all are read
+            whole = whole if whole is not None else WHOLE_FILE[stats.fmt]()
+            try:
+                whole.add(row, number)
+            except _LineError as exc:
+                raise ImportFormatError(f"{path}, line {number}, field {exc.field_name!r}: {exc.message}.") from None
+            continue
         try:
             parsed = PARSERS[stats.fmt](row)
         except _LineError as exc:
@@ -244,6 +252,14 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
                 parsed if isinstance(parsed, list) else [parsed]):  # a line may hold several comparisons
             item = _pair(path, number, prompt, chosen, rejected, outcome, margin, external_id, row_type, extra,
                          stats, seen, default_type, comparison)
+            if item is not None:
+                yield item
+    if whole is not None:
+        counts: dict[int, int] = {}
+        for number, (prompt, chosen, rejected, outcome, margin, external_id, row_type, extra) in whole.pairs():
+            counts[number] = counts.get(number, -1) + 1  # the comparisons that share a chosen message's line
+            item = _pair(path, number, prompt, chosen, rejected, outcome, margin, external_id, row_type, extra,
+                         stats, seen, default_type, counts[number])
             if item is not None:
                 yield item
 

@@ -12,7 +12,7 @@ from typing import Any
 from acquisition.core.turns import plain_prompt
 
 FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv", "pku-saferlhf", "shp",
-           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3")
+           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3", "oasst2")
 HH_MARKER = "\n\nAssistant:"
 # Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
 ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad",
@@ -45,6 +45,8 @@ def detect_format(row: Any, kind: str) -> str | None:
         return "ultrafeedback-raw"
     if {"prompt", "answers"} <= keys:
         return "nectar"
+    if {"message_id", "parent_id", "role", "text"} <= keys:
+        return "oasst2"
     if {"response_1", "response_2", "preference_strength"} <= keys:
         return "helpsteer2"
     if {"context", "response1", "response2", "overall_preference"} <= keys:
@@ -52,8 +54,8 @@ def detect_format(row: Any, kind: str) -> str | None:
     if {"response_a", "response_b", "winner_model_a"} <= keys:
         return "arena-kaggle"  # the Kaggle LMSYS Arena 55k layout
     if {"chosen", "rejected"} <= keys:
-        if "score_chosen" in keys or "score_rejected" in keys:
-            return "ultrafeedback"
+        if keys & {"score_chosen", "score_rejected", "chosen-rating", "rejected-rating"}:
+            return "ultrafeedback"  # HuggingFaceH4's binarized copy, or argilla's cleaned one
         if "prompt" in keys:
             return "trl"
         if isinstance(row["chosen"], list):
@@ -281,11 +283,14 @@ def _trl(row: dict[str, Any]) -> Parsed:
 def _ultrafeedback(row: dict[str, Any]) -> Parsed:
     # trl-lib/ultrafeedback_binarized has no prompt field: the prompt is the shared first message
     prompt = _text(row, "prompt", allow_empty=False) if row.get("prompt") is not None else None
-    score_chosen, score_rejected = _optional_float(row, "score_chosen"), _optional_float(row, "score_rejected")
+    # argilla's cleaned copy spells the ratings chosen-rating / rejected-rating and names the models
+    score_chosen = _optional_float(row, "score_chosen" if "score_chosen" in row else "chosen-rating")
+    score_rejected = _optional_float(row, "score_rejected" if "score_rejected" in row else "rejected-rating")
     prompt, chosen, rejected = _split_messages(
         _messages(row, "chosen"), _messages(row, "rejected"), "chosen", "rejected", prompt)
     margin = None if score_chosen is None or score_rejected is None else score_chosen - score_rejected
-    extra = {"chosen_quality": score_chosen, "rejected_quality": score_rejected}
+    extra = {"chosen_quality": score_chosen, "rejected_quality": score_rejected,
+             "chosen_model": _optional_text(row, "chosen-model"), "rejected_model": _optional_text(row, "rejected-model")}
     return prompt, chosen, rejected, "chosen", margin, _optional_text(row, "prompt_id"), _optional_text(row, "task_type"), extra
 
 
@@ -521,3 +526,71 @@ PARSERS: dict[str, Callable[[dict[str, Any]], Parsed | list[Parsed]]] = {
     "arena-kaggle": _arena_kaggle, "csv": _csv, "pku-saferlhf": _pku, "shp": _shp,
     "ultrafeedback-raw": _ultrafeedback_raw, "nectar": _nectar, "helpsteer2": _helpsteer2, "helpsteer3": _helpsteer3,
 }
+
+
+# ---------------------------------------------------------------------- formats read as a whole
+class Oasst2:
+    """OpenAssistant oasst2's message table (one message per line: ``message_id``, ``parent_id``,
+    ``role`` prompter / assistant, ``text``, ``rank`` among its siblings, 0 best, or null). Pairs
+    come from ranked siblings: for each prompter message, every two of its assistant replies with
+    different ranks, the better ranked chosen; the prompt is the conversation from the tree's root
+    to that message. Its lines only make sense together, so they are collected and paired at the
+    end of the file (memory grows with the file); deleted messages are left out."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any], line: int) -> None:
+        message_id = _text(row, "message_id", allow_empty=False)
+        parent = row.get("parent_id")
+        if parent is not None and not isinstance(parent, str):
+            raise _LineError("parent_id", f"expected a string or null, got {_type_name(parent)}")
+        role = _choice(row, "role", ("prompter", "assistant"))
+        rank = _optional_float(row, "rank")
+        if row.get("deleted") is True:
+            return
+        self.messages[message_id] = {"parent": parent, "role": role, "text": _text(row, "text"), "rank": rank,
+                                     "line": line, "lang": row.get("lang"), "tree": row.get("message_tree_id")}
+
+    def _history(self, message_id: str) -> list[dict[str, str]] | None:
+        path = []
+        seen = set()
+        while message_id is not None:
+            if message_id in seen or message_id not in self.messages:
+                return None  # a broken chain (a deleted or missing ancestor)
+            seen.add(message_id)
+            m = self.messages[message_id]
+            path.append({"role": "user" if m["role"] == "prompter" else "assistant", "content": m["text"]})
+            message_id = m["parent"]
+        return path[::-1]
+
+    def pairs(self) -> list[tuple[int, Parsed]]:
+        children: dict[str, list[dict[str, Any]]] = {}
+        for m in self.messages.values():
+            if m["role"] == "assistant" and m["parent"] is not None and m["rank"] is not None:
+                children.setdefault(m["parent"], []).append(m)
+        out: list[tuple[int, Parsed]] = []
+        for parent_id, replies in children.items():
+            parent = self.messages.get(parent_id)
+            if parent is None or parent["role"] != "prompter" or len(replies) < 2:
+                continue
+            history = self._history(parent_id)
+            if history is None:
+                continue
+            prompt = render_messages(history)
+            replies = sorted(replies, key=lambda m: m["line"])
+            for i in range(len(replies)):
+                for j in range(i + 1, len(replies)):
+                    a, b = replies[i], replies[j]
+                    if a["rank"] == b["rank"] or a["text"] == b["text"]:
+                        continue
+                    better, worse = (a, b) if a["rank"] < b["rank"] else (b, a)
+                    covariates = {"ranked_by": "rank", "chosen_rank": better["rank"], "rejected_rank": worse["rank"],
+                                  **({"language": parent["lang"]} if isinstance(parent["lang"], str) else {})}
+                    out.append((better["line"], (prompt, better["text"], worse["text"], "chosen", None,
+                                                 parent["tree"] if isinstance(parent["tree"], str) else None, None,
+                                                 {"covariates": covariates})))
+        return out
+
+
+WHOLE_FILE: dict[str, Callable[[], Oasst2]] = {"oasst2": Oasst2}

@@ -152,3 +152,43 @@ def test_a_database_from_before_several_comparisons_per_line_is_rebuilt_in_place
         assert store.get_meta("schema_version") == "8"
     finally:
         store.close()
+
+
+def test_oasst2_ranked_siblings_become_pairs_with_the_thread_as_prompt(tmp_path):
+    def msg(mid, parent, role, text, rank=None, **extra):
+        return {"message_id": mid, "parent_id": parent, "user_id": "u", "created_date": "2023-04-01T00:00:00Z",
+                "text": text, "role": role, "lang": "en", "review_count": 3, "review_result": True,
+                "deleted": False, "rank": rank, "synthetic": False, "model_name": None, "detoxify": None,
+                "message_tree_id": "t1", "tree_state": "ready_for_export", "emojis": None, "labels": None, **extra}
+
+    rows = [msg("p1", None, "prompter", "What is a monad?"),
+            msg("a1", "p1", "assistant", "A monoid in the category of endofunctors.", rank=2),
+            msg("a2", "p1", "assistant", "A way to chain computations that carry context.", rank=0),
+            msg("a3", "p1", "assistant", "A design pattern for sequencing effects.", rank=1),
+            msg("p2", "a2", "prompter", "Give an example."),
+            msg("a4", "p2", "assistant", "Maybe: a value or nothing.", rank=0),
+            msg("a5", "p2", "assistant", "Lists.", rank=1),
+            msg("a6", "p2", "assistant", "A deleted reply.", rank=2, deleted=True)]
+    parsed = parse_file(_jsonl(tmp_path / "oasst2.jsonl", rows))
+    assert parsed.format == "oasst2"
+    pairs = _pairs(parsed)
+    assert len(pairs) == 4  # three ranked replies to p1, two (the deleted one is out) to p2
+    assert ("What is a monad?", rows[2]["text"], rows[1]["text"], "chosen") in pairs
+    thread = "User: What is a monad?\n\nAssistant: A way to chain computations that carry context.\n\nUser: Give an example."
+    assert (thread, "Maybe: a value or nothing.", "Lists.", "chosen") in pairs
+    store = Store(tmp_path / "o.db")
+    assert import_file(store, tmp_path / "oasst2.jsonl").new_preferences == 4  # streamed twice, paired once each time
+    store.close()
+
+
+def test_argillas_cleaned_ultrafeedback_keeps_its_ratings_and_models(tmp_path):
+    row = {"source": "evol_instruct", "prompt": "Name a prime above 10.",
+           "chosen": [{"role": "user", "content": "Name a prime above 10."}, {"role": "assistant", "content": "11."}],
+           "chosen-rating": 5.0, "chosen-model": "gpt-4",
+           "rejected": [{"role": "user", "content": "Name a prime above 10."}, {"role": "assistant", "content": "12."}],
+           "rejected-rating": 1.0, "rejected-model": "falcon-40b-instruct"}
+    parsed = parse_file(_jsonl(tmp_path / "argilla.jsonl", [row]))
+    assert parsed.format == "ultrafeedback" and parsed.preferences[0].margin == 4.0
+    responses = parsed.records[0]["responses"]
+    assert [(r["text"], r["quality"], r["model"]) for r in responses] == [
+        ("11.", 5.0, "gpt-4"), ("12.", 1.0, "falcon-40b-instruct")]
