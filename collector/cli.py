@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "arm (source, default), the arm only (arm), or each response copy (response)")
 
     p = add("import", "Import preference data (HH-RLHF, TRL, UltraFeedback raw or binarized, Chatbot Arena, LMArena, "
-                      "the Kaggle Arena layout, PKU-SafeRLHF, SHP, Nectar, HelpSteer2/3, CSV) into the pool with its "
-                      "human labels: the whole file or nothing.",
+                      "the Kaggle Arena layout, PKU-SafeRLHF, SHP, Nectar, HelpSteer2/3, oasst2, PRISM, CSV) into the "
+                      "pool with its human labels: the whole file or nothing.",
             handler=commands.import_)
     p.add_argument("path", help="a .jsonl, .json, .csv or .parquet file, optionally gzipped")
     p.add_argument("--format", default="auto", choices=("auto", *IMPORT_FORMATS),

@@ -30,7 +30,8 @@ Formats (``--format``; ``auto`` looks at the content, never at the file name):
   ``winner_tie``; earlier turns become the prompt's transcript (side A's answers).
 - ``csv``: a header row with ``prompt``, ``chosen``, ``rejected`` and optionally
   ``task_type`` and ``margin``.
-- ``pku-saferlhf``, ``shp``, ``ultrafeedback-raw``, ``nectar``, ``helpsteer2``, ``helpsteer3``:
+- ``pku-saferlhf``, ``shp``, ``ultrafeedback-raw``, ``nectar``, ``helpsteer2``, ``helpsteer3``,
+  ``oasst2`` (paired once the whole file is read), ``prism``:
   the field's other schemas (``formats.py``); a line that carries several comparisons (two
   dimensions, a ranking, rated completions) yields one preference per comparison, each with
   what it compared on in its covariates.
@@ -229,7 +230,8 @@ def _parse_rows(path: str, kind: str, rows, stats: _Stats, task_type: str | None
                     f"{', '.join(map(repr, sorted(row)))}; expected HH-RLHF (chosen/rejected dialogues), "
                     "TRL (prompt/chosen/rejected), UltraFeedback (score_chosen/score_rejected), "
                     "Chatbot Arena (model_a/model_b/winner), the Kaggle Arena layout (response_a/response_b/"
-                    "winner_model_a), PKU-SafeRLHF, SHP, raw UltraFeedback, Nectar, HelpSteer2/3 or CSV; "
+                    "winner_model_a), PKU-SafeRLHF, SHP, raw UltraFeedback, Nectar, HelpSteer2/3, oasst2, PRISM "
+                    "or CSV; "
                     "or pass --format."
                 )
             stats.fmt = found

@@ -12,7 +12,7 @@ from typing import Any
 from acquisition.core.turns import plain_prompt
 
 FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv", "pku-saferlhf", "shp",
-           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3", "oasst2")
+           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3", "oasst2", "prism")
 HH_MARKER = "\n\nAssistant:"
 # Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
 ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad",
@@ -47,6 +47,8 @@ def detect_format(row: Any, kind: str) -> str | None:
         return "nectar"
     if {"message_id", "parent_id", "role", "text"} <= keys:
         return "oasst2"
+    if {"conversation_id", "conversation_history"} <= keys:
+        return "prism"
     if {"response_1", "response_2", "preference_strength"} <= keys:
         return "helpsteer2"
     if {"context", "response1", "response2", "overall_preference"} <= keys:
@@ -521,10 +523,53 @@ def _helpsteer3(row: dict[str, Any]) -> Parsed:
             _optional_text(row, "domain"), {"covariates": covariates})
 
 
+def _prism(row: dict[str, Any]) -> list[Parsed]:
+    """PRISM's conversations: ``conversation_history``, a list of turns (``turn``, ``role`` user or
+    model, ``content``, ``model_name``, ``score`` 1-100, ``if_chosen``). At each turn the participant
+    rated several models' replies: every two differently scored replies are a pair, the higher
+    scored chosen, scores kept as quality; the prompt is the conversation so far, with the reply
+    the participant chose at each earlier turn."""
+    history = row.get("conversation_history")
+    if not isinstance(history, list) or not history:
+        raise _LineError("conversation_history", f"expected a non-empty list of turns, got {_type_name(history)}")
+    turns: dict[int, dict[str, Any]] = {}
+    for i, t in enumerate(history):
+        if not isinstance(t, dict):
+            raise _LineError(f"conversation_history[{i}]", f"expected a table, got {_type_name(t)}")
+        number = _optional_float(t, "turn")
+        if number is None:
+            raise _LineError(f"conversation_history[{i}].turn", "missing")
+        role = _choice(t, "role", ("user", "model"))
+        slot = turns.setdefault(int(number), {"user": None, "replies": []})
+        if role == "user":
+            slot["user"] = _text(t, "content", allow_empty=False)
+        else:
+            score = _optional_float(t, "score")
+            slot["replies"].append((_text(t, "content"), score, _optional_text(t, "model_name"),
+                                    bool(t.get("if_chosen"))))
+    out: list[Parsed] = []
+    so_far: list[dict[str, str]] = []
+    for number in sorted(turns):
+        slot = turns[number]
+        if slot["user"] is None:
+            raise _LineError("conversation_history", f"turn {number} has no user message")
+        so_far.append({"role": "user", "content": slot["user"]})
+        scored = [(text, score, model, {"chosen_in_study": chosen}) for text, score, model, chosen in slot["replies"]
+                  if score is not None]
+        out += _ranked_pairs(render_messages(so_far), scored, True, _optional_text(row, "conversation_id"),
+                             _optional_text(row, "conversation_type"), "score")
+        picked = next((text for text, _, _, chosen in slot["replies"] if chosen), None)
+        if picked is None:
+            break  # the conversation did not go on from this turn
+        so_far.append({"role": "assistant", "content": picked})
+    return out
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], Parsed | list[Parsed]]] = {
     "hh-rlhf": _hh, "trl": _trl, "ultrafeedback": _ultrafeedback, "arena": _arena,
     "arena-kaggle": _arena_kaggle, "csv": _csv, "pku-saferlhf": _pku, "shp": _shp,
     "ultrafeedback-raw": _ultrafeedback_raw, "nectar": _nectar, "helpsteer2": _helpsteer2, "helpsteer3": _helpsteer3,
+    "prism": _prism,
 }
 
 

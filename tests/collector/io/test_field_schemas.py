@@ -192,3 +192,28 @@ def test_argillas_cleaned_ultrafeedback_keeps_its_ratings_and_models(tmp_path):
     responses = parsed.records[0]["responses"]
     assert [(r["text"], r["quality"], r["model"]) for r in responses] == [
         ("11.", 5.0, "gpt-4"), ("12.", 1.0, "falcon-40b-instruct")]
+
+
+def test_prism_rated_replies_become_pairs_turn_by_turn(tmp_path):
+    def turn(n, role, content, score=None, chosen=False, model=None):
+        return {"turn": n, "role": role, "content": content, "model_provider": "p", "model_name": model,
+                "score": score, "if_chosen": chosen, "within_turn_id": 0}
+
+    row = {"conversation_id": "c1", "user_id": "u1", "conversation_type": "unguided", "opening_prompt": "Hi",
+           "conversation_turns": 2, "conversation_history": [
+               turn(0, "user", "Is coffee bad for you?"),
+               turn(0, "model", "In moderation it is fine.", 80, True, "m1"),
+               turn(0, "model", "Yes.", 20, False, "m2"),
+               turn(0, "model", "It depends on the person.", 60, False, "m3"),
+               turn(1, "user", "How much is moderation?"),
+               turn(1, "model", "Up to about 400 mg of caffeine a day.", 90, True, "m1"),
+               turn(1, "model", "A lot.", 10, False, "m1")],
+           "performance_attributes": {}, "choice_attributes": {}, "open_feedback": "", "generated_datetime": "x"}
+    parsed = parse_file(_jsonl(tmp_path / "prism.jsonl", [row]))
+    assert parsed.format == "prism"
+    pairs = _pairs(parsed)
+    assert len(pairs) == 4  # three pairs at turn 0, one at turn 1
+    assert ("Is coffee bad for you?", "In moderation it is fine.", "Yes.", "chosen") in pairs
+    second = "User: Is coffee bad for you?\n\nAssistant: In moderation it is fine.\n\nUser: How much is moderation?"
+    assert (second, "Up to about 400 mg of caffeine a day.", "A lot.", "chosen") in pairs
+    assert parsed.records[0]["task_type"] == "unguided"
