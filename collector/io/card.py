@@ -354,6 +354,50 @@ def imported_section(imported: pd.DataFrame) -> str:
             "export, which holds the labels collected here):\n\n" + markdown_table(table))
 
 
+STYLE_ELEMENTS = ("sum_assistant_tokens", "header_count", "list_count", "bold_count")  # FastChat's V1, per side
+
+
+def style_differences(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per style element of FastChat's ``STYLE_CONTROL_ELEMENTS_V1``, the A-minus-B differences
+    over the battles, as its ``preprocess_for_style`` computes them before standardising (token
+    differences as a ratio of the sum plus one)."""
+    def total(value: Any) -> int:
+        return int(sum(value.values())) if isinstance(value, dict) else int(value)
+
+    out = {}
+    for element in STYLE_ELEMENTS:
+        a = np.array([total(m[f"{element}_a".replace("sum_assistant_tokens_a", "sum_assistant_a_tokens")])
+                      for m in frame["conv_metadata"]], float)
+        b = np.array([total(m[f"{element}_b".replace("sum_assistant_tokens_b", "sum_assistant_b_tokens")])
+                      for m in frame["conv_metadata"]], float)
+        out[element] = (a - b) / (a + b + 1) if element == "sum_assistant_tokens" else a - b
+    return out
+
+
+def style_control_section(frame: pd.DataFrame) -> str:
+    """Which of FastChat's style-control elements vary in this export. FastChat standardises each
+    element's A-minus-B difference; one that never varies divides by a zero spread and turns
+    every rating into 1000, so it must be left out of ``style_elements``."""
+    if frame.empty:
+        return "No battles."
+    diffs = style_differences(frame)
+    varying = [e for e, d in diffs.items() if np.std(d) > 0]
+    constant = [e for e in diffs if e not in varying]
+    rows = pd.DataFrame({"element": list(diffs), "std of A - B": [float(np.std(d)) for d in diffs.values()],
+                         "varies": ["yes" if e in varying else "no: leave it out" for e in diffs]})
+    keep = [f"{e.replace('sum_assistant_tokens', 'sum_assistant')}{'_a_tokens' if e == 'sum_assistant_tokens' else '_a'}"
+            for e in varying]
+    keep += [k.replace("_a_tokens", "_b_tokens") if k.endswith("_a_tokens") else k[:-2] + "_b" for k in keep]
+    text = ("FastChat's style control (`compute_style_control`, `rating_systems.py`) standardises the A-minus-B "
+            "difference of each element of `STYLE_CONTROL_ELEMENTS_V1`; an element that never varies divides "
+            "by zero and makes every rating 1000 and every coefficient 0.\n\n" + markdown_table(rows, ".3f"))
+    if constant:
+        text += ("\n\nPass only the varying elements: `preprocess_for_style(df, style_elements=" + json.dumps(keep)
+                 + f", apply_ratio={[int('tokens' in k) for k in keep[:len(keep) // 2]]})` then `fit_contextual_bt`, "
+                 "instead of `compute_style_control`, which uses all eight.")
+    return text
+
+
 def _card_terms(store: Store) -> Any:
     """The study's license and languages as stored with its settings (validated when they were
     set: ``deconfound study set license=cc-by-4.0``), defaults where unset."""
@@ -434,6 +478,8 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Excluded labels", exclusions_section(pairs, fmt)),
         ("Imported data", imported_section(imported)),
     ]
+    if fmt == "arena" and frame is not None:
+        sections.insert(3, ("Style control", style_control_section(frame)))
     body = "\n\n".join(intro) + "\n"
     if frame is not None:
         body = hub_front_matter(frame, data_files or export_name or "data.jsonl", fmt, _card_terms(store),

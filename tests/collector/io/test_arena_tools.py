@@ -81,3 +81,18 @@ def test_bradley_terry_on_the_arena_export_rates_each_arm(tmp_path):
     shown = battles.a_list_format.fillna(False).astype(bool)  # null: a list does not apply to the response
     assert lists[shown].mean() > lists[~shown].mean()
     assert set(battles.language) == {"unknown"}
+
+
+def test_the_arena_card_names_the_style_elements_that_never_vary():
+    import pandas as pd
+
+    from collector.io.card import style_control_section
+    from collector.io.frames import conv_metadata
+
+    texts = [("**Yes**, short.", "A longer answer with more words in it."), ("- one\n- two", "Plain."),
+             ("No.", "**Bold** and more")]
+    frame = pd.DataFrame({"conv_metadata": [conv_metadata("q", a, b) for a, b in texts]})
+    text = style_control_section(frame)
+    assert "| header_count | 0.000 | no: leave it out |" in text
+    assert ('style_elements=["sum_assistant_a_tokens", "list_count_a", "bold_count_a", "sum_assistant_b_tokens", '
+            '"list_count_b", "bold_count_b"], apply_ratio=[1, 0, 0]') in text
