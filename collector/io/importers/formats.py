@@ -12,7 +12,7 @@ from typing import Any
 from acquisition.core.turns import plain_prompt
 
 FORMATS = ("hh-rlhf", "trl", "ultrafeedback", "arena", "arena-kaggle", "csv", "pku-saferlhf", "shp",
-           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer3", "oasst2", "prism")
+           "ultrafeedback-raw", "nectar", "helpsteer2", "helpsteer2-ratings", "helpsteer3", "oasst2", "prism")
 HH_MARKER = "\n\nAssistant:"
 # Chatbot Arena's spellings, and LMArena's (arena-human-preference-140k: "both_bad")
 ARENA_WINNERS = {"model_a": "chosen", "model_b": "chosen", "tie": "tie", "tie (bothbad)": "both_bad",
@@ -51,6 +51,8 @@ def detect_format(row: Any, kind: str) -> str | None:
         return "prism"
     if {"response_1", "response_2", "preference_strength"} <= keys:
         return "helpsteer2"
+    if {"prompt", "response", "helpfulness", "correctness"} <= keys:
+        return "helpsteer2-ratings"
     if {"context", "response1", "response2", "overall_preference"} <= keys:
         return "helpsteer3"
     if {"response_a", "response_b", "winner_model_a"} <= keys:
@@ -638,4 +640,38 @@ class Oasst2:
         return out
 
 
-WHOLE_FILE: dict[str, Callable[[], Oasst2]] = {"oasst2": Oasst2}
+HELPSTEER_ASPECTS = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+
+
+class HelpSteerRatings:
+    """nvidia/HelpSteer2's rated responses (one per line: ``prompt``, ``response`` and its 0-4
+    ``helpfulness``, ``correctness``, ``coherence``, ``complexity``, ``verbosity``): the responses
+    to one prompt are paired by helpfulness, the better chosen, its score the quality and every
+    rating kept; equal helpfulness gives no pair. Lines are grouped by prompt once all are read."""
+
+    def __init__(self) -> None:
+        self.by_prompt: dict[str, list[tuple[str, float, int, dict[str, Any]]]] = {}
+
+    def add(self, row: dict[str, Any], line: int) -> None:
+        prompt = _text(row, "prompt", allow_empty=False)
+        ratings = {}
+        for aspect in HELPSTEER_ASPECTS:
+            value = _optional_float(row, aspect)
+            if value is None and aspect in ("helpfulness",):
+                raise _LineError(aspect, "missing")
+            if value is not None:
+                ratings[aspect] = value
+        self.by_prompt.setdefault(prompt, []).append((_text(row, "response"), ratings["helpfulness"], line, ratings))
+
+    def pairs(self) -> list[tuple[int, Parsed]]:
+        out: list[tuple[int, Parsed]] = []
+        for prompt, rows in self.by_prompt.items():
+            items: list[tuple[str, float, str | None, dict[str, Any]]] = [
+                (text, score, None, ratings) for text, score, _, ratings in rows]
+            lines = {text: line for text, _, line, _ in rows}
+            for parsed in _ranked_pairs(prompt, items, True, None, None, "helpfulness"):
+                out.append((lines[parsed[1]], parsed))
+        return out
+
+
+WHOLE_FILE: dict[str, Callable[[], Oasst2 | HelpSteerRatings]] = {"oasst2": Oasst2, "helpsteer2-ratings": HelpSteerRatings}

@@ -217,3 +217,18 @@ def test_prism_rated_replies_become_pairs_turn_by_turn(tmp_path):
     second = "User: Is coffee bad for you?\n\nAssistant: In moderation it is fine.\n\nUser: How much is moderation?"
     assert (second, "Up to about 400 mg of caffeine a day.", "A lot.", "chosen") in pairs
     assert parsed.records[0]["task_type"] == "unguided"
+
+
+def test_helpsteer2_rated_responses_are_paired_by_helpfulness_with_every_rating_kept(tmp_path):
+    def rated(prompt, response, helpfulness, **others):
+        return {"prompt": prompt, "response": response, "helpfulness": helpfulness, "correctness": others.get("c", 3),
+                "coherence": 4, "complexity": 2, "verbosity": others.get("v", 2)}
+
+    rows = [rated("Explain DNS.", "It maps names to addresses.", 4), rated("Explain DNS.", "Internet stuff.", 1, v=0),
+            rated("Say hi.", "Hi.", 3), rated("Say hi.", "Hello!", 3)]
+    parsed = parse_file(_jsonl(tmp_path / "hs2.jsonl", rows))
+    assert parsed.format == "helpsteer2-ratings"
+    assert _pairs(parsed) == [("Explain DNS.", "It maps names to addresses.", "Internet stuff.", "chosen")]
+    pref = parsed.preferences[0]
+    assert pref.line == 1 and pref.margin == 3.0 and pref.covariates["rejected"]["verbosity"] == 0
+    assert [r["quality"] for r in parsed.records[0]["responses"]] == [4.0, 1.0]
