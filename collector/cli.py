@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-type", default=None, help="prompt type for rows without a task_type (default general)")
     p.add_argument("--no-embed", action="store_true", help="skip embedding the new texts (the worker embeds them later)")
 
-    p = add("effects", "Print each randomised attribute's effect on the choice (AMCE) with its 95% CI, naming "
+    p = add("effects", "Print each randomised attribute's effect on the choice (AMCE) with its 95%% CI, naming "
                        "the estimand: under the study's own design (default) or a uniform one.", handler=commands.effects)
     p.add_argument("--by", default="", metavar="COLUMNS",
                    help="estimate within cells of these, comma-separated: policy, group, objective, prompt_type "

@@ -66,3 +66,10 @@ def test_simulate_reports_progress(tmp_path, capsys):
     capsys.readouterr()
     assert main(["simulate", "--db", str(tmp_path / "s.db"), "--labels", "12"]) == 0
     assert "simulate: 12/12 labels (100%)" in capsys.readouterr().err
+
+
+def test_every_command_prints_its_help(capsys):
+    """A help text is %-formatted by argparse: a stray % breaks --help."""
+    for name, parser in _commands(build_parser()):
+        parser.format_help()
+    build_parser().format_help()
