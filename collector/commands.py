@@ -50,6 +50,13 @@ def _records(df: Any) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
+def progress_wanted() -> bool:
+    """Progress lines for a person: on a terminal, or when ``DECONFOUND_PROGRESS=1`` asks for them."""
+    import os
+
+    return os.environ.get("DECONFOUND_PROGRESS") == "1" or sys.stderr.isatty()
+
+
 def counted_progress(job: str, unit: str) -> Callable[[int, int, float], None]:
     """``(done, total, seconds)`` -> one line on stderr, rewritten in place, with the rate and an ETA."""
     from models.embeddings import _duration
@@ -199,8 +206,9 @@ def export(args: argparse.Namespace, store: Store) -> None:
 
     if bool(args.out) == bool(args.hub):
         raise ConfigError("export: give --out FILE or --hub DIR (one of them).")
-    print(f"export: reading the served-pair log and building the {args.format} rows and the card...",
-          file=sys.stderr, flush=True)
+    if progress_wanted():  # a terminal (or DECONFOUND_PROGRESS=1): a failed run's stderr stays one error line
+        print(f"export: reading the served-pair log and building the {args.format} rows and the card...",
+              file=sys.stderr, flush=True)
     if args.hub:
         from collector.io.export import export_hub
 

@@ -52,7 +52,8 @@ def test_json_output_parses(db, capsys, command):
     json.loads(capsys.readouterr().out)
 
 
-def test_the_editors_list_and_an_export_print_json(db, tmp_path, capsys):
+def test_the_editors_list_and_an_export_print_json(db, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DECONFOUND_PROGRESS", "1")  # as on a terminal
     capsys.readouterr()
     assert main(["editors", "list", "--json"]) == 0
     assert {"name", "kind", "description"} <= set(json.loads(capsys.readouterr().out)[0])
