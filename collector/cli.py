@@ -320,8 +320,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Numeric options checked at the boundary, for every command that has them: (lowest, highest,
+# whether the lowest is allowed, what it counts). A value outside is one error line naming the
+# option, before anything is opened or written.
+NUMBERS: dict[str, tuple[float | None, float | None, bool, str]] = {
+    "epochs": (0, None, False, "passes"), "lr": (0, None, False, "learning rate"),
+    "batch_size": (1, 65536, True, "pairs"), "max_length": (1, 1_000_000, True, "tokens"),
+    "noise": (0, None, False, "quality points"), "flip_rate": (0, 0.5, True, "share"),
+    "labels": (1, None, True, "labels"), "annotators": (1, 100_000, True, "annotators"),
+    "threads": (1, 256, True, "threads"), "timeout": (0, 86_400, False, "seconds"),
+    "poll": (0, 3600, False, "seconds"), "concurrency": (1, 1024, True, "requests"),
+    "retries": (0, 100, True, "retries"), "temperature": (0, 100, True, "temperature"),
+    "top_p": (0, 1, False, "probability mass"), "max_new_tokens": (1, 1_000_000, True, "tokens"),
+    "attempts": (1, 100, True, "asks"), "judges": (1, 1024, True, "judges"), "n": (1, 1000, True, "responses"),
+    "seed": (0, 2**63 - 1, True, "seed"), "seeds": (1, 10_000, True, "seeds"),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option is finite and in its range (``NUMBERS``); ``--max-steps`` is -1 or positive."""
+    import math
+
+    for name, (low, high, closed, unit) in NUMBERS.items():
+        values = getattr(args, name, None)
+        for value in (values if isinstance(values, list) else [values]):
+            if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            option = "--" + name.replace("_", "-")
+            if not math.isfinite(value):
+                raise DeconfoundError(f"{option}: must be a finite number ({unit}); got {value}.")
+            if low is not None and (value < low or (value == low and not closed)):
+                bound = f"at least {low:g}" if closed else f"above {low:g}"
+                raise DeconfoundError(f"{option}: must be {bound} ({unit}); got {value:g}.")
+            if high is not None and value > high:
+                raise DeconfoundError(f"{option}: must be at most {high:g} ({unit}); got {value:g}.")
+    for value in getattr(args, "temperatures", None) or []:
+        if not math.isfinite(value) or value < 0:
+            raise DeconfoundError(f"--temperatures: each must be a finite number, 0 or more; got {value}.")
+    steps = getattr(args, "max_steps", None)
+    if steps is not None and steps != -1 and steps < 1:
+        raise DeconfoundError(f"--max-steps: must be -1 (train for --epochs) or at least 1; got {steps}.")
+
+
 def run(args: argparse.Namespace) -> None:
     """Call the command's function, with the database opened when it takes one."""
+    check_numbers(args)
     handler = args.handler
     if "store" not in inspect.signature(handler).parameters:
         handler(args)

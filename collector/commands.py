@@ -139,10 +139,12 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
     group_effects: dict[str, dict[str, float]] = {}
     for group, attribute, value in args.group_effect:
         group_effects.setdefault(group, {})[attribute] = value
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    if not groups:
+        raise ConfigError(f"--groups: name at least one annotator group (comma-separated); got {args.groups!r}.")
     config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect),
                                       group_effects=group_effects, flip_rate=args.flip_rate)
-    result = run_simulation(store, labels=args.labels, annotators=args.annotators,
-                            groups=[g.strip() for g in args.groups.split(",") if g.strip()],
+    result = run_simulation(store, labels=args.labels, annotators=args.annotators, groups=groups,
                             seed=args.seed, config=config, progress=counted_progress("simulate", "labels"))
     print(result["truth"] + ".", file=sys.stderr)
     print(json.dumps(result, indent=2 if args.json else None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,8 @@ class MixtureConfig:
             if c.name == "mixture" or c.name not in POLICIES:
                 known = ", ".join(sorted(n for n in POLICIES if n != "mixture"))
                 raise ConfigError(f"{where}.components[{i}].name: {c.name!r} is not allowed; known: {known}.")
-            if c.weight <= 0:
-                raise ConfigError(f"{where}.components[{i}].weight: must be positive; got {c.weight}.")
+            if not math.isfinite(c.weight) or c.weight <= 0:
+                raise ConfigError(f"{where}.components[{i}].weight: must be a positive finite number; got {c.weight}.")
             c.parsed = parse_policy_config(c.name, c.config, f"{where}.components[{i}]")
 
 

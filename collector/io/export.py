@@ -89,6 +89,18 @@ def check_out_path(out: Path) -> None:
             raise ConfigError(f"--out {out}: {parent} is a file, not a folder.")
 
 
+def refuse_onto_database(store: Store, paths: list[Path]) -> None:
+    """No output may resolve (symlinks followed) onto the database, its WAL or its shared memory."""
+    if store.path == ":memory:":
+        return
+    database = Path(store.path).resolve()
+    guarded = {database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")}
+    for path in paths:
+        if path.resolve() in guarded:
+            raise ConfigError(f"--out {path}: resolves to the database {database} itself; choose another file "
+                              "(nothing was written).")
+
+
 def write_files(files: dict[Path, bytes]) -> None:
     """Write every file or none: each to a temporary name beside it, renamed into place once all
     are written; on any failure the temporary files go and nothing existing is touched."""
@@ -117,6 +129,7 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     row count."""
     out = Path(out)
     check_out_path(out)
+    refuse_onto_database(store, [out, card_path(out)] if card else [out])
     df, pairs = export_frames(store, fmt, arena_models, include_imported)
     files = {out: frame_bytes(df, out.suffix[1:])}
     if card:

@@ -42,6 +42,11 @@ def folder(tmp: Path, name: str) -> str:
     return str(tmp / name)
 
 
+def _link(tmp: Path, name: str, target: Path) -> str:
+    (tmp / name).symlink_to(target)
+    return str(tmp / name)
+
+
 def toml(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> str:
     (tmp / name).write_bytes(text.encode(encoding))
     return str(tmp / name)
@@ -179,6 +184,32 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("simulate-zero-labels", cli("simulate", "--labels", "0"), ["labels"]),
     ("simulate-unknown-attribute", cli("simulate", "--effect", "sparkle=1"), ["sparkle"]),
     ("simulate-flip-rate", cli("simulate", "--flip-rate", "1.5"), ["flip"]),
+    # ------------------------------------------------------------------ numbers at the boundary (second pass)
+    ("simulate-noise-nan", cli("simulate", "--noise", "nan"), ["--noise", "finite"]),
+    ("simulate-groups-empty", cli("simulate", "--groups", ",,,"), ["--groups"]),
+    ("simulate-annotators-zero", cli("simulate", "--annotators", "0"), ["--annotators"]),
+    ("train-rm-epochs-negative", cli("train-rm", "--model", "{t}", "--out", "{t}/rm", "--epochs", "-1"), ["--epochs"]),
+    ("train-rm-batch-size-zero", cli("train-rm", "--model", "{t}", "--out", "{t}/rm", "--batch-size", "0"),
+     ["--batch-size"]),
+    ("train-rm-max-steps-zero", cli("train-rm", "--model", "{t}", "--out", "{t}/rm", "--max-steps", "0"), ["--max-steps"]),
+    ("train-rm-lr-inf", cli("train-rm", "--model", "{t}", "--out", "{t}/rm", "--lr", "inf"), ["--lr"]),
+    ("worker-threads-zero", cli("worker", "--once", "--threads", "0"), ["--threads"]),
+    ("generate-timeout-nan", cli("generate", "--prompts", "{t}/p.jsonl", "--model", "m", "--endpoint",
+                                 "http://127.0.0.1:9/v1", "--timeout", "nan"), ["--timeout"]),
+    ("generate-top-p-zero", cli("generate", "--prompts", "{t}/p.jsonl", "--model", "m", "--endpoint",
+                                "http://127.0.0.1:9/v1", "--top-p", "0"), ["--top-p"]),
+    ("judge-attempts-zero", cli("judge", "--model", "m", "--endpoint", "http://127.0.0.1:9/v1", "--labels", "3",
+                                "--attempts", "0"), ["--attempts"]),
+    ("judge-seed-negative", cli("judge", "--model", "m", "--endpoint", "http://127.0.0.1:9/v1", "--labels", "3",
+                                "--seed", "-4"), ["--seed"]),
+    ("export-onto-the-database", lambda t: [_link(t, "db.jsonl", t / "d.db") and "export", "--format", "trl", "--out",
+                                            str(t / "db.jsonl"), "--db", str(t / "d.db")], ["database"]),
+    ("policy-mixture-weight-nan", with_file(lambda t: toml(t, "m.toml", 'name = "mixture"\n[[config.components]]\n'
+                                                                       'name = "observational"\nweight = nan\n'),
+                                            "policy", "apply", "{f}"), ["weight"]),
+    ("policy-mixture-weight-inf", with_file(lambda t: toml(t, "m.toml", 'name = "mixture"\n[[config.components]]\n'
+                                                                       'name = "observational"\nweight = inf\n'),
+                                            "policy", "apply", "{f}"), ["weight"]),
     ("annotator-empty-name", cli("annotator", "add", "  "), ["name", "empty"]),
     ("annotator-control-chars", cli("annotator", "add", "Ann\x1b[31m"), ["name"]),
     ("annotator-empty-covariate-key", cli("annotator", "add", "Ann", "--covariate", "=x"), ["covariate key"]),
