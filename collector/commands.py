@@ -337,7 +337,17 @@ def train(args: argparse.Namespace) -> None:
     _existing_database(args.db)
     config = load_training_config(args.config)
     config.model = args.model or config.model
-    print(json.dumps(make_trainer(args.db, config, progress=True).train_once(on_start=_training_started), indent=2))
+    config.validate()
+    store = Store(args.db, create=False, readonly=True)  # the preconditions, before any folder or cache is made
+    try:
+        decisive = len(store.decisive_edit_vectors())
+    finally:
+        store.close()
+    if decisive < config.min_labels:
+        raise ConfigError(f"train: {decisive} labels with a winner; training starts at {config.min_labels} "
+                          "(min_labels). Nothing was written.")
+    result = make_trainer(args.db, config, progress=True).train_once(on_start=_training_started)
+    emit(args, result, json.dumps(result, indent=2))
 
 
 @reads_only

@@ -122,6 +122,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a TOML file.")
+    if path.exists() and not path.is_file():  # a FIFO would block the read
+        raise ConfigError(f"{path}: is not a regular file (a pipe, socket or device).")
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)

@@ -210,6 +210,8 @@ def check_database_path(path: str | Path, create: bool) -> None:
             raise StorageError(f"{p}: no database here; create one with `deconfound init --db {p}` "
                                "(or check the path).")
         return
+    if not p.is_file():  # a FIFO or a device would block the read below, or feed it forever
+        raise StorageError(f"{p}: is not a regular file (a pipe, socket or device); give the path of a database file.")
     try:
         with open(p, "rb") as handle:
             header = handle.read(16)

@@ -42,6 +42,13 @@ def folder(tmp: Path, name: str) -> str:
     return str(tmp / name)
 
 
+def _fifo(tmp: Path, name: str) -> str:
+    import os
+
+    os.mkfifo(tmp / name)
+    return str(tmp / name)
+
+
 def _link(tmp: Path, name: str, target: Path) -> str:
     (tmp / name).symlink_to(target)
     return str(tmp / name)
@@ -204,6 +211,11 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
                                 "--seed", "-4"), ["--seed"]),
     ("export-onto-the-database", lambda t: [_link(t, "db.jsonl", t / "d.db") and "export", "--format", "trl", "--out",
                                             str(t / "db.jsonl"), "--db", str(t / "d.db")], ["database"]),
+    ("train-with-too-few-labels", cli("train"), ["labels with a winner", "nothing was written"]),
+    ("status-db-is-a-fifo", lambda t: ["status", "--db", _fifo(t, "pipe.db")], ["pipe.db", "regular file"]),
+    ("import-a-fifo", lambda t: ["import", _fifo(t, "pipe.jsonl"), "--db", str(t / "d.db")], ["pipe.jsonl", "regular file"]),
+    ("policy-apply-a-fifo", lambda t: ["policy", "apply", _fifo(t, "pipe.toml"), "--db", str(t / "d.db")],
+     ["pipe.toml", "regular file"]),
     ("policy-mixture-weight-nan", with_file(lambda t: toml(t, "m.toml", 'name = "mixture"\n[[config.components]]\n'
                                                                        'name = "observational"\nweight = nan\n'),
                                             "policy", "apply", "{f}"), ["weight"]),

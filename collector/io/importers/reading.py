@@ -21,6 +21,8 @@ def read_input(path: str | Path) -> bytes:
     path = Path(path)
     if path.is_dir():
         raise ImportFormatError(f"{path}: is a folder, not a file.")
+    if path.exists() and not path.is_file():
+        raise ImportFormatError(f"{path}: is not a regular file (a pipe, socket or device).")
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -53,6 +55,8 @@ def read_input_checks(path: str | Path) -> None:
         raise ImportFormatError(f"{path}: is a folder, not a file.")
     if not path.exists():
         raise ImportFormatError(f"{path}: no such file.")
+    if not path.is_file():  # a FIFO or a device would block the read, or never end
+        raise ImportFormatError(f"{path}: is not a regular file (a pipe, socket or device).")
     try:
         with open(path, "rb"):
             pass
