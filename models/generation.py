@@ -35,6 +35,8 @@ from acquisition.rewriter import RewriterConfig, check_model_dir
 Message = dict[str, str]
 
 
+MAX_BODY_BYTES = 16 * 1024 * 1024  # the most of one HTTP reply read: a chat completion is a few kB
+
 class GenerationError(DeconfoundError):
     """A generation request failed for good (after its retries)."""
 
@@ -204,7 +206,12 @@ class HTTPGenerator:
             self._count("requests")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
-                    return json.loads(response.read().decode("utf-8"))
+                    data = response.read(MAX_BODY_BYTES + 1)  # a server's reply is capped, never read whole
+                if len(data) > MAX_BODY_BYTES:
+                    self._count("failures")
+                    raise GenerationError(f"{self.endpoint}: a reply of more than {MAX_BODY_BYTES:,} bytes for model "
+                                          f"{self.name!r}; refused (nothing of it is stored).")
+                return json.loads(data.decode("utf-8"))
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode("utf-8", "replace")[:300]
                 if exc.code != 429 and exc.code < 500:
@@ -213,7 +220,7 @@ class HTTPGenerator:
                 last = f"HTTP {exc.code}: {detail}"
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 last = f"not JSON ({exc})"
         self._count("failures")
         raise GenerationError(f"{self.endpoint}: gave up after {self.retries + 1} attempts ({last}).")

@@ -42,16 +42,21 @@ class FakeOpenAIServer:
         stall_first: hold the first N chat requests for ``stall_seconds`` before answering.
         delay: seconds added to every chat request (a slow server).
         fail_always: answer every chat request with HTTP 503.
+        reply_text: answer every chat request with this text instead of the model's (a huge reply,
+            a lone surrogate: what a hostile server sends back).
+        pad_bytes: add this many bytes of padding to every reply body (a huge body).
     """
 
     def __init__(self, model_dir: Path, model_name: str = "tiny-chat", fail_first: int = 0, stall_first: int = 0,
-                 stall_seconds: float = 3.0, delay: float = 0.0, fail_always: bool = False) -> None:
+                 stall_seconds: float = 3.0, delay: float = 0.0, fail_always: bool = False,
+                 reply_text: str | None = None, pad_bytes: int = 0) -> None:
         from models.generation import Decoding, LocalGenerator
 
         self.generator = LocalGenerator(model_dir, name=model_name)
         self.model_name = model_name
         self.fail_first, self.stall_first, self.stall_seconds = fail_first, stall_first, stall_seconds
         self.delay, self.fail_always = delay, fail_always
+        self.reply_text, self.pad_bytes = reply_text, pad_bytes
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._decoding = Decoding
@@ -62,6 +67,8 @@ class FakeOpenAIServer:
                 pass
 
             def _send(self, code: int, body: dict) -> None:
+                if outer.pad_bytes and code == 200:
+                    body = {**body, "padding": "x" * outer.pad_bytes}
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -101,7 +108,8 @@ class FakeOpenAIServer:
                     return
                 decoding = outer._decoding(int(body.get("max_tokens", 64)), float(body.get("temperature", 0.0)),
                                            float(body.get("top_p", 1.0)))
-                text = outer.generator.chat([body["messages"]], decoding, [int(body.get("seed", 0))])[0]
+                text = (outer.reply_text if outer.reply_text is not None
+                        else outer.generator.chat([body["messages"]], decoding, [int(body.get("seed", 0))])[0])
                 self._send(200, {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": outer.model_name,
                                  "choices": [{"index": 0, "finish_reason": "length",
                                               "message": {"role": "assistant", "content": text}}]})

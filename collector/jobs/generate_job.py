@@ -21,6 +21,7 @@ from typing import Any
 
 from acquisition.core.errors import ConfigError, ImportFormatError
 from acquisition.core.pool import text_hash
+from collector.io.importers import check_text
 from collector.store import Store
 from models.generation import Decoding, GenerationError, Generator
 
@@ -161,6 +162,12 @@ def _store_batch(store: Store, generator: Generator, decoding: Decoding, batch: 
     for item, text in zip(batch, texts):
         if not text.strip():
             counts["empty"] += 1
+            continue
+        try:  # what comes back passes the import's text checks (size, valid Unicode) before it is stored
+            check_text(f"generate:{generator.name}", item.sample, "response", text)
+        except ImportFormatError as exc:
+            counts["refused"] = counts.get("refused", 0) + 1
+            counts.setdefault("refused_reason", str(exc))
             continue
         generation = {"model": generator.name, "backend": generator.backend, "decoding": decoding.as_dict(),
                       "sample": item.sample, "seed": item.seed}

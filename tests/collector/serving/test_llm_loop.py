@@ -233,3 +233,29 @@ def test_greedy_local_generation_is_batched_and_matches_one_at_a_time(model_dir)
     batched.model.generate = lambda **kw: calls.append(kw["input_ids"].shape[0]) or real(**kw)
     assert batched.chat(messages, greedy, [0, 0, 0]) == single.chat(messages, greedy, [0, 0, 0])
     assert calls == [3]  # one call for the three
+
+
+@pytest.mark.parametrize("hostile", ["huge-body", "huge-reply", "lone-surrogate"])
+def test_a_hostile_server_stores_nothing_it_should_not(tmp_path, model_dir, prompts_file, capsys, hostile):
+    """A reply body over the cap is refused without reading it whole; a reply over the text limit
+    or with a lone surrogate fails the import's text checks; none of it is stored."""
+    from models.generation import MAX_BODY_BYTES
+
+    db = fresh_db(tmp_path)
+    options = {"huge-body": {"pad_bytes": MAX_BODY_BYTES + 10},
+               "huge-reply": {"reply_text": "word " * 120_000},
+               "lone-surrogate": {"reply_text": "fine until \ud800 here"}}[hostile]
+    before = Store(db).counts()
+    with FakeOpenAIServer(model_dir, **options) as server:
+        code = main(["generate", "--db", str(db), "--prompts", str(prompts_file), "--model", "tiny-chat",
+                     "--endpoint", server.url, "--n", "1", "--retries", "0", "--concurrency", "2"])
+    captured = capsys.readouterr()
+    out = captured.out
+    store = Store(db)
+    assert store.counts()["base_responses"] == before["base_responses"]  # nothing of it stored
+    store.close()
+    if hostile == "huge-body":
+        assert code == 1 and f"a reply of more than {MAX_BODY_BYTES:,} bytes" in captured.err
+    else:
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["refused"] >= 1 and summary["stored"] == 0, summary
