@@ -320,8 +320,9 @@ def judge(args: argparse.Namespace, store: Store) -> None:
                        progress=_progress)
     print(json.dumps(result))
     if result["failed"]:
-        raise DeconfoundError(f"judge: {result['failed']} requests failed ({result.get('error')}); "
-                              "run it again to go on.")
+        raise DeconfoundError(f"judge: {result['failed']} requests failed ({result.get('error')}); the "
+                              f"{result['labels']} labels given are stored, and each judge's open pair stays "
+                              "reserved for it: run the same command again to resume.")
 
 
 # ---------------------------------------------------------------------- training

@@ -16,6 +16,7 @@ runs it unchanged on one CPU or many GPUs, since the trainer is transformers' ``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,18 +121,44 @@ def train_reward_model(rows: pd.DataFrame, model_path: str | Path, out: str | Pa
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from trl import RewardConfig
-
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"--model {path}: no config.json there (a local transformers model folder).")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"--model {path}: config.json is not a readable JSON model config ({exc}).") from None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a folder for the model.")
+    made = not out.exists()
+    try:
+        return _train(rows, path, out, weighting, margin, epochs, batch_size, lr, max_length, seed, max_steps)
+    except BaseException:
+        if made:  # a failed run leaves no half-written model folder behind
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train(rows: pd.DataFrame, path: Path, out: Path, weighting: str, margin: bool, epochs: float, batch_size: int,
+           lr: float, max_length: int | None, seed: int, max_steps: int) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--model {path}: no tokenizer could be loaded there ({exc}).") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if tokenizer.eos_token is None:  # TRL appends EOS to standard-format texts
         tokenizer.eos_token = tokenizer.sep_token or tokenizer.pad_token
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--model {path}: no sequence-classification model could be built from it ({exc}).") from None
     model.config.pad_token_id = tokenizer.pad_token_id
     args = RewardConfig(output_dir=str(out), num_train_epochs=epochs, max_steps=max_steps,
                         per_device_train_batch_size=batch_size, learning_rate=lr, max_length=max_length,

@@ -97,6 +97,11 @@ def run_judge(store: Store, generator: Generator, labels: int, objective: str | 
     template.validate()
     decoding = decoding or Decoding(max_new_tokens=512, temperature=0.0)
     collector = Collector(store, seed=seed)
+    collector.active_policy()  # a policy that cannot serve fails here, before anything is made
+    # one short request first: a server that does not answer creates no judge and serves no pair
+    # (GenerationError; nothing written). Failures after it leave each judge's open pair reserved
+    # for the next run, which answers it first (the command says so).
+    generator.chat([[{"role": "user", "content": "Reply with OK."}]], Decoding(max_new_tokens=2), [seed])
     annotators = judge_annotators(store, generator, concurrency)
     lock = threading.Lock()
     counts: dict[str, Any] = {"group": judge_group(generator), "labels": 0, "skipped_no_verdict": 0,

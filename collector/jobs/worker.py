@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acquisition.core.errors import ConfigError
 from collector.store import Store
 
 if TYPE_CHECKING:
@@ -85,6 +86,10 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
         checkpoints = store.checkpoints()
     finally:
         store.close()
+    for folder in (checkpoints.folder, *checkpoints.folder.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder}: is a file, not the checkpoint folder {checkpoints.folder} needs "
+                              "(move it, or set another with `deconfound init --checkpoints DIR`).")
     checkpoints.folder.mkdir(parents=True, exist_ok=True)
     config = config or TrainingConfig()
     embedder = Embedder(cache_path=checkpoints.embedding_cache, backend=config.embedder)

@@ -33,6 +33,7 @@ def jsonl(tmp: Path, name: str, rows: list[Any]) -> str:
 
 
 def raw(tmp: Path, name: str, data: bytes) -> str:
+    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
     (tmp / name).write_bytes(data)
     return str(tmp / name)
 
@@ -211,6 +212,11 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
                                 "--seed", "-4"), ["--seed"]),
     ("export-onto-the-database", lambda t: [_link(t, "db.jsonl", t / "d.db") and "export", "--format", "trl", "--out",
                                             str(t / "db.jsonl"), "--db", str(t / "d.db")], ["database"]),
+    ("train-rm-garbage-config", lambda t: [raw(t, "m/config.json", b"{not json") and "train-rm", "--model",
+                                           str(t / "m"), "--out", str(t / "rm"), "--db", str(t / "d.db")],
+     ["config.json", "not a readable"]),
+    ("worker-checkpoints-is-a-file", lambda t: [raw(t, "models", b"x") and "worker", "--once", "--db", str(t / "d.db")],
+     ["is a file"]),
     ("train-with-too-few-labels", cli("train"), ["labels with a winner", "nothing was written"]),
     ("status-db-is-a-fifo", lambda t: ["status", "--db", _fifo(t, "pipe.db")], ["pipe.db", "regular file"]),
     ("import-a-fifo", lambda t: ["import", _fifo(t, "pipe.jsonl"), "--db", str(t / "d.db")], ["pipe.jsonl", "regular file"]),

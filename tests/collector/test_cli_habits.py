@@ -74,3 +74,16 @@ def test_every_command_prints_its_help(capsys):
     for name, parser in _commands(build_parser()):
         parser.format_help()
     build_parser().format_help()
+
+
+def test_an_import_whose_file_name_is_not_utf8_works_and_is_reported_escaped(tmp_path, capsys):
+    import os
+
+    name = os.fsdecode(b"pr\xe9f\xe9rences.jsonl")  # Latin-1 bytes: valid for the OS, not UTF-8
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"prompt": "q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    init_db(tmp_path / "d.db")
+    capsys.readouterr()
+    assert main(["import", path, "--db", str(tmp_path / "d.db"), "--no-embed"]) == 0
+    assert "pr\\udce9f\\udce9rences.jsonl" in capsys.readouterr().out

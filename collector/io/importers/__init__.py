@@ -308,7 +308,7 @@ def import_parsed(store: Store, parsed: ParsedImport) -> ImportResult:
     new_prompts, new_responses, new_preferences = store.add_imported(
         parsed.records,
         [_preference_row(p) for p in parsed.preferences],
-        source=Path(parsed.path).name, fmt=parsed.format, file_sha256=parsed.file_sha256,
+        source=file_label(parsed.path), fmt=parsed.format, file_sha256=parsed.file_sha256,
     )
     return ImportResult(parsed.path, parsed.format, parsed.lines, new_prompts, new_responses,
                         new_preferences, tuple(parsed.identical_lines), tuple(parsed.duplicate_lines),
@@ -341,7 +341,7 @@ def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: st
         progress("checked", stats.lines, None, time.perf_counter() - started)
     written = _Stats(stats.fmt)
     started = time.perf_counter()
-    source = Path(name).name
+    source = file_label(name)
     new_prompts = new_responses = new_preferences = 0
     batch: list[tuple[dict[str, Any], ImportedPreference | None]] = []
 
@@ -364,6 +364,12 @@ def import_file(store: Store, path: str | Path, fmt: str = "auto", task_type: st
             flush()
     return ImportResult(name, stats.fmt, stats.lines, new_prompts, new_responses, new_preferences,
                         tuple(stats.identical), tuple(stats.duplicates), tuple(stats.empty))
+
+
+def file_label(path: str | Path) -> str:
+    """A file's name as the store records it: a name that is not valid UTF-8 (the OS allows any
+    bytes) is kept with its odd bytes escaped (``\udce9``), as the command prints it."""
+    return Path(path).name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _preference_row(p: ImportedPreference) -> dict[str, Any]:

@@ -259,3 +259,15 @@ def test_a_hostile_server_stores_nothing_it_should_not(tmp_path, model_dir, prom
     else:
         summary = json.loads(out.strip().splitlines()[-1])
         assert summary["refused"] >= 1 and summary["stored"] == 0, summary
+
+
+def test_a_judge_against_a_dead_server_creates_nothing(tmp_path, model_dir, capsys):
+    db = tmp_path / "j.db"
+    init_db(db, demo=True)
+    before = Store(db).counts()
+    with FakeOpenAIServer(model_dir, fail_always=True) as server:
+        code = main(["judge", "--db", str(db), "--model", "tiny-chat", "--endpoint", server.url, "--labels", "5",
+                     "--retries", "1"])
+    assert code == 1 and "HTTP 503" in capsys.readouterr().err
+    after = Store(db).counts()
+    assert after["annotators"] == before["annotators"] and after["served_pairs"] == before["served_pairs"]
