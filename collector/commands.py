@@ -548,6 +548,9 @@ def study_set(args: argparse.Namespace, store: Store) -> None:
 def researcher_add(args: argparse.Namespace, store: Store) -> None:
     import getpass
 
+    from collector.store.people import clean_name
+
+    clean_name(args.name, "researcher name")  # before the password is asked for
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif sys.stdin.isatty():

@@ -51,6 +51,8 @@ def clean_name(name: object, field: str = "name") -> str:
     and control characters (names are shown on pages and in exports)."""
     if not isinstance(name, str):
         raise DeconfoundError(f"{field} must be text; got {type(name).__name__}.")
+    if any(c in name for c in "\n\r\v\f\x85\u2028\u2029"):
+        raise DeconfoundError(f"{field} must be one line; it holds a line break.")
     cleaned = " ".join(name.split())
     if not cleaned:
         raise DeconfoundError(f"{field} must not be empty.")

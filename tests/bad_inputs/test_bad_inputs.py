@@ -217,6 +217,16 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
      ["config.json", "not a readable"]),
     ("worker-checkpoints-is-a-file", lambda t: [raw(t, "models", b"x") and "worker", "--once", "--db", str(t / "d.db")],
      ["is a file"]),
+    ("import-task-type-1m", with_file(lambda t: raw(t, "tt.jsonl", json.dumps(
+        {"prompt": "q", "chosen": "a", "rejected": "b", "task_type": "x" * 1_000_000}).encode()), "import", "{f}"),
+     ["task_type", "200"]),
+    ("import-arena-model-surrogate", with_file(lambda t: raw(t, "ms.jsonl", json.dumps(
+        {"model_a": "m\ud800", "model_b": "n", "winner": "model_a",
+         "conversation_a": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+         "conversation_b": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}).encode()),
+        "import", "{f}"), ["model", "invalid character"]),
+    ("researcher-name-newline", lambda t: ["researcher", "add", "eve\nmallory", "--password-stdin", "--db", str(t / "d.db")],
+     ["one line"]),
     ("train-with-too-few-labels", cli("train"), ["labels with a winner", "nothing was written"]),
     ("status-db-is-a-fifo", lambda t: ["status", "--db", _fifo(t, "pipe.db")], ["pipe.db", "regular file"]),
     ("import-a-fifo", lambda t: ["import", _fifo(t, "pipe.jsonl"), "--db", str(t / "d.db")], ["pipe.jsonl", "regular file"]),

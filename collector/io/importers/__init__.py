@@ -143,6 +143,9 @@ def _lines(numbers: tuple[int, ...] | list[int]) -> str:
 MAX_TEXT_CHARS = int(os.environ.get("DECONFOUND_MAX_TEXT_CHARS", "100000"))  # per prompt or response
 
 
+MAX_LABEL_CHARS = 200  # a prompt type or a model name
+
+
 def check_text(path: str, number: int, field_name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
     """A prompt or response the pool can hold: valid Unicode (no lone surrogate) and at most
     ``limit`` characters (a 50 MB line would take gigabytes to embed)."""
@@ -278,6 +281,11 @@ def _pair(path: str, number: int, prompt: str, chosen: str, rejected: str, outco
         return None
     if row_type is not None and not isinstance(row_type, str):
         raise ImportFormatError(f"{path}, line {number}, field 'task_type': expected a string.")
+    labels: list[tuple[str, Any]] = [("task_type", row_type), ("model_a/chosen model", extra.get("chosen_model")),
+                                     ("model_b/rejected model", extra.get("rejected_model"))]
+    for label_name, label in labels:
+        if isinstance(label, str):  # a label, not a text: short, and valid Unicode
+            check_text(path, number, label_name, label, limit=MAX_LABEL_CHARS)
     covariates = extra.get("covariates") or None
     # what a comparison was made on (PKU-SafeRLHF's better / safer) keeps two labels of one pair apart
     dimension = str((covariates or {}).get("dimension", ""))
