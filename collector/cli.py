@@ -384,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except DeconfoundError as exc:
+        commands.end_progress_line()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -50,6 +50,24 @@ def _records(df: Any) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
+_open_line = [False]  # a progress line is on stderr without its newline yet
+
+
+def _progress_line(text: str, last: bool) -> None:
+    """One progress line on stderr, rewritten in place on a terminal (``progress_wanted``)."""
+    if not progress_wanted():
+        return
+    print(text, end="\n" if last else "", file=sys.stderr, flush=True)
+    _open_line[0] = not last
+
+
+def end_progress_line() -> None:
+    """Close an unfinished progress line, so what is printed next starts a line of its own."""
+    if _open_line[0]:
+        print(file=sys.stderr, flush=True)
+        _open_line[0] = False
+
+
 def progress_wanted() -> bool:
     """Progress lines for a person: on a terminal, or when ``DECONFOUND_PROGRESS=1`` asks for them."""
     import os
@@ -64,8 +82,8 @@ def counted_progress(job: str, unit: str) -> Callable[[int, int, float], None]:
     def report(done: int, total: int, elapsed: float) -> None:
         rate = done / max(elapsed, 1e-9)
         tail = f"done in {_duration(elapsed)}" if done >= total else f"ETA {_duration((total - done) / max(rate, 1e-9))}"
-        print(f"\r{job}: {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%), {rate:,.1f}/s, {tail}",
-              end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        _progress_line(f"\r{job}: {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%), {rate:,.1f}/s, {tail}",
+                       done >= total)
 
     return report
 
@@ -239,7 +257,7 @@ def import_progress(phase: str, done: int, total: int | None, elapsed: float) ->
         tail = f"done in {_duration(elapsed)}" if done >= total else f"ETA {_duration(left)}"
         line = f"writing: {done:,}/{total:,} pairs ({100 * done / max(total, 1):.0f}%), {rate:,.0f}/s, {tail}"
     last = phase == "checked" or (total is not None and done >= total)
-    print("\r" + line, end="\n" if last else "", file=sys.stderr, flush=True)
+    _progress_line("\r" + line, last)
 
 
 def import_(args: argparse.Namespace, store: Store) -> None:

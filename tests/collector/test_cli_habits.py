@@ -62,7 +62,8 @@ def test_the_editors_list_and_an_export_print_json(db, tmp_path, capsys, monkeyp
     assert json.loads(captured.out)["rows"] > 0 and "export: reading" in captured.err
 
 
-def test_simulate_reports_progress(tmp_path, capsys):
+def test_simulate_reports_progress(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DECONFOUND_PROGRESS", "1")  # as on a terminal
     init_db(tmp_path / "s.db", demo=True)
     capsys.readouterr()
     assert main(["simulate", "--db", str(tmp_path / "s.db"), "--labels", "12"]) == 0
