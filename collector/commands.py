@@ -307,8 +307,16 @@ def rewrite(args: argparse.Namespace, store: Store) -> None:
         if any(getattr(args, k, None) is not None for k in ("concurrency", "timeout", "retries")):
             raise ConfigError("--concurrency, --timeout and --retries: only with --endpoint.")
         rewriter = LLMRewriter(config, device=args.device)
-    result = run_rewrite_job(store, rewriter, attributes, args.limit, progress=_progress)
-    print(json.dumps(result))
+    from models.generation import GenerationError
+
+    done_before = store.counts()["edited_responses"]
+    try:
+        result = run_rewrite_job(store, rewriter, attributes, args.limit, progress=_progress)
+    except GenerationError as exc:
+        stored = store.counts()["edited_responses"] - done_before
+        raise GenerationError(f"{exc} The {stored} rewrites stored before it are whole pairs and stay; run the same "
+                              "command again to resume (stored pairs are skipped).") from None
+    emit(args, result, json.dumps(result))
 
 
 def generate(args: argparse.Namespace, store: Store) -> None:

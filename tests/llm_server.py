@@ -45,11 +45,14 @@ class FakeOpenAIServer:
         reply_text: answer every chat request with this text instead of the model's (a huge reply,
             a lone surrogate: what a hostile server sends back).
         pad_bytes: add this many bytes of padding to every reply body (a huge body).
+        status_always: answer every chat request with this HTTP status (429: a rate-limit storm).
+        malformed: answer every chat request with a body that is not JSON.
     """
 
     def __init__(self, model_dir: Path, model_name: str = "tiny-chat", fail_first: int = 0, stall_first: int = 0,
                  stall_seconds: float = 3.0, delay: float = 0.0, fail_always: bool = False,
-                 reply_text: str | None = None, pad_bytes: int = 0) -> None:
+                 reply_text: str | None = None, pad_bytes: int = 0, status_always: int | None = None,
+                 malformed: bool = False) -> None:
         from models.generation import Decoding, LocalGenerator
 
         self.generator = LocalGenerator(model_dir, name=model_name)
@@ -57,6 +60,7 @@ class FakeOpenAIServer:
         self.fail_first, self.stall_first, self.stall_seconds = fail_first, stall_first, stall_seconds
         self.delay, self.fail_always = delay, fail_always
         self.reply_text, self.pad_bytes = reply_text, pad_bytes
+        self.status_always, self.malformed = status_always, malformed
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._decoding = Decoding
@@ -95,6 +99,17 @@ class FakeOpenAIServer:
                     n = len(outer.requests)
                 if outer.fail_always:
                     self._send(503, {"error": {"message": "overloaded"}})
+                    return
+                if outer.status_always is not None:
+                    self._send(outer.status_always, {"error": {"message": "rate limited"}})
+                    return
+                if outer.malformed:
+                    data = b'{"choices": [ not json'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 if n <= outer.fail_first:
                     self._send(500, {"error": {"message": "internal error (on purpose)"}})

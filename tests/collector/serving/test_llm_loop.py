@@ -271,3 +271,20 @@ def test_a_judge_against_a_dead_server_creates_nothing(tmp_path, model_dir, caps
     assert code == 1 and "HTTP 503" in capsys.readouterr().err
     after = Store(db).counts()
     assert after["annotators"] == before["annotators"] and after["served_pairs"] == before["served_pairs"]
+
+
+@pytest.mark.parametrize("hostile", [{"status_always": 429}, {"malformed": True}], ids=["429-storm", "malformed-json"])
+def test_generate_and_judge_against_a_storm_or_garbage_fail_cleanly_and_store_nothing(tmp_path, model_dir, prompts_file,
+                                                                                      capsys, hostile):
+    db = fresh_db(tmp_path)
+    before = Store(db).counts()
+    with FakeOpenAIServer(model_dir, **hostile) as server:
+        generated = main(["generate", "--db", str(db), "--prompts", str(prompts_file), "--model", "tiny-chat",
+                          "--endpoint", server.url, "--n", "1", "--retries", "1"])
+        err = capsys.readouterr().err
+        judged = main(["judge", "--db", str(db), "--model", "tiny-chat", "--endpoint", server.url, "--labels", "3",
+                       "--retries", "1"])
+        err += capsys.readouterr().err
+    assert generated == 1 and judged == 1
+    assert ("HTTP 429" if "status_always" in hostile else "not JSON") in err and "Traceback" not in err
+    assert Store(db).counts() == before
