@@ -140,7 +140,7 @@ def test_propensity_of_agrees_with_propose(name, tiny_pool):
 
 
 def test_mixture_config_errors_name_the_component():
-    with pytest.raises(ConfigError, match=r"components\[1\].weight: must be positive"):
+    with pytest.raises(ConfigError, match=r"components\[1\].weight: must be a positive finite number"):
         parse_policy_config("mixture", {"components": [{"name": "observational", "weight": 1.0},
                                                        {"name": "observational", "weight": 0.0}]})
     with pytest.raises(ConfigError, match=r"components\[0\].config.probability"):
