@@ -495,6 +495,16 @@ def _nectar(row: dict[str, Any]) -> list[Parsed]:
     return _ranked_pairs(prompt, items, False, None, task_type, "rank")
 
 
+def _by_strength(row: dict[str, Any], prompt: str, first: str, second: str, strength: int, kept: tuple[str, ...],
+                 task_type: str | None) -> Parsed:
+    """A HelpSteer pair from its -3..3 strength (negative: the first better; 0 a tie), the
+    strength as the margin and the ``kept`` text fields as covariates."""
+    covariates = {k: row[k] for k in kept if isinstance(row.get(k), str) and row[k]}
+    chosen, rejected = (first, second) if strength <= 0 else (second, first)
+    return (prompt, chosen, rejected, "tie" if strength == 0 else "chosen", float(abs(strength)), None, task_type,
+            {"covariates": covariates})
+
+
 def _helpsteer2(row: dict[str, Any]) -> Parsed:
     """nvidia/HelpSteer2's preference set: ``prompt``, ``response_1``/``response_2``,
     ``preference_strength`` from -3 (response 1 much better) to 3 (response 2 much better); 0 is
@@ -502,11 +512,8 @@ def _helpsteer2(row: dict[str, Any]) -> Parsed:
     prompt = _text(row, "prompt", allow_empty=False)
     r1, r2 = _text(row, "response_1"), _text(row, "response_2")
     strength = _choice(row, "preference_strength", (-3, -2, -1, 0, 1, 2, 3))
-    covariates = {k: row[k] for k in ("preference_statement", "preference_elaboration", "split")
-                  if isinstance(row.get(k), str) and row[k]}
-    chosen, rejected = (r1, r2) if strength <= 0 else (r2, r1)
-    return (prompt, chosen, rejected, "tie" if strength == 0 else "chosen", float(abs(strength)), None,
-            _optional_text(row, "task_type"), {"covariates": covariates})
+    return _by_strength(row, prompt, r1, r2, strength, ("preference_statement", "preference_elaboration", "split"),
+                        _optional_text(row, "task_type"))
 
 
 def _helpsteer3(row: dict[str, Any]) -> Parsed:
@@ -519,10 +526,7 @@ def _helpsteer3(row: dict[str, Any]) -> Parsed:
     prompt = render_messages(context)
     r1, r2 = _text(row, "response1"), _text(row, "response2")
     strength = _choice(row, "overall_preference", (-3, -2, -1, 0, 1, 2, 3))
-    covariates = {k: row[k] for k in ("domain", "language") if isinstance(row.get(k), str) and row[k]}
-    chosen, rejected = (r1, r2) if strength <= 0 else (r2, r1)
-    return (prompt, chosen, rejected, "tie" if strength == 0 else "chosen", float(abs(strength)), None,
-            _optional_text(row, "domain"), {"covariates": covariates})
+    return _by_strength(row, prompt, r1, r2, strength, ("domain", "language"), _optional_text(row, "domain"))
 
 
 def _prism(row: dict[str, Any]) -> list[Parsed]:
