@@ -217,6 +217,10 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
      ["config.json", "not a readable"]),
     ("worker-checkpoints-is-a-file", lambda t: [raw(t, "models", b"x") and "worker", "--once", "--db", str(t / "d.db")],
      ["is a file"]),
+    ("import-ultrafeedback-prompt-without-response", with_file(lambda t: raw(t, "uf.jsonl", json.dumps(
+        {"prompt": "Name a prime.", "chosen": [{"role": "user", "content": "Name a prime."}],
+         "rejected": [{"role": "user", "content": "Name a prime."}], "score_chosen": 5, "score_rejected": 1}).encode()),
+        "import", "{f}"), ["chosen[0].role", "assistant"]),
     ("import-task-type-1m", with_file(lambda t: raw(t, "tt.jsonl", json.dumps(
         {"prompt": "q", "chosen": "a", "rejected": "b", "task_type": "x" * 1_000_000}).encode()), "import", "{f}"),
      ["task_type", "200"]),

@@ -205,10 +205,12 @@ def _split_dialogue(
     ):
         # the shared messages hold more than the prompt field (earlier turns): keep them
         prompt = render_messages(first[:shared])
-    if not first[shared:]:
-        raise _LineError(first_name, "no response after the prompt messages")
-    if not second[shared:]:
-        raise _LineError(second_name, "no response after the prompt messages")
+    for messages, name in ((first, first_name), (second, second_name)):
+        if not messages[shared:]:
+            raise _LineError(name, "no response after the prompt messages")
+        if messages[-1]["role"] != "assistant":  # a list with the request alone has no response to compare
+            raise _LineError(f"{name}[{len(messages) - 1}].role", f"the list ends with a {messages[-1]['role']!r} "
+                                                                  "message, not the assistant's response")
     return prompt, render_messages(first[shared:]), render_messages(second[shared:]), False
 
 
