@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attributes", default=None, help="comma-separated attributes (default: the config's)")
     p.add_argument("--limit", type=int, default=None, help="at most this many new pairs in this run")
     p.add_argument("--config", default=None, help="TOML rewriter config (see acquisition/examples/rewriter/)")
-    p.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    p.add_argument("--device", default=None, help="local model: torch device, cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--endpoint", default=None, help="an OpenAI-compatible API root (http://host:port/v1): "
                                                     "rewrite through it, --model naming the served model")
     _client_options(p)
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nucleus sampling: keep the tokens that make up this much probability (default 1.0: all)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of each response's sampling (default 0; the same seed writes the same text)")
-    p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
+    p.add_argument("--device", default=None, help="local models: torch device, cpu, cuda, cuda:N or mps (default cpu)")
     _client_options(p)
 
     p = add("judge", "Label served pairs with an LLM judge through the same path as people, as annotators of "
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
     p.add_argument("--judges", type=int, default=1, help="judge annotators working at once (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the judges' sampling and of the pairs served to them (default 0)")
-    p.add_argument("--device", default=None, help="local models: torch device (default cpu)")
+    p.add_argument("--device", default=None, help="local models: torch device, cpu, cuda, cuda:N or mps (default cpu)")
     _client_options(p)
 
     pol = sub.add_parser("policy", help="Show, list or apply acquisition policies.",
@@ -334,11 +334,13 @@ NUMBERS: dict[str, tuple[float | None, float | None, bool, str]] = {
     "top_p": (0, 1, False, "probability mass"), "max_new_tokens": (1, 1_000_000, True, "tokens"),
     "attempts": (1, 100, True, "asks"), "judges": (1, 1024, True, "judges"), "n": (1, 1000, True, "responses"),
     "seed": (0, 2**63 - 1, True, "seed"), "seeds": (1, 10_000, True, "seeds"),
+    "limit": (1, None, True, "count"), "parent_pid": (1, 2**22, True, "process id"),
 }
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """Every numeric option is finite and in its range (``NUMBERS``); ``--max-steps`` is -1 or positive."""
+    """Every numeric option is finite and in its range (``NUMBERS``), simulated effects are finite,
+    ``--max-steps`` is -1 or positive, and ``--device`` names a torch device for a local model."""
     import math
 
     for name, (low, high, closed, unit) in NUMBERS.items():
@@ -357,6 +359,19 @@ def check_numbers(args: argparse.Namespace) -> None:
     for value in getattr(args, "temperatures", None) or []:
         if not math.isfinite(value) or value < 0:
             raise DeconfoundError(f"--temperatures: each must be a finite number, 0 or more; got {value}.")
+    for effect in (getattr(args, "effect", None) or []) + (getattr(args, "group_effect", None) or []):
+        option = "--effect" if len(effect) == 2 else "--group-effect"
+        if not math.isfinite(effect[-1]):
+            raise DeconfoundError(f"{option}: {effect[-2]}'s effect must be a finite number (quality points); "
+                                  f"got {effect[-1]}.")
+    device = getattr(args, "device", None)
+    if device is not None:
+        import re
+
+        if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", device):
+            raise DeconfoundError(f"--device: must be cpu, cuda, cuda:N or mps; got {device!r}.")
+        if getattr(args, "endpoint", None):
+            raise DeconfoundError("--device: only for a local model; with --endpoint the server chooses its device.")
     steps = getattr(args, "max_steps", None)
     if steps is not None and steps != -1 and steps < 1:
         raise DeconfoundError(f"--max-steps: must be -1 (train for --epochs) or at least 1; got {steps}.")

@@ -160,6 +160,9 @@ def simulate(args: argparse.Namespace, store: Store) -> None:
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     if not groups:
         raise ConfigError(f"--groups: name at least one annotator group (comma-separated); got {args.groups!r}.")
+    if len(set(groups)) < len(groups):
+        twice = next(g for g in groups if groups.count(g) > 1)
+        raise ConfigError(f"--groups: {twice!r} is named twice; name each annotator group once.")
     config = SimulatedAnnotatorConfig(noise=args.noise, attribute_effects=dict(args.effect),
                                       group_effects=group_effects, flip_rate=args.flip_rate)
     result = run_simulation(store, labels=args.labels, annotators=args.annotators, groups=groups,
@@ -306,7 +309,7 @@ def rewrite(args: argparse.Namespace, store: Store) -> None:
     else:
         if any(getattr(args, k, None) is not None for k in ("concurrency", "timeout", "retries")):
             raise ConfigError("--concurrency, --timeout and --retries: only with --endpoint.")
-        rewriter = LLMRewriter(config, device=args.device)
+        rewriter = LLMRewriter(config, device=args.device or "cpu")
     from models.generation import GenerationError
 
     done_before = store.counts()["edited_responses"]
@@ -317,6 +320,10 @@ def rewrite(args: argparse.Namespace, store: Store) -> None:
         raise GenerationError(f"{exc} The {stored} rewrites stored before it are whole pairs and stay; run the same "
                               "command again to resume (stored pairs are skipped).") from None
     emit(args, result, json.dumps(result))
+    if result.get("refused"):
+        raise DeconfoundError(f"rewrite: {result['refused']} rewrites failed the text checks and were not stored "
+                              f"({result['refused_reason']}); the {result['stored']} pairs stored are whole; run "
+                              "the same command again to resume (stored pairs are skipped).")
 
 
 def generate(args: argparse.Namespace, store: Store) -> None:
@@ -332,12 +339,20 @@ def generate(args: argparse.Namespace, store: Store) -> None:
     if result["failed"]:
         raise DeconfoundError(f"generate: {result['failed']} responses failed ({result.get('error')}); "
                               "run the same command again to resume.")
+    if result.get("refused"):
+        raise DeconfoundError(f"generate: {result['refused']} responses failed the text checks and were not stored "
+                              f"({result['refused_reason']}); the {result['stored']} stored are whole; run the same "
+                              "command again to resume (stored responses are skipped).")
 
 
 def judge(args: argparse.Namespace, store: Store) -> None:
     from collector.jobs.judge import run_judge
     from models.generation import Decoding
 
+    if args.objective is not None:
+        from collector.store.people import MAX_OBJECTIVE_CHARS, clean_text
+
+        args.objective = clean_text(args.objective, "--objective", MAX_OBJECTIVE_CHARS)
     local = {"device": args.device} if args.device else {}
     decoding = Decoding(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     decoding.validate("--")
@@ -349,6 +364,11 @@ def judge(args: argparse.Namespace, store: Store) -> None:
         raise DeconfoundError(f"judge: {result['failed']} requests failed ({result.get('error')}); the "
                               f"{result['labels']} labels given are stored, and each judge's open pair stays "
                               "reserved for it: run the same command again to resume.")
+    if result["skipped_no_verdict"] and not result["labels"]:
+        raise DeconfoundError(f"judge: no reply held a verdict in {result['skipped_no_verdict']} pairs "
+                              f"({args.attempts} asks each); they are kept as this judge's skips, as a person's skip "
+                              "is. Check the model and the judge template, then run the same command again to "
+                              "resume with new pairs.")
 
 
 # ---------------------------------------------------------------------- training

@@ -20,7 +20,7 @@ def check_model_dir(path: str | Path) -> Path:
     if not str(path).strip() or str(path) == ".":
         raise ConfigError("No rewriter model: pass --model PATH or set model = \"PATH\" in the config.")
     if not path.exists():
-        raise ConfigError(f"{path}: no such directory (the rewriter needs a local model directory).")
+        raise ConfigError(f"{path}: no such directory (--model needs a local model directory, or give --endpoint).")
     if not path.is_dir():
         raise ConfigError(f"{path}: not a directory (the rewriter needs a local model directory).")
     missing = []

@@ -10,6 +10,7 @@ import pandas as pd
 from acquisition.core.errors import ConfigError
 from collector.serving.qc_settings import QC_KINDS, QCConfig, qc_config
 from collector.store import Store
+from collector.store.people import MAX_OBJECTIVE_CHARS
 
 QUALITY_COLUMNS = [
     "annotator_id", "annotator", "group", "labels", "gold_seen", "gold_accuracy",
@@ -74,6 +75,9 @@ def exclude_annotator(store: Store, annotator_id: int, reason: str) -> dict[str,
     training, effect estimates and the TRL export (the pairs export carries the flag)."""
     if not (reason or "").strip():
         raise ConfigError("annotator exclude: --reason must say why (it goes into the dataset card).")
+    if len(reason.strip()) > MAX_OBJECTIVE_CHARS or "\n" in reason.strip() or not reason.isprintable():
+        raise ConfigError(f"annotator exclude: --reason must be one printable line of at most {MAX_OBJECTIVE_CHARS} "
+                          f"characters (it goes into the dataset card); got {len(reason):,} characters.")
     return store.set_annotator_excluded(annotator_id, True, reason.strip())
 
 

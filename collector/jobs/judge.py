@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acquisition.core.errors import ConfigError, StudyComplete
+from collector.io.importers import text_problem
 from collector.serving.service import Collector, PairView
 from collector.store import Store
 from models.generation import Decoding, GenerationError, Generator
@@ -130,6 +131,8 @@ def run_judge(store: Store, generator: Generator, labels: int, objective: str | 
                 for tries in range(1, attempts + 1):
                     k += 1
                     raw = generator.chat([messages], decoding, [seed * 1_000_003 + annotator["id"] * 10_007 + k])[0]
+                    if (problem := text_problem(raw)) is not None:  # stored with the label: the import's checks
+                        raise GenerationError(f"{generator.name}: a reply failed the text checks ({problem})")
                     if (verdict := parse_verdict(raw)) is not None:
                         break
             except GenerationError as exc:

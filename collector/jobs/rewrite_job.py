@@ -16,6 +16,7 @@ from acquisition.rewriter import (
     base_state,
     rewrite_check,
 )
+from collector.io.importers import text_problem
 from collector.store import Store
 
 
@@ -120,16 +121,21 @@ def _rewrite_batch(store: Store, rewriter: Rewriter, batch: list[_Item], counts:
     counts["too_long"] += len(batch) - len(keep)
     r1 = dict(zip(keep, rewriter.generate([first_prompts[k] for k in keep], seed))) if keep else {}
     counts["generated_texts"] += len(keep)
-    second_instr = [_direction(config, i.attribute, not t) for i, t in zip(batch, targets)]
-    second_prompts = {k: rewriter.prompt(second_instr[k], batch[k].request, r1[k]) for k in keep if r1[k]}
     counts["empty"] += sum(1 for k in keep if not r1[k])
+    r1 = {k: text for k, text in r1.items() if _acceptable(rewriter, batch[k], text, counts)}
+    second_instr = [_direction(config, i.attribute, not t) for i, t in zip(batch, targets)]
+    second_prompts = {k: rewriter.prompt(second_instr[k], batch[k].request, r1[k]) for k in r1 if r1[k]}
     fitting = [k for k in second_prompts if rewriter.fits(second_prompts[k])]
     counts["too_long"] += len(second_prompts) - len(fitting)
     r2 = dict(zip(fitting, rewriter.generate([second_prompts[k] for k in fitting], seed + 1))) if fitting else {}
     counts["generated_texts"] += len(fitting)
     counts["empty"] += sum(1 for k in fitting if not r2[k])
+    r2 = {k: text for k, text in r2.items() if _acceptable(rewriter, batch[k], text, counts)}
+    whole = [k for k in fitting if r2.get(k)]
+    if not whole:
+        return  # nothing to store: the rewrite version stays
     with store.transaction():
-        for k in (k for k in fitting if r2[k]):
+        for k in whole:
             item, on = batch[k], targets[k]
             first = {item.attribute: _edit_entry(rewriter, item.attribute, on, seed, first_instr[k], 1)}
             first_id = store.add_variant(item.base_response_id, r1[k], first,
@@ -140,6 +146,19 @@ def _rewrite_batch(store: Store, rewriter: Rewriter, batch: list[_Item], counts:
                               rewrite_check(item.attribute, r1[k], r2[k], not on), SOURCE)
             counts["stored"] += 1
         store.set_meta("rewrite_version", str(int(store.get_meta("rewrite_version", "0") or 0) + 1))
+
+
+def _acceptable(rewriter: Rewriter, item: _Item, text: str, counts: dict[str, Any]) -> bool:
+    """What comes back passes the import's text checks (size, valid Unicode) before it is stored;
+    a refused rewrite is counted, with the first reason, and its pair is not stored."""
+    if not text:
+        return True  # counted as empty
+    if (problem := text_problem(text)) is not None:
+        counts["refused"] = counts.get("refused", 0) + 1
+        counts.setdefault("refused_reason", f"the {item.attribute} rewrite of response {item.base_response_id}: "
+                                            f"{problem}")
+        return False
+    return True
 
 
 def _direction(config: RewriterConfig, attribute: str, on: bool) -> str:

@@ -145,7 +145,8 @@ _STORAGE_PROBLEMS = (
     ("database is locked", f"the database is locked by another process (waited {LOCK_TIMEOUT_SECONDS:g} s; "
                            "set DECONFOUND_LOCK_TIMEOUT to wait longer)"),
     ("disk i/o error", "the disk holding the database reported an I/O error"),
-    ("unable to open database", "the database file cannot be opened"),
+    ("unable to open database", "the database file cannot be opened (SQLite must be able to create its journal "
+                                 "beside it: is the folder writable?)"),
     ("file is not a database", "the file is not a SQLite database"),
     ("malformed", "the database file is damaged"),
 )

@@ -248,6 +248,7 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("annotator-long-name", cli("annotator", "add", "A" * 500), ["name", "at most"]),
     ("annotator-exclude-unknown", cli("annotator", "exclude", "9999", "--reason", "spam"), ["9999"]),
     ("annotator-exclude-no-reason", cli("annotator", "exclude", "1", "--reason", " "), ["reason"]),
+    ("annotator-exclude-reason-100k", cli("annotator", "exclude", "1", "--reason", "x" * 100_000), ["--reason", "500"]),
     ("researcher-remove-unknown", cli("researcher", "remove", "nobody"), ["nobody"]),
     ("train-bad-config", with_file(lambda t: toml(t, "tr.toml", "model = 'nope'\n"), "train", "--config", "{f}"),
      ["nope"]),
@@ -415,3 +416,152 @@ def test_reading_commands_never_write_and_odd_paths_open_the_right_file(case_dir
     assert main(["policy", "show", "--db", str(odd)]) == 0
     assert hashlib.sha256(odd.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in case_dir.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["a#b?c.db"]
+
+
+# ---------------------------------------------------------------------- one case per option (second pass)
+# Every option of the commands added since the first pass gets at least one bad value. The
+# numeric ones are generated from the parser, so an option added later without a boundary check
+# fails here; the rest are listed by hand. Each must give exit 1, one ``error:`` line naming the
+# option, and leave every table and file unchanged.
+NEW_COMMANDS = ("generate", "judge", "rewrite", "train", "train-rm", "simulate", "worker")
+ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens: a case that reached the network would fail differently
+REQUIRED = {  # the arguments each command needs besides the one under test
+    "generate": ["--prompts", "{t}/p.jsonl", "--model", "m", "--endpoint", ENDPOINT],
+    "judge": ["--model", "m", "--endpoint", ENDPOINT, "--labels", "3"],
+    "rewrite": ["--model", "m", "--endpoint", ENDPOINT],
+    "train": [], "train-rm": ["--model", "{t}", "--out", "{t}/rm"], "simulate": [], "worker": ["--once"],
+}
+
+
+def _numeric_options() -> list[tuple[str, str, str]]:
+    """(command, option, bad value) for every int or float option of the new commands."""
+    import argparse
+
+    from collector.cli import NUMBERS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for command in NEW_COMMANDS:
+        for action in sub.choices[command]._actions:
+            if action.type not in (int, float):
+                continue
+            option = action.option_strings[-1]
+            if action.dest == "max_steps":
+                cases.append((command, option, "0"))
+                continue
+            assert action.dest in NUMBERS or action.dest == "temperatures", f"{command} {option}: no boundary check"
+            low, high, closed, _ = NUMBERS.get(action.dest, (0, None, True, ""))
+            if action.type is float:
+                cases.append((command, option, "nan"))
+            below = low - 1 if closed else low
+            cases.append((command, option, str(int(below) if action.type is int else below)))
+            if high is not None:
+                cases.append((command, option, str(int(high) + 1 if action.type is int else high * 2)))
+    return cases
+
+
+def _option_case(command: str, option: str, value: str) -> tuple[str, Callable[[Path], list[str]], list[str]]:
+    required = [a for a in REQUIRED[command]]
+    if option in required:  # the option under test replaces the required one
+        at = required.index(option)
+        del required[at:at + 2]
+    return (f"{command}{option}={value}", cli(command, *required, option, value), [option])
+
+
+OPTION_CASES = [_option_case(*c) for c in _numeric_options()] + [
+    (name, cli(*argv), words) for name, argv, words in [
+        ("generate--prompts-missing", ["generate", "--model", "m", "--endpoint", ENDPOINT, "--prompts", "{t}/no.jsonl"],
+         ["--prompts", "no such file"]),
+        ("generate--model-missing-dir", ["generate", "--prompts", "{t}/p.jsonl", "--model", "{t}/nope"],
+         ["nope", "--model"]),
+        ("generate--endpoint-ftp", ["generate", "--prompts", "{t}/p.jsonl", "--model", "m", "--endpoint", "ftp://x"],
+         ["--endpoint"]),
+        ("generate--device-unknown", ["generate", "--prompts", "{t}/p.jsonl", "--model", "m", "--device", "quantum"],
+         ["--device"]),
+        ("generate--device-with-endpoint", [*["generate", *REQUIRED["generate"]], "--device", "cpu"], ["--device"]),
+        ("generate--timeout-without-endpoint", ["generate", "--prompts", "{t}/p.jsonl", "--model", "{t}",
+                                                "--timeout", "5"], ["--timeout", "--endpoint"]),
+        ("judge--model-missing-dir", ["judge", "--model", "{t}/nope", "--labels", "3"], ["nope", "--model"]),
+        ("judge--endpoint-not-a-url", ["judge", "--model", "m", "--endpoint", "localhost:8000", "--labels", "3"],
+         ["--endpoint"]),
+        ("judge--device-unknown", ["judge", "--model", "{t}/nope", "--labels", "3", "--device", "gpu0"], ["--device"]),
+        ("rewrite--attributes-unknown", ["rewrite", *REQUIRED["rewrite"], "--attributes", "sparkle"],
+         ["--attributes", "sparkle"]),
+        ("rewrite--config-missing", ["rewrite", *REQUIRED["rewrite"], "--config", "{t}/no.toml"], ["no.toml"]),
+        ("rewrite--model-missing-dir", ["rewrite", "--model", "{t}/nope"], ["nope", "--model"]),
+        ("rewrite--device-unknown", ["rewrite", "--model", "{t}/nope", "--device", "tpu"], ["--device"]),
+        ("judge--objective-blank", ["judge", *REQUIRED["judge"], "--objective", "  "], ["--objective", "empty"]),
+        ("judge--objective-too-long", ["judge", *REQUIRED["judge"], "--objective", "x" * 5000], ["--objective", "500"]),
+        ("rewrite--endpoint-no-model", ["rewrite", "--endpoint", ENDPOINT], ["--model"]),
+        ("rewrite--retries-without-endpoint", ["rewrite", "--model", "{t}/nope", "--retries", "2"], ["--endpoint"]),
+        ("train--model-unknown", ["train", "--model", "nope"], ["nope"]),
+        ("train--config-missing", ["train", "--config", "{t}/no.toml"], ["no.toml"]),
+        ("train-rm--model-not-a-model", ["train-rm", "--model", "{t}", "--out", "{t}/rm"], ["--model", "config.json"]),
+        ("train-rm--out-is-the-database", ["train-rm", "--model", "{t}", "--out", "{t}/d.db"], ["--model"]),
+        ("simulate--effect-nan", ["simulate", "--effect", "hedging=nan"], ["--effect", "finite"]),
+        ("simulate--group-effect-inf", ["simulate", "--group-effect", "a:hedging=inf"], ["--group-effect", "finite"]),
+        ("simulate--groups-twice", ["simulate", "--groups", "a,b,a"], ["--groups", "twice"]),
+        ("worker--config-missing", ["worker", "--once", "--config", "{t}/no.toml"], ["no.toml"]),
+    ]
+] + [(f"{command}--db-is-a-fifo", lambda t, c=command: [c, *[a.replace("{t}", str(t)) for a in REQUIRED[c]], "--db",
+                                                      _fifo(t, "pipe.db")], ["pipe.db", "regular file"])
+     for command in NEW_COMMANDS]
+
+
+def _read_only_folder(tmp: Path) -> list[str]:
+    """The database in a folder nobody may write to: ``chattr +i`` binds root too; without
+    that capability, a non-root user's ``chmod``."""
+    import os
+    import shutil
+    import subprocess
+
+    (tmp / "ro").mkdir()
+    shutil.copy(tmp / "d.db", tmp / "ro" / "r.db")
+    if os.geteuid() != 0:
+        (tmp / "ro").chmod(0o555)
+    elif subprocess.run(["chattr", "+i", str(tmp / "ro")], capture_output=True).returncode != 0:
+        pytest.skip("running as root without the capability to make a folder immutable (chattr +i)")
+    return ["annotator", "add", "Zed", "--db", str(tmp / "ro" / "r.db")]
+
+
+@pytest.fixture
+def prompts(case_dir):
+    (case_dir / "p.jsonl").write_text('{"prompt": "What is 2+2?"}\n')
+    return case_dir
+
+
+@pytest.mark.parametrize("case", OPTION_CASES, ids=[c[0] for c in OPTION_CASES])
+def test_every_new_option_refuses_a_bad_value_in_one_line_and_writes_nothing(case, prompts, capsys):
+    test_bad_input_gives_one_clear_error_and_writes_nothing(case, prompts, capsys)
+
+
+def test_a_write_in_a_read_only_folder_fails_in_one_line_and_writes_nothing(case_dir, capsys):
+    import hashlib
+    import subprocess
+
+    argv = _read_only_folder(case_dir)
+    try:
+        digest = hashlib.sha256((case_dir / "ro" / "r.db").read_bytes()).hexdigest()
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Nothing was saved" in err, err
+        assert hashlib.sha256((case_dir / "ro" / "r.db").read_bytes()).hexdigest() == digest
+        assert sorted(p.name for p in (case_dir / "ro").iterdir()) == ["r.db"]
+    finally:
+        subprocess.run(["chattr", "-i", str(case_dir / "ro")], capture_output=True)
+        (case_dir / "ro").chmod(0o755)
+
+
+def test_every_option_of_the_new_commands_has_a_case():
+    """An option added later to one of these commands, with no bad-input case, fails here."""
+    import argparse
+
+    from collector.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ids = " ".join(c[0] for c in OPTION_CASES + CLI_CASES)
+    untested = [f"{command} {action.option_strings[-1]}" for command in NEW_COMMANDS
+                for action in sub.choices[command]._actions
+                if action.option_strings and action.nargs != 0 and action.dest not in ("help", "json", "weighting")
+                and f"{command}{action.option_strings[-1]}" not in ids]
+    assert not untested, untested

@@ -146,18 +146,23 @@ MAX_TEXT_CHARS = int(os.environ.get("DECONFOUND_MAX_TEXT_CHARS", "100000"))  # p
 MAX_LABEL_CHARS = 200  # a prompt type or a model name
 
 
-def check_text(path: str, number: int, field_name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
-    """A prompt or response the pool can hold: valid Unicode (no lone surrogate) and at most
-    ``limit`` characters (a 50 MB line would take gigabytes to embed)."""
-    where = f"{path}, line {number}, field {field_name!r}"
+def text_problem(value: str, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """Why ``value`` cannot be stored as a prompt or response (None when it can): more than
+    ``limit`` characters (a 50 MB line would take gigabytes to embed), or invalid Unicode (a lone
+    surrogate)."""
     if len(value) > limit:
-        raise ImportFormatError(f"{where}: {len(value):,} characters; at most {limit:,} "
-                                "(DECONFOUND_MAX_TEXT_CHARS raises the limit).")
+        return f"{len(value):,} characters; at most {limit:,} (DECONFOUND_MAX_TEXT_CHARS raises the limit)."
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ImportFormatError(f"{where}: holds an invalid character ({exc.reason}, "
-                                f"{value[exc.start]!r} at position {exc.start}).") from None
+        return f"holds an invalid character ({exc.reason}, {value[exc.start]!r} at position {exc.start})."
+    return None
+
+
+def check_text(path: str, number: int, field_name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
+    """A prompt or response the pool can hold (``text_problem``), or an error naming its line and field."""
+    if (problem := text_problem(value, limit)) is not None:
+        raise ImportFormatError(f"{path}, line {number}, field {field_name!r}: {problem}")
 
 
 def parse_file(path: str | Path, fmt: str = "auto", task_type: str | None = None) -> ParsedImport:
