@@ -545,6 +545,12 @@ def editors_audit(args: argparse.Namespace) -> None:
             raise ConfigError(f"--editors: unknown editor {name!r}; known: {', '.join(sorted(EDITORS))}.")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be a positive number of responses; got {args.limit}.")
+    if args.json not in (None, "-"):  # the rows' file: never the file being read
+        if not args.demo and Path(args.json).resolve() == Path(args.data).resolve():
+            raise ConfigError(f"--json {args.json}: is the file being audited; choose another file "
+                              "(nothing was written).")
+        if Path(args.json).is_dir():
+            raise ConfigError(f"--json {args.json}: is a folder; give a file name.")
     records = load_demo_pool() if args.demo else parse_file(args.data, args.format).records
     asked = {r["text"]: record["prompt"] for record in records for r in record["responses"]}  # each reply's request
     texts = list(asked)
@@ -567,7 +573,9 @@ def editors_audit(args: argparse.Namespace) -> None:
         for example in row.artefact_examples:
             print(f"  {row.editor} artefact: {example}")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.as_row() for r in rows], indent=1, default=str) + "\n", encoding="utf-8")
+        from collector.io.export import write_files
+
+        write_files({Path(args.json): (json.dumps([r.as_row() for r in rows], indent=1, default=str) + "\n").encode()})
 
 
 @reads_only

@@ -242,6 +242,8 @@ CLI_CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("policy-mixture-weight-inf", with_file(lambda t: toml(t, "m.toml", 'name = "mixture"\n[[config.components]]\n'
                                                                        'name = "observational"\nweight = inf\n'),
                                             "policy", "apply", "{f}"), ["weight"]),
+    ("audit-json-onto-its-data", lambda t: ["editors", "audit", "--data", jsonl(t, "pool.jsonl", [GOOD]), "--no-embed",
+                                            "--json", str(t / "pool.jsonl")], ["--json", "being audited"]),
     ("annotator-empty-name", cli("annotator", "add", "  "), ["name", "empty"]),
     ("annotator-control-chars", cli("annotator", "add", "Ann\x1b[31m"), ["name"]),
     ("annotator-empty-covariate-key", cli("annotator", "add", "Ann", "--covariate", "=x"), ["covariate key"]),
