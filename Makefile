@@ -48,18 +48,18 @@ lint: setup
 test: db lint $(CAUSAL_VENV)/.installed
 	DECONFOUND_CAUSAL_PYTHON=$(CAUSAL_VENV)/bin/python $(PY) -m pytest -q
 
+# every speed benchmark prints its figures beside their targets and exits 1 on a miss; all of them
+# run, then one line says what held (exit 1 if anything missed or a benchmark measured nothing)
+BENCHES := serving rebuild scale embeddings embeddings-backends import snapshot boot training dashboard browser
+BENCH_RESULTS := data/bench/results.jsonl
 bench: db
-	$(PY) -m collector.benchmarks.speed.bench_serving
-	$(PY) -m collector.benchmarks.speed.bench_rebuild
-	$(PY) -m collector.benchmarks.speed.bench_scale
-	$(PY) -m collector.benchmarks.speed.bench_embeddings
-	$(PY) -m collector.benchmarks.speed.bench_embeddings --backends
-	$(PY) -m collector.benchmarks.speed.bench_import
-	$(PY) -m collector.benchmarks.speed.bench_snapshot
-	$(PY) -m collector.benchmarks.speed.bench_boot
-	$(PY) -m collector.benchmarks.speed.bench_training
-	$(PY) -m collector.benchmarks.speed.bench_dashboard
-	$(PY) -m collector.benchmarks.speed.bench_browser
+	@mkdir -p data/bench && rm -f $(BENCH_RESULTS)
+	@for b in $(BENCHES); do \
+		echo "== bench_$$b"; \
+		case $$b in embeddings-backends) m=bench_embeddings; a=--backends;; *) m=bench_$$b; a=;; esac; \
+		DECONFOUND_BENCH_RESULTS=$(BENCH_RESULTS) $(PY) -m collector.benchmarks.speed.$$m $$a || true; \
+	done
+	@$(PY) -m collector.benchmarks.speed.targets $(BENCH_RESULTS) $(BENCHES)
 
 clean:
 	rm -rf $(VENV) $(CAUSAL_VENV) .pytest_cache .mypy_cache .ruff_cache

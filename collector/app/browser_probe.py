@@ -138,3 +138,25 @@ def old_pair_redrawn(frames: list[list[float]], since: float, until: float, old:
         elif working and pair == old:
             return True
     return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the app's trainer is one), from ``/proc``."""
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of one process so far (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

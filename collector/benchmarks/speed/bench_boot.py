@@ -11,10 +11,12 @@ Chromium (Playwright, Debian's /usr/bin/chromium), on a freshly started server:
 
 The app is served as `make run` serves it (`python -m collector.app.serve`, which imports the
 app's modules before the server opens its port); the time from process start to an open port is
-printed for both.
+printed for both. The trainer runs beside the app as `make run` starts it
+(``DECONFOUND_WORKER=1``), on the same cores; its CPU seconds and RSS are printed.
 
 It prints the server's resident memory after each and the ratios to the bare page. Targets
-(issue 16): within 1.5x of the bare page, under 500 MB, the first pair within 2 s of signing up.
+(issue 16): within 1.5x of the bare page, under 500 MB, the first pair within 2 s of signing up;
+the trainer was running. Exits 1 when one misses.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, streamlit_app
+from collector.app.browser_probe import CHROMIUM, CHROMIUM_FLAGS, child_pids, cpu_seconds, streamlit_app
 from collector.benchmarks.speed.bench_snapshot import fill
+from collector.benchmarks.speed.targets import Targets
 from collector.serving.snapshots import build_snapshot
 from collector.store import Store
 from collector.store.create import init_db
@@ -60,20 +64,33 @@ async def _time_to(url: str, selector: str, action=None) -> float:
         return seconds
 
 
-def main() -> None:
+def trainer_state(server_pid: int) -> tuple[int, float, float]:
+    """The server's children (the trainer ``make run`` starts), their CPU seconds and RSS (MB)."""
+    pids = child_pids(server_pid)
+    rss = 0.0
+    for pid in pids:
+        try:
+            rss += rss_mb(pid)
+        except OSError:
+            pass
+    return len(pids), sum(cpu_seconds(p) for p in pids), rss
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3, help="fresh servers per figure; medians are printed")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"medians of {args.repeats} fresh servers", flush=True)
-    env = {"DECONFOUND_WORKER": "0"}  # the trainer's own process is not the page's boot
+    app_env = {"DECONFOUND_WORKER": "1"}  # as `make run`: the trainer starts with the app, on the same cores
     floors: list[float] = []
     firsts: list[float] = []
     agains: list[float] = []
     signups: list[float] = []
     rss: dict[str, float] = {}
     ready: dict[str, list[float]] = {"bare": [], "app": []}  # process start to the port open
+    trainers: list[tuple[int, float, float]] = []  # children, CPU s, RSS MB at the end of each app boot
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE)
@@ -95,18 +112,19 @@ def main() -> None:
 
         for r in range(args.repeats):
             started = time.monotonic()
-            with streamlit_app(empty, env, script=bare) as (url, proc):
+            with streamlit_app(empty, {"DECONFOUND_WORKER": "0"}, script=bare) as (url, proc):
                 ready["bare"].append(time.monotonic() - started)
                 floors.append(asyncio.run(_time_to(url, "text=Hello from a bare page")))
                 rss["bare"] = rss_mb(proc.pid)
             started = time.monotonic()
-            with streamlit_app(db, env) as (url, proc):
+            with streamlit_app(db, app_env) as (url, proc):
                 ready["app"].append(time.monotonic() - started)
                 firsts.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r]}", ".st-key-annotate_actions")))
                 rss["first"] = rss_mb(proc.pid)
                 agains.append(asyncio.run(_time_to(f"{url}/?token={tokens[2 * r + 1]}", ".st-key-annotate_actions")))
                 rss["again"] = rss_mb(proc.pid)
-            with streamlit_app(demo, env) as (url, proc):
+                trainers.append(trainer_state(proc.pid))
+            with streamlit_app(demo, app_env) as (url, proc):
                 signups.append(asyncio.run(_time_to(url, ".st-key-annotate_actions", sign_up)))
                 rss["demo"] = rss_mb(proc.pid)
             print(f"  run {r + 1}: bare {floors[-1]:.2f} s, first visitor {firsts[-1]:.2f} s, new session "
@@ -121,7 +139,15 @@ def main() -> None:
           f"server RSS {rss['again']:.0f} MB")
     print(f"demo database: first pair {statistics.median(signups):.2f} s after 'Sign up and start', "
           f"server RSS {rss['demo']:.0f} MB")
+    print(f"the trainer beside each app boot: {', '.join(f'{n} process(es), {c:.1f} s CPU, {m:.0f} MB' for n, c, m in trainers)}")
+    targets = Targets("boot")
+    targets.happened("boots with the trainer running beside the app", sum(n > 0 for n, _c, _m in trainers), "boots")
+    targets.at_most("annotator page, first visitor, against the bare page", first / floor, 1.5, "x")
+    targets.at_most("annotator page, a new session, against the bare page", again / floor, 1.5, "x")
+    targets.at_most("server RSS, first visitor", rss["first"], 500, "MB")
+    targets.at_most("demo: sign-up to first pair", statistics.median(signups), 2, "s")
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

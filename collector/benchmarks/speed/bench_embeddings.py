@@ -2,17 +2,21 @@
 
 Prints texts/s for `n` one-line sentences and `n` chat responses (~160 characters) embedded with a
 fresh in-memory cache (model already loaded), then the time to embed the same texts again from a
-warm cache, in memory and in an SQLite file. One line per figure.
+warm cache, in memory and in an SQLite file. One line per figure. Targets, the model's own
+rates on two cores: 150 one-line sentences/s and 50 chat responses/s from a cold cache; the
+SQLite cache returns 300 texts within 100 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from collector.benchmarks.speed.targets import Targets
 from models.embeddings import Embedder
 
 SUBJECTS = ["The old fisherman", "A young engineer", "My neighbour", "The committee", "Our cat",
@@ -60,8 +64,10 @@ def timed(embedder: Embedder, texts: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def backends(n: int, data: str, batch_size: int) -> None:
-    """texts/s of each back-end on HH-RLHF responses, and the cosine of each to torch's vectors."""
+def backends(n: int, data: str, batch_size: int, targets: Targets) -> None:
+    """texts/s of each back-end on HH-RLHF responses, and the cosine of each to torch's vectors.
+    Targets: ONNX fp32 within 0.999 cosine of torch, int8 within 0.98 on average, and int8 no
+    slower than torch (else it has no reason to exist)."""
     import numpy as np
 
     from collector.io.importers import parse_file
@@ -69,20 +75,25 @@ def backends(n: int, data: str, batch_size: int) -> None:
 
     texts = list(dict.fromkeys(t for p in parse_file(data).preferences for t in (p.chosen, p.rejected) if t.strip()))[:n]
     mean_chars = sum(map(len, texts)) / len(texts)
-    vectors = {}
+    vectors, rates = {}, {}
     for backend in BACKENDS:
         emb = Embedder(batch_size=batch_size, backend=backend)
         emb.embed(["load the model (and export it on first use) outside the timing"])
         seconds = timed(emb, texts)
         vectors[backend] = emb.embed(texts)
+        rates[backend] = len(texts) / seconds
         line = f"{backend}: {len(texts) / seconds:.1f} texts/s on {len(texts)} HH-RLHF responses (mean {mean_chars:.0f} chars)"
         if backend != "torch":
             cos = np.sum(vectors[backend] * vectors["torch"], axis=1)
             line += f", cosine to torch mean {cos.mean():.6f} min {cos.min():.6f}"
+            targets.at_least(f"{backend}: mean cosine to torch", float(cos.mean()),
+                             0.999 if backend == "onnx" else 0.98, "cosine")
         print(line, flush=True)
+    if "onnx_int8" in rates:
+        targets.at_least("onnx_int8 speed against torch", rates["onnx_int8"] / rates["torch"], 1.0, "x")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="texts per set")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -91,8 +102,13 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/hh-rlhf/harmless-base-sample.jsonl.gz")
     args = parser.parse_args()
     if args.backends:
-        backends(args.n, args.data, args.batch_size)
-        return
+        targets = Targets("embeddings-backends")
+        if not Path(args.data).is_file():  # a missing data file is a failed run, not a skipped one
+            print(f"--data {args.data}: no such file (the HH-RLHF sample in ../shared/, or give --data)")
+            return targets.finish()
+        backends(args.n, args.data, args.batch_size, targets)
+        return targets.finish()
+    targets = Targets("embeddings")
     rng = random.Random(0)
     sets = {"one-line sentences": one_liners(args.n, rng), "chat responses": chat_responses(args.n, rng)}
 
@@ -107,6 +123,8 @@ def main() -> None:
         cold = timed(emb, texts)
         print(f"{name} (n={len(texts)}, mean {mean_chars:.0f} chars), cold cache: "
               f"{len(texts) / cold:.0f} texts/s ({cold:.2f} s)")
+        targets.at_least(f"{name}: cold-cache throughput", len(texts) / cold,
+                         150 if name == "one-line sentences" else 50, "texts/s")
         warm = timed(emb, texts)
         print(f"{name}, warm in-memory cache: {warm * 1000:.1f} ms for {len(texts)} texts")
         with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +134,9 @@ def main() -> None:
             warm_disk = timed(disk, texts)
             assert disk.cache_misses == 0
             print(f"{name}, warm SQLite cache (new instance): {warm_disk * 1000:.1f} ms for {len(texts)} texts")
+            targets.at_most(f"{name}: {len(texts)} texts from the SQLite cache", warm_disk * 1000, 100, "ms")
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

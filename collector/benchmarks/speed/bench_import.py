@@ -1,7 +1,8 @@
 """Import at scale: wall time and peak memory of `python -m collector import` on a generated
 JSON Lines file of `--pairs` HH-RLHF-shaped pairs (gzipped), streamed against the whole-file
 parser (`DECONFOUND_IMPORT_STREAM=0`). Each import runs in its own process with `--no-embed`;
-peak RSS is that process's `ru_maxrss`. One line per figure."""
+peak RSS is that process's `ru_maxrss`. One line per figure. Target: the streamed import's
+peak RSS under 1 GB at every size."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from collector.benchmarks.speed.targets import Targets
 
 WORDS = ("the of and to in is you that it he was for on are as with his they at be this have from or one had by "
          "word but not what all were we when your can said there use an each which she do how their if will up "
@@ -47,10 +50,11 @@ def run_import(path: Path, db: Path, stream: bool) -> tuple[float, float]:
     return float(out[0]), float(out[1]) / 1024  # seconds, MB
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, nargs="+", default=[100_000])
     args = parser.parse_args()
+    targets = Targets("import")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.pairs:
@@ -66,8 +70,11 @@ def main() -> None:
                 wall, rss = run_import(path, db, stream)
                 print(f"{n:,} pairs, {'streamed' if stream else 'whole file'}: {wall:.1f} s wall, "
                       f"peak RSS {rss:,.0f} MB", flush=True)
+                if stream:  # the product's path; the whole-file parser is the baseline
+                    targets.at_most(f"{n:,} pairs streamed: peak RSS", rss, 1024, "MB")
                 db.unlink()
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,8 +3,10 @@
 the policy while holding the Collector lock) and off it (the app's setting: the old policy
 serves while the new one is built in a thread).
 
-Concurrent annotators answer with a short pause; every ``--every`` seconds the pool version
-moves (as an import or a new model version does). Prints p50 / p95 / max per mode from one run.
+Concurrent annotators answer with a short pause; every ``--every`` seconds 25 prompts (100
+responses) are imported, so the pool grows and its version moves. Prints p50 / p95 / max per mode
+from one run. Targets, off the request path: p95 <= 50 ms, max <= 250 ms; in every mode the
+policy must have been rebuilt on the grown pool (else nothing was measured).
 """
 
 from __future__ import annotations
@@ -16,17 +18,31 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from collector.benchmarks.speed.bench_serving import big_pool, pct
+from collector.benchmarks.speed.targets import Targets
 from collector.serving.service import Collector
 from collector.store import Store
 from collector.store.create import init_db
 
 
-def run_mode(db: Path, background: bool, annotators: int, seconds: float, every: float) -> list[float]:
+def run_mode(db: Path, background: bool, annotators: int, seconds: float,
+             every: float) -> tuple[list[float], int, tuple[int, int]]:
+    """Next-pair milliseconds, the policy builds after the first, and the pool's responses served
+    at the start and at the end (a run where the pool did not grow measured nothing)."""
     store = Store(db)
     collector = Collector(store, seed=0, background_rebuild=background)
-    collector.active_policy()  # built once, as at app start
+    builds: list[int] = []
+    real_build = collector._build
+
+    def counted_build(*args: Any, **kwargs: Any) -> Any:
+        builds.append(1)
+        return real_build(*args, **kwargs)
+
+    collector._build = counted_build  # type: ignore[method-assign]
+    policy, _ = collector.active_policy()  # built once, as at app start
+    first = policy.pool.n_responses
     people = [store.add_annotator(f"{'bg' if background else 'fg'}-{i}")[0]["id"] for i in range(annotators)]
     stop = threading.Event()
     times: list[float] = []
@@ -42,9 +58,14 @@ def run_mode(db: Path, background: bool, annotators: int, seconds: float, every:
             collector.submit(annotator_id, view.served_pair_id, "left")
             time.sleep(0.2)
 
-    def change_pool() -> None:
+    def change_pool() -> None:  # an import of 25 prompts (100 responses): new rows, a new pool version
+        tick = 0
         while not stop.wait(every):
-            store.set_meta("pool_version", str(store.pool_version + 1))
+            tick += 1
+            store.add_pool([{"prompt": f"new prompt {tick}-{i} ({'bg' if background else 'fg'})",
+                             "task_type": "general",
+                             "responses": [{"text": f"new response {tick}-{i}-{k}"} for k in range(4)]}
+                            for i in range(25)], source="bench-growth")
 
     threads = [threading.Thread(target=annotate, args=(a,), daemon=True) for a in people]
     threads.append(threading.Thread(target=change_pool, daemon=True))
@@ -54,11 +75,12 @@ def run_mode(db: Path, background: bool, annotators: int, seconds: float, every:
     stop.set()
     for t in threads:
         t.join(timeout=30)
+    last = collector.active_policy()[0].pool.n_responses
     store.close()
-    return times
+    return times, len(builds) - 1, (first, last)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--annotators", type=int, default=50)
@@ -67,6 +89,7 @@ def main() -> None:
     parser.add_argument("--switch-intervals", type=float, nargs="+", default=[0.005, 0.0005],
                         help="sys.setswitchinterval values for the off-path mode (Python's default is 0.005 s)")
     args = parser.parse_args()
+    targets = Targets("rebuild")
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         init_db(db)
@@ -79,12 +102,19 @@ def main() -> None:
         default = sys.getswitchinterval()
         for background, interval in [(False, default), *((True, i) for i in args.switch_intervals)]:
             sys.setswitchinterval(interval)
-            times = run_mode(db, background, args.annotators, args.seconds, args.every)
+            times, rebuilds, (first, last) = run_mode(db, background, args.annotators, args.seconds, args.every)
             label = "rebuild off the request path" if background else "rebuild on the request path "
             print(f"{label} (GIL switch interval {interval * 1000:g} ms): next pair p50 {statistics.median(times):7.1f} ms  "
-                  f"p95 {pct(times, .95):7.1f} ms  max {max(times):7.1f} ms  ({len(times)} requests)", flush=True)
+                  f"p95 {pct(times, .95):7.1f} ms  max {max(times):7.1f} ms  ({len(times)} requests; "
+                  f"{rebuilds} rebuilds; pool {first:,} -> {last:,} responses)", flush=True)
+            mode = f"{'off' if background else 'on'} path, switch {interval * 1000:g} ms"
+            targets.happened(f"{mode}: rebuilds on a growing pool", rebuilds if last > first else 0, "rebuilds")
+            if background:  # the app's setting; on the request path is the baseline it replaced
+                targets.at_most(f"{mode}: next pair p95", pct(times, .95), 50, "ms")
+                targets.at_most(f"{mode}: next pair max", max(times), 250, "ms")
         sys.setswitchinterval(default)
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,9 @@ overload: real annotators read for 10 s or more), answer it and ask for the next
 
 Prints per size: next-pair p50 / p95 / max, requests served, how many model versions and pool
 versions the served pairs came from (a run where nothing was swapped in measures nothing),
-the retrain times, and the server's RSS. Targets: p95 <= 50 ms, max <= 250 ms.
+the retrain times, and the server's RSS. Targets: p95 <= 50 ms, max <= 250 ms, no request error,
+retraining under 5 s, and (unless ``--still``) at least one retrain and one new model version
+that served pairs; exits 1 when one misses.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 from acquisition.core.config import to_dict
 from acquisition.policies.active import ActiveConfig, base_pairs
 from collector.benchmarks.speed.bench_serving import big_pool, pct
+from collector.benchmarks.speed.targets import Targets
 from collector.jobs.worker import THREAD_ENV, WORKER_NICE
 from collector.serving.service import Collector
 from collector.store import Store
@@ -149,7 +152,7 @@ def run_size(n_responses: int, annotators: int, seconds: float, every: float, mo
             "rss_before": rss_before, "rss_after": rss_after}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--annotators", type=int, default=50)
@@ -163,7 +166,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mover:
         mover(args.mover, args.every, args.ticks)
-        return
+        return 0
+    targets = Targets("scale")
     sys.setswitchinterval(0.0005)  # as app.py
     load = os.getloadavg()[0]
     print(f"{args.annotators} annotators, model retrained and pool grown every {args.every:g} s, "
@@ -181,7 +185,17 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         for e in r["errors"][:3]:
             print("  error:", e)
+        row = f"{n:,} responses, {think:g} s reading"
+        targets.at_most(f"{row}: next pair p95", pct(times, .95), 50, "ms")
+        targets.at_most(f"{row}: next pair max", max(times), 250, "ms")
+        targets.at_most(f"{row}: request errors", len(r["errors"]), 0, "errors")
+        if not args.still:  # the moving run must have swapped models in, or it measured a still server
+            targets.happened(f"{row}: retrains", len(retrains), "retrains")
+            targets.happened(f"{row}: new model versions that served pairs", r["model_versions_served"] - 1,
+                             "swaps")
+            targets.at_most(f"{row}: slowest retrain, 10k labels", max(retrains, default=float("nan")), 5, "s")
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,8 @@
 Collector has built its policy over `--responses` base responses (HH-RLHF-length texts,
 ~400 characters), with the snapshot holding every text (`eager`) against holding ids and
 reading texts on demand (`lazy`, the server's setting), plus the build time and next-pair
-latency in that state. The database is filled with raw inserts (fast; the import path has
+latency in that state. Targets (the server's setting, texts on demand): RSS under 500 MB
+(the boot target) and next pair p95 under 50 ms at every size. The database is filled with raw inserts (fast; the import path has
 its own benchmark). One line per figure."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from acquisition.core.pool import text_hash
+from collector.benchmarks.speed.targets import Targets
 from collector.store.create import init_db
 
 WORDS = ("the of and to in is you that it he was for on are as with his they at be this have from or one had by "
@@ -78,10 +80,11 @@ print(json.dumps({"rss_before": before, "rss_after": after, "build_s": build,
 """
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, nargs="+", default=[100_000, 1_000_000])
     args = parser.parse_args()
+    targets = Targets("snapshot")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.responses:
@@ -95,13 +98,18 @@ def main() -> None:
                                      env={**os.environ, "OMP_NUM_THREADS": "1"})
                 if out.returncode:
                     print(f"{n:,} {mode}: failed: {out.stderr[-800:]}", flush=True)
+                    targets.happened(f"{n:,} responses, {mode}: the server built its policy", 0, "builds")
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{n:,} responses, {mode} texts: server RSS {r['rss_before']:,.0f} -> {r['rss_after']:,.0f} MB "
                       f"after the policy build ({r['build_s']:.1f} s); next pair p50/p95/max "
                       f"{r['p50']:.1f}/{r['p95']:.1f}/{r['max']:.1f} ms (one annotator, 200 pairs)", flush=True)
+                if mode == "lazy":  # the server's setting; eager is the baseline it replaced
+                    targets.at_most(f"{n:,} responses: server RSS after the policy build", r["rss_after"], 500, "MB")
+                    targets.at_most(f"{n:,} responses: next pair p95", r["p95"], 50, "ms")
             db.unlink()
+    return targets.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
