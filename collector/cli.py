@@ -131,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=("auto", *IMPORT_FORMATS),
                    help="input format (default auto: detected from the content)")
     p.add_argument("--task-type", default=None, help="prompt type for rows without a task_type (default general)")
-    p.add_argument("--no-embed", action="store_true", help="skip embedding the new texts (the worker embeds them later)")
+    embed = p.add_mutually_exclusive_group()
+    embed.add_argument("--embed", action="store_true",
+                       help="embed the new texts now, in the foreground, after printing how long it will take "
+                            "(default: return once the rows are stored; the trainer embeds them in the background)")
+    embed.add_argument("--no-embed", action="store_true", help="the default: leave the embedding to the trainer")
 
     p = add("effects", "Print each randomised attribute's effect on the choice (AMCE) with its 95%% CI, naming "
                        "the estimand: under the study's own design (default) or a uniform one.", handler=commands.effects)

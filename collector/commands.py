@@ -265,7 +265,7 @@ def import_progress(phase: str, done: int, total: int | None, elapsed: float) ->
 
 def import_(args: argparse.Namespace, store: Store) -> None:
     from collector.io.importers import import_file
-    from collector.jobs.worker import embed_new_texts
+    from collector.jobs.worker import embed_new_texts, pending_texts
 
     result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
@@ -273,12 +273,25 @@ def import_(args: argparse.Namespace, store: Store) -> None:
         from collector.serving.snapshots import build_snapshot
 
         build_snapshot(args.db)  # the server maps these columns instead of reading the pool itself
+    pending = pending_texts(store)
     embedded = None
-    if not args.no_embed and (result.new_prompts or result.new_responses):
-        embedded = embed_new_texts(args.db)
-    emit(args, {**dataclasses.asdict(result), "embedded": embedded},
-         result.summary() + (f"\nEmbedded {embedded} new texts into the cache beside the database."
-                             if embedded is not None else ""))
+    if args.embed and pending:
+        embedded = embed_new_texts(args.db, estimate=_embedding_estimate)
+    note = (f"\nEmbedded {embedded:,} new texts into the cache beside the database." if embedded is not None else
+            f"\n{pending:,} texts are not embedded yet: the trainer (started by `make run`, or `deconfound worker`) "
+            "embeds them in the background, and the Research page shows its progress; `import --embed` does it "
+            "now." if pending else "")
+    emit(args, {**dataclasses.asdict(result), "embedded": embedded, "not_embedded": pending - (embedded or 0)},
+         result.summary() + note)
+
+
+def _embedding_estimate(total: int, rate: float) -> None:
+    """Before the foreground embedding starts: how long it will take, from a measured sample."""
+    from models.embeddings import _duration
+
+    print(f"embedding {total:,} texts at about {rate:,.0f} texts/s (measured on the first ones): about "
+          f"{_duration(total / max(rate, 1e-9))}. Ctrl-C stops it; what is embedded stays cached and the trainer "
+          "embeds the rest.", file=sys.stderr, flush=True)
 
 
 def _client(args: argparse.Namespace, model: str, local: dict[str, Any] | None = None):

@@ -130,7 +130,10 @@ class FakeOpenAIServer:
                                               "message": {"role": "assistant", "content": text}}]})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        # handler threads are joined on close: one still inside torch when the interpreter exits
+        # aborts it ("terminate called without an active exception")
+        self.httpd.daemon_threads = False
+        self.httpd.block_on_close = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,11 +103,30 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config, embedder)
 
 
-def embed_new_texts(db_path: str | Path, progress: bool = True) -> int:
+def pending_texts(store: Store) -> int:
+    """Prompts and responses not embedded yet (what the trainer's ``embed_pending`` will embed)."""
+    (count,), = store._tuples(
+        "SELECT (SELECT count(*) FROM prompts WHERE id > ?) + (SELECT count(*) FROM responses WHERE id > ?)",
+        [int(store.get_meta("embedded_prompt_id", "0") or 0), int(store.get_meta("embedded_response_id", "0") or 0)])
+    return int(count)
+
+
+def embed_new_texts(db_path: str | Path, progress: bool = True,
+                    estimate: Callable[[int, float], None] | None = None) -> int:
     """Embed every prompt and response not embedded yet into the database's embedding cache
-    (the online trainer's ``embed_pending``), printing a progress line; returns how many."""
+    (the online trainer's ``embed_pending``), printing a progress line; returns how many.
+    ``estimate(total, texts_per_second)`` is called first, with the rate measured on a sample."""
     store = Store(db_path)
     try:
-        return make_trainer(db_path, progress=progress).embed_pending(store)
+        trainer = make_trainer(db_path, progress=progress)
+        if estimate is not None:
+            texts, _, _ = store.texts_after(int(store.get_meta("embedded_prompt_id", "0") or 0),
+                                            int(store.get_meta("embedded_response_id", "0") or 0))
+            trainer.embedder.embed(texts[:1])  # loads the model outside the timing
+            sample = texts[1:65]
+            started = time.perf_counter()
+            trainer.embedder.embed(sample)  # cached: the full run does not embed them again
+            estimate(len(texts), max(len(sample), 1) / max(time.perf_counter() - started, 1e-9))
+        return trainer.embed_pending(store)
     finally:
         store.close()

@@ -324,3 +324,31 @@ def test_cli_import_prints_what_it_imported_and_fails_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {bad}, line 2, field 'chosen': expected a string, got a number." in err
     assert Store(db).counts()["prompts"] == 3
+
+
+def test_import_returns_once_the_rows_are_stored_and_embeds_only_when_asked(tmp_path, capsys):
+    """The default import embeds nothing in the foreground: it says how many texts the trainer
+    will embed; ``--embed`` prints its estimate before it starts, then embeds them all."""
+    import json as json_
+
+    from collector.cli import main
+    from collector.jobs.worker import pending_texts
+    from collector.store.create import init_db
+
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json_.dumps({"prompt": f"Question {i}?", "chosen": f"Yes {i}.", "rejected": f"No {i}."})
+                            + "\n" for i in range(5)))
+    db = str(tmp_path / "d.db")
+    init_db(db)
+    assert main(["import", str(path), "--db", db, "--json"]) == 0
+    out = json_.loads(capsys.readouterr().out)
+    assert out["embedded"] is None and out["not_embedded"] == 15  # 5 prompts, 10 responses
+    assert not [p for p in tmp_path.rglob("*") if "embedding" in p.name]  # no embedding cache was made
+    path.write_text(json_.dumps({"prompt": "Another?", "chosen": "A.", "rejected": "B."}) + "\n")
+    assert main(["import", str(path), "--db", db, "--embed"]) == 0
+    captured = capsys.readouterr()
+    assert "embedding 18 texts at about" in captured.err and "Embedded 18 new texts" in captured.out
+    store = Store(db)
+    assert pending_texts(store) == 0
+    store.close()
+    assert (tmp_path / "models" / "embeddings.sqlite").exists()
