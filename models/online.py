@@ -36,6 +36,8 @@ from models.training import (
     set_torch_threads,
 )
 
+EMBED_CHUNK = 2048  # texts the worker embeds per poll before it checks whether a retrain is due
+
 __all__ = [
     "ACQUISITIONS", "HEADS", "TARGETS", "LabelSource", "OnlineTrainer", "TrainingConfig", "attribute_sensitivity",
     "build_pair_data", "design_space_scores", "flipped_attribute_accuracy", "load_training_config",
@@ -70,21 +72,35 @@ class OnlineTrainer:
         trained_on = int(store.get_meta("model_labels", "0") or 0)
         return store.label_count() - trained_on >= self.config.retrain_every
 
-    def embed_pending(self, store: LabelSource) -> int:
-        """Embed every prompt and response (edited copies included) added since the last call,
-        so texts are cached soon after they enter the pool; returns how many were new."""
+    def embed_pending(self, store: LabelSource, limit: int | None = None) -> int:
+        """Embed the prompts and responses (edited copies included) added since the last call,
+        at most ``limit`` of them (the worker's chunk: a retrain that falls due never waits
+        behind a large import; ``build_pair_data`` embeds what a retrain needs itself); returns
+        how many. Progress is reported over the whole backlog, across chunks."""
         texts, last_prompt, last_response = store.texts_after(
             int(store.get_meta("embedded_prompt_id", "0") or 0),
-            int(store.get_meta("embedded_response_id", "0") or 0),
-        )
+            int(store.get_meta("embedded_response_id", "0") or 0), limit)
         if texts:
+            base, backlog, spent = 0, len(texts), 0.0
+            if limit is not None:  # a chunk of a backlog: count from where the last chunk ended
+                pending = store.pending_texts()
+                try:
+                    previous = json.loads(store.get_meta("embedding_progress") or "{}")
+                    if int(previous["done"]) < int(previous["total"]):
+                        base, spent = int(previous["done"]), float(previous["elapsed"])
+                except (ValueError, KeyError, TypeError):
+                    base, spent = 0, 0.0
+                backlog = base + pending
             last_write = [0.0]
+            started = time.monotonic()
 
             def report(done: int, total: int, elapsed: float) -> None:  # where the researcher page reads it
                 if done >= total or time.monotonic() - last_write[0] >= 2.0:
                     last_write[0] = time.monotonic()
                     store.set_meta("embedding_progress", json.dumps(
-                        {"done": done, "total": total, "elapsed": round(elapsed, 1), "updated_at": time.time()}))
+                        {"done": base + done, "total": backlog,
+                         "elapsed": round(spent + time.monotonic() - started, 1),
+                         "updated_at": time.time()}))
 
             if "on_progress" in inspect.signature(self.embedder.embed).parameters:
                 self.embedder.embed(texts, on_progress=report)
@@ -186,10 +202,11 @@ class OnlineTrainer:
 
     def _poll(self, stop: threading.Event, poll_seconds: float, log) -> None:
         while not stop.is_set():
+            more = False
             try:
                 store = self.open_store()
                 try:
-                    self.embed_pending(store)
+                    more = self.embed_pending(store, limit=EMBED_CHUNK) == EMBED_CHUNK
                     due = self.due(store)
                 finally:
                     store.close()
@@ -201,4 +218,4 @@ class OnlineTrainer:
                 log(f"worker: {exc}")
             except Exception as exc:  # keep serving the previous model whatever happened
                 log(f"worker: training failed, previous model stays live: {exc!r}")
-            stop.wait(poll_seconds)
+            stop.wait(0.0 if more else poll_seconds)  # a backlog is embedded chunk after chunk

@@ -105,10 +105,7 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
 
 def pending_texts(store: Store) -> int:
     """Prompts and responses not embedded yet (what the trainer's ``embed_pending`` will embed)."""
-    (count,), = store._tuples(
-        "SELECT (SELECT count(*) FROM prompts WHERE id > ?) + (SELECT count(*) FROM responses WHERE id > ?)",
-        [int(store.get_meta("embedded_prompt_id", "0") or 0), int(store.get_meta("embedded_response_id", "0") or 0)])
-    return int(count)
+    return store.pending_texts()
 
 
 def embed_new_texts(db_path: str | Path, progress: bool = True,

@@ -329,14 +329,25 @@ class ServedPairsMixin(StoreBase):
     def labels(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM labels ORDER BY id")
 
-    def texts_after(self, prompt_id: int, response_id: int) -> tuple[list[str], int, int]:
-        """Prompt and response texts added after the given ids, with the new highest ids
-        (the trainer embeds them in the background as they arrive)."""
-        prompts = self._all("SELECT id, text FROM prompts WHERE id > ? ORDER BY id", [prompt_id])
-        responses = self._all("SELECT id, text FROM responses WHERE id > ? ORDER BY id", [response_id])
+    def texts_after(self, prompt_id: int, response_id: int, limit: int | None = None) -> tuple[list[str], int, int]:
+        """Prompt and response texts added after the given ids (at most ``limit``, prompts
+        first), with the highest ids returned (the trainer embeds them in the background, a
+        chunk at a time, as they arrive)."""
+        cap = -1 if limit is None else limit
+        prompts = self._all("SELECT id, text FROM prompts WHERE id > ? ORDER BY id LIMIT ?", [prompt_id, cap])
+        left = -1 if limit is None else limit - len(prompts)
+        responses = self._all("SELECT id, text FROM responses WHERE id > ? ORDER BY id LIMIT ?",
+                              [response_id, left]) if left != 0 else []
         texts = [r["text"] for r in prompts] + [r["text"] for r in responses]
         return (texts, prompts[-1]["id"] if prompts else prompt_id,
                 responses[-1]["id"] if responses else response_id)
+
+    def pending_texts(self) -> int:
+        """Prompts and responses the trainer has not embedded yet (``texts_after`` its marks)."""
+        (count,), = self._tuples(
+            "SELECT (SELECT count(*) FROM prompts WHERE id > ?) + (SELECT count(*) FROM responses WHERE id > ?)",
+            [int(self.get_meta("embedded_prompt_id", "0") or 0), int(self.get_meta("embedded_response_id", "0") or 0)])
+        return int(count)
 
     def decisive_edit_vectors(self) -> list[dict[str, Any]]:
         """Labels with a winner, with both sides' edit vectors (for the design-space GP); the

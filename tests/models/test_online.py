@@ -295,3 +295,55 @@ def test_the_worker_reports_embedding_progress_where_the_researcher_page_reads_i
     assert seen[0] is not None and seen[0][1].startswith("embedding 10/")  # while it ran
     assert "ETA" in seen[0][1] and 0 < seen[0][0] < 1
     store.close()
+
+
+def test_a_backlog_is_embedded_a_chunk_at_a_time_with_progress_over_the_whole_of_it(db, tmp_path):
+    class Reporting(HashEmbedder):
+        def embed(self, texts, on_progress=None):
+            if on_progress:
+                on_progress(len(texts), len(texts), 0.1)
+            return super().embed(texts)
+
+    store = Store(db)
+    trainer = OnlineTrainer(partial(Store, db), tmp_path / "models", FAST, Reporting())
+    backlog = store.pending_texts()
+    assert backlog > 30
+    done = 0
+    while (n := trainer.embed_pending(store, limit=10)):
+        assert n <= 10
+        done += n
+        state = json.loads(store.get_meta("embedding_progress"))
+        assert state["total"] == backlog and state["done"] == done  # one backlog, not a restart per chunk
+        assert store.pending_texts() == backlog - done
+    assert done == backlog and store.pending_texts() == 0
+    store.close()
+
+
+def test_a_due_retrain_does_not_wait_behind_an_embedding_backlog(db, tmp_path, monkeypatch):
+    """After a large import the worker embeds one chunk, then retrains if a retrain is due,
+    then goes on with the backlog: the model is not hours stale while the pool is embedded."""
+    import models.online as online
+
+    monkeypatch.setattr(online, "EMBED_CHUNK", 5)
+    store = Store(db)
+    simulate(store, labels=40, seed=1)
+    store.set_meta("embedded_prompt_id", "0")  # as after an import that did not embed
+    store.set_meta("embedded_response_id", "0")
+    backlog = store.pending_texts()
+    stop, seen = threading.Event(), []
+
+    class Recording(OnlineTrainer):
+        def train_once(self, on_start=None):
+            check = Store(db)
+            seen.append(check.pending_texts())
+            check.close()
+            stop.set()
+            return {"version": "v0", "heldout_accuracy": 0.5, "test_pairs": 0, "train_seconds": 0}
+
+    trainer = Recording(partial(Store, db), tmp_path / "models", FAST, HashEmbedder())
+    worker = threading.Thread(target=trainer._poll, args=(stop, 60.0, lambda *_: None), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert seen and seen[0] == backlog - 5  # retrained after the first chunk, the rest still pending
+    stop.clear()
+    store.close()
