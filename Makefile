@@ -50,7 +50,7 @@ test: db lint $(CAUSAL_VENV)/.installed
 
 # every speed benchmark prints its figures beside their targets and exits 1 on a miss; all of them
 # run, then one line says what held (exit 1 if anything missed or a benchmark measured nothing)
-BENCHES := serving rebuild scale embeddings embeddings-backends import snapshot boot training dashboard browser
+BENCHES := serving rebuild scale embeddings embeddings-backends import export snapshot boot training dashboard browser
 BENCH_RESULTS := data/bench/results.jsonl
 bench: db
 	@mkdir -p data/bench && rm -f $(BENCH_RESULTS)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -64,16 +67,40 @@ def standard_form(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(prompt=[standard_prompt(p) for p in rows["prompt"]]) if len(rows) else rows
 
 
-def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
-    """A frame as the bytes of a ``jsonl`` or ``parquet`` file."""
+EXPORT_BATCH_ROWS = 1000  # rows encoded at a time: the file is written in batches, never held whole
+
+
+def _arrow_schema(df: pd.DataFrame) -> Any:
+    """The export's Arrow schema, inferred from each column's first value (a column with none
+    takes its declared type, ``arrow_table``), so every batch is written with the same one."""
+    positions = {0} | {int(df.index.get_indexer([i])[0]) for c in df.columns
+                       if (i := df[c].first_valid_index()) is not None}
+    return arrow_table(df.iloc[sorted(positions)]).schema
+
+
+def write_frame(df: pd.DataFrame, f: BinaryIO, ext: str) -> None:
+    """Write ``df`` to ``f`` as ``jsonl`` or ``parquet``, ``EXPORT_BATCH_ROWS`` rows at a time
+    (pandas' whole-frame JSON encoder held about 50 times the output's size at once)."""
+    batches = [df.iloc[start:start + EXPORT_BATCH_ROWS] for start in range(0, len(df), EXPORT_BATCH_ROWS)]
     if ext == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = arrow_table(df)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        return buffer.getvalue()
-    return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+        schema = _arrow_schema(df)
+        with pq.ParquetWriter(f, schema) as writer:
+            for batch in batches or [df]:
+                writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
+        return
+    for batch in batches:
+        text = batch.to_json(orient="records", lines=True, force_ascii=False)
+        f.write(text.encode("utf-8") if text.endswith("\n") else (text + "\n").encode("utf-8"))
+
+
+def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
+    """A frame as the bytes of a ``jsonl`` or ``parquet`` file (a download button's content)."""
+    buffer = io.BytesIO()
+    write_frame(df, buffer, ext)
+    return buffer.getvalue()
 
 
 def check_out_path(out: Path) -> None:
@@ -101,25 +128,32 @@ def refuse_onto_database(store: Store, paths: list[Path]) -> None:
                               "(nothing was written).")
 
 
-def write_files(files: dict[Path, bytes]) -> None:
-    """Write every file or none: each to a temporary name beside it, renamed into place once all
-    are written; on any failure the temporary files go and nothing existing is touched."""
-    temporary: dict[Path, Path] = {}
-    owner: dict[str, Path] = {}
+@contextmanager
+def staged(paths: list[Path]) -> Iterator[dict[Path, Path]]:
+    """Temporary names beside ``paths`` to write to; when the block ends without an error they
+    are renamed into place together, else removed: every file or none, and nothing existing is
+    touched by a failed write (a full disk, a file-size limit: one error naming the file)."""
+    temporary = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in paths}
+    owner = {str(tmp): path for path, tmp in temporary.items()}
     try:
-        for path, data in files.items():
+        for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temporary[path] = tmp
-            owner[str(tmp)] = path
-            tmp.write_bytes(data)
+        yield temporary
         for path, tmp in temporary.items():
             os.replace(tmp, path)
     except OSError as exc:
+        where = owner.get(str(exc.filename), exc.filename) or paths[0]
+        raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
+    finally:
         for tmp in temporary.values():
             tmp.unlink(missing_ok=True)
-        where = owner.get(str(exc.filename), exc.filename) or next(iter(files))
-        raise ConfigError(f"cannot write {where}: {exc.strerror or exc} (nothing was written).") from None
+
+
+def write_files(files: dict[Path, bytes]) -> None:
+    """Write every file or none (``staged``)."""
+    with staged(list(files)) as temporary:
+        for path, data in files.items():
+            temporary[path].write_bytes(data)
 
 
 def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_models: str = "source",
@@ -131,11 +165,13 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     check_out_path(out)
     refuse_onto_database(store, [out, card_path(out)] if card else [out])
     df, pairs = export_frames(store, fmt, arena_models, include_imported)
-    files = {out: frame_bytes(df, out.suffix[1:])}
-    if card:
-        files[card_path(out)] = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df), frame=df,
-                                           arena_models=arena_models, num_bytes=len(files[out])).encode("utf-8")
-    write_files(files)
+    with staged([out, card_path(out)] if card else [out]) as temporary:
+        with open(temporary[out], "wb") as f:
+            write_frame(df, f, out.suffix[1:])
+        if card:
+            text = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df), frame=df,
+                              arena_models=arena_models, num_bytes=temporary[out].stat().st_size)
+            temporary[card_path(out)].write_bytes(text.encode("utf-8"))
     return len(df)
 
 
@@ -151,13 +187,14 @@ def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"--hub {folder}: must be a new or empty folder.")
     df, pairs = export_frames(store, fmt, arena_models, include_imported)
-    data = frame_bytes(df, "parquet")
-    card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
-                      data_files="data/train.parquet", arena_models=arena_models, num_bytes=len(data))
     with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as tmp:
         staging = Path(tmp) / "hub"
         (staging / "data").mkdir(parents=True)
-        (staging / "data" / "train.parquet").write_bytes(data)
+        with open(staging / "data" / "train.parquet", "wb") as f:
+            write_frame(df, f, "parquet")
+        card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
+                          data_files="data/train.parquet", arena_models=arena_models,
+                          num_bytes=(staging / "data" / "train.parquet").stat().st_size)
         (staging / "README.md").write_text(card, encoding="utf-8")
         folder.parent.mkdir(parents=True, exist_ok=True)
         if folder.exists():

@@ -52,11 +52,20 @@ def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
 
 
 def pairs_frame(store: Store) -> pd.DataFrame:
-    """Every served pair, labelled or not, one row each."""
-    rows = []
+    """Every served pair, labelled or not, one row each (read a batch at a time: the typed
+    frame is the only whole copy held)."""
     static = _static_marginals(store)
     probes = {a["annotator_id"]: a for a in store.suspicion_answers()}
-    for r in store.served_pair_log():
+    parts = [_pairs_batch(batch, static, probes) for batch in store.served_pair_log_batches()]
+    if not parts:
+        return _pairs_batch([], static, probes)
+    return parts[0] if len(parts) == 1 else _typed(pd.concat(parts, ignore_index=True))
+
+
+def _pairs_batch(log: list[dict[str, Any]], static: dict[tuple[str, int], str],
+                 probes: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in log:
         left_ev, right_ev = r["left_edit_vector"], r["right_edit_vector"]  # EditVector, from the store
         status = r["status"]
         if status in ("served", "expired"):  # open, or replaced after its lease ran out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from acquisition.core.errors import DeconfoundError, LabelError, NotFoundError, StalePairError
@@ -385,8 +386,17 @@ class ServedPairsMixin(StoreBase):
             """, [int(include_excluded)]
         )
 
-    def served_pair_log(self) -> list[dict[str, Any]]:
-        """Every served pair with its texts, annotator, policy config and label (if any)."""
+    def served_pair_log_batches(self, batch: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """``served_pair_log`` a batch of rows at a time, in id order (an export of a million
+        labels never holds every row's texts at once)."""
+        after = 0
+        while rows := self.served_pair_log(after=after, limit=batch):
+            yield rows
+            after = rows[-1]["id"]
+
+    def served_pair_log(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every served pair (with an id above ``after``, at most ``limit``) with its texts,
+        annotator, policy config and label (if any)."""
         return self._all(
             """
             SELECT sp.*, p.text AS prompt, p.task_type AS task_type,
@@ -407,8 +417,9 @@ class ServedPairsMixin(StoreBase):
             LEFT JOIN responses rb ON rb.id = sp.right_base_response_id
             JOIN annotators a ON a.id = sp.annotator_id
             LEFT JOIN labels l ON l.served_pair_id = sp.id
-            ORDER BY sp.id
-            """
+            WHERE sp.id > ?
+            ORDER BY sp.id LIMIT ?
+            """, [after, -1 if limit is None else limit]
         )
 
 

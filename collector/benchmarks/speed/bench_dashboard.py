@@ -68,7 +68,8 @@ def build_database(path: Path, labels: int = 100_000, served_real: int = 3000, a
         while len(label_rows) < extra:  # ~3% of servings are skipped, ~2% answered both-bad
             template = templates[int(rng.integers(len(templates)))]
             person = people[int(rng.integers(len(people)))]
-            row = {c: template[c] for c in SERVED_COLUMNS}
+            row = {c: template[c].to_json() if isinstance(template[c], EditVector) else template[c]
+                   for c in SERVED_COLUMNS}  # the stored form: edit vectors as their JSON
             row.update(annotator_id=person["id"], annotator_group=person["group_name"],
                        seed=int(rng.integers(2**31)), status="labelled", skipped_at=None)
             latency_s = float(rng.lognormal(np.log(9.0), 0.6))

@@ -323,3 +323,28 @@ def test_the_card_names_the_study_license_and_what_an_arena_model_is(collected, 
     assert "one response copy (`response-<id>`)" in card_path(tmp_path / "r.jsonl").read_text(encoding="utf-8")
     with pytest.raises(ConfigError, match="study.license"):
         update_study_config(collected, {"license": "CC BY"})
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_an_export_read_and_written_in_small_batches_is_the_same_file(collected, tmp_path, monkeypatch, ext):
+    """The served-pair log is read, and the file written, a batch at a time: many small batches
+    give the same rows as one (byte for byte in JSON Lines)."""
+    import functools
+
+    import collector.io.export as export_module
+
+    store = collected
+    export(store, "trl", tmp_path / f"one.{ext}")
+    monkeypatch.setattr(export_module, "EXPORT_BATCH_ROWS", 3)
+    monkeypatch.setattr(type(store), "served_pair_log_batches",
+                        functools.partialmethod(type(store).served_pair_log_batches, batch=4))
+    assert len(list(store.served_pair_log_batches())) > 2
+    export(store, "trl", tmp_path / f"many.{ext}")
+    one, many = tmp_path / f"one.{ext}", tmp_path / f"many.{ext}"
+    if ext == "jsonl":
+        assert one.read_bytes() == many.read_bytes() and one.read_bytes().count(b"\n") > 6
+    else:
+        import pyarrow.parquet as pq
+
+        first, second = pq.read_table(one), pq.read_table(many)
+        assert second.num_rows > 6 and first.schema.equals(second.schema) and first.equals(second)
