@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -222,6 +223,18 @@ def check_database_path(path: str | Path, create: bool) -> None:
         raise StorageError(f"{p}: is not a SQLite database (give the path of a Deconfound database).")
 
 
+def _is_read(sql: str) -> bool:
+    """A statement that only reads (``SELECT`` or ``WITH``, no ``RETURNING``): it may run on a
+    thread's read connection."""
+    head = sql.lstrip()[:6].upper()
+    return (head == "SELECT" or head.startswith("WITH")) and "RETURNING" not in sql.upper()
+
+
+class _ReadConnection(sqlite3.Connection):
+    """A thread's read-only connection (a subclass only so the store can hold it weakly: it is
+    closed with its thread, or with the store)."""
+
+
 class StoreBase:
     """Connection, transactions, schema and meta; the mixins in this package add the rest.
 
@@ -249,6 +262,8 @@ class StoreBase:
                                    timeout=LOCK_TIMEOUT_SECONDS, uri=target.startswith("file:"))
             self.db = sqlite_utils.Database(conn)
             self._lock = threading.RLock()
+            self._local = threading.local()  # this thread's read connection (``_reader``)
+            self._readers: weakref.WeakSet[_ReadConnection] = weakref.WeakSet()
             self._check_application()
             if self.path != ":memory:" and not readonly:
                 self.db.enable_wal()
@@ -330,11 +345,63 @@ class StoreBase:
         assert row is not None, "an aggregate query returns one row"
         return next(iter(row.values()))
 
-    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's own read-only connection, so that reads run beside the writer and each
+        other on every core (WAL: each read sees the last commit); ``None`` where a read must
+        use the main connection: in memory, or in a thread that holds the store's lock (inside a
+        transaction, a read sees that transaction's own writes)."""
+        if self.path == ":memory:" or self._lock._is_owned():  # type: ignore[attr-defined]
+            return None
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(sqlite_uri(self.path, mode="ro"), uri=True, check_same_thread=False,
+                                       timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None, factory=_ReadConnection)
+                conn.execute("PRAGMA query_only = ON")
+            except sqlite3.Error:
+                return None  # e.g. no shared-memory file yet on a read-only folder: the main one reads
+            self._local.conn = conn
+            self._readers.add(conn)
+        return conn
+
+    def _read(self, sql: str, params: list[Any]) -> tuple[list[str] | None, list[tuple[Any, ...]]]:
+        """Column names and rows of one read, on this thread's read connection or, where it must,
+        on the main one under the lock."""
+        reader = self._reader()
+        if reader is not None:
+            try:
+                cursor = reader.execute(sql, params)
+                return ([d[0] for d in cursor.description] if cursor.description else None), cursor.fetchall()
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path, writing=False) from exc
         with self._lock:
             try:
                 # the connection itself: sqlite-utils' query() wraps each read in a SAVEPOINT and
                 # RELEASE, two more statements per read on the serving path
+                cursor = self.db.conn.execute(sql, params)
+                return ([d[0] for d in cursor.description] if cursor.description else None), cursor.fetchall()
+            except sqlite3.Error as exc:
+                if self.db.conn.in_transaction:
+                    raise  # the enclosing transaction reports it
+                raise storage_error(exc, self.path, writing=False) from exc
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        if not _is_read(sql):
+            return self._write_all(sql, params)
+        keys, tuples = self._read(sql, list(params))
+        if keys is None:
+            return []
+        rows = [dict(zip(keys, row)) for row in tuples]
+        vectors = [k for k in keys if k in EDIT_VECTOR_COLUMNS]
+        for row in rows if vectors else ():  # typed where they leave the store: parsed here, once
+            for k in vectors:
+                row[k] = EditVector.parse(row[k])
+        return rows
+
+    def _write_all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """A statement that writes (``UPDATE ... RETURNING``), on the main connection."""
+        with self._lock:
+            try:
                 cursor = self.db.conn.execute(sql, list(params))
                 if cursor.description is None:
                     return []
@@ -353,15 +420,14 @@ class StoreBase:
     def _tuples(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """``_all`` as plain tuples: half the cost for the large reads (the pool snapshot) whose
         columns the caller names."""
-        with self._lock:
-            try:
+        if not _is_read(sql):
+            with self._lock:
                 return self.db.conn.execute(sql, list(params)).fetchall()
-            except sqlite3.Error as exc:
-                if self.db.conn.in_transaction:
-                    raise
-                raise storage_error(exc, self.path, writing=False) from exc
+        return self._read(sql, list(params))[1]
 
     def close(self) -> None:
+        for reader in list(self._readers):
+            reader.close()
         self.db.conn.close()
 
     def _ensure_schema(self) -> None:

@@ -11,7 +11,8 @@ overload: real annotators read for 10 s or more), answer it and ask for the next
 
 Prints per size: next-pair p50 / p95 / max, requests served, how many model versions and pool
 versions the served pairs came from (a run where nothing was swapped in measures nothing),
-the retrain times, and the server's RSS. Targets: p95 <= 50 ms, max <= 250 ms, no request error,
+the retrain times, and the server's RSS. A last run is the stall check: 20 annotators each asking
+for a pair every 50 ms at the first size. Targets: p95 <= 50 ms, max <= 250 ms, no request error,
 retraining under 5 s, and (unless ``--still``) at least one retrain and one new model version
 that served pairs; exits 1 when one misses.
 """
@@ -161,6 +162,8 @@ def main() -> int:
     parser.add_argument("--think", type=float, nargs="+", default=[1.0, 0.2],
                         help="seconds each annotator reads a pair (real ones: 10 s or more); one run per value")
     parser.add_argument("--still", action="store_true", help="no retraining or pool growth (the baseline)")
+    parser.add_argument("--no-stall-check", dest="stall_check", action="store_false",
+                        help="skip the stall check (20 annotators each asking every 50 ms, at the first size)")
     parser.add_argument("--mover", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--ticks", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,11 +175,15 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"{args.annotators} annotators, model retrained and pool grown every {args.every:g} s, "
           f"{args.seconds:g} s per size; load average {load:.1f} at start", flush=True)
-    for n, think in itertools.product(args.sizes, args.think):
-        r = run_size(n, args.annotators, args.seconds, args.every, move=not args.still, think=think)
+    runs = [(n, args.annotators, think, "") for n, think in itertools.product(args.sizes, args.think)]
+    if args.stall_check:  # the held-out stall check: 20 annotators, a request every 50 ms
+        runs.append((args.sizes[0], 20, 0.05, "stall check, 20 annotators, "))
+    for n, annotators, think, label in runs:
+        r = run_size(n, annotators, args.seconds, args.every, move=not args.still, think=think)
         times = r["times"]
         retrains = [t["retrain_s"] for t in r["ticks"]]
-        print(f"{n:>9,} responses, {think:g} s reading each pair (pool built in {r['built_s']:.0f} s, "
+        print(f"{label}{n:>9,} responses, {annotators} annotators, {think:g} s reading each pair "
+              f"(pool built in {r['built_s']:.0f} s, "
               f"first policy build {r['first_build_s']:.2f} s): "
               f"next pair p50 {statistics.median(times):.1f} ms  p95 {pct(times, .95):.1f} ms  max {max(times):.1f} ms  "
               f"({len(times)} requests, {len(r['errors'])} errors); served from {r['model_versions_served']} model "
@@ -185,7 +192,7 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         for e in r["errors"][:3]:
             print("  error:", e)
-        row = f"{n:,} responses, {think:g} s reading"
+        row = f"{label}{n:,} responses, {think:g} s reading"
         targets.at_most(f"{row}: next pair p95", pct(times, .95), 50, "ms")
         targets.at_most(f"{row}: next pair max", max(times), 250, "ms")
         targets.at_most(f"{row}: request errors", len(r["errors"]), 0, "errors")

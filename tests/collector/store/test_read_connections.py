@@ -1,0 +1,81 @@
+"""Reads run on each thread's own read-only connection, beside the writer (WAL): a read never
+waits for another thread's write transaction, sees only committed rows, and a read inside a
+transaction sees that transaction's own writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from collector.serving.service import Collector
+from collector.store import Store
+from collector.store.create import init_db
+
+
+def test_a_read_does_not_wait_for_another_threads_transaction_and_sees_only_commits(tmp_path):
+    init_db(tmp_path / "d.db", demo=True)
+    store = Store(tmp_path / "d.db")
+    before = store.label_count()
+    annotators = len(store.annotators())
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def writer() -> None:
+        with store.transaction():
+            store.add_annotator("in-flight")
+            seen["inside"] = len(store.annotators())  # the transaction reads its own write
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    started = time.perf_counter()
+    during = len(store.annotators())  # this thread: its own connection, no wait for the lock
+    waited = time.perf_counter() - started
+    release.set()
+    thread.join()
+    assert seen["inside"] == annotators + 1
+    assert during == annotators and waited < 1.0  # the uncommitted row is not seen, and nobody waited
+    assert len(store.annotators()) == annotators + 1 and store.label_count() == before  # committed: seen
+    readers = list(store._readers)
+    assert readers, "the main thread read on a read connection of its own"
+    store.close()
+    for reader in readers:  # closed with the store
+        try:
+            reader.execute("SELECT 1")
+            raise AssertionError("a read connection outlived its store")
+        except Exception as exc:  # noqa: BLE001 - sqlite3.ProgrammingError: closed
+            assert "closed" in str(exc).lower()
+
+
+def test_many_threads_serving_and_answering_store_every_label_once(tmp_path):
+    """Concurrent annotators, each its own thread reading on its own connection: every answer
+    is stored once, on the pair that was served to that annotator."""
+    init_db(tmp_path / "d.db", demo=True)
+    store = Store(tmp_path / "d.db")
+    collector = Collector(store, seed=0)
+    people = [store.add_annotator(f"a{i}")[0]["id"] for i in range(8)]
+    served: dict[int, list[int]] = {p: [] for p in people}
+    errors: list[BaseException] = []
+
+    def annotate(person: int) -> None:
+        try:
+            for _ in range(15):
+                view = collector.next_pair(person)
+                served[person].append(view.served_pair_id)
+                collector.submit(person, view.served_pair_id, "left")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=annotate, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    labels = store._all("SELECT l.served_pair_id, l.annotator_id, sp.annotator_id AS shown_to FROM labels l "
+                        "JOIN served_pairs sp ON sp.id = l.served_pair_id")
+    assert len(labels) == 8 * 15 == len({r["served_pair_id"] for r in labels})
+    assert all(r["annotator_id"] == r["shown_to"] for r in labels)
+    assert {r["served_pair_id"] for r in labels} == {i for ids in served.values() for i in ids}
+    store.close()
