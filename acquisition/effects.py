@@ -31,7 +31,12 @@ Two estimands, named in every table (``estimand``):
   unequal (e.g. one attribute at 0.3) and attributes interact.
 
 Where every weight is 1 both are the plain difference in means. Standard errors are
-cluster-robust by served pair, since the two profiles of a pair are mirror images.
+cluster-robust by served pair (``se``: the two profiles of a pair are mirror images), and, side
+by side, by annotator (``se_annotator``: the conjoint convention, as in cregg, where one
+respondent's choices are not independent). ``ci_low``/``ci_high`` is the fixed-sample 95% CI (pair
+SE): valid at one sample size fixed in advance. ``cs_low``/``cs_high`` is the 95% confidence
+sequence (``acquisition.sequential``), valid however often the study is looked at and whenever it
+is stopped: the one that licenses stopping.
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from acquisition import sequential
 from acquisition.weights import design_weights
 
 Z95 = 1.959963984540054
-COLUMNS = ["attribute", "estimate", "se", "ci_low", "ci_high", "n_labels", "n_on", "n_off", "method", "estimand"]
+COLUMNS = ["attribute", "estimate", "se", "ci_low", "ci_high", "n_labels", "n_on", "n_off", "method", "estimand",
+           "se_annotator", "n_annotators", "cs_low", "cs_high"]
 ESTIMANDS = {"design": "AMCE under the study's own design (cregg's convention)",
              "uniform": "AMCE under a uniform design (other attributes reweighted to equal arms)"}
 
@@ -95,19 +102,62 @@ def _strata(df: pd.DataFrame) -> list[np.ndarray]:
 
 
 def amce_design(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray, w: np.ndarray,
-                strata: list[np.ndarray]) -> tuple[float, float, int, int]:
+                strata: list[np.ndarray], clusters: np.ndarray | None = None) -> tuple[float, float, int, int, float]:
     """``amce_one`` within each stratum, combined by the stratum's share of pairs (strata where
-    one level is empty carry no contrast and are left out); strata are independent clusters."""
-    parts = [(len(s), *amce_one(y_left[s], on_left[s], on_right[s], w[s])) for s in strata]
+    one level is empty carry no contrast and are left out); strata are independent.
+
+    Returns ``(estimate, se, n_on, n_off, se_clustered)``: ``se`` clusters by pair, and
+    ``se_clustered`` by ``clusters`` (one id per pair, e.g. its annotator), whose pairs may lie in
+    several strata (NaN without ``clusters``)."""
     t = np.concatenate([on_left, on_right]).astype(bool)
     n_on, n_off = int(t.sum()), int((~t).sum())
-    usable = [(n, est, se) for n, est, se, _, _ in parts if not math.isnan(est)]
-    if not usable:
-        return math.nan, math.nan, n_on, n_off
-    total = sum(n for n, _, _ in usable)
-    est = sum(n / total * e for n, e, _ in usable)
-    se = math.sqrt(sum((n / total * s) ** 2 for n, _, s in usable if not math.isnan(s)))
-    return float(est), se, n_on, n_off
+    parts = []
+    for s in strata:
+        est, psi, _, _ = _amce_terms(y_left[s], on_left[s], on_right[s], w[s])
+        if not math.isnan(est):
+            parts.append((s, est, psi))
+    if not parts:
+        return math.nan, math.nan, n_on, n_off, math.nan
+    total = sum(len(s) for s, _, _ in parts)
+    est = sum(len(s) / total * e for s, e, _ in parts)
+    se = math.sqrt(sum((len(s) / total) ** 2 * _pair_variance(psi) for s, _, psi in parts))
+    se_clustered = math.nan
+    if clusters is not None:
+        index = np.concatenate([s for s, _, _ in parts])
+        terms = np.concatenate([len(s) / total * psi for s, _, psi in parts])
+        se_clustered = math.sqrt(_cluster_variance(terms, clusters[index]))
+    return float(est), se, n_on, n_off, se_clustered
+
+
+def _pair_variance(psi: np.ndarray) -> float:
+    n = len(psi)
+    return float((psi ** 2).sum()) * (n / (n - 1) if n > 1 else 1.0)
+
+
+def _cluster_variance(psi: np.ndarray, clusters: np.ndarray) -> float:
+    """The cluster-robust variance of a sum of influence terms: the terms summed within each
+    cluster, with the small-sample factor G / (G - 1) (cregg's convention, by respondent)."""
+    codes, _ = pd.factorize(pd.Series(clusters))
+    sums = np.bincount(codes, weights=psi)
+    g = len(sums)
+    return float((sums ** 2).sum()) * (g / (g - 1) if g > 1 else 1.0)
+
+
+def _amce_terms(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
+                w: np.ndarray) -> tuple[float, np.ndarray, int, int]:
+    """The Hajek difference in means over both profiles of each pair, with one influence term
+    per pair (its two profiles together: they are mirror images); NaN where a level is empty."""
+    t = np.concatenate([on_left, on_right]).astype(bool)
+    y = np.concatenate([y_left, 1.0 - y_left])
+    ww = np.concatenate([w, w])
+    n_on, n_off = int(t.sum()), int((~t).sum())
+    n = len(y_left)
+    if n_on == 0 or n_off == 0:
+        return math.nan, np.zeros(n), n_on, n_off
+    w1, w0 = ww[t].sum(), ww[~t].sum()
+    mu1, mu0 = (ww * y)[t].sum() / w1, (ww * y)[~t].sum() / w0
+    contrib = np.where(t, ww * (y - mu1) / w1, -ww * (y - mu0) / w0)
+    return float(mu1 - mu0), contrib[:n] + contrib[n:], n_on, n_off
 
 
 def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
@@ -117,19 +167,10 @@ def amce_one(y_left: np.ndarray, on_left: np.ndarray, on_right: np.ndarray,
     Returns:
         ``(estimate, se, n_on, n_off)`` counted in profiles; NaN where one level is empty.
     """
-    t = np.concatenate([on_left, on_right]).astype(bool)
-    y = np.concatenate([y_left, 1.0 - y_left])
-    ww = np.concatenate([w, w])
-    n_on, n_off = int(t.sum()), int((~t).sum())
-    if n_on == 0 or n_off == 0:
+    est, psi, n_on, n_off = _amce_terms(y_left, on_left, on_right, w)
+    if math.isnan(est):
         return math.nan, math.nan, n_on, n_off
-    w1, w0 = ww[t].sum(), ww[~t].sum()
-    mu1, mu0 = (ww * y)[t].sum() / w1, (ww * y)[~t].sum() / w0
-    contrib = np.where(t, ww * (y - mu1) / w1, -ww * (y - mu0) / w0)
-    n = len(y_left)
-    psi = contrib[:n] + contrib[n:]  # one influence term per pair (cluster)
-    var = float((psi ** 2).sum()) * (n / (n - 1) if n > 1 else 1.0)
-    return float(mu1 - mu0), math.sqrt(var), n_on, n_off
+    return est, math.sqrt(_pair_variance(psi)), n_on, n_off
 
 
 def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Sequence[str] = (),
@@ -174,23 +215,31 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
             if sub.empty:
                 rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,
                              "ci_low": math.nan, "ci_high": math.nan, "n_labels": 0,
-                             "n_on": 0, "n_off": 0, "method": "none", "estimand": estimand})
+                             "n_on": 0, "n_off": 0, "method": "none", "estimand": estimand,
+                             "se_annotator": math.nan, "n_annotators": 0, "cs_low": math.nan, "cs_high": math.nan})
                 continue
             y = _side_outcomes(sub, left_outcome)
             on_l, on_r = sub[column.format("left")].to_numpy(dtype=bool), sub[column.format("right")].to_numpy(dtype=bool)
+            clusters = sub["annotator_id"].to_numpy() if "annotator_id" in sub.columns else None
             if estimand == "uniform":
                 w = _weights(sub)
-                est, se, n_on, n_off = amce_one(y, on_l, on_r, w)
+                est, se, n_on, n_off, se_annotator = amce_design(y, on_l, on_r, w, [np.arange(len(sub))], clusters)
                 method = "difference_in_means" if np.allclose(w, 1.0) else "ipw_hajek"
             else:
                 # a frame without arms (a hand-built one) is taken as a design of coin flips
                 w = design_weights(sub) if {"policy", "arm"} <= set(sub.columns) else np.ones(len(sub))
                 strata = _strata(sub) if "policy" in sub.columns else [np.arange(len(sub))]
-                est, se, n_on, n_off = amce_design(y, on_l, on_r, w, strata)
+                est, se, n_on, n_off, se_annotator = amce_design(y, on_l, on_r, w, strata, clusters)
                 method = ("difference_in_means" if np.allclose(w, 1.0) else "ipw_hajek") + (
                     "_stratified" if len(strata) > 1 else "")
+            # the confidence sequence uses the larger clustered SE: one annotator's labels are not
+            # assumed independent (acquisition.sequential)
+            se_cs = max(se, se_annotator) if not math.isnan(se_annotator) else se
+            half = sequential.half_width(se_cs, len(sub))
             rows.append({**base, "attribute": a, "estimate": est, "se": se,
                          "ci_low": est - Z95 * se, "ci_high": est + Z95 * se,
                          "n_labels": int(len(sub)), "n_on": n_on, "n_off": n_off,
-                         "method": method, "estimand": estimand})
+                         "method": method, "estimand": estimand, "se_annotator": se_annotator,
+                         "n_annotators": int(pd.Series(clusters).nunique()) if clusters is not None else 0,
+                         "cs_low": est - half, "cs_high": est + half})
     return pd.DataFrame(rows, columns=[*by, *COLUMNS])

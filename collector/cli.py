@@ -149,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="realised: the treatment received, read on the text served (default); assigned: the "
                         "policy's draw (intention to treat)")
 
+    p = add("plan", "Plan a study: the labels each attribute's AMCE needs to be detected (--effect) and the "
+                    "smallest effect a budget detects (--budget), for the active policy or --policy FILE, with ties, "
+                    "skips and annotator clustering read from the study so far.", handler=commands.plan)
+    p.add_argument("--effect", type=float, default=None, help="the AMCE to detect, in choice probability (e.g. 0.05)")
+    p.add_argument("--budget", type=int, default=None, help="labels you can pay for: the smallest effect they detect")
+    p.add_argument("--power", type=float, default=0.8, help="the chance to detect it (default 0.8)")
+    p.add_argument("--alpha", type=float, default=0.05, help="two-sided level of the test (default 0.05)")
+    p.add_argument("--attributes", default=None, help="comma-separated (default: every attribute the policy randomises)")
+    p.add_argument("--policy", default=None, metavar="FILE", help="a proposed policy TOML (default: the active one)")
+    p.add_argument("--icc", type=float, default=None,
+                   help="within-annotator intraclass correlation (default: from the study so far, else 0)")
+    p.add_argument("--annotators", type=int, default=None,
+                   help="annotators sharing the labels (default: clustering at 100 labels each)")
+    p.add_argument("--tie-rate", type=float, default=None, help="share of ties (default: the study so far, else 0.1)")
+    p.add_argument("--drop-rate", type=float, default=None,
+                   help="share of labels that do not enter: skips, both bad (default: the study so far, else 0.05)")
+    p.add_argument("--p-on", type=float, default=None, help="P(attribute on) per side, where the policy does not say")
+
     p = add("balance", "Print attribute balance: SMD chosen vs rejected, left vs right, and each arm vs the "
             "observational reference, by group and prompt type.", handler=commands.balance)
 
@@ -339,6 +357,9 @@ NUMBERS: dict[str, tuple[float | None, float | None, bool, str]] = {
     "attempts": (1, 100, True, "asks"), "judges": (1, 1024, True, "judges"), "n": (1, 1000, True, "responses"),
     "seed": (0, 2**63 - 1, True, "seed"), "seeds": (1, 10_000, True, "seeds"),
     "limit": (1, None, True, "count"), "parent_pid": (1, 2**22, True, "process id"),
+    "budget": (1, None, True, "labels"), "power": (0, 1, False, "probability"), "alpha": (0, 0.5, False, "level"),
+    "icc": (0, 1, True, "correlation"), "tie_rate": (0, 1, True, "share"), "drop_rate": (0, 1, True, "share"),
+    "p_on": (0, 1, False, "probability"),
 }
 
 
@@ -363,7 +384,9 @@ def check_numbers(args: argparse.Namespace) -> None:
     for value in getattr(args, "temperatures", None) or []:
         if not math.isfinite(value) or value < 0:
             raise DeconfoundError(f"--temperatures: each must be a finite number, 0 or more; got {value}.")
-    for effect in (getattr(args, "effect", None) or []) + (getattr(args, "group_effect", None) or []):
+    lists = [getattr(args, name, None) for name in ("effect", "group_effect")]
+    simulated = [e for values in lists if isinstance(values, list) for e in values]  # plan's --effect is a number
+    for effect in simulated:
         option = "--effect" if len(effect) == 2 else "--group-effect"
         if not math.isfinite(effect[-1]):
             raise DeconfoundError(f"{option}: {effect[-2]}'s effect must be a finite number (quality points); "

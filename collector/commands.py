@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import threading
 from collections.abc import Callable
@@ -186,12 +187,17 @@ def effects(args: argparse.Namespace, store: Store) -> None:
         raise ConfigError(f"--by: unknown column {unknown[0]!r}; one or more of {', '.join(columns)}.")
     table = amce(pairs, by=[columns[c] for c in by], estimand=args.estimand,
                  treatment=args.treatment).rename(columns={v: k for k, v in columns.items()})
+    from acquisition.sequential import resolved
+
+    table["resolved"] = [resolved(low, high) or "" for low, high in zip(table["cs_low"], table["cs_high"])]
     if args.json:
         rows = _records(table)
         print(json.dumps({"estimand": args.estimand, "description": ESTIMANDS[args.estimand],
                           "treatment": args.treatment, "by": by, "effects": rows}, indent=2, default=str))
         return
-    print(f"Estimand: {ESTIMANDS[args.estimand]}; treatment {args.treatment}; 95% CIs clustered by served pair.")
+    print(f"Estimand: {ESTIMANDS[args.estimand]}; treatment {args.treatment}; ci: the fixed-sample 95% CI "
+          "(clustered by served pair; se_annotator clusters by annotator); cs: the 95% confidence sequence, valid "
+          "however often the study is looked at: the one that licenses stopping.")
     if table.empty:
         print("No randomised attribute has labels yet.")
         return
@@ -589,6 +595,42 @@ def editors_audit(args: argparse.Namespace) -> None:
         from collector.io.export import write_files
 
         write_files({Path(args.json): (json.dumps([r.as_row() for r in rows], indent=1, default=str) + "\n").encode()})
+
+
+@reads_only
+def plan(args: argparse.Namespace, store: Store) -> None:
+    from collector.jobs.plan import plan as plan_study
+
+    if args.effect is not None and (not math.isfinite(args.effect) or not 0 < abs(args.effect) < 1):
+        raise ConfigError(f"--effect: must be a difference in choice probability between 0 and 1; got {args.effect}.")
+    for name in ("power", "drop_rate", "tie_rate", "p_on"):  # NUMBERS lets 1 through; a certainty is no plan
+        if getattr(args, name) is not None and getattr(args, name) >= 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be below 1; got {getattr(args, name)}.")
+    policy = None
+    if args.policy:
+        from acquisition.core.config import to_dict
+        from acquisition.policies import load_policy_file
+
+        name, config = load_policy_file(args.policy)
+        policy = (name, to_dict(config))
+    attributes = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
+    table = plan_study(store, effect=args.effect, budget=args.budget, power=args.power, alpha=args.alpha,
+                       attributes=attributes, policy=policy, icc=args.icc, annotators=args.annotators,
+                       tie_rate=args.tie_rate, drop_rate=args.drop_rate, p_on=args.p_on)
+    shown = [c for c in ("attribute", "p_on", "randomised_share", "icc", "labels_needed", "detectable_effect")
+             if c in table.columns]
+    first = table.iloc[0]
+    emit(args, _records(table), lambda: (
+        f"Labels for a fixed-sample two-sided test at level {args.alpha:g} with power {args.power:g}"
+        + (f" to detect an AMCE of {args.effect:g}" if args.effect is not None else "")
+        + (f"; the smallest AMCE {args.budget:,} labels detect" if args.budget is not None else "")
+        + ". A study stopped by its confidence sequence needs more: the sequence is 1.5-1.8 times as wide.\n"
+        + table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n"
+        + f"Inputs: ties {first['tie_rate']:.3f} ({first.get('tie_rate_source', 'stated')}), labels that do not "
+          f"enter {first['drop_rate']:.3f} ({first.get('drop_rate_source', 'stated')}), ICC "
+          f"({first['icc_source']}), annotators {first['annotators'] if first['annotators'] is not None else 'not given'}"
+          f" ({first.get('annotators_source', 'stated')}), overlap {first['overlap']}, P(on) from "
+          f"{first['p_on_source']}."))
 
 
 @reads_only

@@ -11,6 +11,7 @@ import pandas as pd
 from acquisition.agreement import agreement_labels, agreement_table
 from acquisition.balance import arm_balance, pair_families
 from acquisition.effects import amce, labelled_pairs
+from acquisition.sequential import resolved
 from collector.app.panels.loading import SCOPES, randomised
 from collector.store import Store
 
@@ -70,7 +71,9 @@ def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """AMCE of every randomised attribute, overall, by annotator group and by prompt type.
 
     Returns:
-        ``[scope, cell, attribute, estimate, se, ci_low, ci_high, n_labels, n_on, n_off, method]``.
+        ``[scope, cell, attribute, estimate, se, ci_low, ci_high, n_labels, n_on, n_off, method,
+        estimand, se_annotator, n_annotators, cs_low, cs_high, resolved]``: ``resolved`` is
+        ``non-zero`` once the confidence sequence excludes 0.
     """
     attributes = randomised(pairs)
     parts = []
@@ -78,6 +81,7 @@ def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
         table = amce(pairs, attributes=attributes, by=[column] if column else [])
         table.insert(0, "cell", table.pop(column).astype(str) if column else "all")
         table.insert(0, "scope", scope)
+        table["resolved"] = [resolved(low, high) or "" for low, high in zip(table["cs_low"], table["cs_high"])]
         parts.append(table)
     return pd.concat(parts, ignore_index=True)
 
