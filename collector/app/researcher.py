@@ -196,3 +196,14 @@ def editor_audit_table(store: Store, limit: int = 300, meaning: bool = False, se
     columns = ["editor", "passes", "applies", "added", "removed", "check_pass", "top_share", "top_string",
                "distinct_per_100", "artefacts", "meaning_cosine", "natural", "detect_auc"]
     return pd.DataFrame(rows)[columns]
+
+
+def plan_table(store: Store, effect: float, budget: int, power: float = 0.8) -> pd.DataFrame:
+    """``deconfound plan`` for the Researcher page: per attribute, the labels ``effect`` needs and
+    the effect ``budget`` detects, with the inputs and where they came from."""
+    from collector.jobs.plan import plan
+
+    table = plan(store, effect=effect, budget=budget, power=power)
+    keep = ["attribute", "p_on", "randomised_share", "icc", "annotators", "labels_needed", "detectable_effect",
+            "p_on_source", "icc_source"]
+    return table[[c for c in keep if c in table.columns]]

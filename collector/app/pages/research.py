@@ -12,6 +12,7 @@ from collector.app.researcher import (
     example_policies,
     parse_group_objectives,
     parse_objective_lines,
+    plan_table,
     policy_build_message,
     preview_policy,
     upload_text,
@@ -133,6 +134,22 @@ if right.button("Audit the editors on this pool", key="research_audit"):
     try:
         with st.spinner("Auditing the editors..."):
             st.dataframe(editor_audit_table(store, int(sample), meaning), hide_index=True)
+    except DeconfoundError as exc:
+        st.error(str(exc))
+
+st.subheader("Plan")
+st.caption("Labels each attribute's effect (AMCE) needs to be detected, and the smallest effect a budget detects, "
+           "for the active policy, with ties, skips, annotators and their clustering read from the study so far "
+           "(`deconfound plan` prints the same; docs/researcher.md). Power is for a test at the planned size: a "
+           "study stopped by its confidence sequence needs about 1.5-1.8 times as many.")
+c1, c2, c3, c4 = st.columns(4)
+plan_effect = c1.number_input("Effect to detect (AMCE)", min_value=0.005, max_value=0.9, value=0.05, step=0.01,
+                              format="%.3f", key="research_plan_effect")
+plan_power = c2.number_input("Power", min_value=0.5, max_value=0.99, value=0.8, step=0.05, key="research_plan_power")
+plan_budget = c3.number_input("Budget (labels)", min_value=1, value=2000, step=500, key="research_plan_budget")
+if c4.button("Plan", key="research_plan"):
+    try:
+        st.dataframe(plan_table(store, float(plan_effect), int(plan_budget), float(plan_power)), hide_index=True)
     except DeconfoundError as exc:
         st.error(str(exc))
 

@@ -138,3 +138,18 @@ def test_the_suspicion_probe_is_a_study_setting(research_db):
     store = Store(research_db)
     assert study_config(store).suspicion_probe_after == 20
     store.close()
+
+
+def test_the_plan_panel_gives_labels_per_attribute_for_the_active_policy(research_db):
+    from acquisition.planning import Design, labels_needed
+
+    at = _logged_in()
+    at.number_input(key="research_plan_effect").set_value(0.1)
+    at.number_input(key="research_plan_budget").set_value(1000)
+    at.button(key="research_plan").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert set(table.attribute) == {"bold", "list_format"} and set(table.p_on_source) == {"policy randomised_attributes"}
+    # a fresh study: no ties or skips seen yet, so the defaults; no clustering seen yet
+    assert table.labels_needed.iloc[0] == labels_needed(0.1, Design(p_on=0.5, tie_rate=0.1, drop_rate=0.05))
+    assert (table.detectable_effect > 0).all()
