@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
                    help='e.g. quota=50 objective="Judge which response is more harmless"')
     p.add_argument("--file", default=None, help="TOML file with the keys at the top level or under [study]")
+    add("check", "Check the stopping rule (stop_when_resolved, stop_rope, max_labels) against the labels so far, "
+                 "and record the stop if it is met (the worker does this every 50 labels).", ssub, commands.study_check)
 
     res = sub.add_parser("researcher", help="Researcher accounts for the researcher pages.",
                          description="Researcher accounts for the researcher pages (passwords hashed with argon2id).")

@@ -459,7 +459,10 @@ def worker(args: argparse.Namespace) -> None:
         emit(args, result, json.dumps(result) if result is not None else "No retraining due.")
         return
     try:
-        trainer.run(threading.Event(), poll_seconds=args.poll, log=lambda line: print(line, flush=True))
+        from collector.jobs.worker import StopRuleCheck
+
+        log = lambda line: print(line, flush=True)  # noqa: E731
+        trainer.run(threading.Event(), poll_seconds=args.poll, log=log, on_poll=StopRuleCheck(args.db, log))
     except KeyboardInterrupt:
         pass
 
@@ -631,6 +634,23 @@ def plan(args: argparse.Namespace, store: Store) -> None:
           f"({first['icc_source']}), annotators {first['annotators'] if first['annotators'] is not None else 'not given'}"
           f" ({first.get('annotators_source', 'stated')}), overlap {first['overlap']}, P(on) from "
           f"{first['p_on_source']}."))
+
+
+def study_check(args: argparse.Namespace, store: Store) -> None:
+    from collector.serving.stopping import check_stopping
+
+    state = check_stopping(store)
+
+    def text() -> str:
+        if not state.rule:
+            return "No stopping rule is set (study set stop_when_resolved=[...] and/or max_labels=N)."
+        lines = [f"{a}: 95% confidence sequence [{low:.3f}, {high:.3f}], {state.resolved[a] or 'not resolved'}"
+                 for a, (low, high) in state.sequences.items()]
+        verdict = (f"Stopped by its rule at {state.labels:,} labels: {state.reason}." if state.stopped
+                   else f"Running: {state.labels:,} labels; the rule is not met.")
+        return "\n".join([*lines, verdict])
+
+    emit(args, dataclasses.asdict(state), text)
 
 
 @reads_only

@@ -188,19 +188,21 @@ class OnlineTrainer:
                 self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def run(self, stop: threading.Event, poll_seconds: float | None = None, log=print) -> None:
+    def run(self, stop: threading.Event, poll_seconds: float | None = None, log=print,
+            on_poll: Callable[[], None] | None = None) -> None:
         """Poll for new labels and retrain when due, until ``stop`` is set; errors are logged,
         never raised, so the app keeps serving the previous model. Returns at once when
-        another trainer already serves this database."""
+        another trainer already serves this database. ``on_poll`` runs after each poll (the
+        worker's stopping-rule check), its errors logged like the trainer's."""
         with self.trainer_lock(wait=False) as locked:
             if not locked:
                 log(f"worker: another trainer already publishes to {self.checkpoints.folder}; this one exits.")
                 return
             if cleaned := self.recover():
                 log(f"worker: cleaned what an interrupted publish left: {', '.join(cleaned)}")
-            self._poll(stop, poll_seconds or self.config.poll_seconds, log)
+            self._poll(stop, poll_seconds or self.config.poll_seconds, log, on_poll)
 
-    def _poll(self, stop: threading.Event, poll_seconds: float, log) -> None:
+    def _poll(self, stop: threading.Event, poll_seconds: float, log, on_poll: Callable[[], None] | None = None) -> None:
         while not stop.is_set():
             more = False
             try:
@@ -218,4 +220,9 @@ class OnlineTrainer:
                 log(f"worker: {exc}")
             except Exception as exc:  # keep serving the previous model whatever happened
                 log(f"worker: training failed, previous model stays live: {exc!r}")
+            if on_poll is not None:
+                try:
+                    on_poll()
+                except Exception as exc:  # noqa: BLE001 - logged, the worker goes on
+                    log(f"worker: {exc!r}")
             stop.wait(0.0 if more else poll_seconds)  # a backlog is embedded chunk after chunk

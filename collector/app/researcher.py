@@ -207,3 +207,25 @@ def plan_table(store: Store, effect: float, budget: int, power: float = 0.8) -> 
     keep = ["attribute", "p_on", "randomised_share", "icc", "annotators", "labels_needed", "detectable_effect",
             "p_on_source", "icc_source"]
     return table[[c for c in keep if c in table.columns]]
+
+
+def stopping_notice(store: Store) -> str | None:
+    """The study's stopping rule and where it stands, for the dashboard (``None`` without a rule)."""
+    from collector.serving.study import stopped, study_config, study_version
+
+    config = study_config(store)
+    if not (config.stop_when_resolved or config.max_labels):
+        return None
+    parts = []
+    if config.stop_when_resolved:
+        parts.append("every one of " + ", ".join(config.stop_when_resolved) + " resolved by its confidence sequence"
+                     + (f" (or inside +-{config.stop_rope:g})" if config.stop_rope else ""))
+    if config.max_labels:
+        parts.append(f"{config.max_labels:,} labels")
+    record = stopped(store)
+    if record is not None and record.get("study_version") == study_version(store):
+        return (f"Stopping rule: {' or '.join(parts)}. The study stopped by its rule at {record['labels']:,} labels "
+                f"({record['reason']}); annotators now see the completion message. Changing the rule in the study "
+                "settings reopens it.")
+    return (f"Stopping rule: {' or '.join(parts)}. Not met yet: the worker checks it every 50 labels "
+            "(`deconfound study check` checks it now).")

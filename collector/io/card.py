@@ -398,6 +398,37 @@ def style_control_section(frame: pd.DataFrame) -> str:
     return text
 
 
+def stopping_section(store: Store) -> str:
+    """How the study was meant to end and how it did: by quota, or by its stopping rule (every
+    named attribute resolved by its 95% confidence sequence, or a maximum number of labels), so a
+    reader knows whether the sample size was chosen in advance or by looking at the data."""
+    stored = json.loads(store.get_meta("study_config") or "{}")
+    names, rope, cap = stored.get("stop_when_resolved") or [], stored.get("stop_rope") or 0.0, stored.get("max_labels") or 0
+    if not names and not cap:
+        return ("No stopping rule was set: the sample size is what was collected by the time of this export "
+                "(quotas, if any, bound each annotator). The fixed-sample CIs in this card are valid only if the "
+                "size was not chosen by looking at them; the confidence sequences (`cs_low`, `cs_high` in "
+                "`deconfound effects`) are valid either way.")
+    rule = []
+    if names:
+        rule.append("stop once every one of " + ", ".join(f"`{a}`" for a in names) + " is resolved by its 95% "
+                    "confidence sequence (it excludes 0" + (f", or lies inside [-{rope:g}, {rope:g}]" if rope else "")
+                    + ")")
+    if cap:
+        rule.append(f"stop at {cap:,} labels")
+    text = "The study was run with a stopping rule: " + "; or ".join(rule) + ". "
+    record = json.loads(store.get_meta("study_stopped") or "null")
+    if record is None:
+        return text + "It had not stopped by its rule when this export was made."
+    sequences = ", ".join(f"`{a}` [{low:.3f}, {high:.3f}]" for a, (low, high) in record.get("sequences", {}).items())
+    return (text + f"It stopped by design at {record['labels']:,} labels on "
+            f"{datetime.fromtimestamp(record['at'], timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}: {record['reason']}."
+            + (f" The confidence sequences then: {sequences}." if sequences else "")
+            + " The sequences keep their 95% coverage at a stopping time chosen this way; the fixed-sample CIs do "
+              "not, so read effects from the sequences. Labels given after the stop was recorded, if any, are in the "
+              "data.")
+
+
 def _card_terms(store: Store) -> Any:
     """The study's license and languages as stored with its settings (validated when they were
     set: ``deconfound study set license=cc-by-4.0``), defaults where unset."""
@@ -475,6 +506,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Attribute effects (AMCE)", effects_section(pairs)),
         ("Agreement", agreement_section(pairs)),
         ("Suspicion probe", suspicion_section(store)),
+        ("Stopping", stopping_section(store)),
         ("Excluded labels", exclusions_section(pairs, fmt)),
         ("Imported data", imported_section(imported)),
     ]

@@ -127,3 +127,34 @@ def embed_new_texts(db_path: str | Path, progress: bool = True,
         return trainer.embed_pending(store)
     finally:
         store.close()
+
+
+class StopRuleCheck:
+    """The worker's check of the study's stopping rule (``collector.serving.stopping``), run after
+    each poll but estimated only when 50 more labels have come in (or at ``max_labels``): the
+    confidence sequences allow a look at any time, and this keeps the worker's CPU for training."""
+
+    EVERY = 50
+
+    def __init__(self, db_path: str | Path, log: Callable[[str], None] = print) -> None:
+        self.db_path, self.log = db_path, log
+        self.last = -self.EVERY
+
+    def __call__(self) -> None:
+        from collector.serving.stopping import check_stopping, has_rule
+        from collector.serving.study import stopped, study_config
+
+        store = Store(self.db_path)
+        try:
+            config = study_config(store)
+            if not has_rule(config) or stopped(store):
+                return
+            labels = store.label_count()
+            if labels - self.last < self.EVERY and not (config.max_labels and labels >= config.max_labels):
+                return
+            self.last = labels
+            state = check_stopping(store)
+            if state.stopped:
+                self.log(f"worker: the study stopped by its rule at {state.labels:,} labels: {state.reason}")
+        finally:
+            store.close()

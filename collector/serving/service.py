@@ -32,6 +32,7 @@ from collector.serving.study import (
     SUSPICION_ANSWERS,
     StudyConfig,
     objective_draw,
+    stopped,
     study_config,
     study_version,
 )
@@ -285,6 +286,10 @@ class Collector:
         config = study[0]
         if config.quota and self.progress(annotator_id) >= config.quota:
             raise StudyComplete(config.completion_message, config.completion_code, config.completion_url)
+        if config.stop_when_resolved or config.max_labels:  # stopped by its rule (serving.stopping)
+            record = stopped(self.store)
+            if record is not None and record.get("study_version") == study[1]:
+                raise StudyComplete(config.completion_message, config.completion_code, config.completion_url)
         pair = self.store.open_served_pair(annotator_id)
         if pair is None:
             self.release_expired_leases()

@@ -85,6 +85,12 @@ class StudyConfig:
     license_link: str = "LICENSE.md"
     # the languages of the prompts and responses (ISO 639-1 codes), for the card
     languages: list[str] = field(default_factory=lambda: ["en"])
+    # stopping by rule (collector.serving.stopping): the study ends once every attribute named
+    # here is resolved by its 95% confidence sequence (it excludes 0, or lies inside
+    # [-stop_rope, stop_rope] when stop_rope > 0), or at max_labels labels (0: no cap)
+    stop_when_resolved: list[str] = field(default_factory=list)
+    stop_rope: float = 0.0
+    max_labels: int = 0
 
     def validate(self, where: str = "study") -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]{0,63}", self.license or ""):
@@ -144,6 +150,17 @@ class StudyConfig:
         if isinstance(probe, bool) or not isinstance(probe, int) or not 0 <= probe <= 1_000_000:
             raise ConfigError(f"{where}.suspicion_probe_after: must be a whole number of labels, 0 (never ask) or more; "
                               f"got {probe!r}.")
+        if not isinstance(self.stop_when_resolved, list) or not all(
+                isinstance(a, str) and a.strip() for a in self.stop_when_resolved):
+            raise ConfigError(f"{where}.stop_when_resolved: must be a list of attribute names.")
+        if len(set(self.stop_when_resolved)) != len(self.stop_when_resolved):
+            raise ConfigError(f"{where}.stop_when_resolved: each attribute may be listed once.")
+        rope = self.stop_rope
+        if isinstance(rope, bool) or not isinstance(rope, (int, float)) or not (0 <= rope < 1 and rope == rope):
+            raise ConfigError(f"{where}.stop_rope: must be a difference in choice probability in [0, 1); got {rope!r}.")
+        cap = self.max_labels
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 100_000_000:
+            raise ConfigError(f"{where}.max_labels: must be a whole number of labels, 0 (no cap) or more; got {cap!r}.")
         if isinstance(self.quota, bool) or not isinstance(self.quota, int) or not 0 <= self.quota <= 1_000_000:
             raise ConfigError(f"{where}.quota: must be a whole number of labels, 0 (no quota) or more; "
                               f"got {self.quota!r}.")
@@ -196,6 +213,16 @@ def study_config(store: Store) -> StudyConfig:
 
 def study_version(store: Store) -> int:
     return int(store.get_meta("study_version", "0") or 0)
+
+
+STOPPED_META = "study_stopped"  # the stop a rule recorded (collector.serving.stopping)
+
+
+def stopped(store: Store) -> dict[str, Any] | None:
+    """The study's recorded stop by rule (reason, labels, sequences, study version), or ``None``
+    while it runs (a light read: the serving path checks it)."""
+    raw = store.get_meta(STOPPED_META)
+    return json.loads(raw) if raw else None
 
 
 def update_study_config(store: Store, changes: dict[str, Any], where: str = "study") -> tuple[StudyConfig, int]:

@@ -8,7 +8,7 @@ the annotators' pages never wait on it. Only the open tab is computed.
 import streamlit as st
 
 from collector.app import panels as dashboard
-from collector.app.researcher import policy_build_message
+from collector.app.researcher import policy_build_message, stopping_notice
 from collector.app.state import db_path, get_collector, require_researcher
 from collector.io.card import suspicion_table
 
@@ -99,6 +99,9 @@ def panels() -> None:
                 "attribute is `resolved` once its sequence excludes 0. `se_annotator` clusters by annotator "
                 "(cregg's convention); the sequence uses the larger of the two.")
             table = _effects(path, version)
+            rule = stopping_notice(get_collector().store)
+            if rule:
+                st.info(rule, icon=":material/flag:")
             st.plotly_chart(dashboard.build_effects_figure(table), key="dashboard_effects")
             st.dataframe(table, hide_index=True)
     with balance:
