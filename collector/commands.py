@@ -620,7 +620,7 @@ def plan(args: argparse.Namespace, store: Store) -> None:
     table = plan_study(store, effect=args.effect, budget=args.budget, power=args.power, alpha=args.alpha,
                        attributes=attributes, policy=policy, icc=args.icc, annotators=args.annotators,
                        tie_rate=args.tie_rate, drop_rate=args.drop_rate, p_on=args.p_on)
-    shown = [c for c in ("attribute", "p_on", "randomised_share", "icc", "labels_needed", "detectable_effect")
+    shown = [c for c in ("attribute", "p_on", "randomised_share", "icc", "labels_needed", "detectable_effect", "note")
              if c in table.columns]
     first = table.iloc[0]
     emit(args, _records(table), lambda: (

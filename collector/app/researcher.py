@@ -205,7 +205,7 @@ def plan_table(store: Store, effect: float, budget: int, power: float = 0.8) -> 
 
     table = plan(store, effect=effect, budget=budget, power=power)
     keep = ["attribute", "p_on", "randomised_share", "icc", "annotators", "labels_needed", "detectable_effect",
-            "p_on_source", "icc_source"]
+            "note", "p_on_source", "randomised_share_source", "icc_source"]
     return table[[c for c in keep if c in table.columns]]
 
 

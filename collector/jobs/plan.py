@@ -29,6 +29,35 @@ def _marginals(name: str, config: dict[str, Any]) -> dict[str, float] | None:
 MIN_ANNOTATORS_FOR_ICC = 20  # fewer clusters give an ICC too noisy to plan by
 
 
+POOL_SAMPLE = 300  # base responses read to estimate where an editor applies
+
+
+def _share(store: Store, done: pd.DataFrame, attribute: str) -> tuple[float, str]:
+    """The share of labelled pairs that enter the attribute's estimate: it is randomised, and it
+    applies to both responses (a list needs three sentences). From the study so far, else from a
+    sample of the pool's base responses (the editor's ``applies``, squared for the two sides)."""
+    if len(done) >= 30 and f"left_{attribute}" in done.columns:
+        both = done[f"left_{attribute}"].notna() & done[f"right_{attribute}"].notna()
+        if both.any():
+            return float(both.mean()), "the study so far"
+    from acquisition.editors import EDITORS, get_editor
+
+    if attribute not in EDITORS:
+        raise ConfigError(f"plan: {attribute!r} is not an attribute an editor switches; known: "
+                          f"{', '.join(sorted(EDITORS))}.")
+    texts = [t for (t,) in store._tuples(  # a fixed, spread sample: ids in a scrambled order
+        "SELECT text FROM responses WHERE parent_response_id IS NULL ORDER BY (id * 2654435761) % 4294967296 "
+        "LIMIT ?", [POOL_SAMPLE])]
+    if not texts:
+        return 1.0, "assumed 1 (no pool yet)"
+    editor = get_editor(attribute)
+    applies = sum(editor.applies(t) for t in texts) / len(texts)
+    if applies == 0:
+        raise ConfigError(f"plan: {attribute!r} applies to none of {len(texts)} responses of the pool: it cannot "
+                          "be randomised here.")
+    return applies ** 2, f"the pool (applies to {applies:.0%} of {len(texts)} responses; both sides must)"
+
+
 def _icc_so_far(seen: pd.DataFrame) -> tuple[float, float, str]:
     """``(icc, labels per annotator, source)``: the median over attributes of the ICC implied by
     each one's pair- and annotator-clustered standard errors, where at least 20 annotators
@@ -78,7 +107,7 @@ def plan(store: Store, effect: float | None = None, budget: int | None = None, p
     rows = []
     for a in names:
         row: dict[str, Any] = {"attribute": a}
-        share = 1.0
+        share, row["randomised_share_source"] = _share(store, done, a)
         if p_on is not None:
             p, row["p_on_source"] = p_on, "stated"
         elif static and a in static:
@@ -86,7 +115,6 @@ def plan(store: Store, effect: float | None = None, budget: int | None = None, p
         elif len(done) and f"left_{a}" in done.columns and done[f"left_{a}"].notna().any():
             flags = pd.concat([done[f"left_{a}"], done[f"right_{a}"]]).dropna().astype(bool)
             p, row["p_on_source"] = float(flags.mean()), "the study so far"
-            share = float(done[f"left_{a}"].notna().mean())
         else:
             raise ConfigError(f"plan: the design's probability of {a!r} does not follow from policy "
                               f"{policy[0]!r} and no labelled pair randomised it; give --p-on.")
@@ -103,11 +131,11 @@ def plan(store: Store, effect: float | None = None, budget: int | None = None, p
         row.update(p_on=p, randomised_share=share, tie_rate=tie_rate, drop_rate=drop_rate, icc=row_icc,
                    overlap=overlap, annotators=annotators, power=power, alpha=alpha)
         if effect is not None:
+            row["effect"] = effect
             try:
-                row["effect"] = effect
                 row["labels_needed"] = labels_needed(effect, design, power, alpha, annotators=annotators)
-            except ValueError as exc:
-                raise ConfigError(f"plan: {a}: {exc}.") from None
+            except ValueError as exc:  # out of reach with this crowd: said on its row, the others stand
+                row["labels_needed"], row["note"] = None, f"{exc}."
         if budget is not None:
             if annotators is not None:
                 design = Design(**{**design.__dict__, "labels_per_annotator": max(1.0, budget / annotators)})

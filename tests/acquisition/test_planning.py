@@ -82,15 +82,23 @@ def test_plan_reads_the_design_and_the_study_so_far_and_says_where_each_input_ca
     fresh = json.loads(capsys.readouterr().out)
     assert {r["p_on_source"] for r in fresh} == {"policy randomised_attributes"}
     assert fresh[0]["icc_source"].startswith("default 0")
+    # before any label, where each editor applies is read from the pool: a list needs three sentences
+    shares = {r["attribute"]: r["randomised_share"] for r in fresh}
+    assert all(r["randomised_share_source"].startswith("the pool") for r in fresh)
+    assert shares["list_format"] < shares["bold"] < 1
     store = Store(db)
     simulate(store, labels=900, annotators=30, seed=1)
     store.close()
     assert main(["plan", "--effect", "0.05", "--budget", "2000", "--db", str(db), "--json"]) == 0
     seen = json.loads(capsys.readouterr().out)
+    listed = next(r for r in seen if r["attribute"] == "list_format")  # rarely applies: out of reach, said so
+    assert listed["labels_needed"] is None and "add annotators" in listed["note"]
     assert seen[0]["icc_source"].startswith("the study so far") and seen[0]["tie_rate_source"] == "the study so far"
     row = seen[0]
     assert row["annotators"] == 30 and row["annotators_source"] == "the study so far"
-    design = Design(p_on=row["p_on"], tie_rate=row["tie_rate"], drop_rate=row["drop_rate"], icc=row["icc"])
+    assert row["randomised_share_source"] == "the study so far" and 0 < row["randomised_share"] < 1
+    design = Design(p_on=row["p_on"], tie_rate=row["tie_rate"], drop_rate=row["drop_rate"], icc=row["icc"],
+                    randomised_share=row["randomised_share"])
     assert row["labels_needed"] == labels_needed(0.05, design, annotators=30)
     at_budget = Design(**{**design.__dict__, "labels_per_annotator": 2000 / 30})
     assert row["detectable_effect"] == pytest.approx(detectable_effect(2000, at_budget))

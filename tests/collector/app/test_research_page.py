@@ -151,5 +151,8 @@ def test_the_plan_panel_gives_labels_per_attribute_for_the_active_policy(researc
     table = at.dataframe[0].value
     assert set(table.attribute) == {"bold", "list_format"} and set(table.p_on_source) == {"policy randomised_attributes"}
     # a fresh study: no ties or skips seen yet, so the defaults; no clustering seen yet
-    assert table.labels_needed.iloc[0] == labels_needed(0.1, Design(p_on=0.5, tie_rate=0.1, drop_rate=0.05))
+    share = table.randomised_share.iloc[0]
+    assert 0 < share < 1  # where the editor applies to both responses, read from the pool
+    assert table.labels_needed.iloc[0] == labels_needed(0.1, Design(p_on=0.5, tie_rate=0.1, drop_rate=0.05,
+                                                                     randomised_share=share))
     assert (table.detectable_effect > 0).all()
