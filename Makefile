@@ -8,7 +8,7 @@ PORT ?= 8501
 # the served app runs without a file watcher; `make dev` reloads on every save
 SERVE := --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-.PHONY: run dev test lint bench setup db clean
+.PHONY: run dev test lint bench plan-check setup db clean
 
 # the venv, torch first (pinned CPU wheel), then the packages in editable mode with their
 # dependencies and the test tools (pyproject.toml); redone when either file changes
@@ -60,6 +60,10 @@ bench: db
 		DECONFOUND_BENCH_RESULTS=$(BENCH_RESULTS) $(PY) -m collector.benchmarks.speed.$$m $$a || true; \
 	done
 	@$(PY) -m collector.benchmarks.speed.targets $(BENCH_RESULTS) $(BENCHES)
+
+# the planner checked through simulate: the realised power at the planned size (target 75-85%)
+plan-check: db
+	$(PY) -m collector.benchmarks.plan_check
 
 clean:
 	rm -rf $(VENV) $(CAUSAL_VENV) .pytest_cache .mypy_cache .ruff_cache
