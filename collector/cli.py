@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-rate", type=float, default=None,
                    help="share of labels that do not enter: skips, both bad (default: the study so far, else 0.05)")
     p.add_argument("--p-on", type=float, default=None, help="P(attribute on) per side, where the policy does not say")
+    p.add_argument("--item-icc", type=float, default=None,
+                   help="with quality control's overlap k: the correlation of one item's labels by different "
+                        "annotators (default 0: repeats count as independent labels)")
 
     p = add("balance", "Print attribute balance: SMD chosen vs rejected, left vs right, and each arm vs the "
             "observational reference, by group and prompt type.", handler=commands.balance)
@@ -361,7 +364,7 @@ NUMBERS: dict[str, tuple[float | None, float | None, bool, str]] = {
     "limit": (1, None, True, "count"), "parent_pid": (1, 2**22, True, "process id"),
     "budget": (1, None, True, "labels"), "power": (0, 1, False, "probability"), "alpha": (0, 0.5, False, "level"),
     "icc": (0, 1, True, "correlation"), "tie_rate": (0, 1, True, "share"), "drop_rate": (0, 1, True, "share"),
-    "p_on": (0, 1, False, "probability"),
+    "p_on": (0, 1, False, "probability"), "item_icc": (0, 1, True, "correlation"),
 }
 
 

@@ -619,7 +619,7 @@ def plan(args: argparse.Namespace, store: Store) -> None:
     attributes = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
     table = plan_study(store, effect=args.effect, budget=args.budget, power=args.power, alpha=args.alpha,
                        attributes=attributes, policy=policy, icc=args.icc, annotators=args.annotators,
-                       tie_rate=args.tie_rate, drop_rate=args.drop_rate, p_on=args.p_on)
+                       tie_rate=args.tie_rate, drop_rate=args.drop_rate, p_on=args.p_on, item_icc=args.item_icc)
     shown = [c for c in ("attribute", "p_on", "randomised_share", "icc", "labels_needed", "detectable_effect", "note")
              if c in table.columns]
     first = table.iloc[0]
@@ -631,8 +631,11 @@ def plan(args: argparse.Namespace, store: Store) -> None:
         + table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n"
         + f"Inputs: ties {first['tie_rate']:.3f} ({first.get('tie_rate_source', 'stated')}), labels that do not "
           f"enter {first['drop_rate']:.3f} ({first.get('drop_rate_source', 'stated')}), ICC "
-          f"({first['icc_source']}), annotators {first['annotators'] if first['annotators'] is not None else 'not given'}"
-          f" ({first.get('annotators_source', 'stated')}), overlap {first['overlap']}, P(on) from "
+          f"({first['icc_source']}), overlap {first['overlap']} with item ICC {first['item_icc']:g} "
+          f"({first['item_icc_source']}), "
+          + (f"annotators {first['annotators']} ({first.get('annotators_source', 'stated')})"
+             if first["annotators"] is not None else "annotators not given (clustering taken at 100 labels each)")
+          + ", P(on) from "
           f"{first['p_on_source']}."))
 
 

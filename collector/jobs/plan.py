@@ -73,7 +73,7 @@ def _icc_so_far(seen: pd.DataFrame) -> tuple[float, float, str]:
 def plan(store: Store, effect: float | None = None, budget: int | None = None, power: float = 0.8,
          alpha: float = 0.05, attributes: list[str] | None = None, policy: tuple[str, dict[str, Any]] | None = None,
          icc: float | None = None, annotators: int | None = None, tie_rate: float | None = None,
-         drop_rate: float | None = None, p_on: float | None = None) -> pd.DataFrame:
+         drop_rate: float | None = None, p_on: float | None = None, item_icc: float | None = None) -> pd.DataFrame:
     """One row per attribute: the design's inputs (and their sources), the labels for ``effect``
     at ``power`` and the smallest effect ``budget`` labels detect."""
     if effect is None and budget is None:
@@ -127,9 +127,12 @@ def plan(store: Store, effect: float | None = None, budget: int | None = None, p
         else:
             row["icc_source"] = "stated"
         design = Design(p_on=p, tie_rate=tie_rate, drop_rate=drop_rate, icc=row_icc, labels_per_annotator=m,
-                        overlap=overlap, randomised_share=share)
+                        overlap=overlap, item_icc=item_icc or 0.0, randomised_share=share)
         row.update(p_on=p, randomised_share=share, tie_rate=tie_rate, drop_rate=drop_rate, icc=row_icc,
-                   overlap=overlap, annotators=annotators, power=power, alpha=alpha)
+                   overlap=overlap, item_icc=item_icc or 0.0,
+                   item_icc_source="stated" if item_icc is not None else (
+                       "default 0 (repeats count as independent labels)" if overlap > 1 else "no overlap"),
+                   annotators=annotators, power=power, alpha=alpha)
         if effect is not None:
             row["effect"] = effect
             try:
