@@ -11,6 +11,7 @@ from collector.app import panels as dashboard
 from collector.app.researcher import policy_build_message, stopping_notice
 from collector.app.state import db_path, get_collector, require_researcher
 from collector.io.card import suspicion_table
+from collector.serving.study import study_config
 
 REFRESH = {"off": None, "10 s": 10, "30 s": 30, "60 s": 60}
 TABS = ["Progress", "Effects", "Balance and overlap", "Model", "Agreement", "Quality"]
@@ -31,8 +32,8 @@ def _flagged(path: str, version: tuple):
 
 
 @st.cache_data(ttl=120, max_entries=2, show_spinner="Estimating effects...")
-def _effects(path: str, version: tuple):
-    return dashboard.effects_table(_flagged(path, version))
+def _effects(path: str, version: tuple, rope: float = 0.0):
+    return dashboard.effects_table(_flagged(path, version), rope)
 
 
 @st.cache_data(ttl=120, max_entries=2, show_spinner="Computing agreement...")
@@ -98,7 +99,7 @@ def panels() -> None:
                 "however often you look and whenever you stop: **it is the one that licenses stopping**. An "
                 "attribute is `resolved` once its sequence excludes 0. `se_annotator` clusters by annotator "
                 "(cregg's convention); the sequence uses the larger of the two.")
-            table = _effects(path, version)
+            table = _effects(path, version, study_config(get_collector().store).stop_rope)
             rule = stopping_notice(get_collector().store)
             if rule:
                 st.info(rule, icon=":material/flag:")

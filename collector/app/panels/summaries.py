@@ -67,13 +67,14 @@ def family_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
+def effects_table(pairs: pd.DataFrame, rope: float = 0.0) -> pd.DataFrame:
     """AMCE of every randomised attribute, overall, by annotator group and by prompt type.
 
     Returns:
         ``[scope, cell, attribute, estimate, se, ci_low, ci_high, n_labels, n_on, n_off, method,
         estimand, se_annotator, n_annotators, cs_low, cs_high, resolved]``: ``resolved`` is
-        ``non-zero`` once the confidence sequence excludes 0.
+        ``non-zero`` once the confidence sequence excludes 0, ``negligible`` once it lies inside
+        ``[-rope, rope]`` (the study's ``stop_rope``; 0: never).
     """
     attributes = randomised(pairs)
     parts = []
@@ -81,7 +82,7 @@ def effects_table(pairs: pd.DataFrame) -> pd.DataFrame:
         table = amce(pairs, attributes=attributes, by=[column] if column else [])
         table.insert(0, "cell", table.pop(column).astype(str) if column else "all")
         table.insert(0, "scope", scope)
-        table["resolved"] = [resolved(low, high) or "" for low, high in zip(table["cs_low"], table["cs_high"])]
+        table["resolved"] = [resolved(low, high, rope) or "" for low, high in zip(table["cs_low"], table["cs_high"])]
         parts.append(table)
     return pd.concat(parts, ignore_index=True)
 

@@ -260,3 +260,20 @@ def test_flipped_pairs_are_those_whose_style_favours_the_loser():
     assert spurious_contrast(plain, plain) == 0
     long = plain + " " + " ".join(["It is worth keeping this in mind when you decide."] * 2)
     assert spurious_contrast(long, plain) == 1  # verbosity read as at least 30% more words
+
+
+def test_an_attribute_is_marked_resolved_by_its_confidence_sequence_or_the_region_of_equivalence():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    on_l, on_r = rng.random(n) < 0.5, rng.random(n) < 0.5
+    frame = pd.DataFrame({"label": np.where(rng.random(n) < 0.5, "left", "right"), "left_bold": on_l, "right_bold": on_r,
+                          "annotator_id": np.arange(n) % 40, "annotator_group": "g", "task_type": "t", "objective": "o",
+                          "left_edit_vector": '{"bold": {}}', "right_edit_vector": '{"bold": {}}'})
+    plain = dashboard.effects_table(frame)
+    assert len(plain) and set(plain["resolved"]) == {""}  # a null effect: the sequence straddles 0
+    settled = dashboard.effects_table(frame, rope=0.1)
+    overall = settled[settled["scope"] == "overall"].iloc[0]
+    assert -0.1 <= overall["cs_low"] and overall["cs_high"] <= 0.1 and overall["resolved"] == "negligible"
