@@ -271,7 +271,7 @@ def import_progress(phase: str, done: int, total: int | None, elapsed: float) ->
 
 def import_(args: argparse.Namespace, store: Store) -> None:
     from collector.io.importers import import_file
-    from collector.jobs.worker import embed_new_texts, pending_texts
+    from collector.jobs.worker import embed_new_texts
 
     result = import_file(store, args.path, args.format, args.task_type, progress=import_progress)
     store.audit(cli_actor(), "data imported", {"file": str(args.path), "new_preferences": result.new_preferences})
@@ -279,7 +279,7 @@ def import_(args: argparse.Namespace, store: Store) -> None:
         from collector.serving.snapshots import build_snapshot
 
         build_snapshot(args.db)  # the server maps these columns instead of reading the pool itself
-    pending = pending_texts(store)
+    pending = store.pending_texts()
     embedded = None
     if args.embed and pending:
         embedded = embed_new_texts(args.db, estimate=_embedding_estimate)

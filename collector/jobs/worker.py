@@ -103,11 +103,6 @@ def make_trainer(db_path: str | Path, config: TrainingConfig | None = None, prog
     return OnlineTrainer(functools.partial(Store, db_path), checkpoints, config, embedder)
 
 
-def pending_texts(store: Store) -> int:
-    """Prompts and responses not embedded yet (what the trainer's ``embed_pending`` will embed)."""
-    return store.pending_texts()
-
-
 def embed_new_texts(db_path: str | Path, progress: bool = True,
                     estimate: Callable[[int, float], None] | None = None) -> int:
     """Embed every prompt and response not embedded yet into the database's embedding cache
@@ -118,12 +113,12 @@ def embed_new_texts(db_path: str | Path, progress: bool = True,
         trainer = make_trainer(db_path, progress=progress)
         if estimate is not None:
             texts, _, _ = store.texts_after(int(store.get_meta("embedded_prompt_id", "0") or 0),
-                                            int(store.get_meta("embedded_response_id", "0") or 0))
+                                            int(store.get_meta("embedded_response_id", "0") or 0), limit=65)
             trainer.embedder.embed(texts[:1])  # loads the model outside the timing
-            sample = texts[1:65]
+            sample = texts[1:]
             started = time.perf_counter()
             trainer.embedder.embed(sample)  # cached: the full run does not embed them again
-            estimate(len(texts), max(len(sample), 1) / max(time.perf_counter() - started, 1e-9))
+            estimate(store.pending_texts(), max(len(sample), 1) / max(time.perf_counter() - started, 1e-9))
         return trainer.embed_pending(store)
     finally:
         store.close()

@@ -332,7 +332,6 @@ def test_import_returns_once_the_rows_are_stored_and_embeds_only_when_asked(tmp_
     import json as json_
 
     from collector.cli import main
-    from collector.jobs.worker import pending_texts
     from collector.store.create import init_db
 
     path = tmp_path / "p.jsonl"
@@ -349,6 +348,6 @@ def test_import_returns_once_the_rows_are_stored_and_embeds_only_when_asked(tmp_
     captured = capsys.readouterr()
     assert "embedding 18 texts at about" in captured.err and "Embedded 18 new texts" in captured.out
     store = Store(db)
-    assert pending_texts(store) == 0
+    assert store.pending_texts() == 0
     store.close()
     assert (tmp_path / "models" / "embeddings.sqlite").exists()
