@@ -22,16 +22,17 @@ AGREEMENT_COLUMNS = ["annotator_group", "items", "labels", "krippendorff_alpha",
                      "pairwise_agreement"]
 
 
-def agreement_labels(pairs: pd.DataFrame) -> pd.DataFrame:
+def agreement_labels(pairs: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """The labels agreement reads from a served-pair frame: every label (both-bad included) on a
     regular pair or a repeat, from annotators who are not excluded; gold pairs and attention
-    checks leave (their answers are known, not judged)."""
+    checks leave (their answers are known, not judged). ``columns``: only these (one copy of
+    what is read, not of every column)."""
     keep = pairs["label"].notna()
     if "qc_kind" in pairs.columns:
         keep &= pairs["qc_kind"].fillna("regular").isin(["regular", "repeat"])
     if "excluded" in pairs.columns:
         keep &= ~pairs["excluded"].fillna(False).astype(bool)
-    return pairs[keep]
+    return pairs[keep] if columns is None else pairs.loc[keep, columns]
 
 
 def agreement_items(labels: pd.DataFrame) -> pd.DataFrame:

@@ -61,22 +61,29 @@ ESTIMANDS = {"design": "AMCE under the study's own design (cregg's convention)",
 def labelled_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     """The labelled regular pairs of a ``pairs_frame``: not skipped, not both-bad, not a
     quality-control item, not from an excluded annotator (where those columns exist)."""
-    df = pairs[pairs["label"].isin(["left", "right", "tie"])]
-    if "qc_kind" in df.columns:
-        df = df[df["qc_kind"].isna() | df["qc_kind"].isin(["regular", "repeat"])]
-    if "excluded" in df.columns:
-        df = df[~df["excluded"].fillna(False).astype(bool)]
-    return df
+    return pairs[labelled_mask(pairs)]
 
 
-def randomised_attributes(pairs: pd.DataFrame) -> list[str]:
-    """Attributes that some pair randomised on both sides (so an effect can be estimated)."""
-    found = set()
+def labelled_mask(pairs: pd.DataFrame) -> np.ndarray:
+    """Which rows ``labelled_pairs`` keeps."""
+    keep = pairs["label"].isin(["left", "right", "tie"]).to_numpy(dtype=bool, copy=True)
+    if "qc_kind" in pairs.columns:
+        keep &= (pairs["qc_kind"].isna() | pairs["qc_kind"].isin(["regular", "repeat"])).to_numpy(dtype=bool)
+    if "excluded" in pairs.columns:
+        keep &= ~pairs["excluded"].fillna(False).astype(bool).to_numpy(dtype=bool)
+    return keep
+
+
+def randomised_attributes(pairs: pd.DataFrame, rows: np.ndarray | None = None) -> list[str]:
+    """Attributes that some pair (of ``rows``, a mask; default every row) randomised on both
+    sides (so an effect can be estimated)."""
+    rows = np.ones(len(pairs), dtype=bool) if rows is None else rows
+    found: set[str] = set()
     for column in ("left_edit_vector", "right_edit_vector"):
-        for text in pairs[column].dropna().unique():
+        for text in pairs.loc[rows, column].dropna().unique():
             found.update(json.loads(text))
     return sorted(a for a in found
-                  if f"left_{a}" in pairs.columns and pairs[f"left_{a}"].notna().any())
+                  if f"left_{a}" in pairs.columns and pairs.loc[rows, f"left_{a}"].notna().any())
 
 
 def _side_outcomes(df: pd.DataFrame, left_outcome: str | None) -> np.ndarray:
@@ -94,10 +101,9 @@ def _weights(df: pd.DataFrame) -> np.ndarray:
 
 def _strata(df: pd.DataFrame) -> list[np.ndarray]:
     """Positions of the rows of each design stratum: policy, version and the recorded marginals."""
-    keys = [df["policy"].astype(str).to_numpy(), df["policy_version"].astype(str).to_numpy()]
-    if "edit_marginals" in df.columns:
-        keys.append(df["edit_marginals"].astype(str).to_numpy())
-    codes = pd.MultiIndex.from_arrays(keys).factorize()[0]
+    columns = ["policy", "policy_version"] + (["edit_marginals"] if "edit_marginals" in df.columns else [])
+    # codes, not strings: a million marginals written out as text is hundreds of MB
+    codes = pd.MultiIndex.from_arrays([pd.factorize(df[c], use_na_sentinel=False)[0] for c in columns]).factorize()[0]
     return [np.flatnonzero(codes == c) for c in range(codes.max() + 1)] if len(codes) else []
 
 
@@ -199,18 +205,27 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
         raise ValueError(f"treatment must be 'realised' or 'assigned', not {treatment!r}")
     if estimand not in ESTIMANDS:
         raise ValueError(f"estimand must be one of {', '.join(ESTIMANDS)}, not {estimand!r}")
-    df = labelled_pairs(pairs) if left_outcome is None else pairs
-    attributes = list(attributes) if attributes is not None else randomised_attributes(df)
+    # one copy of the labelled rows, of the columns the estimate reads (a million pairs' every
+    # column, copied per attribute and cell, was gigabytes)
+    keep = labelled_mask(pairs) if left_outcome is None else np.ones(len(pairs), dtype=bool)
+    if attributes is None:
+        attributes = randomised_attributes(pairs, keep)
+    read = {left_outcome or "label", "annotator_id", "policy", "policy_version", "arm", "arm_propensity",
+            "edit_marginals", *by, *(f"{s}_{a}{x}" for s in ("left", "right") for a in attributes
+                                     for x in ("", "_assigned"))}
+    df = pairs.loc[keep, [c for c in pairs.columns if c in read]]
     rows = []
-    groups = [((), df)] if not by else [
-        (k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(list(by), sort=True)
-    ]
+    groups = [((), df)] if not by else (  # one cell's copy at a time
+        (k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(list(by), sort=True))
     for key, cell in groups:
         for a in attributes:
             if f"left_{a}" not in cell.columns:
                 continue
-            sub = cell[cell[f"left_{a}"].notna() & cell[f"right_{a}"].notna()]
             column = f"{{}}_{a}_assigned" if treatment == "assigned" and f"left_{a}_assigned" in cell.columns else f"{{}}_{a}"
+            needed = [c for c in (left_outcome or "label", column.format("left"), column.format("right"), "annotator_id",
+                                  "policy", "policy_version", "arm", "arm_propensity", "edit_marginals")
+                      if c in cell.columns]  # only what the estimate reads: a copy per attribute
+            sub = cell.loc[cell[f"left_{a}"].notna() & cell[f"right_{a}"].notna(), needed]
             base = dict(zip(by, key))
             if sub.empty:
                 rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,

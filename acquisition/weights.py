@@ -40,9 +40,10 @@ def design_weights(rows: pd.DataFrame, clip: float = 20.0) -> np.ndarray:
     if not len(rows):
         return weights
     p = pd.to_numeric(rows["arm_propensity"], errors="coerce").to_numpy(dtype=float)
-    policy = rows["policy"].astype(str).to_numpy() if "policy" in rows else np.full(len(rows), "")
-    version = rows["policy_version"].astype(str).to_numpy()
-    arm = rows["arm"].astype(str).to_numpy()
+    # each column's codes (missing values one code of their own), not its values as text
+    policy = pd.factorize(rows["policy"], use_na_sentinel=False)[0] if "policy" in rows else np.zeros(len(rows), int)
+    version = pd.factorize(rows["policy_version"], use_na_sentinel=False)[0]
+    arm = pd.factorize(rows["arm"], use_na_sentinel=False)[0]
     frame = pd.DataFrame({"policy": policy, "version": version, "arm": arm, "p": p})
     for _, design in frame.groupby(["policy", "version"], sort=False):
         n = len(design)

@@ -9,7 +9,6 @@ imported human preference data. Everything is computed from the database at expo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from acquisition.agreement import agreement_labels, agreement_table
 from acquisition.balance import indicator, pair_families, smd
 from acquisition.editors import EDITORS
 from acquisition.effects import amce
-from collector.io.frames import trl_frame
+from collector.io.frames import card_frame, trl_keep
 from collector.store import Store
 
 FORMAT_NOTES = {
@@ -116,7 +115,7 @@ def policies_section(store: Store, pairs: pd.DataFrame) -> str:
     # settings' version under their own name, so a version number alone says nothing)
     keys = ["policy", "policy_version"]
     served = pairs.groupby(keys).size() if len(pairs) else pd.Series(dtype=int)
-    labelled = pairs[pairs["status"] == "labelled"].groupby(keys).size() if len(pairs) else served
+    labelled = pairs.loc[pairs["status"] == "labelled", keys].groupby(keys).size() if len(pairs) else served
     table = pd.DataFrame({
         "version": policies["version"], "policy": policies["name"],
         "activated": [_iso(t) for t in policies["created_at"]],
@@ -135,7 +134,8 @@ def policies_section(store: Store, pairs: pd.DataFrame) -> str:
 def arms_section(pairs: pd.DataFrame) -> str:
     if pairs.empty:
         return "No pair has been served."
-    df = pairs.assign(family=pair_families(pairs), labelled=pairs["status"] == "labelled")
+    columns = ["policy", "policy_version", "arm", "served_pair_id", "propensity_score", "arm_propensity"]
+    df = pairs[columns].assign(family=pair_families(pairs), labelled=pairs["status"] == "labelled")
     keys = ["policy", "policy_version", "family"]
     summary = df.groupby(keys, sort=True).agg(
         served=("served_pair_id", "size"), labelled=("labelled", "sum"), arms=("arm", "nunique"),
@@ -180,7 +180,7 @@ def groups_section(store: Store, pairs: pd.DataFrame) -> str:
     annotators = pd.DataFrame(store.annotators())
     if annotators.empty:
         return "No annotators."
-    labelled = pairs[pairs["status"] == "labelled"]
+    labelled_groups = pairs.loc[pairs["status"] == "labelled", "annotator_group"]
     rows = []
     for group, part in annotators.groupby("group_name", sort=True):
         covariates = sorted({k for c in part["covariates"] for k in json.loads(c or "{}")})
@@ -189,7 +189,7 @@ def groups_section(store: Store, pairs: pd.DataFrame) -> str:
             "group": group, "annotators": len(part),
             "simulated": int(part["is_simulated"].sum()),
             "objectives": ", ".join(objectives), "covariates recorded": ", ".join(covariates),
-            "labels": int((labelled["annotator_group"] == group).sum()),
+            "labels": int((labelled_groups == group).sum()),
         }
         if "excluded" in part.columns:
             row["excluded annotators"] = int(part["excluded"].fillna(0).astype(int).sum())
@@ -199,17 +199,16 @@ def groups_section(store: Store, pairs: pd.DataFrame) -> str:
 
 def model_labels_section(pairs: pd.DataFrame) -> str:
     """Which labels came from LLM judges (``python -m collector judge``), by model and template."""
-    judged = pairs[(pairs["status"] == "labelled") & pairs["judgement"].notna()] if "judgement" in pairs else pairs[:0]
+    judged = pairs[(pairs["status"] == "labelled") & pairs["judge"].notna()] if "judge" in pairs else pairs[:0]
     n_labels = int((pairs["status"] == "labelled").sum()) if not pairs.empty else 0
     if judged.empty:
         return "None: no label came from a model judge."
     rows = []
     for group, part in judged.groupby("annotator_group", sort=True):
-        records = [json.loads(j) for j in part["judgement"]]
-        templates = {hashlib.sha256(json.dumps(r.get("template"), sort_keys=True).encode()).hexdigest()[:12]
-                     for r in records}
-        rows.append({"group": group, "model": ", ".join(sorted({str(r.get("model")) for r in records})),
-                     "backend": ", ".join(sorted({str(r.get("backend")) for r in records})),
+        records = [json.loads(j) for j in part["judge"].unique()]  # frames.judge_summary
+        templates = {r["template"] for r in records}
+        rows.append({"group": group, "model": ", ".join(sorted({r["model"] for r in records})),
+                     "backend": ", ".join(sorted({r["backend"] for r in records})),
                      "labels": len(part), "share of all labels": f"{len(part) / n_labels:.1%}",
                      "templates (sha256)": ", ".join(sorted(templates))})
     return ("These labels came from LLM judges, served and recorded through the same path as people's, as "
@@ -219,58 +218,74 @@ def model_labels_section(pairs: pd.DataFrame) -> str:
             + markdown_table(pd.DataFrame(rows)))
 
 
-def _indicators(df: pd.DataFrame, side: str) -> dict[str, pd.Series]:
-    """``acquisition.balance.indicator`` for every attribute, measuring each distinct text once
-    (texts repeat across pairs, and measuring is what costs)."""
-    text_col = f"{side}_text" if f"{side}_text" in df.columns else side
-    unique = pd.DataFrame({text_col: df[text_col].drop_duplicates().to_numpy()})
-    out = {}
-    for attribute in sorted(EDITORS):
-        measured = dict(zip(unique[text_col], indicator(unique, side, attribute)))
-        values = df[text_col].map(measured).astype(float)
-        flags = df.get(f"{side}_{attribute}")
-        if flags is not None:
-            values = flags.astype("Float64").astype(float).where(flags.notna(), values)
-            assigned = df.get(f"{side}_{attribute}_assigned")
-            if assigned is not None:  # randomised where it does not apply: not in the estimand
-                values = values.where(~(assigned.notna() & flags.isna()), np.nan)
-        out[attribute] = values
+def measured_attributes(store: Store, pairs: pd.DataFrame) -> dict[str, dict[int, float]]:
+    """``{attribute: {response id: indicator read on its text}}`` for every response a pair
+    showed (``acquisition.balance.indicator`` on the text alone), each text read and measured
+    once: texts repeat across pairs, measuring is what costs, and the card's frame holds ids,
+    not texts."""
+    ids = sorted({int(i) for side in ("left", "right") for i in pairs[f"{side}_response_id"].dropna()})
+    out: dict[str, dict[int, float]] = {a: {} for a in sorted(EDITORS)}
+    for start in range(0, len(ids), 5000):
+        texts = store.response_texts(ids[start:start + 5000])
+        chunk = pd.DataFrame({"text": list(texts.values())})
+        for attribute in out:
+            out[attribute].update(zip(texts, indicator(chunk, "text", attribute).astype(float)))
     return out
 
 
-def _smd_rows(first: dict[str, pd.Series], second: dict[str, pd.Series], index: pd.Index) -> dict[str, float]:
-    rows = {}
-    for attribute in first:
-        a, b = first[attribute].loc[index], second[attribute].loc[index]
-        keep = a.notna() & b.notna()
-        rows[attribute] = smd(a[keep], b[keep]) if keep.any() else math.nan
-    return rows
+def _indicator(df: pd.DataFrame, side: str, attribute: str, measured: dict[str, dict[int, float]]) -> pd.Series:
+    """``acquisition.balance.indicator`` of one attribute: the treatment received where it was
+    randomised, else what the response's text shows (``measured_attributes``)."""
+    values = df[f"{side}_response_id"].map(measured[attribute]).astype(float)
+    flags = df.get(f"{side}_{attribute}")
+    if flags is not None:
+        values = flags.astype("Float64").astype(float).where(flags.notna(), values)
+        assigned = df.get(f"{side}_{attribute}_assigned")
+        if assigned is not None:  # randomised where it does not apply: not in the estimand
+            values = values.where(~(assigned.notna() & flags.isna()), np.nan)
+    return values
 
 
-def balance_section(pairs: pd.DataFrame, trl: pd.DataFrame) -> str:
+def _smd(a: pd.Series, b: pd.Series) -> float:
+    keep = a.notna() & b.notna()
+    return smd(a[keep], b[keep]) if keep.any() else math.nan
+
+
+def balance_section(pairs: pd.DataFrame, measured: dict[str, dict[int, float]]) -> str:
     """Chosen vs rejected, and left vs right within annotator groups and prompt types, as in
-    ``acquisition.balance`` (``chosen_rejected_smd``, ``balance_report``)."""
-    if trl.empty:
+    ``acquisition.balance`` (``chosen_rejected_smd``, ``balance_report``); one attribute's
+    indicators at a time (a million pairs' worth of every attribute at once is gigabytes)."""
+    keep = trl_keep(pairs).to_numpy()
+    if not keep.any():
         return "No labels with a winner yet."
-    chosen, rejected = _indicators(trl, "chosen"), _indicators(trl, "rejected")
-    table = pd.DataFrame([
-        {"attribute": a, "smd": value, "n": int((chosen[a].notna() & rejected[a].notna()).sum()),
-         "chosen_rate": chosen[a].mean(), "rejected_rate": rejected[a].mean()}
-        for a, value in _smd_rows(chosen, rejected, trl.index).items()
-    ])
+    won = pairs.loc[keep, "label"].to_numpy() == "left"  # the trl rows' chosen side, without a copy of them
+    rows = []
+    for attribute in sorted(EDITORS):
+        left = _indicator(pairs, "left", attribute, measured).to_numpy()[keep]
+        right = _indicator(pairs, "right", attribute, measured).to_numpy()[keep]
+        chosen, rejected = pd.Series(np.where(won, left, right)), pd.Series(np.where(won, right, left))
+        rows.append({"attribute": attribute, "smd": _smd(chosen, rejected),
+                     "n": int((chosen.notna() & rejected.notna()).sum()),
+                     "chosen_rate": chosen.mean(), "rejected_rate": rejected.mean()})
+    table = pd.DataFrame(rows)
     table = table[table["n"] > 0]
     text = ("Standardised mean difference (SMD) of each attribute between chosen and rejected "
             "responses (|SMD| < 0.1 is balanced; an attribute comes from the edit vector where "
             "it was randomised and is read from the text otherwise):\n\n" + markdown_table(table))
-    left, right = _indicators(pairs, "left"), _indicators(pairs, "right")
-    strata = {"all": pairs.index}
+    strata = {"all": None}
     for col in ("annotator_group", "task_type"):
-        for value, part in pairs.groupby(col, sort=True):
-            strata[f"{col}={value}"] = part.index
-    pivot = pd.DataFrame({name: _smd_rows(left, right, index) for name, index in strata.items()})
-    pivot = pivot.dropna(how="all").rename_axis("attribute").reset_index()
-    if len(pivot):
-        text += "\n\nSMD between left and right, by annotator group and prompt type:\n\n" + markdown_table(pivot)
+        for value, index in pairs.groupby(col, sort=True).indices.items():
+            strata[f"{col}={value}"] = index
+    pivot: dict[str, dict[str, float]] = {name: {} for name in strata}
+    for attribute in sorted(EDITORS):
+        left = _indicator(pairs, "left", attribute, measured).to_numpy()
+        right = _indicator(pairs, "right", attribute, measured).to_numpy()
+        for name, index in strata.items():
+            a, b = (left, right) if index is None else (left[index], right[index])
+            pivot[name][attribute] = _smd(pd.Series(a), pd.Series(b))
+    frame = pd.DataFrame(pivot).dropna(how="all").rename_axis("attribute").reset_index()
+    if len(frame):
+        text += "\n\nSMD between left and right, by annotator group and prompt type:\n\n" + markdown_table(frame)
     return text
 
 
@@ -308,7 +323,8 @@ def effects_section(pairs: pd.DataFrame) -> str:
 
 
 def agreement_section(pairs: pd.DataFrame) -> str:
-    table = agreement_table(agreement_labels(pairs)) if not pairs.empty else pd.DataFrame()
+    columns = ["label", "left_response_id", "right_response_id", "annotator_id", "annotator_group"]
+    table = agreement_table(agreement_labels(pairs, columns)) if not pairs.empty else pd.DataFrame()
     if table.empty or not (table["items"] > 0).any():
         return "No item has been labelled by two or more annotators (set `overlap` to 2 or more to measure agreement)."
     return ("Krippendorff's alpha (nominal) and pairwise agreement on items (unordered response pairs) that two "
@@ -374,13 +390,13 @@ def style_differences(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def style_control_section(frame: pd.DataFrame) -> str:
+def style_control_section(frame: pd.DataFrame | dict[str, np.ndarray]) -> str:
     """Which of FastChat's style-control elements vary in this export. FastChat standardises each
     element's A-minus-B difference; one that never varies divides by a zero spread and turns
     every rating into 1000, so it must be left out of ``style_elements``."""
-    if frame.empty:
+    diffs = style_differences(frame) if isinstance(frame, pd.DataFrame) else frame  # an export's, batch by batch
+    if not len(next(iter(diffs.values()))):
         return "No battles."
-    diffs = style_differences(frame)
     varying = [e for e, d in diffs.items() if np.std(d) > 0]
     constant = [e for e in diffs if e not in varying]
     rows = pd.DataFrame({"element": list(diffs), "std of A - B": [float(np.std(d)) for d in diffs.values()],
@@ -441,15 +457,13 @@ def _card_terms(store: Store) -> Any:
                            languages=stored.get("languages", ["en"]))
 
 
-def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None, study: Any = None,
+def hub_front_matter(features: list[dict[str, Any]], n: int, data_files: str, fmt: str | None, study: Any = None,
                      num_bytes: int | None = None) -> str:
     """The YAML header the Hugging Face Hub reads from a dataset card: license (with its name and
     link where it is ``other``), languages, task, size, tags, the data files, the features and the
     split's size in rows and bytes (JSON flow style, which is YAML). ``study``: the study settings
-    (``collector.serving.study.StudyConfig``) that name the license and languages."""
-    from collector.io.schema import hub_features
-
-    n = len(frame)
+    (``collector.serving.study.StudyConfig``) that name the license and languages; ``features``:
+    the data file's columns (``collector.io.schema.hub_features``), ``n`` its rows."""
     size = next(label for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                                            (1_000_000, "100K<n<1M"), (float("inf"), "1M<n<10M")) if n < bound)
     license = getattr(study, "license", "other")
@@ -467,7 +481,7 @@ def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None, stud
         "tags": ["preference", "rlhf", "human-feedback", "reward-modeling", "causal-inference", "deconfound"],
         "size_categories": [size],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_files}]}],
-        "dataset_info": {"features": hub_features(frame), "splits": [split],
+        "dataset_info": {"features": features, "splits": [split],
                          **({"dataset_size": num_bytes, "download_size": num_bytes} if num_bytes is not None else {})},
     })
     return "---\n" + "".join(f"{k}: {json.dumps(v, ensure_ascii=False)}\n" for k, v in fields.items()) + "---\n\n"
@@ -475,12 +489,21 @@ def hub_front_matter(frame: pd.DataFrame, data_files: str, fmt: str | None, stud
 
 def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export_name: str | None = None,
                rows: int | None = None, frame: pd.DataFrame | None = None, data_files: str | None = None,
-               arena_models: str = "source", num_bytes: int | None = None) -> str:
-    """The Markdown dataset card for an export of ``store``, from its ``pairs_frame`` (``fmt``,
-    ``export_name``, ``rows`` describe the file it sits beside; all optional). With the exported
-    ``frame``, the card starts with the Hub's YAML front matter (``data_files``: the data file's
-    path relative to the card, default ``export_name``)."""
-    trl = trl_frame(pairs)
+               arena_models: str = "source", num_bytes: int | None = None,
+               features: list[dict[str, Any]] | None = None, style: dict[str, np.ndarray] | None = None) -> str:
+    """The Markdown dataset card for an export of ``store``, from its ``pairs_frame`` or the
+    ``card_frame`` of it (``fmt``, ``export_name``, ``rows`` describe the file it sits beside;
+    all optional). With the exported ``frame``, or its ``features`` and ``rows`` where the file
+    was written a batch at a time, the card starts with the Hub's YAML front matter
+    (``data_files``: the data file's path relative to the card, default ``export_name``); an
+    Arena card's style-control section reads ``style`` (``style_differences`` of every battle)
+    or the ``frame``."""
+    from collector.io.schema import hub_features
+
+    pairs = card_frame(pairs)
+    if frame is not None:
+        features, rows = hub_features(frame), len(frame)
+        style = style_differences(frame) if fmt == "arena" else None
     imported = pd.DataFrame(store.imported_preferences())
     title = f"Dataset card: {export_name}" if export_name else "Dataset card"
     intro = [f"# {title}",
@@ -502,7 +525,7 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Arms and propensities", arms_section(pairs)),
         ("Annotator groups", groups_section(store, pairs)),
         ("Labels from models", model_labels_section(pairs)),
-        ("Balance", balance_section(pairs, trl)),
+        ("Balance", balance_section(pairs, measured_attributes(store, pairs))),
         ("Attribute effects (AMCE)", effects_section(pairs)),
         ("Agreement", agreement_section(pairs)),
         ("Suspicion probe", suspicion_section(store)),
@@ -510,12 +533,12 @@ def build_card(store: Store, pairs: pd.DataFrame, fmt: str | None = None, export
         ("Excluded labels", exclusions_section(pairs, fmt)),
         ("Imported data", imported_section(imported)),
     ]
-    if fmt == "arena" and frame is not None:
-        sections.insert(3, ("Style control", style_control_section(frame)))
+    if fmt == "arena" and style is not None:
+        sections.insert(3, ("Style control", style_control_section(style)))
     body = "\n\n".join(intro) + "\n"
-    if frame is not None:
-        body = hub_front_matter(frame, data_files or export_name or "data.jsonl", fmt, _card_terms(store),
-                                num_bytes) + body
+    if features is not None:
+        body = hub_front_matter(features, rows or 0, data_files or export_name or "data.jsonl", fmt,
+                                _card_terms(store), num_bytes) + body
     for heading, text in sections:
         body += f"\n## {heading}\n\n{text}\n"
     return body

@@ -10,27 +10,35 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
-from acquisition.core.errors import ConfigError
+from acquisition.core.errors import ConfigError, DeconfoundError
 from acquisition.core.turns import standard_prompt
-from collector.io.card import build_card
+from collector.io.card import build_card, style_differences
 from collector.io.frames import (
     ARENA_MODELS,
     FORMATS,
     FRAMES,
     arena_frame,
+    card_frame,
+    empty_pairs_frame,
+    imported_trl_frame,
+    imported_trl_rows,
+    pairs_batches,
     pairs_frame,
     trl_conversational_frame,
     trl_frame,
+    trl_weights,
     with_imported,
 )
-from collector.io.schema import arrow_table
+from collector.io.schema import arrow_table, schema_features
 from collector.store import Store
 
 
@@ -40,24 +48,97 @@ def card_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".card.md")
 
 
-def export_frames(store: Store, fmt: str, arena_models: str = "source",
-                  include_imported: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(rows of the format, pairs_frame)``: the served-pair log is read once for both;
-    ``arena_models`` says what the Arena format's ``model_a``/``model_b`` name (``arena_frame``)."""
+def _check_format(fmt: str, arena_models: str, include_imported: bool) -> None:
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if arena_models not in ARENA_MODELS:
         raise ConfigError(f"--arena-models: must be one of {', '.join(ARENA_MODELS)}; got {arena_models!r}.")
+    if include_imported and fmt not in ("trl", "trl-conversational"):
+        raise ConfigError(f"--include-imported: only the trl formats carry imported preferences, not {fmt!r}.")
+
+
+def export_frames(store: Store, fmt: str, arena_models: str = "source",
+                  include_imported: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rows of the format, pairs_frame)``, each whole in memory (a download button, tests);
+    ``export`` writes the same rows a batch at a time (``format_batches``). ``arena_models``
+    says what the Arena format's ``model_a``/``model_b`` name (``arena_frame``)."""
+    _check_format(fmt, arena_models, include_imported)
     pairs = pairs_frame(store)
     if fmt == "arena":
         return arena_frame(pairs, arena_models), pairs
     if include_imported:
-        if fmt not in ("trl", "trl-conversational"):
-            raise ConfigError(f"--include-imported: only the trl formats carry imported preferences, not {fmt!r}.")
         rows = with_imported(trl_frame(pairs), store)
         return (standard_form(rows) if fmt == "trl" else trl_conversational_frame(pairs, rows)), pairs
     rows = FRAMES[fmt](pairs)
     return (standard_form(rows) if fmt == "trl" else rows), pairs
+
+
+def format_rows(pairs: pd.DataFrame, fmt: str, arena_models: str = "source",
+                weights: pd.Series | None = None) -> pd.DataFrame:
+    """The rows of ``fmt`` from (a batch of) a ``pairs_frame``; ``weights``: the whole export's
+    TRL weights by served pair (``trl_weights``), which one batch cannot compute."""
+    if fmt == "arena":
+        return arena_frame(pairs, arena_models)
+    if fmt in ("trl", "trl-conversational"):
+        rows = trl_frame(pairs, weights=weights)
+        return standard_form(rows) if fmt == "trl" else trl_conversational_frame(pairs, rows)
+    return FRAMES[fmt](pairs)
+
+
+@dataclass
+class Streamed:
+    """What ``format_batches`` saw on its way through the log, for the card: the pairs frame
+    without texts (``card_frame``), the number of rows written, and the Arena style counts."""
+
+    pairs: list[pd.DataFrame] = field(default_factory=list)
+    rows: int = 0
+    style: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def card_pairs(self) -> pd.DataFrame:
+        """The batches as one frame (once: the batches are let go, so it is the only copy)."""
+        parts, self.pairs = self.pairs, []
+        if not parts:
+            return card_frame(empty_pairs_frame())
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def style_differences(self) -> dict[str, np.ndarray]:
+        return {e: np.concatenate(parts) if parts else np.zeros(0) for e, parts in self.style.items()}
+
+
+def format_batches(store: Store, fmt: str, arena_models: str = "source", include_imported: bool = False,
+                   seen: Streamed | None = None) -> Iterator[pd.DataFrame]:
+    """The export's rows a batch of served pairs at a time, in id order (imported preferences
+    last): ``export_frames``' rows without the whole log in memory. ``seen`` collects what the
+    card needs. Call it inside ``Store.snapshot`` so every batch and the card read one state."""
+    _check_format(fmt, arena_models, include_imported)
+    weights = trl_weights(store) if fmt in ("trl", "trl-conversational") else None
+    interned: dict[str, dict[Any, Any]] = {}
+    produced = False
+    for batch in pairs_batches(store):
+        if seen is not None:
+            seen.pairs.append(card_frame(batch, interned))
+        rows = format_rows(batch, fmt, arena_models, weights)
+        if fmt == "arena" and seen is not None:
+            for element, diff in style_differences(rows).items():
+                seen.style.setdefault(element, []).append(diff)
+        if len(rows):
+            produced = True
+            if seen is not None:
+                seen.rows += len(rows)
+            yield rows
+    if include_imported:
+        imported = imported_trl_frame(store)
+        if len(imported):
+            rows = imported_trl_rows(imported)
+            rows = standard_form(rows) if fmt == "trl" else trl_conversational_frame(empty_pairs_frame(), rows)
+            produced = True
+            if seen is not None:
+                seen.rows += len(rows)
+            yield rows
+    if not produced:  # an empty export still has every column, typed
+        if fmt == "arena" and seen is not None:
+            seen.style = {e: [] for e in style_differences(format_rows(empty_pairs_frame(), fmt, arena_models))}
+        yield format_rows(empty_pairs_frame(), fmt, arena_models)
 
 
 def standard_form(rows: pd.DataFrame) -> pd.DataFrame:
@@ -68,32 +149,61 @@ def standard_form(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 EXPORT_BATCH_ROWS = 1000  # rows encoded at a time: the file is written in batches, never held whole
+PARQUET_BATCH_ROWS = 5000  # rows per Parquet row group at most (a log batch's rows: fewer, larger groups)
 
 
-def _arrow_schema(df: pd.DataFrame) -> Any:
-    """The export's Arrow schema, inferred from each column's first value (a column with none
-    takes its declared type, ``arrow_table``), so every batch is written with the same one."""
-    positions = {0} | {int(df.index.get_indexer([i])[0]) for c in df.columns
-                       if (i := df[c].first_valid_index()) is not None}
-    return arrow_table(df.iloc[sorted(positions)]).schema
+def write_batches(batches: Iterable[pd.DataFrame], f: BinaryIO, ext: str) -> list[dict[str, Any]]:
+    """Write frames of one export to ``f`` as ``jsonl`` or ``parquet``, ``EXPORT_BATCH_ROWS``
+    rows at a time (pandas' whole-frame JSON encoder held about 50 times the output's size at
+    once); returns the file's features as the Hub's card lists them. Every batch is written
+    with the first one's Arrow schema (``collector.io.schema``: a column with no value there
+    takes its declared type); a later batch whose column has another type is an error, not a
+    silent cast."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = None
+    writer = None
+    try:
+        for frame in batches:
+            step = PARQUET_BATCH_ROWS if ext == "parquet" else EXPORT_BATCH_ROWS
+            for start in range(0, max(len(frame), 1), step):
+                batch = frame.iloc[start:start + step]
+                if not len(batch) and schema is not None:
+                    continue
+                table = arrow_table(batch) if ext == "parquet" or schema is None else None
+                if schema is None:
+                    assert table is not None
+                    schema = table.schema
+                    if ext == "parquet":
+                        writer = pq.ParquetWriter(f, schema)
+                if ext == "parquet":
+                    assert table is not None and writer is not None
+                    writer.write_table(_conform(table, schema, pa))
+                elif len(batch):
+                    text = batch.to_json(orient="records", lines=True, force_ascii=False)
+                    f.write(text.encode("utf-8") if text.endswith("\n") else (text + "\n").encode("utf-8"))
+    finally:
+        if writer is not None:
+            writer.close()
+    return schema_features(schema) if schema is not None else []
+
+
+def _conform(table: Any, schema: Any, pa: Any) -> Any:
+    """``table`` with ``schema``'s types: a column all null in either takes the other's type."""
+    if table.schema == schema:
+        return table
+    for name in schema.names:
+        have, want = table.schema.field(name).type, schema.field(name).type
+        if have != want and table.column(name).null_count != len(table) and not pa.types.is_null(want):
+            raise DeconfoundError(f"export: column {name!r} is {have} in a later batch but {want} in the first; "
+                                  "this is a bug in the export's declared types (collector/io/schema.py).")
+    return table.cast(schema)
 
 
 def write_frame(df: pd.DataFrame, f: BinaryIO, ext: str) -> None:
-    """Write ``df`` to ``f`` as ``jsonl`` or ``parquet``, ``EXPORT_BATCH_ROWS`` rows at a time
-    (pandas' whole-frame JSON encoder held about 50 times the output's size at once)."""
-    batches = [df.iloc[start:start + EXPORT_BATCH_ROWS] for start in range(0, len(df), EXPORT_BATCH_ROWS)]
-    if ext == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        schema = _arrow_schema(df)
-        with pq.ParquetWriter(f, schema) as writer:
-            for batch in batches or [df]:
-                writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
-        return
-    for batch in batches:
-        text = batch.to_json(orient="records", lines=True, force_ascii=False)
-        f.write(text.encode("utf-8") if text.endswith("\n") else (text + "\n").encode("utf-8"))
+    """Write ``df`` to ``f`` as ``jsonl`` or ``parquet`` (``write_batches`` of one frame)."""
+    write_batches([df], f, ext)
 
 
 def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
@@ -164,15 +274,18 @@ def export(store: Store, fmt: str, out: str | Path, card: bool = True, arena_mod
     out = Path(out)
     check_out_path(out)
     refuse_onto_database(store, [out, card_path(out)] if card else [out])
-    df, pairs = export_frames(store, fmt, arena_models, include_imported)
-    with staged([out, card_path(out)] if card else [out]) as temporary:
+    _check_format(fmt, arena_models, include_imported)
+    seen = Streamed()
+    with store.snapshot(), staged([out, card_path(out)] if card else [out]) as temporary:
         with open(temporary[out], "wb") as f:
-            write_frame(df, f, out.suffix[1:])
+            features = write_batches(format_batches(store, fmt, arena_models, include_imported, seen), f,
+                                     out.suffix[1:])
         if card:
-            text = build_card(store, pairs, fmt=fmt, export_name=out.name, rows=len(df), frame=df,
+            text = build_card(store, seen.card_pairs(), fmt=fmt, export_name=out.name, rows=seen.rows,
+                              features=features, style=seen.style_differences() if fmt == "arena" else None,
                               arena_models=arena_models, num_bytes=temporary[out].stat().st_size)
             temporary[card_path(out)].write_bytes(text.encode("utf-8"))
-    return len(df)
+    return seen.rows
 
 
 def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "source",
@@ -186,13 +299,15 @@ def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"--hub {folder}: must be a new or empty folder.")
-    df, pairs = export_frames(store, fmt, arena_models, include_imported)
-    with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as tmp:
+    _check_format(fmt, arena_models, include_imported)
+    seen = Streamed()
+    with store.snapshot(), tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as tmp:
         staging = Path(tmp) / "hub"
         (staging / "data").mkdir(parents=True)
         with open(staging / "data" / "train.parquet", "wb") as f:
-            write_frame(df, f, "parquet")
-        card = build_card(store, pairs, fmt=fmt, export_name="data/train.parquet", rows=len(df), frame=df,
+            features = write_batches(format_batches(store, fmt, arena_models, include_imported, seen), f, "parquet")
+        card = build_card(store, seen.card_pairs(), fmt=fmt, export_name="data/train.parquet", rows=seen.rows,
+                          features=features, style=seen.style_differences() if fmt == "arena" else None,
                           data_files="data/train.parquet", arena_models=arena_models,
                           num_bytes=(staging / "data" / "train.parquet").stat().st_size)
         (staging / "README.md").write_text(card, encoding="utf-8")
@@ -200,12 +315,14 @@ def export_hub(store: Store, fmt: str, folder: str | Path, arena_models: str = "
         if folder.exists():
             folder.rmdir()
         os.replace(staging, folder)
-    return len(df)
+    return seen.rows
 
 
 def export_bytes(store: Store, fmt: str, ext: str) -> bytes:
     """One export's file content (``ext`` ``jsonl`` or ``parquet``), for a download button."""
     if ext not in ("jsonl", "parquet"):
         raise ConfigError(f"file type {ext!r}: choose jsonl or parquet.")
-    df, _pairs = export_frames(store, fmt)
-    return frame_bytes(df, ext)
+    buffer = io.BytesIO()
+    with store.snapshot():
+        write_batches(format_batches(store, fmt), buffer, ext)
+    return buffer.getvalue()

@@ -3,12 +3,14 @@ database once) and the formats derived from it (TRL standard and conversational,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from acquisition.core.turns import prompt_turns
@@ -54,12 +56,24 @@ def _static_marginals(store: Store) -> dict[tuple[str, int], str]:
 def pairs_frame(store: Store) -> pd.DataFrame:
     """Every served pair, labelled or not, one row each (read a batch at a time: the typed
     frame is the only whole copy held)."""
+    parts = list(pairs_batches(store))
+    if not parts:
+        return _pairs_batch([], {}, {})
+    return parts[0] if len(parts) == 1 else _typed(pd.concat(parts, ignore_index=True))
+
+
+def pairs_batches(store: Store) -> Iterator[pd.DataFrame]:
+    """``pairs_frame`` a batch of served pairs at a time (``Store.served_pair_log_batches``),
+    each batch typed as the whole frame is: an export streams these to its file."""
     static = _static_marginals(store)
     probes = {a["annotator_id"]: a for a in store.suspicion_answers()}
-    parts = [_pairs_batch(batch, static, probes) for batch in store.served_pair_log_batches()]
-    if not parts:
-        return _pairs_batch([], static, probes)
-    return parts[0] if len(parts) == 1 else _typed(pd.concat(parts, ignore_index=True))
+    for batch in store.served_pair_log_batches():
+        yield _pairs_batch(batch, static, probes)
+
+
+def empty_pairs_frame() -> pd.DataFrame:
+    """``pairs_frame`` of a database with no served pair: every column, typed, no row."""
+    return _pairs_batch([], {}, {})
 
 
 def _pairs_batch(log: list[dict[str, Any]], static: dict[tuple[str, int], str],
@@ -125,55 +139,134 @@ def _pairs_columns() -> list[str]:
             + [f"{s}_{a}_assigned" for s in ("left", "right") for a in sorted(EDITORS)])
 
 
-def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: bool = False) -> pd.DataFrame:
-    """Labelled pairs with a winner (from ``pairs_frame``) as TRL preference rows; ties and
-    both-bad are left out, and so are gold pairs and attention checks (unless ``include_qc``)
-    and excluded annotators' labels (unless ``include_excluded``). Repeats stay: they are real
-    labels of their item."""
+def trl_keep(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: bool = False) -> pd.Series:
+    """Which rows of a ``pairs_frame`` (or of ``assignment_frame``) a ``trl`` export keeps: a
+    label with a winner; no gold pair or attention check unless ``include_qc``; no excluded
+    annotator's label unless ``include_excluded``."""
     keep = pairs["label"].isin(["left", "right"])
     if not include_qc:
         keep &= pairs["qc_kind"].isin(["regular", "repeat"])
     if not include_excluded:
         keep &= ~pairs["excluded"].astype(bool)
-    rows = []
-    for r in pairs[keep].to_dict("records"):
-        win, lose = ("left", "right") if r["label"] == "left" else ("right", "left")
-        row = {
-            "prompt": r["prompt"], "chosen": r[f"{win}_text"], "rejected": r[f"{lose}_text"],
-            "served_pair_id": r["served_pair_id"], "prompt_id": r["prompt_id"],
-            "task_type": r["task_type"],
-            "chosen_response_id": r[f"{win}_response_id"],
-            "rejected_response_id": r[f"{lose}_response_id"],
-            "chosen_position": win,
-            "chosen_edit_vector": r[f"{win}_edit_vector"],
-            "rejected_edit_vector": r[f"{lose}_edit_vector"],
-            "strength": r["strength"], "rationale": r["rationale"],
-            "annotator_id": r["annotator_id"], "annotator_group": r["annotator_group"],
-            "annotator_covariates": r["annotator_covariates"],
-            "policy": r["policy"], "policy_version": r["policy_version"], "arm": r["arm"], "family": r["family"],
-            "propensity_score": r["propensity_score"], "arm_propensity": r["arm_propensity"],
-            "model_version": r["model_version"], "labelled_at": r["labelled_at"],
-            "latency_ms": r["latency_ms"],
-        }
-        for a in sorted(EDITORS):
-            row[f"chosen_{a}"] = r[f"{win}_{a}"]
-            row[f"rejected_{a}"] = r[f"{lose}_{a}"]
-            row[f"chosen_{a}_assigned"] = r[f"{win}_{a}_assigned"]
-            row[f"rejected_{a}_assigned"] = r[f"{lose}_{a}_assigned"]
-        rows.append(row)
-    columns = [
-        "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
-        "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
-        "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group", "annotator_covariates",
-        "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity", "weight",
-        "model_version", "labelled_at", "latency_ms",
-    ] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
-        f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
-    df = pd.DataFrame(rows, columns=columns)
+    return keep
+
+
+TRL_COLUMNS = [
+    "prompt", "chosen", "rejected", "served_pair_id", "prompt_id", "task_type",
+    "chosen_response_id", "rejected_response_id", "chosen_position", "chosen_edit_vector",
+    "rejected_edit_vector", "strength", "rationale", "annotator_id", "annotator_group", "annotator_covariates",
+    "policy", "policy_version", "arm", "family", "propensity_score", "arm_propensity", "weight",
+    "model_version", "labelled_at", "latency_ms",
+] + [f"{s}_{a}" for a in sorted(EDITORS) for s in ("chosen", "rejected")] + [
+    f"{s}_{a}_assigned" for a in sorted(EDITORS) for s in ("chosen", "rejected")]
+_TRL_SIDES = {"chosen": "text", "rejected": "text", "chosen_response_id": "response_id",
+              "rejected_response_id": "response_id", "chosen_edit_vector": "edit_vector",
+              "rejected_edit_vector": "edit_vector",
+              **{f"{s}_{a}{x}": f"{a}{x}" for a in EDITORS for s in ("chosen", "rejected") for x in ("", "_assigned")}}
+
+
+def trl_frame(pairs: pd.DataFrame, include_excluded: bool = False, include_qc: bool = False,
+              weights: pd.Series | None = None) -> pd.DataFrame:
+    """Labelled pairs with a winner (from ``pairs_frame``) as TRL preference rows; ties and
+    both-bad are left out, and so are gold pairs and attention checks (unless ``include_qc``)
+    and excluded annotators' labels (unless ``include_excluded``). Repeats stay: they are real
+    labels of their item. ``weight`` is ``design_weights`` of these rows, or, where an export
+    writes them a batch at a time, ``weights`` (by ``served_pair_id``, from ``trl_weights``:
+    the weights of the whole export). Columns of ``TRL_COLUMNS`` whose source is not in
+    ``pairs`` (a ``card_frame`` has no texts) are left out."""
+    rows = pairs[trl_keep(pairs, include_excluded, include_qc)].reset_index(drop=True)
+    left = (rows["label"] == "left").to_numpy()
+    out: dict[str, Any] = {}
+    for column in TRL_COLUMNS:
+        if column == "chosen_position":
+            out[column] = pd.Series(np.where(left, "left", "right"), dtype=object)
+        elif column == "weight":
+            out[column] = None
+        elif column in _TRL_SIDES:
+            source = _TRL_SIDES[column]
+            first, second = ("left", "right") if column.startswith("chosen") else ("right", "left")
+            if f"{first}_{source}" in rows.columns:
+                out[column] = rows[f"{first}_{source}"].where(left, rows[f"{second}_{source}"])
+        elif column in rows.columns:
+            out[column] = rows[column]
+    df = pd.DataFrame(out, columns=[c for c in TRL_COLUMNS if c in out])
     # the stabilised inverse probability of what the design made depend on covariates: exactly 1
     # where an arm depends on nothing observed (acquisition.weights; docs/data.md, "Weights")
-    df["weight"] = design_weights(df) if len(df) else pd.Series(dtype=float)
+    if weights is not None:
+        df["weight"] = rows["served_pair_id"].map(weights).astype(float)
+    else:
+        df["weight"] = design_weights(df) if len(df) else pd.Series(dtype=float)
     return _typed(df)
+
+
+def assignment_frame(store: Store) -> pd.DataFrame:
+    """Every served pair's ``served_pair_id``, ``policy``, ``policy_version``, ``arm``,
+    ``arm_propensity``, ``qc_kind``, ``label`` and ``excluded`` as ``pairs_frame`` has them,
+    without the rest (``Store.assignment_log_batches``): what ``trl_keep`` and the design
+    weights read, for a million labels in tens of MB."""
+    parts = []
+    for batch in store.assignment_log_batches():
+        parts.append(pd.DataFrame({
+            "served_pair_id": np.array([r["id"] for r in batch], dtype=np.int64),
+            "policy": [r["policy_name"] for r in batch],
+            "policy_version": np.array([r["policy_version"] for r in batch], dtype=np.int64),
+            "arm": [r["arm"] for r in batch],
+            "arm_propensity": np.array([r["arm_propensity"] for r in batch], dtype=float),
+            "qc_kind": [r["qc_kind"] for r in batch], "label": [r["choice"] for r in batch],
+            "excluded": np.array([bool(r["annotator_excluded"]) for r in batch]),
+        }))
+    columns = ["served_pair_id", "policy", "policy_version", "arm", "arm_propensity", "qc_kind", "label", "excluded"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def trl_weights(store: Store, include_excluded: bool = False, include_qc: bool = False) -> pd.Series:
+    """The ``weight`` of every row a ``trl`` export keeps, by ``served_pair_id``: what
+    ``trl_frame`` computes over the whole frame, for an export that writes a batch at a time."""
+    rows = assignment_frame(store)
+    rows = rows[trl_keep(rows, include_excluded, include_qc)].reset_index(drop=True)
+    return pd.Series(design_weights(rows), index=rows["served_pair_id"].to_numpy(), dtype=float)
+
+
+# what the dataset card reads of a pairs frame (``card_frame``): an export keeps only these of
+# every row on its way through the log; texts, timestamps and free text are the bulk of a row
+CARD_COLUMNS = ["served_pair_id", "status", "label", "annotator_id", "annotator_group", "task_type",
+                "left_response_id", "right_response_id", "left_edit_vector", "right_edit_vector", "policy",
+                "policy_version", "arm", "family", "propensity_score", "arm_propensity", "qc_kind", "excluded",
+                "excluded_reason", "edit_marginals"] + [
+    f"{s}_{a}{x}" for x in ("", "_assigned") for s in ("left", "right") for a in sorted(EDITORS)]
+
+
+def judge_summary(judgement: Any) -> str | None:
+    """What the card says of an LLM judge's label (``judgement``'s model, backend, and its
+    template's sha256), as one short JSON string; None for a person's label."""
+    if not isinstance(judgement, str):
+        return None
+    record = json.loads(judgement)
+    template = hashlib.sha256(json.dumps(record.get("template"), sort_keys=True).encode()).hexdigest()[:12]
+    return json.dumps({"model": str(record.get("model")), "backend": str(record.get("backend")),
+                       "template": template}, sort_keys=True)
+
+
+def card_frame(pairs: pd.DataFrame, interned: dict[str, dict[Any, Any]] | None = None) -> pd.DataFrame:
+    """A ``pairs_frame`` (or a batch of one) as the dataset card reads it: the columns of
+    ``CARD_COLUMNS`` it has, ``judge`` (``judge_summary``) in ``judgement``'s place, and each
+    repeated string held once (``interned``: a cache shared by the batches of one export). An
+    already slim frame comes back as it is."""
+    if "judge" in pairs.columns and "left_text" not in pairs.columns:
+        return pairs
+    out = pairs[[c for c in CARD_COLUMNS if c in pairs.columns]].copy()
+    judges = pairs["judgement"] if "judgement" in pairs.columns else pd.Series(None, index=pairs.index, dtype=object)
+    out["judge"] = pd.Series([judge_summary(j) for j in judges], index=pairs.index, dtype=object)
+    interned = {} if interned is None else interned
+    for column in out.columns:
+        if column.startswith(("left_", "right_")) and column.split("_", 1)[1].removesuffix("_assigned") in EDITORS:
+            out[column] = out[column].astype("boolean")  # two bytes a row, not an object pointer
+        # pandas' own str dtype holds every value's bytes: here one pointer each
+        elif out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            cache = interned.setdefault(column, {})
+            out[column] = pd.Series([v if not isinstance(v, str) else cache.setdefault(v, v) for v in out[column]],
+                                    index=out.index, dtype=object)
+    return out
 
 
 def imported_trl_frame(store: Store) -> pd.DataFrame:
@@ -200,8 +293,13 @@ def with_imported(df: pd.DataFrame, store: Store) -> pd.DataFrame:
     imported = imported_trl_frame(store)
     if imported.empty:
         return df
-    out = pd.concat([df, imported], ignore_index=True)
+    out = pd.concat([df, imported_trl_rows(imported)], ignore_index=True)
     return _typed(out[list(df.columns)])  # the same columns and types as without the imported rows
+
+
+def imported_trl_rows(imported: pd.DataFrame) -> pd.DataFrame:
+    """``imported_trl_frame``'s rows in every column of a ``trl`` frame, typed as one."""
+    return _typed(imported.reindex(columns=TRL_COLUMNS))
 
 
 def trl_conversational_frame(pairs: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:

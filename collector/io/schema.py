@@ -72,4 +72,9 @@ def _feature(name: str, t: pa.DataType) -> dict[str, Any]:
 
 
 def hub_features(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_feature(f.name, f.type) for f in arrow_table(df).schema]
+    return schema_features(arrow_table(df).schema)
+
+
+def schema_features(schema: pa.Schema) -> list[dict[str, Any]]:
+    """An Arrow schema's columns as the Hub's YAML lists ``dataset_info.features``."""
+    return [_feature(f.name, f.type) for f in schema]

@@ -364,6 +364,27 @@ class StoreBase:
             self._readers.add(conn)
         return conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees one state of the database (a read
+        transaction on its read connection: WAL keeps that state while writers go on, and
+        nobody waits for it). An export that reads the log in batches and a card that counts
+        it then describe the same labels. In memory, or where the main connection must read,
+        the reads go on under the store's lock as they do outside."""
+        reader = self._reader()
+        if reader is None or reader.in_transaction:  # nothing to pin, or pinned by an outer block
+            yield
+            return
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # the snapshot starts at the first read
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, writing=False) from exc
+        try:
+            yield
+        finally:
+            reader.execute("COMMIT")
+
     def _read(self, sql: str, params: list[Any]) -> tuple[list[str] | None, list[tuple[Any, ...]]]:
         """Column names and rows of one read, on this thread's read connection or, where it must,
         on the main one under the lock."""

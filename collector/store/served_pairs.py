@@ -394,6 +394,26 @@ class ServedPairsMixin(StoreBase):
             yield rows
             after = rows[-1]["id"]
 
+    def assignment_log_batches(self, batch: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+        """What the export's training weights read of every served pair, a batch at a time in id
+        order: ``id``, ``policy_name``, ``policy_version``, ``arm``, ``arm_propensity``, ``qc_kind``,
+        the label's ``choice`` and the annotator's ``annotator_excluded``, named as in
+        ``served_pair_log`` (no texts: a million rows of these fit in a few tens of MB)."""
+        after = 0
+        while rows := self._all(
+            """
+            SELECT sp.id, sp.policy_name, sp.policy_version, sp.arm, sp.arm_propensity, sp.qc_kind,
+                   l.choice AS choice, a.excluded AS annotator_excluded
+            FROM served_pairs sp
+            JOIN annotators a ON a.id = sp.annotator_id
+            LEFT JOIN labels l ON l.served_pair_id = sp.id
+            WHERE sp.id > ?
+            ORDER BY sp.id LIMIT ?
+            """, [after, batch]
+        ):
+            yield rows
+            after = rows[-1]["id"]
+
     def served_pair_log(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Every served pair (with an id above ``after``, at most ``limit``) with its texts,
         annotator, policy config and label (if any)."""

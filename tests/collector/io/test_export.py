@@ -325,26 +325,50 @@ def test_the_card_names_the_study_license_and_what_an_arena_model_is(collected, 
         update_study_config(collected, {"license": "CC BY"})
 
 
+def _undated(card: str) -> str:
+    return "\n".join(line for line in card.splitlines() if not line.startswith("Exported by Deconfound on"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("ext", ["jsonl", "parquet"])
-def test_an_export_read_and_written_in_small_batches_is_the_same_file(collected, tmp_path, monkeypatch, ext):
-    """The served-pair log is read, and the file written, a batch at a time: many small batches
-    give the same rows as one (byte for byte in JSON Lines)."""
+def test_a_streamed_export_is_the_whole_frame_export_and_its_card(collected, tmp_path, monkeypatch, fmt, ext):
+    """``export`` reads the log a few served pairs at a time, writes the file a few rows at a
+    time and builds the card from the pairs without their texts; the whole-frame path
+    (``export_frames``, ``build_card`` on ``pairs_frame``) must give the same file (byte for
+    byte in JSON Lines) and the same card. The study has an excluded annotator, a tie, a
+    both-bad, a skip, an unlabelled pair, and weights that vary (a policy steered by cells)."""
     import functools
 
+    import pyarrow.parquet as pq
+
     import collector.io.export as export_module
+    from collector.io.card import build_card
+    from collector.io.export import export_frames, write_frame
+    from collector.jobs.annotator_quality import exclude_annotator
 
     store = collected
-    export(store, "trl", tmp_path / f"one.{ext}")
+    store.activate_policy("overlap_targeting", {"attributes": ["bold", "list_format"]})
+    simulate(store, labels=60, annotators=2, groups=["c"], seed=5)
+    exclude_annotator(store, int(store.annotators()[1]["id"]), "speeding")
+    whole, pairs = export_frames(store, fmt)
+    expected = tmp_path / f"whole.{ext}"
+    with open(expected, "wb") as f:
+        write_frame(whole, f, ext)
+
     monkeypatch.setattr(export_module, "EXPORT_BATCH_ROWS", 3)
     monkeypatch.setattr(type(store), "served_pair_log_batches",
                         functools.partialmethod(type(store).served_pair_log_batches, batch=4))
-    assert len(list(store.served_pair_log_batches())) > 2
-    export(store, "trl", tmp_path / f"many.{ext}")
-    one, many = tmp_path / f"one.{ext}", tmp_path / f"many.{ext}"
+    assert len(list(store.served_pair_log_batches())) > 50
+    out = tmp_path / f"many.{ext}"
+    assert export(store, fmt, out) == len(whole) > 6
+    if fmt.startswith("trl"):
+        assert whole["weight"].nunique() > 3  # weights over the whole export, not a batch
     if ext == "jsonl":
-        assert one.read_bytes() == many.read_bytes() and one.read_bytes().count(b"\n") > 6
+        assert out.read_bytes() == expected.read_bytes()
     else:
-        import pyarrow.parquet as pq
-
-        first, second = pq.read_table(one), pq.read_table(many)
-        assert second.num_rows > 6 and first.schema.equals(second.schema) and first.equals(second)
+        first, second = pq.read_table(expected), pq.read_table(out)
+        assert first.schema.equals(second.schema) and first.equals(second)
+    card = build_card(store, pairs, fmt=fmt, export_name=f"many.{ext}", rows=len(whole), frame=whole,
+                      num_bytes=out.stat().st_size)  # small row groups make a larger Parquet file
+    assert _undated(card_path(out).read_text()) == _undated(card)
+    assert "speeding" in card and ("Style control" in card) == (fmt == "arena")
