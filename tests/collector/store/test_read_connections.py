@@ -79,3 +79,48 @@ def test_many_threads_serving_and_answering_store_every_label_once(tmp_path):
     assert all(r["annotator_id"] == r["shown_to"] for r in labels)
     assert {r["served_pair_id"] for r in labels} == {i for ids in served.values() for i in ids}
     store.close()
+
+
+def test_an_export_reads_one_state_while_labels_keep_arriving(tmp_path):
+    """``Store.snapshot``: every read of the block sees the state of its first read, while
+    another thread commits labels (the export's batches, its TRL weights and its card must
+    describe the same labels); after the block, the new labels are seen. An export run while a
+    writer commits gives a file and a card that agree."""
+    from collector.io.export import card_path, export
+    from collector.jobs.simulate import simulate
+
+    init_db(tmp_path / "d.db", demo=True)
+    store = Store(tmp_path / "d.db")
+    simulate(store, labels=40, annotators=2, groups=["a"], seed=0)
+    before = store.label_count()
+    with store.snapshot():
+        assert store.label_count() == before
+        other = Store(tmp_path / "d.db")
+        simulate(other, labels=10, annotators=1, groups=["b"], seed=1)  # commits from another connection
+        other.close()
+        assert store.label_count() == before and len(store.served_pair_log()) == before
+    assert store.label_count() == before + 10
+
+    # a writer commits between the export's batches of the log: the file and its card still agree
+    batches = Store.served_pair_log_batches
+
+    def interrupted(self, batch: int = 5000):
+        for i, rows in enumerate(batches(self, batch=7)):
+            yield rows
+            if i == 0:
+                writer = Store(tmp_path / "d.db")
+                simulate(writer, labels=5, annotators=1, groups=["c"], seed=2)
+                writer.close()
+
+    Store.served_pair_log_batches = interrupted  # type: ignore[method-assign]
+    try:
+        rows = export(store, "pairs", tmp_path / "pairs.jsonl")
+    finally:
+        Store.served_pair_log_batches = batches  # type: ignore[method-assign]
+    assert store.label_count() == before + 15  # the writer did commit, during the export
+    import pandas as pd
+
+    exported = pd.read_json(tmp_path / "pairs.jsonl", lines=True)
+    card = card_path(tmp_path / "pairs.jsonl").read_text()
+    assert len(exported) == rows == before + 10  # not one of the 5 labels committed mid-export
+    assert f"| labelled | {before + 10} |" in card and f"| served pairs | {before + 10} |" in card
