@@ -59,7 +59,7 @@ def _check_format(fmt: str, arena_models: str, include_imported: bool) -> None:
 
 def export_frames(store: Store, fmt: str, arena_models: str = "source",
                   include_imported: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(rows of the format, pairs_frame)``, each whole in memory (a download button, tests);
+    """``(rows of the format, pairs_frame)``, each whole in memory (for a notebook);
     ``export`` writes the same rows a batch at a time (``format_batches``). ``arena_models``
     says what the Arena format's ``model_a``/``model_b`` name (``arena_frame``)."""
     _check_format(fmt, arena_models, include_imported)
@@ -204,13 +204,6 @@ def _conform(table: Any, schema: Any, pa: Any) -> Any:
 def write_frame(df: pd.DataFrame, f: BinaryIO, ext: str) -> None:
     """Write ``df`` to ``f`` as ``jsonl`` or ``parquet`` (``write_batches`` of one frame)."""
     write_batches([df], f, ext)
-
-
-def frame_bytes(df: pd.DataFrame, ext: str) -> bytes:
-    """A frame as the bytes of a ``jsonl`` or ``parquet`` file (a download button's content)."""
-    buffer = io.BytesIO()
-    write_frame(df, buffer, ext)
-    return buffer.getvalue()
 
 
 def check_out_path(out: Path) -> None:
