@@ -21,6 +21,7 @@ import pandas as pd
 
 from acquisition.core.errors import ConfigError, DeconfoundError
 from acquisition.core.turns import standard_prompt
+from acquisition.editors import EDITORS
 from collector.io.card import build_card, style_differences
 from collector.io.frames import (
     ARENA_MODELS,
@@ -88,18 +89,36 @@ def format_rows(pairs: pd.DataFrame, fmt: str, arena_models: str = "source",
 @dataclass
 class Streamed:
     """What ``format_batches`` saw on its way through the log, for the card: the pairs frame
-    without texts (``card_frame``), the number of rows written, and the Arena style counts."""
+    without texts (``card_frame``), kept column by column, the number of rows written, and the
+    Arena style counts."""
 
-    pairs: list[pd.DataFrame] = field(default_factory=list)
+    columns: dict[str, list[pd.Series]] = field(default_factory=dict)
     rows: int = 0
     style: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
+    def add(self, frame: pd.DataFrame) -> None:
+        for column in frame.columns:
+            self.columns.setdefault(column, []).append(frame[column].copy())  # owns its memory
+
     def card_pairs(self) -> pd.DataFrame:
-        """The batches as one frame (once: the batches are let go, so it is the only copy)."""
-        parts, self.pairs = self.pairs, []
-        if not parts:
+        """The batches as one frame, built a column at a time, each column's batches let go as
+        it is joined (so the frame is about the only copy, never two), and without the four
+        flag columns of an attribute that no pair randomised (all null: the card reads a missing
+        column as it reads a null one)."""
+        if not self.columns:
             return card_frame(empty_pairs_frame())
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        columns, self.columns = self.columns, {}
+        unused = {a for a in EDITORS if all(
+            all(part.isna().all() for part in columns.get(f"{s}_{a}{x}", []))
+            for s in ("left", "right") for x in ("", "_assigned"))}
+        data = {}
+        for name in list(columns):
+            parts = columns.pop(name)
+            if name.startswith(("left_", "right_")) and name.split("_", 1)[1].removesuffix("_assigned") in unused:
+                continue
+            data[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+            del parts
+        return pd.DataFrame(data, copy=False)  # no consolidation into blocks: no second copy
 
     def style_differences(self) -> dict[str, np.ndarray]:
         return {e: np.concatenate(parts) if parts else np.zeros(0) for e, parts in self.style.items()}
@@ -116,7 +135,7 @@ def format_batches(store: Store, fmt: str, arena_models: str = "source", include
     produced = False
     for batch in pairs_batches(store):
         if seen is not None:
-            seen.pairs.append(card_frame(batch, interned))
+            seen.add(card_frame(batch, interned))
         rows = format_rows(batch, fmt, arena_models, weights)
         if fmt == "arena" and seen is not None:
             for element, diff in style_differences(rows).items():

@@ -122,6 +122,7 @@ class Collector:
         self.lease_seconds = lease_seconds
         self.background_rebuild = background_rebuild
         self._building: tuple[Any, ...] | None = None
+        self._rebuilder: threading.Thread | None = None  # the build in flight off the request path
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._policy_key: tuple[Any, ...] | None = None
@@ -158,8 +159,10 @@ class Collector:
                     # serve the current state while the new one is built, one build at a time: a
                     # key that moves meanwhile is built by the first request after this one ends
                     self._building = key
-                    threading.Thread(target=self._rebuild, args=(key, spec, config, needed, model_version),
-                                     name="deconfound-policy-rebuild", daemon=True).start()
+                    self._rebuilder = threading.Thread(target=self._rebuild, args=(key, spec, config, needed,
+                                                                                 model_version),
+                                                       name="deconfound-policy-rebuild", daemon=True)
+                    self._rebuilder.start()
                 return self._policy, self._policy_spec  # type: ignore[return-value]
         try:  # the first build, or rebuilds on request
             policy = self._build(spec, config, needed, model_version, flags=flags)
@@ -256,6 +259,12 @@ class Collector:
             if self._snapshot is None or self._snapshot.version <= snapshot.version:
                 self._snapshot = snapshot  # the flagged one replaces an unflagged one of its version
         return snapshot
+
+    def wait_for_rebuild(self, timeout: float = 60.0) -> None:
+        """Wait for a policy build in flight off the request path: before the store closes,
+        else the build fails on a closed database (and says so in the log)."""
+        if self._rebuilder is not None:
+            self._rebuilder.join(timeout)
 
     def _rebuild(self, key: tuple[Any, ...], spec: PolicySpec, config: Any, needed: frozenset[str],
                  model_version: str | None) -> None:

@@ -28,9 +28,11 @@ from collector.store.create import init_db
 
 
 def run_mode(db: Path, background: bool, annotators: int, seconds: float,
-             every: float) -> tuple[list[float], int, tuple[int, int]]:
+             every: float, name: str) -> tuple[list[float], int, tuple[int, int]]:
     """Next-pair milliseconds, the policy builds after the first, and the pool's responses served
-    at the start and at the end (a run where the pool did not grow measured nothing)."""
+    at the start and at the end (a run where the pool did not grow measured nothing). ``name``
+    sets this mode's annotators and imported prompts apart from another mode's (the same texts
+    again would be duplicates, and the pool would not grow)."""
     store = Store(db)
     collector = Collector(store, seed=0, background_rebuild=background)
     builds: list[int] = []
@@ -43,7 +45,7 @@ def run_mode(db: Path, background: bool, annotators: int, seconds: float,
     collector._build = counted_build  # type: ignore[method-assign]
     policy, _ = collector.active_policy()  # built once, as at app start
     first = policy.pool.n_responses
-    people = [store.add_annotator(f"{'bg' if background else 'fg'}-{i}")[0]["id"] for i in range(annotators)]
+    people = [store.add_annotator(f"{name}-{i}")[0]["id"] for i in range(annotators)]
     stop = threading.Event()
     times: list[float] = []
     lock = threading.Lock()
@@ -62,7 +64,7 @@ def run_mode(db: Path, background: bool, annotators: int, seconds: float,
         tick = 0
         while not stop.wait(every):
             tick += 1
-            store.add_pool([{"prompt": f"new prompt {tick}-{i} ({'bg' if background else 'fg'})",
+            store.add_pool([{"prompt": f"new prompt {tick}-{i} ({name})",
                              "task_type": "general",
                              "responses": [{"text": f"new response {tick}-{i}-{k}"} for k in range(4)]}
                             for i in range(25)], source="bench-growth")
@@ -102,7 +104,8 @@ def main() -> int:
         default = sys.getswitchinterval()
         for background, interval in [(False, default), *((True, i) for i in args.switch_intervals)]:
             sys.setswitchinterval(interval)
-            times, rebuilds, (first, last) = run_mode(db, background, args.annotators, args.seconds, args.every)
+            times, rebuilds, (first, last) = run_mode(db, background, args.annotators, args.seconds, args.every,
+                                                      f"{'bg' if background else 'fg'}-{interval * 1000:g}ms")
             label = "rebuild off the request path" if background else "rebuild on the request path "
             print(f"{label} (GIL switch interval {interval * 1000:g} ms): next pair p50 {statistics.median(times):7.1f} ms  "
                   f"p95 {pct(times, .95):7.1f} ms  max {max(times):7.1f} ms  ({len(times)} requests; "

@@ -147,6 +147,7 @@ def run_size(n_responses: int, annotators: int, seconds: float, every: float, mo
         ticks_done = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         versions = store._tuples("SELECT count(DISTINCT model_version), count(DISTINCT policy_version) FROM served_pairs")
         rss_after = rss_mb()
+        collector.wait_for_rebuild()  # a build in flight needs the store open
         store.close()
     return {"responses": n_responses, "built_s": built, "first_build_s": first_build, "times": times,
             "errors": errors, "ticks": ticks_done, "model_versions_served": versions[0][0],
