@@ -58,7 +58,7 @@ def pairs_frame(store: Store) -> pd.DataFrame:
     frame is the only whole copy held)."""
     parts = list(pairs_batches(store))
     if not parts:
-        return _pairs_batch([], {}, {})
+        return empty_pairs_frame()
     return parts[0] if len(parts) == 1 else _typed(pd.concat(parts, ignore_index=True))
 
 
