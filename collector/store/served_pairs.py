@@ -302,9 +302,9 @@ class ServedPairsMixin(StoreBase):
         """Regular (not quality-control) served pairs with id above ``last_served_id`` as
         ``(served pair id, prompt id, left base id, right base id)``, in id order: what the
         ``active`` policy reads, incrementally, to never serve a base pair twice."""
-        rows = self.db.execute(
+        rows = self._tuples(  # a read: on this thread's read connection, never the writer's unlocked
             "SELECT id, prompt_id, left_base_response_id, right_base_response_id FROM served_pairs "
-            "WHERE id > ? AND qc_kind = 'regular' ORDER BY id", [last_served_id]).fetchall()
+            "WHERE id > ? AND qc_kind = 'regular' ORDER BY id", [last_served_id])
         return [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows]
 
     def labelled_cells_since(self, last_label_id: int = 0) -> list[dict[str, Any]]:

@@ -124,3 +124,43 @@ def test_an_export_reads_one_state_while_labels_keep_arriving(tmp_path):
     card = card_path(tmp_path / "pairs.jsonl").read_text()
     assert len(exported) == rows == before + 10  # not one of the 5 labels committed mid-export
     assert f"| labelled | {before + 10} |" in card and f"| served pairs | {before + 10} |" in card
+
+
+class _Guarded:
+    """The writer's connection, failing any use by a thread that does not hold the store's lock
+    (a read there would see another thread's uncommitted writes, and a statement it left open
+    would pin a snapshot the next ``BEGIN IMMEDIATE`` cannot write from: 'database is locked')."""
+
+    def __init__(self, conn, lock, misuses):
+        self._conn, self._lock, self._misuses = conn, lock, misuses
+
+    def execute(self, sql, *args):
+        if not self._lock._is_owned():
+            self._misuses.append(sql.split()[0:4])
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_serving_every_example_policy_uses_the_writers_connection_only_under_the_lock(tmp_path):
+    """Every example policy (the active one reads the served log incrementally), quality control
+    included, serves and takes answers with every statement on the writer's connection made
+    under the store's lock; reads go to the thread's own read connection."""
+    from acquisition import EXAMPLES
+    from acquisition.core.config import to_dict
+    from acquisition.policies import POLICIES, load_policy_file
+
+    init_db(tmp_path / "g.db", demo=True)
+    store = Store(tmp_path / "g.db")
+    misuses: list[list[str]] = []
+    store.db.conn = _Guarded(store.db.conn, store._lock, misuses)
+    annotator, _ = store.add_annotator("guarded")
+    for name in sorted(POLICIES):
+        _, config = load_policy_file(str(EXAMPLES / f"{name}.toml"))
+        store.activate_policy(name, to_dict(config))
+        collector = Collector(store, seed=0)
+        for _ in range(4):
+            view = collector.next_pair(annotator["id"])
+            collector.submit(annotator["id"], view.served_pair_id, "left")
+    assert misuses == []
