@@ -48,3 +48,55 @@ def test_a_policy_change_never_makes_a_request_wait_on_the_rebuild(store, monkey
         threading.Event().wait(0.05)
     third, _ = store.add_annotator("third")
     assert store.served_pair(collector.next_pair(third["id"]).served_pair_id)["policy_version"] == new["version"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_at_most_concurrency_requests_run_at_once_and_every_one_is_served(store, monkeypatch, concurrency):
+    """Twelve annotators asking and answering at once: never more than ``concurrency`` of their
+    requests inside the store together, and every one gets its pair and its label stored."""
+    import threading
+
+    collector = Collector(store, seed=0, concurrency=concurrency)
+    inside, most, count = [0], [0], threading.Lock()
+
+    def counted(method):
+        def wrapper(*args, **kwargs):
+            with count:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            try:
+                threading.Event().wait(0.002)  # long enough for the others to pile in
+                return method(*args, **kwargs)
+            finally:
+                with count:
+                    inside[0] -= 1
+        return wrapper
+
+    monkeypatch.setattr(store, "open_served_pair", counted(store.open_served_pair))
+    monkeypatch.setattr(store, "submit_label", counted(store.submit_label))
+    people = [store.add_annotator(f"a{i}")[0]["id"] for i in range(12)]
+    errors: list[BaseException] = []
+
+    def annotate(annotator_id):
+        try:
+            for _ in range(3):
+                view = collector.next_pair(annotator_id)
+                collector.submit(annotator_id, view.served_pair_id, "left")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=annotate, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert most[0] == concurrency  # reached (twelve threads) and never passed
+    assert store.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0] == 36
+
+
+def test_a_concurrency_below_one_is_refused(store):
+    from acquisition.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="concurrency 0"):
+        Collector(store, concurrency=0)
