@@ -133,7 +133,10 @@ def run_size(n_responses: int, annotators: int, seconds: float, every: float, mo
                 with lock:
                     times.append(elapsed)
                 time.sleep(think)  # reading the pair
-                collector.submit(annotator_id, view.served_pair_id, "left")
+                try:
+                    collector.submit(annotator_id, view.served_pair_id, "left")
+                except Exception as exc:  # noqa: BLE001 - a lost answer is an error, and the annotator goes on
+                    errors.append(f"submit: {exc!r}")
 
         threads = [threading.Thread(target=annotate, args=(a,), daemon=True) for a in people]
         for th in threads:
