@@ -152,12 +152,29 @@ class EnsembleNet(nn.Module):
             self.adversary = nn.ParameterList([init(hidden, groups_for_adversary),
                                                nn.Parameter(torch.zeros(members, 1, groups_for_adversary))])
 
-    def forward(self, prompt: torch.Tensor, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([prompt, response], dim=-1)  # `(b, 2d)`
+    def _first_layer(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """``x @ w1[:, rows]`` for every member as one matrix product, `(b, n)` -> `(b, E, hidden)`."""
+        members, _, hidden = self.w1.shape
+        w = self.w1[:, rows].permute(1, 0, 2).reshape(-1, members * hidden)
+        return (x @ w).view(len(x), members, hidden)
+
+    def prompt_part(self, prompt: torch.Tensor) -> torch.Tensor:
+        """The prompt's share of the first layer, `(b, E, hidden)`: computed once for the two
+        responses of a pair (``forward(..., prompt_part=)``); the first layer reads
+        `[prompt, response, group one-hot (x) response]` through one weight matrix, so its
+        product splits by those blocks."""
+        return self._first_layer(prompt, slice(0, prompt.shape[-1]))
+
+    def forward(self, prompt: torch.Tensor, response: torch.Tensor,
+                prompt_part: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        n_prompt = prompt.shape[-1]
+        pre = self.prompt_part(prompt) if prompt_part is None else prompt_part
+        x = response  # `(b, d)`
         if self.interact_groups:
             c = prompt[..., -self.interact_groups:]  # the group's one-hot
             x = torch.cat([x, (c[:, :, None] * response[:, None, :]).flatten(1)], dim=-1)
-        h = nn.functional.gelu(torch.matmul(x, self.w1) + self.b1)  # `(E, b, hidden)`
+        pre = pre + self._first_layer(x, slice(n_prompt, None))
+        h = nn.functional.gelu(pre.transpose(0, 1).contiguous() + self.b1)  # `(E, b, hidden)`
         h = nn.functional.gelu(torch.bmm(self.dropout(h), self.w2) + self.b2)  # `(E, b, hidden)`
         return torch.bmm(h, self.wh) + self.bh, h  # `(E, b, heads)`, `(E, b, hidden)`
 
@@ -279,8 +296,9 @@ class RewardModel(ABC):
         with torch.no_grad():
             g = t["group"][idx]
             prompt = self._input(t["prompt"][idx], g)
-            r1 = self._pick(self.net(prompt, t["first"][idx])[0], g).mean(dim=0)
-            r2 = self._pick(self.net(prompt, t["second"][idx])[0], g).mean(dim=0)
+            shared = self.net.prompt_part(prompt)
+            r1 = self._pick(self.net(prompt, t["first"][idx], shared)[0], g).mean(dim=0)
+            r2 = self._pick(self.net(prompt, t["second"][idx], shared)[0], g).mean(dim=0)
             value = float(nn.functional.binary_cross_entropy_with_logits(r1 - r2, t["target"][idx]))
         self.net.train()
         return value
@@ -294,8 +312,9 @@ class RewardModel(ABC):
     def _loss(self, t: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
         g = t["group"][idx]
         prompt = self._input(t["prompt"][idx], g)
-        out1, h1 = self.net(prompt, t["first"][idx])
-        out2, h2 = self.net(prompt, t["second"][idx])
+        shared = self.net.prompt_part(prompt)  # once for both responses (and their parents)
+        out1, h1 = self.net(prompt, t["first"][idx], shared)
+        out2, h2 = self.net(prompt, t["second"][idx], shared)
         r1, r2 = self._pick(out1, g), self._pick(out2, g)  # `(E, b)`
         w = t["weight"][:, idx]  # `(E, b)`
         target = t["target"][idx].expand_as(r1)
@@ -307,8 +326,8 @@ class RewardModel(ABC):
             labels = torch.cat([g, g]).expand(logits.shape[0], -1)
             loss = loss + nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         if "first_parent" in t:  # invariance: a neutral edit keeps its parent's reward
-            base1, _ = self.net(prompt, t["first_parent"][idx])
-            base2, _ = self.net(prompt, t["second_parent"][idx])
+            base1, _ = self.net(prompt, t["first_parent"][idx], shared)
+            base2, _ = self.net(prompt, t["second_parent"][idx], shared)
             n1, n2 = t["first_neutral"][idx][None, :, None], t["second_neutral"][idx][None, :, None]
             drift = ((out1 - base1).pow(2) * n1).mean() + ((out2 - base2).pow(2) * n2).mean()
             loss = loss + self.config.invariance_weight * drift

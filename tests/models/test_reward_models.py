@@ -98,18 +98,26 @@ def test_the_invariance_penalty_never_holds_a_positive_control_to_its_parent():
 
 def test_step_based_training_stops_early_on_held_out_training_labels():
     """On few, noisy labels a big model overfits: with early stopping it keeps the weights of
-    its best held-out check and stops, and does at least as well on fresh pairs as training
-    on to the end."""
+    its best held-out check and stops after a fraction of the steps, and on fresh pairs does as
+    well as training on to the end, on average over three initialisations (one alone is a coin
+    toss: the full run's accuracy swings by 5 points from one initialisation to the next)."""
+    import torch
+
     data, test = synthetic(300, 5), synthetic(1000, 6)
     long = ModelConfig(hidden=256, ensemble=2, steps=3000, batch_size=64, lr=1e-2, dropout=0.0, weight_decay=0.0)
-    plain = build_model("bt_mlp", long, DIM, ["a", "b"])
-    stats_plain = plain.fit(data, seed=0)
-    stopped = build_model("bt_mlp", ModelConfig(**{**long.__dict__, "early_stopping": True, "eval_every": 25,
-                                                   "patience": 6}), DIM, ["a", "b"])
-    stats = stopped.fit(data, seed=0)
-    assert stats_plain["steps"] == 3000 and "best_step" not in stats_plain
-    assert stats["steps"] < 3000 and stats["best_step"] <= stats["steps"] and stats["validation_loss"] > 0
-    assert pairwise_accuracy(stopped, test) >= pairwise_accuracy(plain, test) - 0.01
+    early = ModelConfig(**{**long.__dict__, "early_stopping": True, "eval_every": 25, "patience": 6})
+    gains = []
+    for init in range(3):
+        torch.manual_seed(init)
+        plain = build_model("bt_mlp", long, DIM, ["a", "b"])
+        stats_plain = plain.fit(data, seed=0)
+        torch.manual_seed(init)
+        stopped = build_model("bt_mlp", early, DIM, ["a", "b"])
+        stats = stopped.fit(data, seed=0)
+        assert stats_plain["steps"] == 3000 and "best_step" not in stats_plain
+        assert stats["steps"] <= 300 and stats["best_step"] <= stats["steps"] and stats["validation_loss"] > 0
+        gains.append(pairwise_accuracy(stopped, test) - pairwise_accuracy(plain, test))
+    assert sum(gains) / len(gains) >= -0.015, gains
 
 
 def test_the_embedding_cache_never_mixes_token_limits(tmp_path):
