@@ -34,7 +34,8 @@ def _login_page(url_path: str):
 st.set_page_config(page_title="Deconfound", page_icon=ICON, layout="wide")
 # a policy rebuild runs in a thread beside the requests; a shorter GIL switch interval lets a
 # request back in sooner (bench_rebuild, 100k responses, 50 annotators, one run under load:
-# next pair p50/p95 74/302 ms at Python's 5 ms, 53/222 ms at 0.5 ms)
+# next pair p50/p95 74/302 ms at Python's 5 ms, 53/222 ms at 0.5 ms). Since the Collector admits
+# two requests at a time it makes no difference there (2026-12-03: 5.1/12.8 against 5.2/13.8 ms)
 sys.setswitchinterval(0.0005)
 start_worker()  # retrains the reward model in a process of its own
 record_server_url()  # the CLI prints login links with this server's address

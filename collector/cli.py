@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads for training and embedding (default 1)")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when this process ends (the app passes its own id when it starts the worker)")
+    p.add_argument("--start-delay", type=float, default=0.0,
+                   help="seconds to wait before loading torch and the embedding model (default 0; the app "
+                        "passes 10, so its first pages are drawn before the trainer takes a core)")
 
     gold = sub.add_parser("gold", help="Gold pairs with known answers (quality control).",
                           description="Gold pairs with known answers (quality control).")
@@ -356,7 +359,8 @@ NUMBERS: dict[str, tuple[float | None, float | None, bool, str]] = {
     "noise": (0, None, False, "quality points"), "flip_rate": (0, 0.5, True, "share"),
     "labels": (1, None, True, "labels"), "annotators": (1, 100_000, True, "annotators"),
     "threads": (1, 256, True, "threads"), "timeout": (0, 86_400, False, "seconds"),
-    "poll": (0, 3600, False, "seconds"), "concurrency": (1, 1024, True, "requests"),
+    "poll": (0, 3600, False, "seconds"),
+    "start_delay": (0, 3600, True, "seconds"), "concurrency": (1, 1024, True, "requests"),
     "retries": (0, 100, True, "retries"), "temperature": (0, 100, True, "temperature"),
     "top_p": (0, 1, False, "probability mass"), "max_new_tokens": (1, 1_000_000, True, "tokens"),
     "attempts": (1, 100, True, "asks"), "judges": (1, 1024, True, "judges"), "n": (1, 1000, True, "responses"),

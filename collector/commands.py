@@ -10,6 +10,7 @@ import json
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -442,11 +443,13 @@ def snapshot(args: argparse.Namespace) -> None:
 
 def worker(args: argparse.Namespace) -> None:
     from collector.jobs.worker import exit_with_parent, make_trainer
-    from models.online import load_training_config, set_torch_threads
 
     if args.parent_pid is not None:
         exit_with_parent(args.parent_pid)
     _existing_database(args.db)
+    time.sleep(args.start_delay)  # before torch and the embedding model load: the app boots first
+    from models.online import load_training_config, set_torch_threads
+
     set_torch_threads(args.threads)
     trainer = make_trainer(args.db, load_training_config(args.config), progress=True)
     if args.once:

@@ -26,20 +26,27 @@ if TYPE_CHECKING:
     from models.online import OnlineTrainer, TrainingConfig
 
 WORKER_NICE = 10  # added to the app's niceness: annotators' requests come first
+# seconds the app's trainer waits before it loads torch and the embedding model and starts on its
+# backlog: it is started by the first page the app draws, and its boot (2 s of CPU, then
+# embedding) drew the first visitor's page 1.56x as slowly as a bare Streamlit page, against
+# 1.3x with no trainer (bench_boot, 2026-12-03)
+WORKER_START_DELAY = 10.0
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "TOKENIZERS_PARALLELISM": "false"}
 
 
 def spawn_worker(db_path: str | Path, config_path: str | None = None,
-                 log_path: str | Path | None = None) -> subprocess.Popen:
+                 log_path: str | Path | None = None, start_delay: float = WORKER_START_DELAY) -> subprocess.Popen:
     """Start the trainer for ``db_path`` as a child process; it is stopped when this process exits.
 
     Args:
         config_path: a training TOML (``models/examples/training.toml``), default built in.
         log_path: where the worker's output goes (default: beside the database, ``worker.log``).
+        start_delay: seconds the trainer waits before it loads torch and starts (``WORKER_START_DELAY``).
     """
     db_path = Path(db_path).resolve()  # the child may not share this process's working directory
-    command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--parent-pid", str(os.getpid())]
+    command = [sys.executable, "-m", "collector", "worker", "--db", str(db_path), "--parent-pid", str(os.getpid()),
+               "--start-delay", str(start_delay)]
     if config_path:
         command += ["--config", str(config_path)]
     log_path = Path(log_path) if log_path else db_path.parent / "worker.log"

@@ -207,7 +207,7 @@ def test_the_apps_worker_exits_when_the_app_is_killed(db, tmp_path):
     app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from collector.jobs.worker import spawn_worker
-        print(spawn_worker({str(db)!r}).pid, flush=True)
+        print(spawn_worker({str(db)!r}, start_delay=0).pid, flush=True)
         time.sleep(120)
         """)], stdout=subprocess.PIPE, text=True)
     worker = int(app.stdout.readline())
