@@ -449,8 +449,10 @@ def worker(args: argparse.Namespace) -> None:
     _existing_database(args.db)
     time.sleep(args.start_delay)  # before torch and the embedding model load: the app boots first
     from models.online import load_training_config, set_torch_threads
+    from models.training import load_optimiser
 
     set_torch_threads(args.threads)
+    load_optimiser()
     trainer = make_trainer(args.db, load_training_config(args.config), progress=True)
     if args.once:
         store = Store(args.db, create=False)

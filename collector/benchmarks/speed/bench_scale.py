@@ -58,8 +58,10 @@ def mover(db: str, every: float, ticks: int) -> None:
 
     from collector.benchmarks.speed.bench_training import random_pairs
     from models.reward import ModelConfig, build_model
+    from models.training import load_optimiser
 
     torch.set_num_threads(1)
+    load_optimiser()  # as the worker does when it starts
     store = Store(db)
     checkpoints = store.checkpoints()
     rng = np.random.default_rng(1)
