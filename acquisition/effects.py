@@ -220,17 +220,19 @@ def amce(pairs: pd.DataFrame, attributes: Sequence[str] | None = None, by: Seque
         keys = pairs[list(by)].iloc[kept].assign(_position=kept)
         cells = ((k if isinstance(k, tuple) else (k,), g["_position"].to_numpy())
                  for k, g in keys.groupby(list(by), sort=True))
+    # rows where the attribute applies to both responses, read once per attribute, not per cell
+    both = {a: (pairs[f"left_{a}"].notna() & pairs[f"right_{a}"].notna()).to_numpy()
+            for a in attributes if f"left_{a}" in pairs.columns}
     rows = []
     for key, positions in cells:
         for a in attributes:
-            if f"left_{a}" not in pairs.columns:
+            if a not in both:
                 continue
             column = f"{{}}_{a}_assigned" if treatment == "assigned" and f"left_{a}_assigned" in pairs.columns else f"{{}}_{a}"
             needed = [c for c in (left_outcome or "label", column.format("left"), column.format("right"), "annotator_id",
                                   "policy", "policy_version", "arm", "arm_propensity", "edit_marginals")
                       if c in pairs.columns]  # only what the estimate reads: a copy per attribute
-            both = (pairs[f"left_{a}"].notna() & pairs[f"right_{a}"].notna()).to_numpy()
-            sub = pairs[needed].iloc[positions[both[positions]]].reset_index(drop=True)
+            sub = pairs[needed].iloc[positions[both[a][positions]]].reset_index(drop=True)
             base = dict(zip(by, key))
             if sub.empty:
                 rows.append({**base, "attribute": a, "estimate": math.nan, "se": math.nan,
