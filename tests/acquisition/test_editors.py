@@ -1,7 +1,10 @@
 import gzip
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -325,3 +328,23 @@ def test_the_benchmark_padding_carries_no_other_attribute():
         for name, editor in EDITORS.items():
             if name != "verbosity" and editor.readable_alone:
                 assert not editor.is_on(sentence + " The answer is to check the logs."), (name, sentence)
+
+
+def test_every_editor_gives_the_same_edit_in_every_process():
+    """An edit is a function of the text and its seed: the same in a process with another string
+    hashing (``PYTHONHASHSEED``), so the stored seed reproduces what the annotator saw. Bold picked
+    among equally repeated key terms in a set's order, which changed with the hashing."""
+    text = ("Watering matters for every garden. Mulch keeps moisture in, compost feeds roots, and "
+            "pruning helps light reach leaves. Water early; mulch thickly; add compost yearly; prune "
+            "lightly, since roots and leaves both need care. Gardens reward patience.")
+    script = ("import json, sys\nfrom acquisition.editors import EDITORS\n"
+              "t = sys.argv[1]\n"
+              "print(json.dumps({n: [e.applies(t)] + [e.apply(t, s) for s in range(6)] if e.applies(t) else [False]"
+              " for n, e in sorted(EDITORS.items())}))")
+    runs = [subprocess.run([sys.executable, "-c", script, text], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in range(4)]
+    first = json.loads(runs[0])
+    assert first["bold"][0], "the text must be one bold applies to, or this checks nothing"
+    for out in runs[1:]:
+        other = json.loads(out)
+        assert {n: v for n, v in other.items() if v != first[n]} == {}
