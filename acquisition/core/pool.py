@@ -242,14 +242,24 @@ class PoolArrays:
                    droppable=np.load(drop, mmap_mode=mode) if drop.exists() else None, **arrays)
 
 
+def prompt_at(arrays: PoolArrays, prompt_text: Mapping[int, str], position: int) -> PoolPrompt:
+    """The prompt at ``position`` of the columns, its text read on demand."""
+    s, e = int(arrays.offsets[position]), int(arrays.offsets[position + 1])
+    return PoolPrompt(int(arrays.prompt_ids[position]), arrays.task_types[int(arrays.task_codes[position])],
+                      tuple(int(r) for r in arrays.response_ids[s:e]), prompt_text)
+
+
 class PromptSequence(Sequence[PoolPrompt]):
     """Prompts of a snapshot by position (all of them, the servable ones, or one task type),
     made on demand from the columns: nothing per prompt is held."""
 
-    def __init__(self, pool: PoolSnapshot, positions: np.ndarray) -> None:
-        self._pool = pool
-        self.positions = positions  # positions in pool.arrays.prompt_ids, ascending
-        self.ids = pool.arrays.prompt_ids[positions]
+    def __init__(self, arrays: PoolArrays, prompt_text: Mapping[int, str], positions: np.ndarray) -> None:
+        # the snapshot's columns and texts, not the snapshot: a snapshot that held sequences
+        # holding it was a reference cycle, freed only by a full garbage collection, and a server
+        # swapping in a new model every 10 s at a million responses kept every old one mapped
+        self._arrays, self._prompt_text = arrays, prompt_text
+        self.positions = positions  # positions in arrays.prompt_ids, ascending
+        self.ids = arrays.prompt_ids[positions]
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -261,15 +271,15 @@ class PromptSequence(Sequence[PoolPrompt]):
 
     def __getitem__(self, i: int | slice) -> PoolPrompt | PromptSequence:
         if isinstance(i, slice):
-            return PromptSequence(self._pool, self.positions[i])
-        return self._pool.prompt_at(int(self.positions[i]))
+            return PromptSequence(self._arrays, self._prompt_text, self.positions[i])
+        return prompt_at(self._arrays, self._prompt_text, int(self.positions[i]))
 
     def __iter__(self) -> Iterator[PoolPrompt]:
         for start in range(0, len(self.positions), 2000):  # prompt texts a chunk at a time
             chunk = self.positions[start:start + 2000]
-            texts = texts_of(self._pool.prompt_text, [int(x) for x in self._pool.arrays.prompt_ids[chunk]])
+            texts = texts_of(self._prompt_text, [int(x) for x in self._arrays.prompt_ids[chunk]])
             for position in chunk:
-                prompt = self._pool.prompt_at(int(position))
+                prompt = prompt_at(self._arrays, self._prompt_text, int(position))
                 prompt._text = texts.get(prompt.id, "")
                 yield prompt
 
@@ -294,8 +304,8 @@ class PoolSnapshot:
         self.response_text = response_text
         self.prompt_text: Mapping[int, str] = prompt_text if prompt_text is not None else {}
         counts = arrays.counts
-        self.prompts = PromptSequence(self, np.arange(len(arrays.prompt_ids)))
-        self.servable = PromptSequence(self, np.flatnonzero(counts >= 2))
+        self.prompts = PromptSequence(arrays, self.prompt_text, np.arange(len(arrays.prompt_ids)))
+        self.servable = PromptSequence(arrays, self.prompt_text, np.flatnonzero(counts >= 2))
         self._response_order: np.ndarray | None = None
 
     @property
@@ -303,10 +313,7 @@ class PoolSnapshot:
         return len(self.arrays.response_ids)
 
     def prompt_at(self, position: int) -> PoolPrompt:
-        a = self.arrays
-        s, e = int(a.offsets[position]), int(a.offsets[position + 1])
-        return PoolPrompt(int(a.prompt_ids[position]), a.task_types[int(a.task_codes[position])],
-                          tuple(int(r) for r in a.response_ids[s:e]), self.prompt_text)
+        return prompt_at(self.arrays, self.prompt_text, position)
 
     def prompt(self, prompt_id: int) -> PoolPrompt:
         i = self.prompts.position(prompt_id)
@@ -317,7 +324,7 @@ class PoolSnapshot:
     def by_task_type(self) -> dict[str, PromptSequence]:
         """The servable prompts of each task type, in pool order."""
         codes = self.arrays.task_codes[self.servable.positions]
-        return {t: PromptSequence(self, self.servable.positions[codes == c])
+        return {t: PromptSequence(self.arrays, self.prompt_text, self.servable.positions[codes == c])
                 for c, t in enumerate(self.arrays.task_types) if (codes == c).any()}
 
     def response_position(self, response_id: int) -> int:

@@ -178,10 +178,12 @@ class Active(Policy):
         self.raw = np.where(self.scored, raw_arr, fill).clip(min=0.0)
         self._key_order = np.argsort(pair_keys(low, high), kind="stable")
         self._sorted_keys = pair_keys(low, high)[self._key_order]
-        prompt_ids, self._prompt_of_pair = np.unique(prompt, return_inverse=True)
-        change = np.flatnonzero(np.diff(prompt)) + 1  # the pairs of a prompt are contiguous
-        starts, ends = np.r_[0, change], np.r_[change, len(prompt)]
-        self._slice = {int(prompt[a]): (int(a), int(b)) for a, b in zip(starts, ends)} if len(prompt) else {}
+        # the pairs of a prompt are contiguous: prompt k's are rows [_prompt_start[k], _prompt_end[k]).
+        # Arrays, not a dict of tuples: at a million responses that was a million small objects per
+        # build, and the server's memory grew with every model swap (bench_scale)
+        prompt_ids, first, self._prompt_of_pair, counts = np.unique(prompt, return_index=True, return_inverse=True,
+                                                                    return_counts=True)
+        self._prompt_start, self._prompt_end = first, first + counts
         self._raw_cdf = np.cumsum(self.raw)
         self._total = float(self._raw_cdf[-1]) if len(self.raw) else 0.0
         self.taken = np.zeros(len(low), dtype=bool)  # served before: never drawn again
@@ -229,8 +231,7 @@ class Active(Policy):
             k = self._prompt_of_pair[i]
             self._since_refresh[k] += 1
             if cap and not self._relaxed and self._since_refresh[k] >= cap:
-                first, last = self._slice[prompt_id]
-                self._exclude(np.arange(first, last))
+                self._exclude(np.arange(self._prompt_start[k], self._prompt_end[k]))
         if count and (self._n == 0 or self._w <= 1e-9 * self._total):
             self._recompute()  # relax the cap once nothing uncapped is left; the total exact again near 0
 
