@@ -5,12 +5,12 @@ once this browser session has logged in as a researcher (each researcher URL sho
 until then, so a bookmarked /dashboard still works).
 """
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
 from collector.app.state import emit_session_cookie, is_researcher, record_server_url, require_researcher, start_worker
+from collector.serving.memory import configure_server_process
 
 ICON = str(Path(__file__).resolve().parent / "collector" / "assets" / "icon.png")  # local: no font host
 RESEARCHER_PAGES = [  # (file, title, icon, url path)
@@ -32,11 +32,10 @@ def _login_page(url_path: str):
 
 
 st.set_page_config(page_title="Deconfound", page_icon=ICON, layout="wide")
-# a policy rebuild runs in a thread beside the requests; a shorter GIL switch interval lets a
-# request back in sooner (bench_rebuild, 100k responses, 50 annotators, one run under load:
-# next pair p50/p95 74/302 ms at Python's 5 ms, 53/222 ms at 0.5 ms). Since the Collector admits
-# two requests at a time it makes no difference there (2026-12-03: 5.1/12.8 against 5.2/13.8 ms)
-sys.setswitchinterval(0.0005)
+# a 0.5 ms GIL switch interval and glibc's allocator held to its mmap threshold and two arenas,
+# so a server swapping policies at a million responses does not keep what it freed
+# (collector/serving/memory.py)
+configure_server_process()
 start_worker()  # retrains the reward model in a process of its own
 record_server_url()  # the CLI prints login links with this server's address
 

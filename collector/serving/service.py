@@ -26,6 +26,7 @@ from acquisition.policies import AnnotatorContext, Policy, Proposal, build_polic
 from acquisition.rewriter import SOURCE as REWRITE_SOURCE
 from acquisition.rewriter import RewritePair, rewrite_pairs
 from collector.serving import snapshots
+from collector.serving.memory import release_free_memory
 from collector.serving.quality_control import QualityControl
 from collector.serving.study import (
     MAX_SUSPICION_NOTE,
@@ -298,6 +299,7 @@ class Collector:
         with self._lock:
             self._policy, self._policy_key, self._policy_spec = policy, key, spec
             self._building = None
+        release_free_memory()  # the old policy's arrays go back to the system, not to malloc's free lists
 
     # ------------------------------------------------------------------ annotator actions
     def login(self, token: str) -> dict[str, Any]:

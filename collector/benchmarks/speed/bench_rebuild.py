@@ -26,6 +26,7 @@ from typing import Any
 
 from collector.benchmarks.speed.bench_serving import big_pool, pct
 from collector.benchmarks.speed.targets import Targets
+from collector.serving.memory import configure_server_process
 from collector.serving.service import Collector
 from collector.store import Store
 from collector.store.create import init_db
@@ -107,6 +108,7 @@ def main() -> int:
                         help="sys.setswitchinterval values for the off-path mode (Python's default is 0.005 s)")
     args = parser.parse_args()
     targets = Targets("rebuild")
+    configure_server_process()  # as app.py; each mode then sets its own switch interval
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         init_db(db)

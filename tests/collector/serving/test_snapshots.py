@@ -189,3 +189,44 @@ def test_attention_checks_on_a_large_pool_wait_for_the_builder_not_the_request(s
         kinds.append(store.served_pair(view.served_pair_id)["qc_kind"])
         collector.submit(annotator["id"], view.served_pair_id, "left")
     assert "attention" in kinds
+
+
+def test_a_replaced_snapshot_and_its_policy_are_freed_at_once(store):
+    """A snapshot, and the policy built on it, are freed as soon as nothing refers to them, not at
+    the next full garbage collection: the snapshot's prompt sequences referred back to it, and a
+    server swapping policies every 10 s at a million responses kept the old ones (bench_scale)."""
+    import gc
+    import weakref
+
+    store.add_pool(records(0, 30), source="t")
+    gc.collect()
+    gc.disable()
+    try:
+        pool = store.pool_snapshot(lazy_texts=True)
+        assert len(pool.prompts[2:5]) == 3 and pool.by_task_type() and pool.prompt(pool.prompts[0].id).text
+        policy = Active(ActiveConfig(design_acquisition="none"), pool)
+        refs = [weakref.ref(pool), weakref.ref(policy), weakref.ref(pool.arrays)]
+        del pool, policy
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+def test_the_server_process_settings_take_on_linux():
+    """The app's process setup (``configure_server_process``): the switch interval always; the
+    allocator settings and ``malloc_trim`` where glibc is (Debian, as CI runs)."""
+    import platform
+    import sys
+
+    from collector.serving import memory
+
+    before = sys.getswitchinterval()
+    try:
+        took = memory.configure_server_process()
+        assert sys.getswitchinterval() == pytest.approx(memory.SWITCH_INTERVAL_S)
+    finally:
+        sys.setswitchinterval(before)
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert took
+        np.ones(64 * 1024 * 1024 // 8).sum()  # something freed to hand back
+        memory.release_free_memory()  # returns whether pages went back: nothing to assert on that
