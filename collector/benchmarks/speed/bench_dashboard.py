@@ -18,6 +18,7 @@ Targets: first paint under 2 s; next pair p95 under 50 ms during refreshes. Exit
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -152,6 +153,10 @@ def first_paint(db: Path, repeats: int, targets: Targets) -> None:
 
     from collector.app import panels as dashboard
 
+    # the panels' cached loaders, called here outside a page, warn on every call that there is no
+    # Streamlit runtime: dozens of lines that hid the figures
+    for name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     figures: dict[str, list[float]] = {}
 
     def note(name: str, wall: float, cpu: float) -> None:
