@@ -5,9 +5,9 @@ A server at a million responses swaps in a new policy every time the model or th
 glibc's defaults that memory stayed with the process: its mmap threshold rises to the largest
 block freed (up to 32 MB), so later arrays come from per-thread arenas that fifty request threads
 multiply, and freed arena memory is not returned. `bench_scale` at 1M responses with 50
-annotators grew from 0.4 to 2.1 GB in 150 s; with the settings below, and a reference cycle in
-``PoolSnapshot`` gone, it stayed at 0.2 GB (docs/benchmarks.md). Elsewhere (no glibc) both calls
-do nothing and say so.
+annotators grew from 0.4 to 2.1 GB in 150 s; with a reference cycle in ``PoolSnapshot`` gone, the
+threshold fixed and free pages returned after each swap, it stays near 0.2-0.3 GB
+(docs/benchmarks.md). Elsewhere (no glibc) the allocator calls do nothing and say so.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import functools
 import sys
 
 SWITCH_INTERVAL_S = 0.0005
-MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept: larger blocks are mapped and returned on free
-ARENA_MAX = 2  # one per core here; requests are admitted two at a time (``Collector``)
-_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters, from glibc's malloc.h
+# blocks of 1 MiB and more (a policy's arrays at 100k responses and up) are mapped and returned on
+# free; setting it at all stops glibc raising it. Smaller blocks (Streamlit's own) stay on the heap:
+# with glibc's 128 KiB and two arenas, as first tried, the annotator page's first paint went from
+# 1.46x to 1.62x the bare page (one make bench run each)
+MMAP_THRESHOLD = 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
 
 
 @functools.cache
@@ -36,13 +39,11 @@ def _glibc() -> ctypes.CDLL | None:
 
 def configure_server_process() -> bool:
     """Set the server process up as the app runs it: a 0.5 ms GIL switch interval (a request gets
-    back in sooner beside a build thread) and a fixed mmap threshold with two malloc arenas.
-    Returns whether the allocator settings took (glibc only)."""
+    back in sooner beside a build thread) and a fixed mmap threshold. Returns whether the
+    allocator setting took (glibc only)."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     libc = _glibc()
-    if libc is None:
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_ARENA_MAX, ARENA_MAX))
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def release_free_memory() -> bool:
