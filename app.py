@@ -32,9 +32,8 @@ def _login_page(url_path: str):
 
 
 st.set_page_config(page_title="Deconfound", page_icon=ICON, layout="wide")
-# a 0.5 ms GIL switch interval and glibc's allocator held to its mmap threshold and two arenas,
-# so a server swapping policies at a million responses does not keep what it freed
-# (collector/serving/memory.py)
+# a 0.5 ms GIL switch interval, and glibc's mmap threshold fixed at 1 MiB so that a server
+# swapping policies at a million responses gives back what it frees (collector/serving/memory.py)
 configure_server_process()
 start_worker()  # retrains the reward model in a process of its own
 record_server_url()  # the CLI prints login links with this server's address
